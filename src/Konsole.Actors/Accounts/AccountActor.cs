@@ -1,0 +1,412 @@
+using Akka.Actor;
+using Akka.Event;
+using Konsole.Actors.Configuration;
+using Konsole.Actors.Processes;
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Protocol;
+using static Konsole.Actors.Accounts.AccountProtocol;
+using static Konsole.Actors.Processes.HotProcessProtocol;
+
+namespace Konsole.Actors.Accounts;
+
+/// <summary>
+/// One Claude account: owns a warm <see cref="ProcessMode.Full"/> and a warm <see cref="ProcessMode.Chat"/>
+/// process, queues the prompts for each in order, and moves conversations between processes. A prompt
+/// always continues its own conversation: when it lands on a process holding another one, that process
+/// is restarted on it (<c>--resume</c>, with the transcript copied over from the account that wrote it);
+/// a new conversation costs only a <c>/clear</c>. Crashed processes are restarted with backoff and
+/// resume their conversation; prompts queued meanwhile wait for them.
+/// </summary>
+public sealed class AccountActor : ReceiveActor, IWithTimers
+{
+    private static readonly TimeSpan CredentialsPollInterval = TimeSpan.FromMinutes(1);
+
+    private readonly AccountSettings _account;
+    private readonly KonsoleSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Slot[] _slots = [new(ProcessMode.Full), new(ProcessMode.Chat)];
+    private AccountCredentials? _credentials;
+    private RateLimitInfo? _rateLimit;
+    private AccountState _state = AccountState.Starting;
+
+    public AccountActor(AccountSettings account, KonsoleSettings settings)
+    {
+        _account = account;
+        _settings = settings;
+
+        Receive<SubmitPrompt>(OnSubmit);
+        Receive<InterruptPrompt>(m => OnInterrupt(m.PromptId));
+        Receive<GetStatus>(_ => Sender.Tell(Status()));
+
+        Receive<ProcessReady>(m => WithSlot(slot => OnReady(slot, m.ProcessId)));
+        Receive<TurnFinished>(m => WithSlot(slot => OnTurnFinished(slot, m)));
+        Receive<ProcessExited>(m => WithSlot(slot => OnProcessLost(slot, m.SessionId, m.Reason)));
+        Receive<Terminated>(m =>
+        {
+            if (_slots.FirstOrDefault(s => s.Process?.Equals(m.ActorRef) == true) is { } slot)
+                OnProcessLost(slot, null, "the process actor stopped");
+        });
+        Receive<RateLimitObserved>(m =>
+        {
+            _rateLimit = m.Info;
+            PublishStatus();
+        });
+
+        Receive<RestartProcess>(m => OnRestart(SlotFor(m.Mode), m.Reason));
+        Receive<ConversationPrepared>(m => OnConversationPrepared(SlotFor(m.Mode), m));
+        Receive<CredentialsRead>(m =>
+        {
+            if (m.Credentials == _credentials) return;
+            _credentials = m.Credentials;
+            PublishStatus();
+        });
+        Receive<PollCredentials>(_ => ReadCredentials());
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(AccountSettings account, KonsoleSettings settings) =>
+        Akka.Actor.Props.Create(() => new AccountActor(account, settings));
+
+    private string Id => _account.Id;
+
+    // A process actor that misbehaves is stopped, not restarted: its running turn must end with an error,
+    // which only this actor can report (it sees Terminated and restarts the process with backoff).
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
+
+    protected override void PreStart()
+    {
+        Directory.CreateDirectory(_account.ConfigDir);
+        _log.Info("Account {0} ({1}): starting its full and chat processes, config dir {2}{3}",
+            Id, _account.Label, _account.ConfigDir, _account.UsesApiKey ? $", API key from ${_account.ApiKeyEnv}" : "");
+        foreach (var slot in _slots)
+            StartProcess(slot, resume: null);
+        if (!_account.UsesApiKey)
+        {
+            ReadCredentials();
+            Timers.StartPeriodicTimer(nameof(PollCredentials), PollCredentials.Instance, CredentialsPollInterval);
+        }
+        PublishStatus();
+    }
+
+    protected override void PostStop()
+    {
+        foreach (var slot in _slots)
+        {
+            foreach (var prompt in slot.Queue.Append(slot.Running).OfType<Prompt>())
+                prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {Id} stopped"));
+        }
+    }
+
+    private void OnSubmit(SubmitPrompt submit)
+    {
+        var prompt = submit.Prompt;
+        var waiting = _slots.Sum(s => s.Queue.Count);
+        if (waiting >= _settings.QueueMaxDepth)
+        {
+            prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.QueueFull,
+                $"account {Id} already has {waiting} prompts waiting (konsole.queue.max-depth = {_settings.QueueMaxDepth})"));
+            return;
+        }
+        var slot = SlotFor(submit.Mode);
+        slot.Queue.AddLast(prompt);
+        if (slot.CanDispatch)
+            Dispatch(slot);
+        else
+            prompt.ReplyTo.Tell(new PromptQueued(prompt.PromptId, Id, slot.Queue.Count));
+        PublishStatus();
+    }
+
+    private void OnInterrupt(string promptId)
+    {
+        foreach (var slot in _slots)
+        {
+            if (slot.Queue.FirstOrDefault(p => p.PromptId == promptId) is { } queued)
+            {
+                slot.Queue.Remove(queued);
+                queued.ReplyTo.Tell(new TurnFailed(promptId, TurnErrorCodes.Interrupted, "interrupted while queued"));
+                AnnouncePositions(slot);
+                PublishStatus();
+                return;
+            }
+            if (slot.Running?.PromptId != promptId)
+                continue;
+            if (slot.Dispatched)
+            {
+                slot.Process!.Tell(new InterruptTurn(promptId));
+                return;
+            }
+            // Its process is still being restarted on its conversation: it never reached the CLI.
+            slot.Running.ReplyTo.Tell(new TurnFailed(promptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
+            slot.Running = null;
+            PublishStatus();
+            return;
+        }
+    }
+
+    /// <summary>Starts the next queued prompt of <paramref name="slot"/>, deciding which conversation it needs.</summary>
+    private void Dispatch(Slot slot)
+    {
+        if (!slot.CanDispatch)
+            return;
+        var prompt = slot.Queue.First!.Value;
+        slot.Queue.RemoveFirst();
+        slot.Running = prompt;
+        AnnouncePositions(slot);
+
+        if (slot.Mode == ProcessMode.Chat)
+        {
+            Send(slot, clearFirst: false);
+            return;
+        }
+        if (prompt.Conversation is { } wanted)
+        {
+            if (wanted == slot.Held)
+                Send(slot, clearFirst: false);
+            else
+                Switch(slot, wanted);
+            return;
+        }
+        // A new conversation, or a follow-up queued before this session's first turn reported its conversation.
+        var followUp = slot.Held is not null && slot.HeldUserSession == prompt.UserSessionId;
+        Send(slot, clearFirst: slot.Held is not null && !followUp);
+    }
+
+    private void Send(Slot slot, bool clearFirst)
+    {
+        if (clearFirst)
+        {
+            slot.Held = null;
+            slot.HeldUserSession = null;
+        }
+        slot.Dispatched = true;
+        slot.Process!.Tell(new RunTurn(slot.Running!, clearFirst));
+        PublishStatus();
+    }
+
+    private void Switch(Slot slot, ConversationRef wanted)
+    {
+        _log.Info("Account {0}: moving its full process to conversation {1} (from account {2}) for session {3}",
+            Id, wanted.SessionId, wanted.AccountId, slot.Running!.UserSessionId);
+        slot.Dispatched = false;
+        PrepareConversation(slot, slot.Running.PromptId, wanted.SessionId, wanted.ConfigDir);
+        PublishStatus();
+    }
+
+    private void PrepareConversation(Slot slot, string? forPromptId, string sessionId, string fromConfigDir)
+    {
+        var to = _account.ConfigDir;
+        Task.Run(() => Transcripts.Prepare(sessionId, fromConfigDir, to)).PipeTo(Self,
+            success: available => new ConversationPrepared(slot.Mode, forPromptId, sessionId, available, null),
+            failure: e => new ConversationPrepared(slot.Mode, forPromptId, sessionId, false, e.Message));
+    }
+
+    private void OnConversationPrepared(Slot slot, ConversationPrepared prepared)
+    {
+        if (!prepared.Available)
+            _log.Warning("Account {0}: no transcript of conversation {1} found{2}; it continues as a new conversation",
+                Id, prepared.SessionId, prepared.Error is null ? "" : $" ({prepared.Error})");
+        var resume = prepared.Available ? prepared.SessionId : null;
+
+        if (prepared.ForPromptId is null)
+        {
+            // A restart after a crash.
+            if (slot.Restarting && slot.Process is null)
+                StartProcess(slot, resume);
+            return;
+        }
+        if (slot.Running?.PromptId != prepared.ForPromptId || slot.Dispatched || slot.Process is null)
+        {
+            Dispatch(slot); // the prompt was interrupted (or its process crashed) meanwhile
+            return;
+        }
+        StopProcess(slot);
+        var userSession = slot.Running.UserSessionId;
+        StartProcess(slot, resume);
+        slot.HeldUserSession = userSession;
+    }
+
+    private void OnReady(Slot slot, int processId)
+    {
+        slot.ProcessId = processId;
+        if (slot.Restarting)
+        {
+            slot.Restarting = false;
+            _log.Info("Account {0}: {1} process is back (pid {2})", Id, slot.Name, processId);
+        }
+        if (slot is { Running: not null, Dispatched: false })
+            Send(slot, clearFirst: false); // it was started on this prompt's conversation
+        else
+            Dispatch(slot);
+        PublishStatus();
+    }
+
+    private void OnTurnFinished(Slot slot, TurnFinished finished)
+    {
+        if (slot.Running?.PromptId != finished.PromptId)
+            return;
+        if (slot.Mode == ProcessMode.Full && finished.SessionId is not null)
+        {
+            slot.Held = new ConversationRef(finished.SessionId, Id, _account.ConfigDir);
+            slot.HeldUserSession = slot.Running.UserSessionId;
+        }
+        slot.Running = null;
+        slot.Dispatched = false;
+        slot.ConsecutiveCrashes = 0;
+        if (!_account.UsesApiKey)
+            ReadCredentials(); // the CLI may have refreshed the token itself
+        Dispatch(slot);
+        PublishStatus();
+    }
+
+    private void OnProcessLost(Slot slot, string? sessionId, string reason)
+    {
+        Context.Unwatch(slot.Process);
+        slot.Process = null;
+        slot.ProcessId = null;
+        if (slot.Mode == ProcessMode.Full && sessionId is not null)
+            slot.Held = new ConversationRef(sessionId, Id, _account.ConfigDir);
+        if (slot.Running is { } running)
+        {
+            if (slot.Dispatched)
+            {
+                running.ReplyTo.Tell(new TurnFailed(running.PromptId, TurnErrorCodes.ProcessCrashed,
+                    $"account {Id}: the {slot.Name} process crashed during the turn: {reason}"));
+                slot.HeldUserSession = running.UserSessionId;
+            }
+            else
+                slot.Queue.AddFirst(running); // it had not reached the CLI: it waits for the restart
+            slot.Running = null;
+            slot.Dispatched = false;
+        }
+
+        if (CoordinatedShutdown.Get(Context.System).ShutdownReason is not null)
+            return; // the system is ending: its processes are being stopped, not lost
+
+        slot.ConsecutiveCrashes++;
+        slot.Restarts++;
+        slot.Restarting = true;
+        var delay = _settings.Claude.Restart.Delay(slot.ConsecutiveCrashes, Random.Shared.NextDouble());
+        _log.Warning("Account {0}: {1} process lost ({2}); restart {3} in {4:0.###}s",
+            Id, slot.Name, reason, slot.ConsecutiveCrashes, delay.TotalSeconds);
+        Timers.StartSingleTimer(slot.Name, new RestartProcess(slot.Mode, reason), delay);
+        Context.System.EventStream.Publish(new ProcessRestarted(Id, slot.Mode, slot.ConsecutiveCrashes, delay, reason));
+        AnnouncePositions(slot);
+        PublishStatus();
+    }
+
+    private void OnRestart(Slot slot, string reason)
+    {
+        if (slot.Process is not null)
+            return;
+        if (slot.Held is { } held)
+            PrepareConversation(slot, null, held.SessionId, _account.ConfigDir);
+        else
+            StartProcess(slot, resume: null);
+    }
+
+    private void StartProcess(Slot slot, string? resume)
+    {
+        slot.Generation++;
+        var spec = new HotProcessSpec(Id, slot.Mode, _account.ConfigDir,
+            CliLaunch.For(_account, _settings.Claude, slot.Mode), resume,
+            _settings.Claude.StartTimeout, _settings.Claude.StopGrace);
+        slot.Process = Context.Watch(Context.ActorOf(HotProcessActor.Props(spec), $"{slot.Name}-{slot.Generation}"));
+        slot.ProcessId = null;
+        slot.Held = resume is null ? null : new ConversationRef(resume, Id, _account.ConfigDir);
+        if (resume is null)
+            slot.HeldUserSession = null;
+    }
+
+    private void StopProcess(Slot slot)
+    {
+        if (slot.Process is null) return;
+        Context.Unwatch(slot.Process);
+        Context.Stop(slot.Process); // its PostStop stops the CLI gracefully
+        slot.Process = null;
+        slot.ProcessId = null;
+    }
+
+    private void AnnouncePositions(Slot slot)
+    {
+        var position = 0;
+        foreach (var prompt in slot.Queue)
+            prompt.ReplyTo.Tell(new PromptQueued(prompt.PromptId, Id, ++position));
+    }
+
+    private void ReadCredentials() =>
+        AccountCredentials.ReadAsync(_account.ConfigDir).PipeTo(Self, success: c => new CredentialsRead(c));
+
+    private AccountStatus Status() => new(
+        Id,
+        _account.Label,
+        _account.Tier ?? _credentials?.RateLimitTier,
+        _state,
+        _slots.Select(s => s.Running?.UserSessionId).FirstOrDefault(id => id is not null),
+        _slots.Sum(s => s.Queue.Count),
+        _account.UsesApiKey,
+        _credentials?.ExpiresAt,
+        _rateLimit,
+        _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts)).ToArray());
+
+    private void PublishStatus()
+    {
+        var state = _slots.Any(s => s.Restarting) ? AccountState.Restarting
+            : _slots.Any(s => s.Running is not null) ? AccountState.Busy
+            : _slots.Any(s => s.ProcessId is null) ? AccountState.Starting
+            : AccountState.Idle;
+        if (state != _state)
+        {
+            var previous = _state;
+            _state = state;
+            _log.Info("Account {0}: {1} -> {2}", Id, previous, state);
+            Context.System.EventStream.Publish(new AccountStateChanged(Id, state, previous, null));
+        }
+        Context.Parent.Tell(Status());
+    }
+
+    private void WithSlot(Action<Slot> handle)
+    {
+        // Messages from a process this account already replaced are stale.
+        if (_slots.FirstOrDefault(s => s.Process?.Equals(Sender) == true) is { } slot)
+            handle(slot);
+    }
+
+    private Slot SlotFor(ProcessMode mode) => _slots.First(s => s.Mode == mode);
+
+    /// <summary>One hot process and the prompts waiting for it.</summary>
+    private sealed class Slot(ProcessMode mode)
+    {
+        public ProcessMode Mode { get; } = mode;
+        public string Name { get; } = mode.ToString().ToLowerInvariant();
+        public IActorRef? Process;
+        public int? ProcessId; // set once the process answered initialize
+        public int Generation;
+        public readonly LinkedList<Prompt> Queue = new();
+
+        /// <summary>The prompt that owns the process now; <see cref="Dispatched"/> once it was handed to it.</summary>
+        public Prompt? Running;
+        public bool Dispatched;
+
+        /// <summary>The conversation the process holds (null: an empty one), and the user session it belongs to.</summary>
+        public ConversationRef? Held;
+        public string? HeldUserSession;
+
+        public bool Restarting;
+        public int ConsecutiveCrashes;
+        public int Restarts;
+
+        public bool CanDispatch => Process is not null && ProcessId is not null && Running is null && Queue.Count > 0;
+    }
+
+    private sealed record RestartProcess(ProcessMode Mode, string Reason);
+
+    private sealed record ConversationPrepared(ProcessMode Mode, string? ForPromptId, string SessionId, bool Available, string? Error);
+
+    private sealed record CredentialsRead(AccountCredentials? Credentials);
+
+    private sealed record PollCredentials
+    {
+        public static readonly PollCredentials Instance = new();
+    }
+}

@@ -1,0 +1,75 @@
+using Konsole.Actors.Configuration;
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Protocol;
+
+namespace Konsole.Actors.Accounts;
+
+public enum AccountState
+{
+    Starting,
+    Idle,
+    Busy,
+    Restarting,
+    Refreshing,
+    RateLimited,
+    Failed,
+}
+
+public static class AccountProtocol
+{
+    // Commands
+
+    /// <summary>Queues a prompt for the account's process of <paramref name="Mode"/>. Beyond <c>queue.max-depth</c> it fails at once with <c>queue_full</c>.</summary>
+    public sealed record SubmitPrompt(Prompt Prompt, ProcessMode Mode);
+
+    /// <summary>Interrupts a running prompt, or drops a queued one (it fails with <c>interrupted</c>). Unknown ids are ignored.</summary>
+    public sealed record InterruptPrompt(string PromptId);
+
+    // Queries
+
+    /// <summary>Replied with <see cref="AccountStatus"/>.</summary>
+    public sealed record GetStatus
+    {
+        public static readonly GetStatus Instance = new();
+    }
+
+    /// <summary>
+    /// An account as it is now. Also sent to the account's parent whenever it changes.
+    /// </summary>
+    /// <param name="ActiveSessionId">The user session whose turn is running, if any.</param>
+    /// <param name="QueueDepth">Prompts waiting (not counting running turns).</param>
+    /// <param name="ExpiresAt">When the OAuth access token expires; null for API-key accounts or when unknown.</param>
+    public sealed record AccountStatus(
+        string AccountId,
+        string Label,
+        string? Tier,
+        AccountState State,
+        string? ActiveSessionId,
+        int QueueDepth,
+        bool UsesApiKey,
+        DateTimeOffset? ExpiresAt,
+        RateLimitInfo? RateLimit,
+        IReadOnlyList<ProcessStatus> Processes)
+    {
+        public bool Busy => Processes.Any(p => p.Busy);
+
+        /// <summary>Every hot process is started and answered <c>initialize</c>.</summary>
+        public bool Warm => Processes.All(p => p.ProcessId is not null);
+
+        /// <summary>An account whose actor has not reported yet.</summary>
+        public static AccountStatus Starting(AccountSettings account) => new(account.Id, account.Label, account.Tier,
+            AccountState.Starting, null, 0, account.UsesApiKey, null, null,
+            [new(ProcessMode.Full, null, false, null, 0), new(ProcessMode.Chat, null, false, null, 0)]);
+    }
+
+    /// <param name="ProcessId">The OS process id, null while (re)starting.</param>
+    /// <param name="ConversationId">The Claude session id the process holds, if known.</param>
+    public sealed record ProcessStatus(ProcessMode Mode, int? ProcessId, bool Busy, string? ConversationId, int Restarts);
+
+    // Events, on the actor system's event stream
+
+    public sealed record AccountStateChanged(string AccountId, AccountState State, AccountState Previous, string? Reason);
+
+    /// <summary>A crashed process was started again after <paramref name="Delay"/>.</summary>
+    public sealed record ProcessRestarted(string AccountId, ProcessMode Mode, int Attempt, TimeSpan Delay, string Reason);
+}

@@ -1,0 +1,32 @@
+using Konsole.Actors.Configuration;
+using Konsole.Actors.Processes;
+using Konsole.Actors.Prompts;
+
+namespace Konsole.Actors.Accounts;
+
+/// <summary>The command line and environment of an account's CLI processes.</summary>
+public static class CliLaunch
+{
+    /// <summary>Variables of the host that must never reach an account's process: they would select another login.</summary>
+    public static readonly IReadOnlyList<string> RemovedVariables =
+        ["CLAUDE_CONFIG_DIR", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDECODE"];
+
+    public static ProcessLaunch For(AccountSettings account, ClaudeSettings claude, ProcessMode mode)
+    {
+        List<string> arguments = ["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"];
+        if (mode == ProcessMode.Chat)
+            arguments.AddRange(["--tools", "", "--append-system-prompt", claude.ChatSystemPrompt]);
+        arguments.AddRange(claude.ExtraArgs);
+
+        var environment = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var name in RemovedVariables)
+            environment[name] = null; // CliWrap removes variables set to null
+        foreach (var (name, value) in claude.Environment)
+            environment[name] = value;
+        environment["CLAUDE_CONFIG_DIR"] = account.ConfigDir;
+        if (account.ApiKeyEnv is { } keyVariable)
+            environment["ANTHROPIC_API_KEY"] = Environment.GetEnvironmentVariable(keyVariable);
+
+        return new ProcessLaunch(claude.Path, arguments, environment, claude.WorkingDirectory, claude.MaxLineBytes);
+    }
+}

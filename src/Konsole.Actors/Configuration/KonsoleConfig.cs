@@ -1,0 +1,343 @@
+using System.Text.RegularExpressions;
+using Akka.Configuration;
+using Akka.Configuration.Hocon;
+
+namespace Konsole.Actors.Configuration;
+
+/// <summary>A configuration the host refuses to start with; the message names the file and the key.</summary>
+public sealed class KonsoleConfigException(string message) : Exception(message);
+
+/// <summary>
+/// Loads <c>hocon/konsole.hocon</c> (embedded) merged with an optional user file, and validates all of
+/// it before anything starts: unknown keys, wrong types, duplicate account ids and roles naming no
+/// account are refused, never half-applied.
+/// </summary>
+public static partial class KonsoleConfig
+{
+    public const string DefaultsName = "hocon/konsole.hocon (embedded defaults)";
+
+    private static readonly string[] ForbiddenEnvironment = ["CLAUDE_CONFIG_DIR", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"];
+    private static readonly HashSet<string> AccountKeys = ["id", "label", "config-dir", "api-key-env", "tier"];
+
+    /// <summary>The embedded defaults.</summary>
+    public static Config Defaults { get; } = ParseText(ReadDefaults(), DefaultsName);
+
+    /// <summary>Loads the defaults merged with <paramref name="userFile"/> (may be null) and validates the result.</summary>
+    public static (Config Config, KonsoleSettings Settings) Load(string? userFile)
+    {
+        if (userFile is null)
+            return (Defaults, Read(Defaults, DefaultsName));
+        if (!File.Exists(userFile))
+            throw new KonsoleConfigException($"{userFile}: configuration file not found");
+        return Parse(File.ReadAllText(userFile), userFile);
+    }
+
+    /// <summary>Parses HOCON text as if it were a user file named <paramref name="source"/>, merged over the defaults.</summary>
+    public static (Config Config, KonsoleSettings Settings) Parse(string hocon, string source = "(inline configuration)")
+    {
+        var user = ParseText(hocon, source);
+        RefuseUnknownKeys(user, source);
+        var merged = user.WithFallback(Defaults);
+        return (merged, Read(merged, source));
+    }
+
+    private static Config ParseText(string text, string source)
+    {
+        if (Unbalanced(text) is { } problem)
+            throw new KonsoleConfigException($"{source}: malformed HOCON: {problem}");
+        try
+        {
+            return ConfigurationFactory.ParseString(text);
+        }
+        catch (Exception e) when (e is FormatException or ConfigurationException)
+        {
+            throw new KonsoleConfigException($"{source}: malformed HOCON: {FirstLine(e.Message)}{Position(text, e.Message)}");
+        }
+    }
+
+    private static void RefuseUnknownKeys(Config user, string source)
+    {
+        foreach (var (key, value) in user.Root.GetObject().Items)
+        {
+            if (key == "akka") continue;
+            if (key != "konsole")
+                throw new KonsoleConfigException($"{source}: unknown key '{key}' (expected 'konsole' or 'akka')");
+            RefuseUnknown(value, Defaults.GetValue("konsole"), "konsole", source);
+        }
+    }
+
+    private static void RefuseUnknown(HoconValue user, HoconValue defaults, string path, string source)
+    {
+        if (!user.IsObject() || !defaults.IsObject() || path == "konsole.claude.environment")
+            return;
+        var known = defaults.GetObject().Items;
+        foreach (var (key, value) in user.GetObject().Items)
+        {
+            if (!known.TryGetValue(key, out var defaultValue))
+                throw new KonsoleConfigException(
+                    $"{source}: unknown key '{path}.{key}' (known keys under {path}: {string.Join(", ", known.Keys)})");
+            RefuseUnknown(value, defaultValue, $"{path}.{key}", source);
+        }
+    }
+
+    private static KonsoleSettings Read(Config c, string source)
+    {
+        var r = new Reader(c, source);
+        var dataDir = ResolveDataDir(r.String("konsole.data-dir"));
+        var workingDirectory = r.String("konsole.claude.working-directory");
+        var claude = new ClaudeSettings(
+            Path: r.NonEmptyString("konsole.claude.path"),
+            ExtraArgs: r.StringList("konsole.claude.extra-args"),
+            TurnTimeout: r.Duration("konsole.claude.turn-timeout"),
+            WorkingDirectory: workingDirectory.Length == 0 ? Directory.GetCurrentDirectory() : ExpandPath(workingDirectory),
+            Environment: ReadEnvironment(r),
+            MaxLineBytes: r.ByteSize("konsole.claude.max-line-bytes"),
+            StartTimeout: r.Duration("konsole.claude.start-timeout"),
+            StopGrace: r.Duration("konsole.claude.stop-grace"),
+            ChatSystemPrompt: r.String("konsole.claude.chat-system-prompt"),
+            Restart: new BackoffSettings(
+                r.Duration("konsole.claude.restart.min-backoff"),
+                r.Duration("konsole.claude.restart.max-backoff"),
+                r.Fraction("konsole.claude.restart.random-factor")));
+        if (claude.Restart.MaxBackoff < claude.Restart.MinBackoff)
+            throw r.Error("konsole.claude.restart.max-backoff", "must not be shorter than min-backoff");
+
+        var accounts = ReadAccounts(r, dataDir);
+        var roles = ResolveRoles(r, accounts);
+        return new KonsoleSettings(
+            dataDir,
+            claude,
+            accounts,
+            roles,
+            r.PositiveInt("konsole.queue.max-depth"),
+            new OAuthSettings(r.Duration("konsole.oauth.refresh-threshold"), r.NonEmptyString("konsole.oauth.token-endpoint")),
+            new GatewaySettings(
+                r.NonEmptyString("konsole.gateway.urls"),
+                r.String("konsole.gateway.auth-token"),
+                r.String("konsole.gateway.auth-token-file"),
+                r.ByteSize("konsole.gateway.max-prompt-bytes")));
+    }
+
+    private static IReadOnlyDictionary<string, string> ReadEnvironment(Reader r)
+    {
+        const string key = "konsole.claude.environment";
+        var value = r.Value(key);
+        if (!value.IsObject())
+            throw r.Error(key, "must be an object of NAME = \"value\" pairs");
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, item) in value.GetObject().Items)
+        {
+            if (ForbiddenEnvironment.Contains(name))
+                throw r.Error($"{key}.{name}", "credentials are per account: set config-dir or api-key-env on the account instead");
+            if (item.IsObject() || item.IsArray())
+                throw r.Error($"{key}.{name}", "must be a string");
+            environment[name] = item.GetString();
+        }
+        return environment;
+    }
+
+    private static List<AccountSettings> ReadAccounts(Reader r, string dataDir)
+    {
+        const string key = "konsole.accounts";
+        var value = r.Value(key);
+        if (!Reader.IsList(value))
+            throw r.Error(key, "must be a list of accounts");
+        var accounts = new List<AccountSettings>();
+        var items = value.GetArray();
+        for (var i = 0; i < items.Count; i++)
+        {
+            var at = $"{key}[{i}]";
+            if (!items[i].IsObject())
+                throw r.Error(at, "must be an object such as { id = \"a\", config-dir = \"~/.claude-a\" }");
+            var fields = items[i].GetObject().Items;
+            foreach (var name in fields.Keys.Where(k => !AccountKeys.Contains(k)))
+                throw r.Error($"{at}.{name}", $"unknown key (known: {string.Join(", ", AccountKeys)})");
+            string? Field(string name) =>
+                fields.TryGetValue(name, out var v) && !v.IsObject() && !v.IsArray() && v.GetString().Length > 0 ? v.GetString() : null;
+
+            var id = Field("id") ?? throw r.Error($"{at}.id", "is required");
+            if (!AccountId().IsMatch(id))
+                throw r.Error($"{at}.id", $"'{id}' must be letters, digits, '-', '_' or '.', starting with a letter or digit");
+            if (accounts.Any(a => a.Id == id))
+                throw r.Error($"{at}.id", $"duplicate account id '{id}'");
+            var configDir = Field("config-dir");
+            var apiKeyEnv = Field("api-key-env");
+            if (configDir is null && apiKeyEnv is null)
+                throw r.Error(at, $"account '{id}' needs config-dir (an OAuth login) or api-key-env (the name of a variable holding an API key)");
+            if (apiKeyEnv is not null && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(apiKeyEnv)))
+                throw r.Error($"{at}.api-key-env", $"environment variable '{apiKeyEnv}' is not set");
+            accounts.Add(new AccountSettings(
+                id,
+                Field("label") ?? id,
+                // An API-key account gets a config dir of its own, so it never picks up the user's own login.
+                configDir is null ? Path.Combine(dataDir, "accounts", id) : ExpandPath(configDir),
+                apiKeyEnv,
+                Field("tier")));
+        }
+        if (accounts.Count == 0)
+            accounts.Add(new AccountSettings("default", "default", ExpandPath("~/.claude"), null, null));
+        return accounts;
+    }
+
+    private static RoleSettings ResolveRoles(Reader r, List<AccountSettings> accounts)
+    {
+        string? Named(string key)
+        {
+            var id = r.String(key);
+            if (id.Length == 0) return null;
+            if (accounts.All(a => a.Id != id))
+                throw r.Error(key, $"names no account: '{id}' (accounts: {string.Join(", ", accounts.Select(a => a.Id))})");
+            return id;
+        }
+        var dashboard = Named("konsole.roles.dashboard");
+        var quickTurn = Named("konsole.roles.quickturn");
+        dashboard ??= accounts.Select(a => a.Id).FirstOrDefault(id => id != quickTurn) ?? accounts[0].Id;
+        quickTurn ??= accounts.Select(a => a.Id).FirstOrDefault(id => id != dashboard) ?? dashboard;
+        return new RoleSettings(dashboard, quickTurn);
+    }
+
+    private static string ResolveDataDir(string configured)
+    {
+        if (configured.Length > 0)
+            return ExpandPath(configured);
+        var xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
+        return string.IsNullOrEmpty(xdg)
+            ? ExpandPath("~/.local/share/konsole")
+            : Path.Combine(xdg, "konsole");
+    }
+
+    private static string ExpandPath(string path)
+    {
+        if (path == "~" || path.StartsWith("~/", StringComparison.Ordinal))
+            path = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), path.Length > 2 ? path[2..] : "");
+        return Path.GetFullPath(path);
+    }
+
+    private static string ReadDefaults()
+    {
+        using var stream = typeof(KonsoleConfig).Assembly.GetManifestResourceStream("konsole.hocon")
+            ?? throw new InvalidOperationException("the embedded konsole.hocon is missing from the build");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>
+    /// Akka's HOCON parser accepts a missing or extra closing brace, which would half-apply a file:
+    /// check that brackets balance, outside strings and comments.
+    /// </summary>
+    private static string? Unbalanced(string text)
+    {
+        var open = new Stack<(char Bracket, int Line, int Column)>();
+        int line = 1, column = 0;
+        for (var i = 0; i < text.Length; i++)
+        {
+            var ch = text[i];
+            column++;
+            if (ch == '\n')
+            {
+                line++;
+                column = 0;
+            }
+            else if (ch == '#' || (ch == '/' && i + 1 < text.Length && text[i + 1] == '/'))
+            {
+                while (i + 1 < text.Length && text[i + 1] != '\n') i++;
+            }
+            else if (ch == '"')
+            {
+                var triple = string.CompareOrdinal(text, i, "\"\"\"", 0, 3) == 0;
+                var end = triple ? text.IndexOf("\"\"\"", i + 3, StringComparison.Ordinal) : ClosingQuote(text, i);
+                if (end < 0)
+                    return $"unterminated string at line {line}, column {column}";
+                line += text.AsSpan(i, end - i).Count('\n');
+                i = end + (triple ? 2 : 0);
+            }
+            else if (ch is '{' or '[')
+                open.Push((ch, line, column));
+            else if (ch is '}' or ']')
+            {
+                if (open.Count == 0 || open.Pop().Bracket != (ch == '}' ? '{' : '['))
+                    return $"unexpected '{ch}' at line {line}, column {column}";
+            }
+        }
+        return open.Count > 0 ? $"'{open.Peek().Bracket}' opened at line {open.Peek().Line}, column {open.Peek().Column} is never closed" : null;
+    }
+
+    private static int ClosingQuote(string text, int start)
+    {
+        for (var i = start + 1; i < text.Length && text[i] != '\n'; i++)
+        {
+            if (text[i] == '\\') i++;
+            else if (text[i] == '"') return i;
+        }
+        return -1;
+    }
+
+    private static string FirstLine(string message) => message.Split('\n')[0].Trim();
+
+    private static string Position(string text, string message)
+    {
+        var match = Regex.Match(message, @"position (\d+)");
+        if (!match.Success || !int.TryParse(match.Groups[1].Value, out var offset) || offset > text.Length)
+            return "";
+        var before = text[..offset];
+        var line = before.Count(ch => ch == '\n') + 1;
+        var column = offset - before.LastIndexOf('\n');
+        return $" (line {line}, column {column})";
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    private static partial Regex AccountId();
+
+    /// <summary>Typed reads that name the file and key when a value has the wrong type.</summary>
+    private sealed class Reader(Config config, string source)
+    {
+        public KonsoleConfigException Error(string key, string problem) => new($"{source}: {key} {problem}");
+
+        // Akka's HOCON reports an empty list as neither array nor string.
+        public static bool IsList(HoconValue value) => value.IsArray() || (!value.IsObject() && !value.IsString());
+
+        public HoconValue Value(string key) => config.GetValue(key) ?? throw Error(key, "is missing");
+
+        public string String(string key)
+        {
+            var value = Value(key);
+            if (value.IsObject() || value.IsArray())
+                throw Error(key, "must be a string");
+            return value.GetString() ?? "";
+        }
+
+        public string NonEmptyString(string key) =>
+            String(key) is { Length: > 0 } s ? s : throw Error(key, "must not be empty");
+
+        public IReadOnlyList<string> StringList(string key)
+        {
+            var value = Value(key);
+            if (!IsList(value) || value.GetArray().Any(v => !v.IsString()))
+                throw Error(key, "must be a list of strings, e.g. [\"--model\", \"sonnet\"]");
+            return value.GetArray().Select(v => v.GetString()).ToArray();
+        }
+
+        public TimeSpan Duration(string key) => Typed(key, "a duration such as 30s, 5m or 1h", v => v.GetTimeSpan(), d => d > TimeSpan.Zero);
+
+        public long ByteSize(string key) => Typed(key, "a size such as 1048576 or 64MiB", v => v.GetByteSize() ?? -1, b => b > 0);
+
+        public int PositiveInt(string key) => Typed(key, "a positive whole number", v => v.GetInt(), n => n > 0);
+
+        public double Fraction(string key) => Typed(key, "a number from 0 to 1", v => v.GetDouble(), d => d is >= 0 and <= 1);
+
+        private T Typed<T>(string key, string expected, Func<HoconValue, T> read, Func<T, bool> valid)
+        {
+            var value = Value(key);
+            T result;
+            try
+            {
+                result = value.IsObject() || value.IsArray() ? throw new FormatException() : read(value);
+            }
+            catch (Exception e) when (e is FormatException or OverflowException or ArgumentException or ConfigurationException)
+            {
+                throw Error(key, $"must be {expected} (got '{value}')");
+            }
+            return valid(result) ? result : throw Error(key, $"must be {expected} (got '{value}')");
+        }
+    }
+}

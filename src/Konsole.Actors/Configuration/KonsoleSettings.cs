@@ -1,0 +1,49 @@
+namespace Konsole.Actors.Configuration;
+
+/// <summary>The validated <c>konsole</c> section of the configuration.</summary>
+public sealed record KonsoleSettings(
+    string DataDir,
+    ClaudeSettings Claude,
+    IReadOnlyList<AccountSettings> Accounts,
+    RoleSettings Roles,
+    int QueueMaxDepth,
+    OAuthSettings OAuth,
+    GatewaySettings Gateway);
+
+public sealed record ClaudeSettings(
+    string Path,
+    IReadOnlyList<string> ExtraArgs,
+    TimeSpan TurnTimeout,
+    string WorkingDirectory,
+    IReadOnlyDictionary<string, string> Environment,
+    long MaxLineBytes,
+    TimeSpan StartTimeout,
+    TimeSpan StopGrace,
+    string ChatSystemPrompt,
+    BackoffSettings Restart);
+
+public sealed record BackoffSettings(TimeSpan MinBackoff, TimeSpan MaxBackoff, double RandomFactor)
+{
+    /// <summary>The delay before restart number <paramref name="attempt"/> (1-based), jittered by <paramref name="random"/> in [0, 1).</summary>
+    public TimeSpan Delay(int attempt, double random)
+    {
+        var exponential = MinBackoff.TotalMilliseconds * Math.Pow(2, Math.Min(attempt - 1, 30));
+        var capped = Math.Min(exponential, MaxBackoff.TotalMilliseconds);
+        return TimeSpan.FromMilliseconds(capped * (1 + RandomFactor * (2 * random - 1)));
+    }
+}
+
+/// <summary>
+/// One Claude account. <see cref="ConfigDir"/> is where its credentials and transcripts live (the CLI's
+/// <c>CLAUDE_CONFIG_DIR</c>); an API-key account names the environment variable holding its key.
+/// </summary>
+public sealed record AccountSettings(string Id, string Label, string ConfigDir, string? ApiKeyEnv, string? Tier)
+{
+    public bool UsesApiKey => ApiKeyEnv is not null;
+}
+
+public sealed record RoleSettings(string Dashboard, string QuickTurn);
+
+public sealed record OAuthSettings(TimeSpan RefreshThreshold, string TokenEndpoint);
+
+public sealed record GatewaySettings(string Urls, string AuthToken, string AuthTokenFile, long MaxPromptBytes);

@@ -1,0 +1,31 @@
+using Akka.Actor;
+using Konsole.Actors.Configuration;
+using Konsole.Actors.Routing;
+
+namespace Konsole.Actors.Hosting;
+
+public static class KonsoleActors
+{
+    /// <summary>
+    /// Starts the <see cref="RoleRouter"/>, and through it one account actor per configured account with its
+    /// hot processes. On coordinated shutdown the router is stopped first, so prompts it holds end with
+    /// <c>account_unavailable</c>; every CLI process is then stopped and waited for before the system ends.
+    /// </summary>
+    public static IActorRef StartRouter(ActorSystem system, KonsoleSettings settings)
+    {
+        var router = system.ActorOf(RoleRouter.Props(settings), "roles");
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceStop, "stop-accounts", async () =>
+        {
+            try
+            {
+                await router.GracefulStop(settings.Claude.StopGrace + TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            }
+            catch (TaskCanceledException)
+            {
+                // still stopping: the CLI processes are stopped and waited for in a later phase all the same
+            }
+            return Akka.Done.Instance;
+        });
+        return router;
+    }
+}

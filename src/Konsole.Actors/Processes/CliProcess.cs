@@ -1,0 +1,165 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Threading.Channels;
+using CliWrap;
+
+namespace Konsole.Actors.Processes;
+
+/// <summary>How to start one CLI process.</summary>
+public sealed record ProcessLaunch(
+    string FileName,
+    IReadOnlyList<string> Arguments,
+    IReadOnlyDictionary<string, string?> Environment,
+    string WorkingDirectory,
+    long MaxLineBytes);
+
+/// <summary>
+/// One running CLI process driven through CliWrap: stdin fed from a channel (so writes never block the
+/// caller), stdout split into lines, stderr drained line by line. It holds no actor state; the owner
+/// receives everything through the callbacks, which run on I/O threads.
+/// </summary>
+public sealed class CliProcess
+{
+    private const int SigTerm = 15;
+
+    private readonly Channel<byte[]> _stdin;
+    private readonly CancellationTokenSource _kill;
+    private readonly Process? _process;
+
+    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task)
+    {
+        _stdin = stdin;
+        _kill = kill;
+        ProcessId = task.ProcessId;
+        try
+        {
+            _process = Process.GetProcessById(ProcessId);
+        }
+        catch (ArgumentException)
+        {
+            _process = null; // already gone: Exited completes on its own
+        }
+        Exited = WaitForExit(task);
+    }
+
+    public int ProcessId { get; }
+
+    /// <summary>Completes with the exit code once the process has exited and its output is fully read.</summary>
+    public Task<int> Exited { get; }
+
+    /// <summary>Starts the process. Throws (for example <see cref="System.ComponentModel.Win32Exception"/>) when it cannot be started.</summary>
+    public static CliProcess Start(
+        ProcessLaunch launch,
+        Action<ReadOnlySequence<byte>> onStdoutLine,
+        Action<long> onOversizedLine,
+        Action<string> onStderrLine)
+    {
+        var stdin = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
+        var stdinSource = PipeSource.Create(async (stream, ct) =>
+        {
+            await foreach (var line in stdin.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+            {
+                await stream.WriteAsync(line, ct).ConfigureAwait(false);
+                await stream.FlushAsync(ct).ConfigureAwait(false);
+            }
+        });
+        var stdoutTarget = PipeTarget.Create((stream, ct) =>
+            Protocol.LineReader.ReadLinesAsync(stream, launch.MaxLineBytes, onStdoutLine, onOversizedLine, ct));
+
+        var command = Cli.Wrap(launch.FileName)
+            .WithArguments(launch.Arguments)
+            .WithWorkingDirectory(launch.WorkingDirectory)
+            .WithEnvironmentVariables(launch.Environment)
+            .WithStandardInputPipe(stdinSource)
+            .WithStandardOutputPipe(stdoutTarget)
+            .WithStandardErrorPipe(PipeTarget.ToDelegate(onStderrLine, Encoding.UTF8))
+            .WithValidation(CommandResultValidation.None);
+
+        var kill = new CancellationTokenSource();
+        return new CliProcess(stdin, kill, command.ExecuteAsync(kill.Token));
+    }
+
+    /// <summary>Queues one line for stdin. Returns false once input is closed.</summary>
+    public bool TryWrite(byte[] line) => _stdin.Writer.TryWrite(line);
+
+    /// <summary>Closes stdin: the CLI finishes the running turn, then exits.</summary>
+    public void CloseInput() => _stdin.Writer.TryComplete();
+
+    public bool HasExited => Exited.IsCompleted;
+
+    /// <summary>
+    /// Graceful stop: close stdin and wait; then SIGTERM and wait; then kill the whole process tree.
+    /// Safe to call more than once and after the process has exited.
+    /// </summary>
+    public async Task StopAsync(TimeSpan grace)
+    {
+        CloseInput();
+        if (await ExitsWithin(grace).ConfigureAwait(false))
+            return;
+        Signal(SigTerm);
+        if (await ExitsWithin(TimeSpan.FromSeconds(2)).ConfigureAwait(false))
+            return;
+        Kill();
+        await ExitsWithin(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+    }
+
+    /// <summary>Kills the process and every process it started, at once.</summary>
+    public void Kill()
+    {
+        try
+        {
+            if (_process is { HasExited: false })
+                _process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // exited meanwhile
+        }
+        _kill.Cancel();
+    }
+
+    private void Signal(int signal)
+    {
+        if (!HasExited && (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()))
+            _ = NativeMethods.kill(ProcessId, signal);
+    }
+
+    private async Task<bool> ExitsWithin(TimeSpan timeout)
+    {
+        try
+        {
+            await Exited.WaitAsync(timeout).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
+    private async Task<int> WaitForExit(CommandTask<CommandResult> task)
+    {
+        try
+        {
+            var result = await task.ConfigureAwait(false);
+            return result.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            return _process is { HasExited: true } p ? p.ExitCode : -9;
+        }
+        finally
+        {
+            _stdin.Writer.TryComplete();
+            _process?.Dispose();
+        }
+    }
+
+    private static class NativeMethods
+    {
+        [DllImport("libc", SetLastError = true)]
+        public static extern int kill(int pid, int sig);
+    }
+}

@@ -1,0 +1,48 @@
+using System.Collections.Concurrent;
+using Akka.Actor;
+
+namespace Konsole.Actors.Processes;
+
+/// <summary>
+/// Every CLI process started in an actor system, until it has exited. Actors hand a process over
+/// when they stop (stopping it takes seconds and must not block them); coordinated shutdown stops
+/// and waits for the last one, so no CLI outlives its actor system.
+/// </summary>
+public sealed class CliProcessTracker : IExtension
+{
+    private readonly ConcurrentDictionary<int, (CliProcess Process, TimeSpan Grace)> _live = new();
+
+    public static CliProcessTracker Get(ActorSystem system) => system.WithExtension<CliProcessTracker, CliProcessTrackerProvider>();
+
+    /// <summary>Process ids of the CLI processes still running.</summary>
+    public IReadOnlyCollection<int> LiveProcessIds => _live.Keys.ToArray();
+
+    /// <summary>Tracks <paramref name="process"/> until it exits; <paramref name="grace"/> is how long stopping it waits for it to finish.</summary>
+    public void Track(CliProcess process, TimeSpan grace)
+    {
+        _live[process.ProcessId] = (process, grace);
+        process.Exited.ContinueWith(exited => _live.TryRemove(process.ProcessId, out _), TaskScheduler.Default);
+    }
+
+    /// <summary>Stops a process in the background (close stdin, SIGTERM, kill tree).</summary>
+    public void Stop(CliProcess process) =>
+        _ = process.StopAsync(_live.TryGetValue(process.ProcessId, out var live) ? live.Grace : TimeSpan.Zero);
+
+    /// <summary>Stops every tracked process and waits for all of them to exit.</summary>
+    public Task StopAllAsync() => Task.WhenAll(_live.Values.Select(p => p.Process.StopAsync(p.Grace)));
+}
+
+public sealed class CliProcessTrackerProvider : ExtensionIdProvider<CliProcessTracker>
+{
+    // The actor system does not end before its CLI processes.
+    public override CliProcessTracker CreateExtension(ExtendedActorSystem system)
+    {
+        var tracker = new CliProcessTracker();
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "stop-cli-processes", async () =>
+        {
+            await tracker.StopAllAsync().ConfigureAwait(false);
+            return Akka.Done.Instance;
+        });
+        return tracker;
+    }
+}

@@ -1,0 +1,286 @@
+using System.Buffers;
+using System.Text;
+using Akka.Actor;
+using Akka.Event;
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Protocol;
+using static Konsole.Actors.Processes.HotProcessProtocol;
+
+namespace Konsole.Actors.Processes;
+
+/// <summary>
+/// One CLI process holding one conversation, kept warm between turns. Sends one prompt at a time
+/// (the CLI would merge prompts sent mid-turn into one turn), streams every stdout line of the turn to
+/// the prompt's caller, and ends the turn at its <c>result</c>. Chat processes are emptied with
+/// <c>/clear</c> after each turn, so every chat turn starts from an empty conversation without paying
+/// for the clear itself. The process dies with the actor; an unexpected exit is reported to the parent.
+/// </summary>
+public sealed class HotProcessActor : ReceiveActor, IWithTimers
+{
+    private const string InitializeRequestId = "konsole_initialize";
+    private const int StderrTailLines = 20;
+
+    private readonly HotProcessSpec _spec;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Queue<string> _stderrTail = new();
+    private CliProcess? _process;
+    private bool _ready;
+    private string? _sessionId;
+    private int _controlRequests;
+
+    // The turn this process serves: set from RunTurn until its result. Not yet sent while a /clear runs;
+    // started once the CLI took it from its queue.
+    private Prompt? _turn;
+    private bool _turnSent;
+    private bool _turnStarted;
+    private string? _clearId;
+
+    public HotProcessActor(HotProcessSpec spec)
+    {
+        _spec = spec;
+        Receive<Stdout>(m => OnFrame(m.Frame));
+        Receive<NonJsonLine>(m => _log.Warning("{0}: skipped a stdout line that is not a JSON object: {1}", Name, m.Preview));
+        Receive<OversizedLine>(m => _log.Error("{0}: dropped a stdout line of {1:N0} bytes (konsole.claude.max-line-bytes = {2:N0})",
+            Name, m.Bytes, _spec.Launch.MaxLineBytes));
+        Receive<Stderr>(m => OnStderr(m.Line));
+        Receive<RunTurn>(OnRunTurn);
+        Receive<InterruptTurn>(m => OnInterrupt(m.PromptId));
+        Receive<Exited>(m => Fail(m.ExitCode, $"the CLI exited with code {m.ExitCode}"));
+        Receive<StartTimedOut>(_ =>
+        {
+            _process?.Kill();
+            Fail(null, $"the CLI did not answer initialize within {_spec.StartTimeout.TotalSeconds:0.#}s");
+        });
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(HotProcessSpec spec) => Akka.Actor.Props.Create(() => new HotProcessActor(spec));
+
+    private string Name => $"{_spec.AccountId}/{_spec.Mode.ToString().ToLowerInvariant()}";
+
+    protected override void PreStart()
+    {
+        var self = Self;
+        var launch = _spec.ResumeSessionId is { } resume
+            ? _spec.Launch with { Arguments = [.. _spec.Launch.Arguments, "--resume", resume] }
+            : _spec.Launch;
+        try
+        {
+            _process = CliProcess.Start(
+                launch,
+                line => self.Tell(ParseLine(line)),
+                bytes => self.Tell(new OversizedLine(bytes)),
+                line => self.Tell(new Stderr(line)));
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or UnauthorizedAccessException)
+        {
+            Fail(null, $"could not start '{_spec.Launch.FileName}': {e.Message}");
+            return;
+        }
+        CliProcessTracker.Get(Context.System).Track(_process, _spec.StopGrace);
+        _process.Exited.PipeTo(self, success: code => new Exited(code));
+        _log.Info("{0}: started {1} (pid {2}){3}", Name, _spec.Launch.FileName, _process.ProcessId,
+            _spec.ResumeSessionId is { } id ? $", resuming {id}" : "");
+        _sessionId = _spec.ResumeSessionId;
+        Write(StreamJsonWriter.ControlRequest(InitializeRequestId, "initialize"));
+        Timers.StartSingleTimer(nameof(StartTimedOut), StartTimedOut.Instance, _spec.StartTimeout);
+    }
+
+    protected override void PostStop()
+    {
+        if (_process is { HasExited: false })
+            CliProcessTracker.Get(Context.System).Stop(_process);
+    }
+
+    private static object ParseLine(ReadOnlySequence<byte> line) =>
+        StreamJsonParser.Parse(line) is { } frame
+            ? new Stdout(frame)
+            : new NonJsonLine(SecretRedactor.Redact(Preview(line)));
+
+    private static string Preview(ReadOnlySequence<byte> line)
+    {
+        var head = line.Slice(0, Math.Min(line.Length, 200));
+        return Encoding.UTF8.GetString(head) + (line.Length > 200 ? $"... ({line.Length:N0} bytes)" : "");
+    }
+
+    private void OnRunTurn(RunTurn run)
+    {
+        if (!_ready || _turn is not null)
+        {
+            // The account never does this; if it ever does, the prompt must still end.
+            run.Prompt.ReplyTo.Tell(new TurnFailed(run.Prompt.PromptId, TurnErrorCodes.AccountUnavailable,
+                $"{Name} is not ready for a prompt"));
+            return;
+        }
+        _turn = run.Prompt;
+        _turnSent = false;
+        if (run.ClearFirst || _clearId is not null)
+            StartClear();
+        else
+            SendTurn();
+    }
+
+    private void SendTurn()
+    {
+        _turnSent = true;
+        Write(StreamJsonWriter.UserMessage(_turn!.Text, _turn.PromptId));
+    }
+
+    private void StartClear()
+    {
+        if (_clearId is not null)
+            return; // one is running; the turn is sent when it ends
+        _clearId = Prompt.NewId();
+        Write(StreamJsonWriter.UserMessage("/clear", _clearId));
+    }
+
+    private void OnInterrupt(string promptId)
+    {
+        if (_turn?.PromptId != promptId)
+            return;
+        if (!_turnSent)
+        {
+            // Still waiting for a /clear: the prompt never reached the CLI.
+            _turn.ReplyTo.Tell(new TurnFailed(promptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
+            EndTurn(null, isError: true);
+            return;
+        }
+        Write(StreamJsonWriter.Interrupt($"konsole_interrupt_{++_controlRequests}"));
+    }
+
+    private void OnFrame(CliFrame frame)
+    {
+        switch (frame.Type)
+        {
+            case "control_response":
+                OnControlResponse(frame);
+                return;
+            case "rate_limit_event" when frame.RateLimit is not null:
+                Context.Parent.Tell(new RateLimitObserved(frame.RateLimit));
+                break;
+        }
+        if (frame.IsInit && frame.SessionId is not null)
+            _sessionId = frame.SessionId;
+
+        if (_clearId is not null)
+        {
+            if (frame.IsResult)
+                OnClearFinished(frame);
+            return; // the clear's own frames are not part of anyone's turn
+        }
+        if (_turn is null || !_turnSent)
+        {
+            _log.Debug("{0}: {1} frame between turns", Name, frame.Type ?? "untyped");
+            return;
+        }
+
+        if (frame.Lifecycle is { } lifecycle && lifecycle.CommandUuid == _turn.PromptId)
+        {
+            if (lifecycle.State == "started")
+                _turnStarted = true;
+            else if (lifecycle.State == "cancelled" && !_turnStarted)
+            {
+                // An interrupt took it from the CLI's queue before it ran: no result will come.
+                _turn.ReplyTo.Tell(new TurnFailed(_turn.PromptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
+                EndTurn(_sessionId, isError: true);
+                return;
+            }
+        }
+        if (frame.IsInit)
+            _turnStarted = true;
+
+        _turn.ReplyTo.Tell(new TurnOutput(_turn.PromptId, frame));
+        if (!frame.IsResult)
+            return;
+        if (frame.UserMessageUuid is not null && frame.UserMessageUuid != _turn.PromptId)
+        {
+            _log.Warning("{0}: a result for user message {1} arrived during prompt {2}; the turn goes on", Name, frame.UserMessageUuid, _turn.PromptId);
+            return;
+        }
+        if (frame.SessionId is not null)
+            _sessionId = frame.SessionId;
+        var conversation = _spec.Mode == ProcessMode.Full && _sessionId is not null
+            ? new ConversationRef(_sessionId, _spec.AccountId, _spec.ConfigDir)
+            : null;
+        _turn.ReplyTo.Tell(new TurnCompleted(_turn.PromptId, frame, conversation));
+        EndTurn(_sessionId, frame.IsError);
+    }
+
+    private void EndTurn(string? sessionId, bool isError)
+    {
+        var promptId = _turn!.PromptId;
+        _turn = null;
+        _turnSent = false;
+        _turnStarted = false;
+        if (_spec.Mode == ProcessMode.Chat)
+            StartClear();
+        Context.Parent.Tell(new TurnFinished(promptId, sessionId, isError));
+    }
+
+    private void OnClearFinished(CliFrame result)
+    {
+        _clearId = null;
+        if (result.IsError)
+            _log.Warning("{0}: /clear ended with an error: {1}", Name, Truncate(result.Raw));
+        if (_turn is not null && !_turnSent)
+            SendTurn();
+    }
+
+    private void OnControlResponse(CliFrame frame)
+    {
+        var response = frame.ControlResponse;
+        if (response?.RequestId == InitializeRequestId)
+        {
+            if (response.Subtype != "success")
+                _log.Warning("{0}: initialize answered {1}: {2}", Name, response.Subtype, response.Error);
+            Timers.Cancel(nameof(StartTimedOut));
+            _ready = true;
+            Context.Parent.Tell(new ProcessReady(_process!.ProcessId));
+        }
+        else if (response?.Subtype != "success")
+            _log.Warning("{0}: control request {1} failed: {2}", Name, response?.RequestId, response?.Error);
+    }
+
+    private void OnStderr(string line)
+    {
+        line = SecretRedactor.Redact(line);
+        _log.Debug("{0} stderr: {1}", Name, line);
+        _stderrTail.Enqueue(line);
+        if (_stderrTail.Count > StderrTailLines)
+            _stderrTail.Dequeue();
+    }
+
+    private void Write(byte[] line)
+    {
+        if (_process is null || !_process.TryWrite(line))
+            _log.Warning("{0}: stdin is closed; a line was not written", Name);
+    }
+
+    private void Fail(int? exitCode, string reason)
+    {
+        var stderr = string.Join(" | ", _stderrTail.Where(l => l.Length > 0).TakeLast(5));
+        var message = stderr.Length > 0 ? $"{reason}; stderr: {stderr}" : reason;
+        _log.Warning("{0}: {1}", Name, message);
+        Context.Parent.Tell(new ProcessExited(exitCode, _sessionId, message));
+        Context.Stop(Self);
+    }
+
+    private static string Truncate(string text) => text.Length <= 300 ? text : text[..300] + "...";
+
+    // Output of a process can still arrive after its actor stopped: not worth a dead-letter warning.
+    private sealed record Stdout(CliFrame Frame) : IDeadLetterSuppression;
+
+    private sealed record NonJsonLine(string Preview) : IDeadLetterSuppression;
+
+    private sealed record OversizedLine(long Bytes) : IDeadLetterSuppression;
+
+    private sealed record Stderr(string Line) : IDeadLetterSuppression;
+
+    private sealed record Exited(int ExitCode) : IDeadLetterSuppression;
+
+    private sealed record StartTimedOut
+    {
+        public static readonly StartTimedOut Instance = new();
+    }
+}

@@ -1,0 +1,44 @@
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Protocol;
+
+namespace Konsole.Actors.Processes;
+
+/// <summary>What a <see cref="HotProcessActor"/> needs to start its CLI process.</summary>
+/// <param name="ConfigDir">The account's config dir, named in the conversations the process reports.</param>
+/// <param name="ResumeSessionId">A conversation to continue (<c>--resume</c>); null starts an empty one.</param>
+public sealed record HotProcessSpec(
+    string AccountId,
+    ProcessMode Mode,
+    string ConfigDir,
+    ProcessLaunch Launch,
+    string? ResumeSessionId,
+    TimeSpan StartTimeout,
+    TimeSpan StopGrace);
+
+public static class HotProcessProtocol
+{
+    // Commands, from the owning account.
+
+    /// <summary>Runs one prompt; with <paramref name="ClearFirst"/> the conversation is emptied (<c>/clear</c>) first.</summary>
+    public sealed record RunTurn(Prompt Prompt, bool ClearFirst);
+
+    /// <summary>Interrupts the prompt's turn if it is the one running; it then ends with its result.</summary>
+    public sealed record InterruptTurn(string PromptId);
+
+    // Events, to the owning account (the parent).
+
+    /// <summary>The process answered <c>initialize</c>: it is warm and waits for a prompt.</summary>
+    public sealed record ProcessReady(int ProcessId);
+
+    /// <summary>The turn ended and the process can take the next prompt.</summary>
+    public sealed record TurnFinished(string PromptId, string? SessionId, bool IsError);
+
+    /// <summary>A <c>rate_limit_event</c> the process printed.</summary>
+    public sealed record RateLimitObserved(RateLimitInfo Info);
+
+    /// <summary>
+    /// The process ended without being asked to (or never became ready). The actor stops right after;
+    /// a turn that was running gets no result: its owner reports it.
+    /// </summary>
+    public sealed record ProcessExited(int? ExitCode, string? SessionId, string Reason);
+}

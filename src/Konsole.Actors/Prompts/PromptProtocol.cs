@@ -1,0 +1,56 @@
+using Akka.Actor;
+using Konsole.Actors.Protocol;
+
+namespace Konsole.Actors.Prompts;
+
+/// <summary>Which hot process of an account serves a prompt.</summary>
+public enum ProcessMode
+{
+    /// <summary>All tools, a persistent conversation.</summary>
+    Full,
+
+    /// <summary>No tools, every turn starts from an empty conversation.</summary>
+    Chat,
+}
+
+/// <summary>
+/// A conversation and where its transcript was last written. A conversation belongs to the user session
+/// that started it: the caller keeps the latest reference (from <see cref="TurnCompleted"/>) and passes
+/// it with its next prompt, on whichever account that lands.
+/// </summary>
+public sealed record ConversationRef(string SessionId, string AccountId, string ConfigDir);
+
+/// <summary>
+/// One prompt. Its caller receives, in order: zero or more <see cref="PromptQueued"/>, zero or more
+/// <see cref="TurnOutput"/>, then exactly one of <see cref="TurnCompleted"/> or <see cref="TurnFailed"/>.
+/// </summary>
+/// <param name="PromptId">A GUID string; sent to the CLI as the user message's <c>uuid</c>.</param>
+/// <param name="UserSessionId">The caller's session (the UI's session id).</param>
+/// <param name="Conversation">The conversation to continue, or null for a new one.</param>
+public sealed record Prompt(string PromptId, string UserSessionId, string Text, ConversationRef? Conversation, IActorRef ReplyTo)
+{
+    public static string NewId() => Guid.NewGuid().ToString();
+}
+
+/// <summary>The prompt waits behind others; <paramref name="Position"/> 1 runs next. Sent again as it moves up.</summary>
+public sealed record PromptQueued(string PromptId, string AccountId, int Position);
+
+/// <summary>One stdout line of the prompt's turn, in the order the CLI printed it (the result included).</summary>
+public sealed record TurnOutput(string PromptId, CliFrame Frame);
+
+/// <summary>The turn ended with its <c>result</c> frame (which may have <c>is_error</c>).</summary>
+/// <param name="Conversation">The conversation after this turn (null for chat turns).</param>
+public sealed record TurnCompleted(string PromptId, CliFrame Result, ConversationRef? Conversation);
+
+/// <summary>The prompt ended without a result. <see cref="Code"/> is one of <see cref="TurnErrorCodes"/>.</summary>
+public sealed record TurnFailed(string PromptId, string Code, string Message);
+
+public static class TurnErrorCodes
+{
+    public const string ProcessCrashed = "process_crashed";
+    public const string TurnTimeout = "turn_timeout";
+    public const string Interrupted = "interrupted";
+    public const string QueueFull = "queue_full";
+    public const string AccountUnavailable = "account_unavailable";
+    public const string SessionClosed = "session_closed";
+}

@@ -1,0 +1,30 @@
+namespace Konsole.Actors.Protocol;
+
+/// <summary>
+/// One line the CLI printed on stdout: the raw JSON text, kept verbatim for pass-through, and the few
+/// fields routing needs. Everything else in the line is left unparsed.
+/// </summary>
+public sealed record CliFrame(
+    string Raw,
+    string? Type,
+    string? Subtype = null,
+    string? SessionId = null,
+    string? Uuid = null,
+    string? UserMessageUuid = null,
+    bool IsError = false,
+    RateLimitInfo? RateLimit = null,
+    ControlResponseInfo? ControlResponse = null,
+    CommandLifecycle? Lifecycle = null)
+{
+    public bool IsResult => Type == "result";
+    public bool IsInit => Type == "system" && Subtype == "init";
+}
+
+/// <summary>A <c>command_lifecycle</c> frame: what became of the user message <see cref="CommandUuid"/> (<c>queued</c>, <c>started</c>, <c>cancelled</c>, ...).</summary>
+public sealed record CommandLifecycle(string? CommandUuid, string? State);
+
+/// <summary>The <c>rate_limit_info</c> of a <c>rate_limit_event</c> frame.</summary>
+public sealed record RateLimitInfo(string? Status, DateTimeOffset? ResetsAt, string? LimitType, double? Utilization);
+
+/// <summary>The <c>response</c> of a <c>control_response</c> frame.</summary>
+public sealed record ControlResponseInfo(string? Subtype, string? RequestId, string? Error);

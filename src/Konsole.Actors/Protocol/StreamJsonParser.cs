@@ -1,0 +1,135 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+
+namespace Konsole.Actors.Protocol;
+
+/// <summary>
+/// Parses one stdout line of the CLI. Reads only the top-level fields routing needs and skips the rest,
+/// so a frame's cost does not depend on how deep its content is. Never throws on bad input.
+/// </summary>
+public static class StreamJsonParser
+{
+    /// <summary>Returns the frame, or null when the line is not a JSON object (the caller logs and skips it).</summary>
+    public static CliFrame? Parse(ReadOnlySequence<byte> line)
+    {
+        if (line.IsEmpty || line.FirstSpan.IsEmpty || line.FirstSpan[0] != (byte)'{')
+            return null;
+        try
+        {
+            return ParseObject(line);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static CliFrame ParseObject(ReadOnlySequence<byte> line)
+    {
+        var reader = new Utf8JsonReader(line, isFinalBlock: true, state: default);
+        reader.Read(); // StartObject
+        string? type = null, subtype = null, sessionId = null, uuid = null, userMessageUuid = null, commandUuid = null, state = null;
+        var isError = false;
+        RateLimitInfo? rateLimit = null;
+        ControlResponseInfo? control = null;
+
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("type"u8)) type = ReadString(ref reader);
+            else if (reader.ValueTextEquals("subtype"u8)) subtype = ReadString(ref reader);
+            else if (reader.ValueTextEquals("session_id"u8)) sessionId = ReadString(ref reader);
+            else if (reader.ValueTextEquals("uuid"u8)) uuid = ReadString(ref reader);
+            else if (reader.ValueTextEquals("user_message_uuid"u8)) userMessageUuid = ReadString(ref reader);
+            else if (reader.ValueTextEquals("command_uuid"u8)) commandUuid = ReadString(ref reader);
+            else if (reader.ValueTextEquals("state"u8)) state = ReadString(ref reader);
+            else if (reader.ValueTextEquals("is_error"u8))
+            {
+                reader.Read();
+                isError = reader.TokenType == JsonTokenType.True;
+            }
+            else if (reader.ValueTextEquals("rate_limit_info"u8)) rateLimit = ReadRateLimit(ref reader);
+            else if (reader.ValueTextEquals("response"u8)) control = ReadControlResponse(ref reader);
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+        if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
+            throw new JsonException("trailing content after the object");
+
+        return new CliFrame(Encoding.UTF8.GetString(line), type, subtype, sessionId, uuid, userMessageUuid,
+            isError, rateLimit, type == "control_response" ? control : null,
+            type == "command_lifecycle" ? new CommandLifecycle(commandUuid, state) : null);
+    }
+
+    private static string? ReadString(ref Utf8JsonReader reader)
+    {
+        reader.Read();
+        if (reader.TokenType == JsonTokenType.String)
+            return reader.GetString();
+        reader.Skip();
+        return null;
+    }
+
+    private static RateLimitInfo? ReadRateLimit(ref Utf8JsonReader reader)
+    {
+        reader.Read();
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            reader.Skip();
+            return null;
+        }
+        string? status = null, limitType = null;
+        DateTimeOffset? resetsAt = null;
+        double? utilization = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("status"u8)) status = ReadString(ref reader);
+            else if (reader.ValueTextEquals("rateLimitType"u8)) limitType = ReadString(ref reader);
+            else if (reader.ValueTextEquals("resetsAt"u8))
+            {
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var seconds))
+                    resetsAt = DateTimeOffset.FromUnixTimeSeconds(seconds);
+                else reader.Skip();
+            }
+            else if (reader.ValueTextEquals("utilization"u8))
+            {
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.Number) utilization = reader.GetDouble();
+                else reader.Skip();
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+        return new RateLimitInfo(status, resetsAt, limitType, utilization);
+    }
+
+    private static ControlResponseInfo? ReadControlResponse(ref Utf8JsonReader reader)
+    {
+        reader.Read();
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            reader.Skip();
+            return null;
+        }
+        string? subtype = null, requestId = null, error = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("subtype"u8)) subtype = ReadString(ref reader);
+            else if (reader.ValueTextEquals("request_id"u8)) requestId = ReadString(ref reader);
+            else if (reader.ValueTextEquals("error"u8)) error = ReadString(ref reader);
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+        return new ControlResponseInfo(subtype, requestId, error);
+    }
+}

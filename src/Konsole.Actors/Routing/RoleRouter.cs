@@ -1,0 +1,87 @@
+using Akka.Actor;
+using Akka.Event;
+using Konsole.Actors.Accounts;
+using Konsole.Actors.Configuration;
+using Konsole.Actors.Prompts;
+using static Konsole.Actors.Accounts.AccountProtocol;
+using static Konsole.Actors.Routing.RoleRouterProtocol;
+
+namespace Konsole.Actors.Routing;
+
+/// <summary>
+/// Maps the two kinds of traffic to accounts and owns the account actors. A role change is one message:
+/// it takes effect for every prompt routed after it, while turns already running finish where they
+/// started, and it starts or stops no process. Account status is pushed here by the accounts, so
+/// queries are answered at once.
+/// </summary>
+public sealed class RoleRouter : ReceiveActor
+{
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly List<string> _order = [];
+    private readonly Dictionary<string, IActorRef> _accounts = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, AccountStatus> _status = new(StringComparer.Ordinal);
+    private RoleAssignment _roles;
+
+    public RoleRouter(KonsoleSettings settings)
+    {
+        _roles = new RoleAssignment(settings.Roles.Dashboard, settings.Roles.QuickTurn);
+        foreach (var account in settings.Accounts)
+        {
+            _order.Add(account.Id);
+            _status[account.Id] = AccountStatus.Starting(account);
+            _accounts[account.Id] = Context.ActorOf(AccountActor.Props(account, settings), account.Id);
+        }
+
+        Receive<RoutePrompt>(m =>
+            _accounts[m.Role == Role.Dashboard ? _roles.Dashboard : _roles.QuickTurn]
+                .Tell(new SubmitPrompt(m.Prompt, m.Role == Role.Dashboard ? ProcessMode.Full : ProcessMode.Chat)));
+        Receive<RouteToAccount>(m =>
+        {
+            if (_accounts.TryGetValue(m.AccountId, out var account))
+                account.Tell(new SubmitPrompt(m.Prompt, m.Mode));
+            else
+                m.Prompt.ReplyTo.Tell(new TurnFailed(m.Prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"no account '{m.AccountId}'"));
+        });
+        Receive<RoleRouterProtocol.InterruptPrompt>(m =>
+        {
+            foreach (var account in _accounts.Values)
+                account.Tell(new AccountProtocol.InterruptPrompt(m.PromptId));
+        });
+        Receive<SwapRoles>(_ => ChangeRoles(new RoleAssignment(_roles.QuickTurn, _roles.Dashboard)));
+        Receive<AssignDashboard>(m =>
+        {
+            if (!_accounts.ContainsKey(m.AccountId))
+                Sender.Tell(new RoleChangeRejected($"no account '{m.AccountId}' (accounts: {string.Join(", ", _order)})"));
+            else if (m.AccountId == _roles.Dashboard)
+                ChangeRoles(_roles);
+            else if (m.AccountId == _roles.QuickTurn)
+                ChangeRoles(new RoleAssignment(_roles.QuickTurn, _roles.Dashboard));
+            else
+                ChangeRoles(new RoleAssignment(m.AccountId, _roles.Dashboard));
+        });
+        Receive<GetRoleStatus>(_ => Sender.Tell(new RoleStatus(SlotOf(_roles.Dashboard), SlotOf(_roles.QuickTurn))));
+        Receive<GetAccounts>(_ => Sender.Tell(new AccountsView(_roles,
+            _order.Select(id => new AccountView(_status[id], RoleOf(id))).ToArray())));
+        Receive<AccountStatus>(m => _status[m.AccountId] = m);
+    }
+
+    public static Props Props(KonsoleSettings settings) => Akka.Actor.Props.Create(() => new RoleRouter(settings));
+
+    private void ChangeRoles(RoleAssignment roles)
+    {
+        var previous = _roles;
+        _roles = roles;
+        Sender.Tell(new RolesChanged(roles));
+        if (roles == previous)
+            return;
+        _log.Info("Roles: dashboard {0} (was {1}), quickturn {2} (was {3})", roles.Dashboard, previous.Dashboard, roles.QuickTurn, previous.QuickTurn);
+        Context.System.EventStream.Publish(new AccountsSwapped(previous, roles));
+    }
+
+    private Role? RoleOf(string accountId) =>
+        accountId == _roles.Dashboard ? Role.Dashboard
+        : accountId == _roles.QuickTurn ? Role.QuickTurn
+        : null;
+
+    private RoleSlot SlotOf(string accountId) => new(accountId, _status[accountId].Busy, _status[accountId].ActiveSessionId);
+}

@@ -1,0 +1,73 @@
+using Konsole.Actors.Prompts;
+using static Konsole.Actors.Accounts.AccountProtocol;
+
+namespace Konsole.Actors.Routing;
+
+public enum Role
+{
+    /// <summary>Full agentic turns, on the account's <see cref="ProcessMode.Full"/> process.</summary>
+    Dashboard,
+
+    /// <summary>Short answers without tools, on the account's <see cref="ProcessMode.Chat"/> process.</summary>
+    QuickTurn,
+}
+
+public static class RoleRouterProtocol
+{
+    // Commands
+
+    /// <summary>Sends a prompt to the account that has <paramref name="Role"/> now. Replies go to the prompt's ReplyTo.</summary>
+    public sealed record RoutePrompt(Role Role, Prompt Prompt);
+
+    /// <summary>Sends a prompt to a named account, whatever its role; unknown accounts fail it with <c>account_unavailable</c>.</summary>
+    public sealed record RouteToAccount(string AccountId, ProcessMode Mode, Prompt Prompt);
+
+    /// <summary>Interrupts a running prompt or drops a queued one, on whichever account has it.</summary>
+    public sealed record InterruptPrompt(string PromptId);
+
+    /// <summary>Swaps the dashboard and quickturn accounts; replied with <see cref="RolesChanged"/>. Starts and stops no process.</summary>
+    public sealed record SwapRoles
+    {
+        public static readonly SwapRoles Instance = new();
+    }
+
+    /// <summary>
+    /// Puts an account on the dashboard role; the account that had it takes the quickturn role. Replied with
+    /// <see cref="RolesChanged"/>, or <see cref="RoleChangeRejected"/> for an unknown account.
+    /// </summary>
+    public sealed record AssignDashboard(string AccountId);
+
+    public sealed record RolesChanged(RoleAssignment Roles);
+
+    public sealed record RoleChangeRejected(string Reason);
+
+    // Queries
+
+    /// <summary>Replied with <see cref="RoleStatus"/> (the shape of konsole's <c>getAccountSessionStatus</c>).</summary>
+    public sealed record GetRoleStatus
+    {
+        public static readonly GetRoleStatus Instance = new();
+    }
+
+    public sealed record RoleStatus(RoleSlot Dashboard, RoleSlot QuickTurn);
+
+    /// <param name="SessionId">The user session whose turn runs on the account, if any.</param>
+    public sealed record RoleSlot(string AccountId, bool Busy, string? SessionId);
+
+    /// <summary>Replied with <see cref="AccountsView"/>: every account, in configuration order, with its role.</summary>
+    public sealed record GetAccounts
+    {
+        public static readonly GetAccounts Instance = new();
+    }
+
+    public sealed record AccountsView(RoleAssignment Roles, IReadOnlyList<AccountView> Accounts);
+
+    /// <param name="Role">The account's role, or null when it has none.</param>
+    public sealed record AccountView(AccountStatus Status, Role? Role);
+
+    public sealed record RoleAssignment(string Dashboard, string QuickTurn);
+
+    // Events, on the actor system's event stream
+
+    public sealed record AccountsSwapped(RoleAssignment Previous, RoleAssignment Current);
+}

@@ -1,0 +1,81 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Konsole.Testing.FakeClaude;
+
+/// <summary>
+/// Faults and shapes a prompt asks FakeClaude for, written as <c>[[name:args]]</c> anywhere in its text:
+/// <list type="bullet">
+/// <item><c>[[delay:MS]]</c> wait before answering; <c>[[chunks:N:MS]]</c> stream N assistant frames MS apart.</item>
+/// <item><c>[[crash]]</c> / <c>[[crash:CODE]]</c> exit mid-turn (code 3 by default); <c>[[hang]]</c> go silent for good, interrupts included.</item>
+/// <item><c>[[garbage:N]]</c> N hostile stdout lines (not JSON, invalid UTF-8, truncated, untyped, unknown types).</item>
+/// <item><c>[[huge:BYTES]]</c> the assistant frame carries BYTES of text; <c>[[stderr:N]]</c> N lines on stderr first.</item>
+/// <item><c>[[env:NAME]]</c> append <c>env NAME=value</c> (or <c>&lt;unset&gt;</c>) to the answer.</item>
+/// <item><c>[[rate-limit]]</c> a rejected rate limit and an <c>is_error</c> result, as the real CLI shows an API 429;
+/// <c>[[rate-warning:UTILIZATION]]</c> an <c>allowed_warning</c> rate limit event.</item>
+/// </list>
+/// The answer is <c>echo: &lt;the text without directives&gt;</c>, followed by <c>[history: a | b]</c> when the
+/// conversation had earlier prompts.
+/// </summary>
+public sealed partial record Directives(
+    string Text,
+    int DelayMs,
+    int Chunks,
+    int ChunkDelayMs,
+    int? CrashCode,
+    bool Hang,
+    int Garbage,
+    int Huge,
+    int Stderr,
+    IReadOnlyList<string> Env,
+    bool RateLimit,
+    double? RateWarning)
+{
+    public static Directives Parse(string prompt)
+    {
+        int delay = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, stderr = 0;
+        int? crash = null;
+        var hang = false;
+        var rateLimit = false;
+        double? rateWarning = null;
+        var env = new List<string>();
+        var text = Directive().Replace(prompt, m =>
+        {
+            var args = m.Groups["args"].Success ? m.Groups["args"].Value.Split(':') : [];
+            int Int(int index, int fallback) => index < args.Length && int.TryParse(args[index], CultureInfo.InvariantCulture, out var n) ? n : fallback;
+            switch (m.Groups["name"].Value)
+            {
+                case "delay": delay = Int(0, 0); break;
+                case "chunks": chunks = Int(0, 10); chunkDelay = Int(1, 0); break;
+                case "crash": crash = Int(0, 3); break;
+                case "hang": hang = true; break;
+                case "garbage": garbage = Int(0, 10); break;
+                case "huge": huge = Int(0, 1 << 20); break;
+                case "stderr": stderr = Int(0, 100); break;
+                case "env": env.Add(args.Length > 0 ? args[0] : ""); break;
+                case "rate-limit": rateLimit = true; break;
+                case "rate-warning":
+                    rateWarning = args.Length > 0 && double.TryParse(args[0], CultureInfo.InvariantCulture, out var u) ? u : 0.9;
+                    break;
+                default: return m.Value;
+            }
+            return "";
+        }).Trim();
+        return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, stderr, env, rateLimit, rateWarning);
+    }
+
+    /// <summary>The answer to this prompt in a conversation that held <paramref name="history"/> before it.</summary>
+    public string Answer(IReadOnlyList<string> history)
+    {
+        var answer = $"echo: {Text}";
+        var earlier = history.Where(p => p.Length > 0).ToList();
+        if (earlier.Count > 0)
+            answer += $" [history: {string.Join(" | ", earlier)}]";
+        foreach (var name in Env)
+            answer += $" env {name}={Environment.GetEnvironmentVariable(name) ?? "<unset>"}";
+        return answer;
+    }
+
+    [GeneratedRegex(@"\[\[(?<name>[a-z][a-z-]*)(?::(?<args>[^\]]*))?\]\]")]
+    private static partial Regex Directive();
+}

@@ -1,0 +1,363 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Threading.Channels;
+
+namespace Konsole.Testing.FakeClaude;
+
+/// <summary>
+/// The stream-json protocol as the real CLI speaks it (see shared/protocol): user messages and control
+/// requests on stdin, one JSON object per line on stdout. Like the real CLI it answers <c>initialize</c> and
+/// <c>interrupt</c> at once, queues prompts that arrive mid-turn and merges them into the next turn,
+/// treats <c>/clear</c> as a new conversation, exits 1 on a malformed input line, and finishes its work
+/// and exits when stdin closes.
+/// </summary>
+public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, TextWriter stderr)
+{
+    private static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private readonly Channel<UserMessage> _queue = Channel.CreateUnbounded<UserMessage>();
+    private readonly Lock _gate = new();
+    private readonly string _configDir = Environment.GetEnvironmentVariable("CLAUDE_CONFIG_DIR")
+        ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".claude");
+    private readonly string _cwd = Directory.GetCurrentDirectory();
+    private Transcript? _transcript;
+    private CancellationTokenSource? _turn;
+    private bool _lastTurnFailed;
+    private int _results;
+
+    private Transcript Conversation => _transcript ??= Transcript.New(_configDir, _cwd);
+
+    /// <summary>With <c>--resume</c>: loads the conversation, or says why it cannot (the real CLI then exits at once).</summary>
+    public string? ResumeError()
+    {
+        if (options.Resume is not { } id)
+            return null;
+        _transcript = Transcript.Load(_configDir, _cwd, id);
+        return _transcript is null ? $"No conversation found with session ID: {id}" : null;
+    }
+
+    public async Task<int> RunAsync()
+    {
+        var reading = Task.Run(ReadInputAsync);
+        while (await _queue.Reader.WaitToReadAsync())
+        {
+            if (TakeNext() is not { } batch)
+                continue;
+            if (batch[0].IsClear)
+                Clear(batch[0]);
+            else
+                await RunTurnAsync(batch);
+            lock (_gate)
+                _turn = null;
+        }
+        await reading;
+        return _lastTurnFailed ? 1 : 0;
+    }
+
+    /// <summary>Ends the running turn (its result says <c>error_during_execution</c>); the process lives on.</summary>
+    public void Interrupt(bool cancelQueued)
+    {
+        lock (_gate)
+        {
+            _turn?.Cancel();
+            while (cancelQueued && _queue.Reader.TryRead(out var dropped))
+            {
+                if (dropped.Uuid is { } uuid)
+                    Emit(Lifecycle(uuid, "cancelled"));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Takes a <c>/clear</c>, or every prompt queued up to the next one (the CLI merges them into one turn), and makes
+    /// it the running turn in the same step, so an interrupt either finds it queued or finds it running.
+    /// </summary>
+    private List<UserMessage>? TakeNext()
+    {
+        lock (_gate)
+        {
+            if (!_queue.Reader.TryRead(out var first))
+                return null;
+            var batch = new List<UserMessage> { first };
+            while (!first.IsClear && _queue.Reader.TryPeek(out var next) && !next.IsClear && _queue.Reader.TryRead(out next))
+                batch.Add(next);
+            _turn = new CancellationTokenSource();
+            return batch;
+        }
+    }
+
+    private async Task ReadInputAsync()
+    {
+        using var reader = new StreamReader(stdin, new UTF8Encoding(false));
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (line.Length == 0)
+                continue;
+            JsonElement message;
+            try
+            {
+                message = JsonDocument.Parse(line).RootElement;
+            }
+            catch (JsonException e)
+            {
+                Fatal($"Error parsing streaming input line: {e.Message}");
+                return;
+            }
+            var type = message.ValueKind == JsonValueKind.Object && message.TryGetProperty("type", out var t) ? t.GetString() : null;
+            switch (type)
+            {
+                case "user":
+                    OnUser(message);
+                    break;
+                case "control_request":
+                    try
+                    {
+                        OnControlRequest(message);
+                    }
+                    catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException)
+                    {
+                        Fatal($"Error: malformed control request: {e.Message}");
+                        return;
+                    }
+                    break;
+                case "control_response" or "keep_alive":
+                    break;
+                default:
+                    Fatal($"Error: Expected message type 'user' or 'control', got '{type}'");
+                    return;
+            }
+        }
+        _queue.Writer.TryComplete();
+    }
+
+    private void OnUser(JsonElement message)
+    {
+        if (!message.TryGetProperty("message", out var body) || body.ValueKind != JsonValueKind.Object
+            || !body.TryGetProperty("role", out var role) || role.GetString() != "user")
+        {
+            Fatal("Error: Expected message role 'user'");
+            return;
+        }
+        var uuid = message.TryGetProperty("uuid", out var u) && u.ValueKind == JsonValueKind.String ? u.GetString() : null;
+        var user = new UserMessage(TextOf(body), uuid);
+        if (uuid is not null)
+            Emit(Lifecycle(uuid, "queued"));
+        _queue.Writer.TryWrite(user);
+    }
+
+    private void OnControlRequest(JsonElement message)
+    {
+        var requestId = message.GetProperty("request_id").GetString();
+        var request = message.GetProperty("request");
+        var subtype = request.GetProperty("subtype").GetString();
+        switch (subtype)
+        {
+            case "initialize":
+                Emit(ControlSuccess(requestId, new { commands = Array.Empty<string>(), output_style = "default", pid = Environment.ProcessId }));
+                break;
+            case "interrupt":
+                Emit(ControlSuccess(requestId, new { still_queued = Array.Empty<string>() }));
+                Interrupt(request.TryGetProperty("cancel_queued", out var c) && c.ValueKind == JsonValueKind.True);
+                break;
+            default:
+                Emit(new { type = "control_response", response = new { subtype = "error", request_id = requestId, error = $"Unsupported control request subtype: {subtype}" } });
+                break;
+        }
+    }
+
+    private void Clear(UserMessage clear)
+    {
+        var previous = Conversation.SessionId;
+        _transcript = Transcript.New(_configDir, _cwd);
+        if (clear.Uuid is { } uuid)
+            Emit(Lifecycle(uuid, "started"));
+        Emit(new { type = "conversation_reset", new_conversation_id = _transcript.SessionId, uuid = NewId(), trigger = "clear", user_message_uuid = clear.Uuid, session_id = previous });
+        Emit(Init());
+        Emit(Result("success", isError: false, result: "", clear, Stopwatch.StartNew(), new { local_command = "clear" }));
+    }
+
+    private async Task RunTurnAsync(List<UserMessage> batch)
+    {
+        var elapsed = Stopwatch.StartNew();
+        CancellationToken interrupted;
+        lock (_gate)
+            interrupted = _turn!.Token;
+        foreach (var message in batch.Where(m => m.Uuid is not null))
+            Emit(Lifecycle(message.Uuid!, "started"));
+
+        var directives = Directives.Parse(string.Join("\n", batch.Select(m => m.Text)));
+        var history = Conversation.Prompts.ToArray();
+        Conversation.Append(directives.Text);
+        Emit(Init());
+        try
+        {
+            for (var i = 0; i < directives.Stderr; i++)
+                await stderr.WriteLineAsync($"[fake-claude] diagnostic line {i} {new string('.', 80)}");
+            if (directives.Hang)
+                await Task.Delay(Timeout.Infinite); // deaf to interrupts too: only a kill ends it
+            interrupted.ThrowIfCancellationRequested();
+            await Task.Delay(directives.DelayMs, interrupted);
+            for (var i = 0; i < directives.Garbage; i++)
+                EmitRaw(Garbage(i));
+            for (var i = 0; i < directives.Chunks; i++)
+            {
+                Emit(Assistant($"chunk {i + 1}/{directives.Chunks} "));
+                await Task.Delay(directives.ChunkDelayMs, interrupted);
+            }
+            if (directives.CrashCode is { } code)
+            {
+                Emit(Assistant("about to crash"));
+                await stderr.WriteLineAsync("[fake-claude] crashing as asked");
+                Environment.Exit(code);
+            }
+            if (directives.RateLimit)
+            {
+                var resetsAt = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds();
+                Emit(RateLimitEvent(new { status = "rejected", resetsAt, rateLimitType = "five_hour", isUsingOverage = false }));
+                const string error = "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited";
+                Emit(Assistant(error, model: "<synthetic>"));
+                Emit(Result("success", isError: true, error, batch[0], elapsed, new { api_error_status = 429, terminal_reason = "api_error" }));
+                return;
+            }
+            interrupted.ThrowIfCancellationRequested();
+            var answer = directives.Answer(history);
+            Emit(Assistant(directives.Huge > 0 ? new string('x', directives.Huge) : answer));
+            Emit(RateLimitEvent(directives.RateWarning is { } utilization
+                ? new { status = "allowed_warning", resetsAt = DateTimeOffset.UtcNow.AddHours(3).ToUnixTimeSeconds(), rateLimitType = "five_hour", utilization, isUsingOverage = false }
+                : (object)new { status = "allowed", isUsingOverage = false }));
+            Emit(Result("success", isError: false, answer, batch[0], elapsed, new { terminal_reason = "completed" }));
+        }
+        catch (OperationCanceledException)
+        {
+            Emit(new
+            {
+                type = "user",
+                message = new { role = "user", content = new[] { new { type = "text", text = "[Request interrupted by user]" } } },
+                parent_tool_use_id = (string?)null,
+                session_id = Conversation.SessionId,
+                uuid = NewId(),
+            });
+            Emit(Result("error_during_execution", isError: true, null, batch[0], elapsed, new { terminal_reason = "aborted_streaming" }));
+        }
+    }
+
+    private object Init() => new
+    {
+        type = "system",
+        subtype = "init",
+        cwd = _cwd,
+        session_id = Conversation.SessionId,
+        tools = options.ToolList,
+        mcp_servers = Array.Empty<string>(),
+        model = options.Model ?? "fake-claude",
+        permissionMode = "default",
+        apiKeySource = "none",
+        claude_code_version = "fake",
+        output_style = "default",
+        uuid = NewId(),
+    };
+
+    private object Assistant(string text, string model = "fake-claude") => new
+    {
+        type = "assistant",
+        message = new
+        {
+            id = $"msg_{Guid.NewGuid():N}",
+            type = "message",
+            role = "assistant",
+            model,
+            content = new[] { new { type = "text", text } },
+            stop_reason = (string?)null,
+            usage = new { input_tokens = 5, output_tokens = 3 },
+        },
+        parent_tool_use_id = (string?)null,
+        session_id = Conversation.SessionId,
+        uuid = NewId(),
+    };
+
+    private object RateLimitEvent(object info) => new { type = "rate_limit_event", rate_limit_info = info, uuid = NewId(), session_id = Conversation.SessionId };
+
+    private JsonObject Result(string subtype, bool isError, string? result, UserMessage answered, Stopwatch elapsed, object extra)
+    {
+        _lastTurnFailed = isError;
+        var frame = new JsonObject
+        {
+            ["type"] = "result",
+            ["subtype"] = subtype,
+            ["is_error"] = isError,
+            ["duration_ms"] = elapsed.ElapsedMilliseconds,
+            ["duration_api_ms"] = 0,
+            ["num_turns"] = 1,
+            ["stop_reason"] = isError ? null : "end_turn",
+            ["session_id"] = Conversation.SessionId,
+            ["total_cost_usd"] = 0.00008 * ++_results,
+            ["usage"] = new JsonObject { ["input_tokens"] = 5, ["output_tokens"] = 3 },
+            ["permission_denials"] = new JsonArray(),
+            ["uuid"] = NewId(),
+            ["user_message_uuid"] = answered.Uuid,
+        };
+        if (result is not null)
+            frame["result"] = result;
+        foreach (var property in JsonSerializer.SerializeToElement(extra).EnumerateObject())
+            frame[property.Name] = JsonNode.Parse(property.Value.GetRawText());
+        return frame;
+    }
+
+    private object Lifecycle(string commandUuid, string state) =>
+        new { type = "command_lifecycle", command_uuid = commandUuid, state, uuid = NewId(), session_id = Conversation.SessionId };
+
+    private static object ControlSuccess(string? requestId, object response) =>
+        new { type = "control_response", response = new { subtype = "success", request_id = requestId, response } };
+
+    /// <summary>Lines a supervisor must survive: each is skipped or passed through, none may throw.</summary>
+    private static byte[] Garbage(int i) => (i % 7) switch
+    {
+        0 => "this is not json at all"u8.ToArray(),
+        1 => [0xff, 0xfe, 0x80, (byte)'{', 0xc3, 0x28],
+        2 => """{"type":"assistant","message":{"content":[{"type":"te"""u8.ToArray(),
+        3 => "[1,2,3]"u8.ToArray(),
+        4 => """{"no_type":true}"""u8.ToArray(),
+        5 => """{"type":"result"} trailing garbage"""u8.ToArray(),
+        _ => """{"type":"mystery_frame","payload":{"nested":[1,{"deep":true}]}}"""u8.ToArray(),
+    };
+
+    private void Emit(object frame) => EmitRaw(JsonSerializer.SerializeToUtf8Bytes(frame, Json));
+
+    private void EmitRaw(byte[] line)
+    {
+        lock (_gate)
+        {
+            stdout.Write(line);
+            stdout.Write("\n"u8);
+            stdout.Flush();
+        }
+    }
+
+    private void Fatal(string message)
+    {
+        stderr.WriteLine(message);
+        stderr.Flush();
+        Environment.Exit(1);
+    }
+
+    private static string TextOf(JsonElement body)
+    {
+        if (!body.TryGetProperty("content", out var content))
+            return "";
+        if (content.ValueKind == JsonValueKind.String)
+            return content.GetString() ?? "";
+        return string.Join("\n", content.EnumerateArray()
+            .Where(b => b.TryGetProperty("type", out var t) && t.GetString() == "text")
+            .Select(b => b.GetProperty("text").GetString()));
+    }
+
+    private static string NewId() => Guid.NewGuid().ToString();
+
+    private sealed record UserMessage(string Text, string? Uuid)
+    {
+        public bool IsClear => Text.Trim() == "/clear";
+    }
+}

@@ -1,0 +1,237 @@
+using Akka.Actor;
+using Akka.TestKit;
+using Konsole.Actors.Accounts;
+using Konsole.Actors.Prompts;
+using Konsole.Testing;
+using Xunit.Abstractions;
+using static Konsole.Actors.Accounts.AccountProtocol;
+
+namespace Konsole.Actors.Tests.Accounts;
+
+/// <summary>AccountActor over real FakeClaude processes; a probe stands in for its parent (the router).</summary>
+public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(output, accounts: 1)
+{
+    /// <summary>A turn that runs until it is interrupted (about 50 s otherwise).</summary>
+    private const string Long = "[[chunks:1000:50]]";
+
+    private TestProbe _parent = null!;
+    private IActorRef _account = null!;
+
+    [Fact]
+    public async Task Starts_both_processes_warm_and_reports_its_status()
+    {
+        var status = await StartAsync();
+
+        Assert.Equal(AccountState.Idle, status.State);
+        Assert.Equal([ProcessMode.Full, ProcessMode.Chat], status.Processes.Select(p => p.Mode));
+        Assert.All(status.Processes, p => Assert.NotNull(p.ProcessId));
+        Assert.Equal("alpha.test", status.Label);
+        Assert.Equal("20x", status.Tier);
+        Assert.False(status.UsesApiKey);
+        Assert.InRange(status.ExpiresAt!.Value, DateTimeOffset.UtcNow.AddHours(23), DateTimeOffset.UtcNow.AddHours(25));
+    }
+
+    [Fact]
+    public async Task Prompts_queue_in_order_and_each_waiting_caller_learns_its_position_as_it_moves_up()
+    {
+        var account = await StartAccountAsync();
+        var prompts = new[] { $"{Long} one", "two", "three", "four" }.Select(t => NewPrompt(t)).ToList();
+
+        foreach (var (prompt, _) in prompts)
+            account.Tell(new SubmitPrompt(prompt, ProcessMode.Full));
+        await prompts[3].Caller.ExpectMsgAsync<PromptQueued>(q => Assert.Equal(3, q.Position));
+        await prompts[0].Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+        account.Tell(new InterruptPrompt(prompts[0].Prompt.PromptId));
+        var turns = new List<TurnRecord>();
+        foreach (var (_, caller) in prompts)
+            turns.Add(await caller.ReceiveTurnAsync(TurnTimeout));
+
+        Assert.Empty(turns[0].Queued);
+        Assert.Equal([1], turns[1].Queued.Select(q => q.Position));
+        Assert.Equal([2, 1], turns[2].Queued.Select(q => q.Position));
+        Assert.Equal([2, 1], turns[3].Queued.Select(q => q.Position)); // its 3 was taken above
+        Assert.All(turns.SelectMany(t => t.Queued), q => Assert.Equal("alpha", q.AccountId));
+        // One session, one conversation: the last turn saw the others, in order.
+        Assert.Equal("echo: four [history: one | two | three]", turns[3].ResultText);
+    }
+
+    [Fact]
+    public async Task Beyond_the_queue_bound_a_prompt_fails_at_once_with_queue_full()
+    {
+        var account = await StartAccountAsync("konsole.queue.max-depth = 2");
+        var running = NewPrompt($"{Long} busy");
+        account.Tell(new SubmitPrompt(running.Prompt, ProcessMode.Full));
+        var waiting = new[] { NewPrompt("a"), NewPrompt("b") };
+        foreach (var (prompt, caller) in waiting)
+        {
+            account.Tell(new SubmitPrompt(prompt, ProcessMode.Full));
+            await caller.ExpectMsgAsync<PromptQueued>();
+        }
+
+        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+        var (extra, extraCaller) = NewPrompt("c");
+        account.Tell(new SubmitPrompt(extra, ProcessMode.Chat));
+
+        var failed = await extraCaller.ExpectMsgAsync<TurnFailed>(TimeSpan.FromSeconds(1));
+        Assert.Equal(TurnErrorCodes.QueueFull, failed.Code);
+        Assert.Contains("konsole.queue.max-depth = 2", failed.Message);
+        account.Tell(new InterruptPrompt(running.Prompt.PromptId));
+        Assert.NotNull((await running.Caller.ReceiveTurnAsync(TurnTimeout)).Completed);
+        foreach (var (_, caller) in waiting)
+            Assert.NotNull((await caller.ReceiveTurnAsync(TurnTimeout)).Completed);
+    }
+
+    [Fact]
+    public async Task Interrupting_a_queued_prompt_drops_it_and_moves_the_others_up()
+    {
+        var account = await StartAccountAsync();
+        var running = NewPrompt($"{Long} busy");
+        var dropped = NewPrompt("dropped");
+        var behind = NewPrompt("behind");
+        foreach (var p in new[] { running, dropped, behind })
+            account.Tell(new SubmitPrompt(p.Prompt, ProcessMode.Full));
+        await behind.Caller.ExpectMsgAsync<PromptQueued>(q => Assert.Equal(2, q.Position));
+
+        account.Tell(new InterruptPrompt(dropped.Prompt.PromptId));
+
+        var failed = await dropped.Caller.FishForMessageAsync<TurnFailed>(_ => true);
+        Assert.Equal(TurnErrorCodes.Interrupted, failed.Code);
+        await behind.Caller.ExpectMsgAsync<PromptQueued>(q => Assert.Equal(1, q.Position));
+        account.Tell(new InterruptPrompt(running.Prompt.PromptId));
+        Assert.Equal("echo: behind [history: busy]", (await behind.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+    }
+
+    [Fact]
+    public async Task Interrupting_the_running_prompt_ends_it_with_the_clis_result()
+    {
+        var account = await StartAccountAsync();
+        var (prompt, caller) = NewPrompt($"{Long} long");
+        account.Tell(new SubmitPrompt(prompt, ProcessMode.Full));
+        await caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+
+        account.Tell(new InterruptPrompt(prompt.PromptId));
+
+        var turn = await caller.ReceiveTurnAsync(TurnTimeout);
+        Assert.Equal("error_during_execution", turn.Completed!.Result.Subtype);
+    }
+
+    [Fact]
+    public async Task A_crash_fails_the_running_turn_with_process_crashed_then_the_process_resumes_and_serves_the_queue()
+    {
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events, typeof(ProcessRestarted));
+        var account = await StartAccountAsync();
+        var first = NewPrompt("Remember 42");
+        account.Tell(new SubmitPrompt(first.Prompt, ProcessMode.Full));
+        var conversation = (await first.Caller.ReceiveTurnAsync(TurnTimeout)).Completed!.Conversation;
+
+        var crash = NewPrompt("[[crash]]", conversation: conversation);
+        var next = NewPrompt("What number?", conversation: conversation);
+        account.Tell(new SubmitPrompt(crash.Prompt, ProcessMode.Full));
+        account.Tell(new SubmitPrompt(next.Prompt, ProcessMode.Full));
+
+        var crashed = await crash.Caller.ReceiveTurnAsync(TurnTimeout);
+        Assert.Equal(TurnErrorCodes.ProcessCrashed, crashed.Failed?.Code);
+        Assert.Contains("exited with code 3", crashed.Failed!.Message);
+        var restarted = await events.ExpectMsgAsync<ProcessRestarted>();
+        Assert.Equal(("alpha", ProcessMode.Full, 1), (restarted.AccountId, restarted.Mode, restarted.Attempt));
+        var served = await next.Caller.ReceiveTurnAsync(TurnTimeout);
+        Assert.Contains("Remember 42", served.ResultText);
+        Assert.Equal(conversation!.SessionId, served.Completed!.Conversation!.SessionId);
+    }
+
+    [Fact]
+    public async Task Each_session_keeps_its_own_conversation_on_a_shared_process()
+    {
+        var account = await StartAccountAsync();
+        var a1 = await RunAsync(account, NewPrompt("I am A", session: "A"));
+        var b1 = await RunAsync(account, NewPrompt("I am B", session: "B"));
+        var pidBefore = (await StatusAsync()).Processes[0].ProcessId;
+
+        var a2 = await RunAsync(account, NewPrompt("Who am I?", session: "A", conversation: a1.Completed!.Conversation));
+
+        Assert.Equal("echo: I am B", b1.ResultText); // a new conversation: B never saw A
+        Assert.Equal("echo: Who am I? [history: I am A]", a2.ResultText);
+        Assert.Equal(a1.Completed.Conversation!.SessionId, a2.Completed!.Conversation!.SessionId);
+        Assert.NotEqual(pidBefore, (await StatusAsync()).Processes[0].ProcessId); // switched with --resume
+    }
+
+    [Fact]
+    public async Task Chat_turns_are_stateless_and_do_not_wait_behind_a_full_turn()
+    {
+        var account = await StartAccountAsync();
+        var full = NewPrompt($"{Long} full turn");
+        account.Tell(new SubmitPrompt(full.Prompt, ProcessMode.Full));
+        await full.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+
+        var first = await RunAsync(account, NewPrompt("Remember 42"), ProcessMode.Chat);
+        var second = await RunAsync(account, NewPrompt("What number?"), ProcessMode.Chat);
+
+        Assert.Equal("echo: What number?", second.ResultText);
+        Assert.Null(first.Completed!.Conversation);
+        account.Tell(new InterruptPrompt(full.Prompt.PromptId));
+        var fullTurn = await full.Caller.ReceiveTurnAsync(TurnTimeout);
+        Assert.Equal("error_during_execution", fullTurn.Completed!.Result.Subtype); // it ran all along
+    }
+
+    [Fact]
+    public async Task Status_shows_the_busy_session_and_the_queue_and_state_changes_are_published()
+    {
+        var states = CreateTestProbe();
+        Sys.EventStream.Subscribe(states, typeof(AccountStateChanged));
+        var account = await StartAccountAsync();
+        var running = NewPrompt($"{Long} busy", session: "ses-busy");
+        account.Tell(new SubmitPrompt(running.Prompt, ProcessMode.Full));
+        account.Tell(new SubmitPrompt(NewPrompt("waits").Prompt, ProcessMode.Full));
+
+        var busy = await _parent.FishForMessageAsync<AccountStatus>(s => s.QueueDepth == 1, TurnTimeout);
+
+        Assert.Equal(AccountState.Busy, busy.State);
+        Assert.True(busy.Busy);
+        Assert.Equal("ses-busy", busy.ActiveSessionId);
+        await states.FishForMessageAsync<AccountStateChanged>(e => e.State == AccountState.Busy, TurnTimeout);
+        account.Tell(new InterruptPrompt(running.Prompt.PromptId));
+        var idle = await states.FishForMessageAsync<AccountStateChanged>(e => e.State == AccountState.Idle, TurnTimeout);
+        Assert.Equal(AccountState.Busy, idle.Previous);
+    }
+
+    [Fact]
+    public async Task Stopping_the_account_ends_every_prompt_it_holds_with_account_unavailable()
+    {
+        var parent = await StartAccountAsync();
+        var running = NewPrompt($"{Long} busy");
+        var queued = NewPrompt("queued");
+        parent.Tell(new SubmitPrompt(running.Prompt, ProcessMode.Full));
+        parent.Tell(new SubmitPrompt(queued.Prompt, ProcessMode.Full));
+        await queued.Caller.ExpectMsgAsync<PromptQueued>();
+
+        Sys.Stop(parent);
+
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, (await running.Caller.ReceiveTurnAsync(TurnTimeout)).Failed?.Code);
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, (await queued.Caller.ReceiveTurnAsync(TurnTimeout)).Failed?.Code);
+    }
+
+    private async Task<IActorRef> StartAccountAsync(string extraHocon = "")
+    {
+        _parent = CreateTestProbe("parent");
+        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: extraHocon);
+        var account = Sys.ActorOf(ForwardingParent.Props(AccountActor.Props(settings.Accounts[0], settings), _parent.Ref));
+        await _parent.FishForMessageAsync<AccountStatus>(s => s.Warm, TurnTimeout);
+        _account = account;
+        return account;
+    }
+
+    private async Task<AccountStatus> StartAsync()
+    {
+        await StartAccountAsync();
+        return await StatusAsync();
+    }
+
+    private Task<AccountStatus> StatusAsync() => _account.Ask<AccountStatus>(GetStatus.Instance, TimeSpan.FromSeconds(5));
+
+    private static async Task<TurnRecord> RunAsync(IActorRef account, (Prompt Prompt, TestProbe Caller) p, ProcessMode mode = ProcessMode.Full)
+    {
+        account.Tell(new SubmitPrompt(p.Prompt, mode));
+        return await p.Caller.ReceiveTurnAsync(TurnTimeout);
+    }
+}

@@ -1,0 +1,153 @@
+using Konsole.Actors.Configuration;
+
+namespace Konsole.Actors.Tests.Configuration;
+
+public sealed class KonsoleConfigTests
+{
+    [Fact]
+    public void The_embedded_defaults_run_one_default_account_on_the_users_own_login_in_both_roles()
+    {
+        var (_, settings) = KonsoleConfig.Load(null);
+
+        var account = Assert.Single(settings.Accounts);
+        Assert.Equal("default", account.Id);
+        Assert.Equal(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".claude"), account.ConfigDir);
+        Assert.Equal(new RoleSettings("default", "default"), settings.Roles);
+        Assert.Equal("claude", settings.Claude.Path);
+        Assert.Equal(64L * 1024 * 1024, settings.Claude.MaxLineBytes);
+        Assert.Equal(TimeSpan.FromMinutes(10), settings.Claude.TurnTimeout);
+        Assert.Equal(64, settings.QueueMaxDepth);
+        Assert.Equal(TimeSpan.FromHours(1), settings.OAuth.RefreshThreshold);
+        Assert.Equal("http://127.0.0.1:5080", settings.Gateway.Urls);
+        Assert.Equal(1_048_576, settings.Gateway.MaxPromptBytes);
+    }
+
+    [Fact]
+    public void The_contracts_example_file_loads_with_first_account_dashboard_and_second_quickturn()
+    {
+        var (_, settings) = KonsoleConfig.Parse("""
+            konsole {
+              accounts = [
+                { id = "meichtry", label = "meichtry.com", config-dir = "/home/me/.claude-meichtry", tier = "20x" }
+                { id = "blueboy",  label = "blueboy.technology", config-dir = "/home/me/.claude-blueboy", tier = "20x" }
+              ]
+              roles { dashboard = "", quickturn = "" }
+              queue { max-depth = 8 }
+              claude { extra-args = ["--model", "sonnet"], environment { ANTHROPIC_BASE_URL = "http://127.0.0.1:9" } }
+            }
+            """);
+
+        Assert.Equal(["meichtry", "blueboy"], settings.Accounts.Select(a => a.Id));
+        Assert.Equal(new AccountSettings("meichtry", "meichtry.com", "/home/me/.claude-meichtry", null, "20x"), settings.Accounts[0]);
+        Assert.Equal(new RoleSettings("meichtry", "blueboy"), settings.Roles);
+        Assert.Equal(8, settings.QueueMaxDepth);
+        Assert.Equal(["--model", "sonnet"], settings.Claude.ExtraArgs);
+        Assert.Equal("http://127.0.0.1:9", settings.Claude.Environment["ANTHROPIC_BASE_URL"]);
+    }
+
+    [Fact]
+    public void Named_roles_win_and_an_unnamed_role_takes_another_account()
+    {
+        var (_, settings) = KonsoleConfig.Parse("""
+            konsole {
+              accounts = [
+                { id = a, config-dir = "/tmp/a" }
+                { id = b, config-dir = "/tmp/b" }
+                { id = c, config-dir = "/tmp/c" }
+              ]
+              roles.dashboard = c
+            }
+            """);
+
+        Assert.Equal(new RoleSettings("c", "a"), settings.Roles);
+    }
+
+    [Fact]
+    public void An_api_key_account_gets_a_config_dir_of_its_own_under_the_data_dir()
+    {
+        Environment.SetEnvironmentVariable("KONSOLE_TEST_KEY_PRESENT", "sk-ant-api-xyz");
+        var (_, settings) = KonsoleConfig.Parse("""
+            konsole { data-dir = "/tmp/konsole-data", accounts = [ { id = k, api-key-env = "KONSOLE_TEST_KEY_PRESENT" } ] }
+            """);
+
+        Assert.Equal(new AccountSettings("k", "k", "/tmp/konsole-data/accounts/k", "KONSOLE_TEST_KEY_PRESENT", null), settings.Accounts[0]);
+    }
+
+    [Theory]
+    [InlineData("konsole.claude.pth = x", "unknown key 'konsole.claude.pth'")]
+    [InlineData("konsole.gatway { urls = x }", "unknown key 'konsole.gatway'")]
+    [InlineData("konsol { }", "unknown key 'konsol'")]
+    [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\", colour = red } ]", "konsole.accounts[0].colour unknown key")]
+    [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\" }\n { id = a, config-dir = \"/b\" } ]", "konsole.accounts[1].id duplicate account id 'a'")]
+    [InlineData("konsole.accounts = [ { label = x, config-dir = \"/a\" } ]", "konsole.accounts[0].id is required")]
+    [InlineData("konsole.accounts = [ { id = \"../x\", config-dir = \"/a\" } ]", "konsole.accounts[0].id '../x' must be")]
+    [InlineData("konsole.accounts = [ { id = a } ]", "account 'a' needs config-dir")]
+    [InlineData("konsole.accounts = [ { id = a, api-key-env = KONSOLE_TEST_KEY_ABSENT } ]", "environment variable 'KONSOLE_TEST_KEY_ABSENT' is not set")]
+    [InlineData("konsole.accounts = x", "konsole.accounts must be a list")]
+    [InlineData("konsole.roles.dashboard = nobody", "konsole.roles.dashboard names no account: 'nobody'")]
+    [InlineData("konsole.queue.max-depth = lots", "konsole.queue.max-depth must be a positive whole number")]
+    [InlineData("konsole.queue.max-depth = 0", "konsole.queue.max-depth must be a positive whole number")]
+    [InlineData("konsole.claude.turn-timeout = soon", "konsole.claude.turn-timeout must be a duration")]
+    [InlineData("konsole.claude.extra-args = \"--model x\"", "konsole.claude.extra-args must be a list of strings")]
+    [InlineData("konsole.claude.path = \"\"", "konsole.claude.path must not be empty")]
+    [InlineData("konsole.claude.path = [a]", "konsole.claude.path must be a string")]
+    [InlineData("konsole.claude.environment { ANTHROPIC_API_KEY = x }", "konsole.claude.environment.ANTHROPIC_API_KEY credentials are per account")]
+    [InlineData("konsole.claude.restart.random-factor = 3", "random-factor must be a number from 0 to 1")]
+    [InlineData("konsole.claude.restart { min-backoff = 10s\n max-backoff = 1s }", "max-backoff must not be shorter than min-backoff")]
+    [InlineData("konsole { claude { path = x } } }", "malformed HOCON: unexpected '}' at line 1, column 33")]
+    [InlineData("konsole {\n claude { path = x }\n", "malformed HOCON: '{' opened at line 1, column 9 is never closed")]
+    [InlineData("konsole.claude.path = \"unterminated", "malformed HOCON: unterminated string at line 1")]
+    [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\" } }", "malformed HOCON: unexpected '}'")]
+    public void Bad_configuration_is_refused_naming_the_file_and_key(string hocon, string expected)
+    {
+        var error = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Parse(hocon, "/etc/me.hocon"));
+
+        Assert.StartsWith("/etc/me.hocon: ", error.Message);
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void Brackets_inside_strings_and_comments_do_not_count()
+    {
+        var (_, settings) = KonsoleConfig.Parse(""""
+            # a comment with { and [
+            // another one }
+            konsole.claude.chat-system-prompt = "braces { and } and \" quotes ]"
+            konsole.claude.extra-args = [ "--x", """{ triple [ x""" ]
+            """");
+
+        Assert.Equal("braces { and } and \" quotes ]", settings.Claude.ChatSystemPrompt);
+        Assert.Equal(["--x", "{ triple [ x"], settings.Claude.ExtraArgs);
+    }
+
+    [Fact]
+    public void A_missing_file_is_named()
+    {
+        var error = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Load("/nonexistent/k.hocon"));
+
+        Assert.Equal("/nonexistent/k.hocon: configuration file not found", error.Message);
+    }
+
+    [Fact]
+    public void Akka_settings_pass_through_and_the_merged_config_carries_them()
+    {
+        var (config, _) = KonsoleConfig.Parse("akka.loglevel = DEBUG");
+
+        Assert.Equal("DEBUG", config.GetString("akka.loglevel"));
+        Assert.Equal("claude", config.GetString("konsole.claude.path"));
+    }
+
+    [Theory]
+    [InlineData(1, 0.5, 100)]
+    [InlineData(2, 0.5, 200)]
+    [InlineData(4, 0.5, 800)]
+    [InlineData(10, 0.5, 1000)]
+    [InlineData(1, 0.0, 80)]
+    [InlineData(1, 1.0, 120)]
+    public void Backoff_doubles_up_to_the_cap_with_jitter(int attempt, double random, double expectedMs)
+    {
+        var backoff = new BackoffSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1), 0.2);
+
+        Assert.Equal(expectedMs, backoff.Delay(attempt, random).TotalMilliseconds, precision: 6);
+    }
+}

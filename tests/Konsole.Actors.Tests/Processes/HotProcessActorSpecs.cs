@@ -1,0 +1,265 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.TestKit;
+using Konsole.Actors.Accounts;
+using Konsole.Actors.Processes;
+using Konsole.Actors.Prompts;
+using Konsole.Testing;
+using Xunit.Abstractions;
+using static Konsole.Actors.Processes.HotProcessProtocol;
+
+namespace Konsole.Actors.Tests.Processes;
+
+/// <summary>HotProcessActor over real FakeClaude processes, with a probe standing in for its account.</summary>
+public sealed class HotProcessActorSpecs : KonsoleSpec
+{
+    private static readonly TimeSpan Turn = TurnTimeout;
+    private readonly TestProbe _account;
+
+    public HotProcessActorSpecs(ITestOutputHelper output) : base(output, accounts: 1)
+    {
+        _account = CreateTestProbe("account");
+    }
+
+    [Fact]
+    public async Task Starts_warm_and_streams_a_turn_in_order_ending_with_its_result()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        var (prompt, caller) = NewPrompt("hello there");
+
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+        var turn = await caller.ReceiveTurnAsync(Turn);
+
+        Assert.Equal(["command_lifecycle", "command_lifecycle", "system", "assistant", "rate_limit_event", "result"],
+            turn.Outputs.Select(o => o.Frame.Type));
+        Assert.Same(turn.Outputs[^1].Frame, turn.Completed!.Result);
+        Assert.Equal(prompt.PromptId, turn.Completed.Result.UserMessageUuid);
+        Assert.Equal("echo: hello there", turn.ResultText);
+        var init = turn.Outputs.Single(o => o.Frame.IsInit).Frame;
+        Assert.Equal(new ConversationRef(init.SessionId!, "alpha", Sandbox.Accounts[0].ConfigDir), turn.Completed.Conversation);
+        var finished = await _account.FishForMessageAsync<TurnFinished>(_ => true);
+        Assert.Equal(new TurnFinished(prompt.PromptId, init.SessionId, false), finished);
+    }
+
+    [Fact]
+    public async Task A_second_turn_on_the_same_process_remembers_the_first()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+
+        var first = await RunAsync(process, "Remember 42");
+        var second = await RunAsync(process, "What number?");
+
+        Assert.Equal("echo: What number? [history: Remember 42]", second.ResultText);
+        Assert.Equal(first.Completed!.Conversation, second.Completed!.Conversation);
+    }
+
+    [Fact]
+    public async Task Chat_processes_have_no_tools_and_every_turn_starts_empty()
+    {
+        var process = await StartAsync(ProcessMode.Chat);
+
+        var first = await RunAsync(process, "Remember 42");
+        var second = await RunAsync(process, "What number?");
+
+        Assert.Contains("\"tools\":[]", first.Outputs.Single(o => o.Frame.IsInit).Frame.Raw);
+        Assert.Equal("echo: What number?", second.ResultText);
+        Assert.Null(second.Completed!.Conversation);
+    }
+
+    [Fact]
+    public async Task Clear_first_starts_a_new_conversation_on_the_same_process()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        var first = await RunAsync(process, "Remember 42");
+
+        var (prompt, caller) = NewPrompt("What number?");
+        process.Tell(new RunTurn(prompt, ClearFirst: true));
+        var second = await caller.ReceiveTurnAsync(Turn);
+
+        Assert.Equal("echo: What number?", second.ResultText);
+        Assert.NotEqual(first.Completed!.Conversation!.SessionId, second.Completed!.Conversation!.SessionId);
+        Assert.DoesNotContain(second.Outputs, o => o.Frame.Type == "conversation_reset"); // the clear is not part of the turn
+    }
+
+    [Fact]
+    public async Task Interrupt_ends_the_turn_with_its_result_and_the_process_serves_the_next()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        var (prompt, caller) = NewPrompt("[[chunks:200:50]] a long answer");
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+        await caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, Turn);
+
+        process.Tell(new InterruptTurn(prompt.PromptId));
+        var interrupted = await caller.ReceiveTurnAsync(Turn);
+
+        Assert.Equal("error_during_execution", interrupted.Completed!.Result.Subtype);
+        Assert.True(interrupted.Outputs.Count(o => o.Frame.Type == "assistant") < 200);
+        Assert.Equal("echo: next", (await RunAsync(process, "next")).ResultText?[..10]);
+    }
+
+    [Fact]
+    public async Task An_interrupt_right_after_the_prompt_ends_the_turn_whether_or_not_the_cli_had_started_it()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        var (prompt, caller) = NewPrompt("[[chunks:200:50]] interrupted early");
+
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+        process.Tell(new InterruptTurn(prompt.PromptId));
+        var turn = await caller.ReceiveTurnAsync(Turn);
+
+        // Still in the CLI's queue: dropped there, and it never ran. Already running: it ends with its result.
+        if (turn.Failed is { } failed)
+            Assert.Equal(TurnErrorCodes.Interrupted, failed.Code);
+        else
+            Assert.Equal("error_during_execution", turn.Completed!.Result.Subtype);
+        await _account.FishForMessageAsync(m => m is TurnFinished f && f.PromptId == prompt.PromptId, Turn);
+        Assert.StartsWith("echo: next", (await RunAsync(process, "next")).ResultText);
+    }
+
+    [Fact]
+    public async Task A_crash_mid_turn_is_reported_to_the_parent_and_the_actor_stops()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        var (prompt, caller) = NewPrompt("[[crash]]");
+        Watch(process);
+
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+
+        var exited = await _account.ExpectMsgAsync<ProcessExited>(Turn);
+        Assert.Equal(3, exited.ExitCode);
+        Assert.NotNull(exited.SessionId);
+        Assert.Contains("exited with code 3", exited.Reason);
+        await ExpectTerminatedAsync(process);
+        // The turn's end is its account's to report (it knows what was queued behind it).
+        await caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, Turn);
+        await caller.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(200));
+    }
+
+    [Fact]
+    public async Task Hostile_stdout_lines_are_skipped_and_unknown_types_pass_through()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+
+        var turn = await RunAsync(process, "[[garbage:200]] still fine");
+
+        Assert.Equal("echo: still fine", turn.ResultText);
+        Assert.Contains(turn.Outputs, o => o.Frame.Type == "mystery_frame");
+        Assert.All(turn.Outputs, o => Assert.StartsWith("{", o.Frame.Raw));
+    }
+
+    [Fact]
+    public async Task A_line_over_the_cap_is_dropped_and_the_turn_still_ends_with_its_result()
+    {
+        var process = await StartAsync(ProcessMode.Full, maxLineBytes: 1024 * 1024);
+
+        var turn = await RunAsync(process, "[[huge:2000000]]");
+
+        Assert.NotNull(turn.Completed);
+        Assert.DoesNotContain(turn.Outputs, o => o.Frame.Type == "assistant");
+        Assert.Equal("echo: after", (await RunAsync(process, "after")).ResultText);
+    }
+
+    [Fact]
+    public async Task An_8_MB_line_within_the_cap_passes_whole()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+
+        var turn = await RunAsync(process, "[[huge:8388608]]");
+
+        var assistant = turn.Outputs.Single(o => o.Frame.Type == "assistant").Frame;
+        Assert.True(assistant.Raw.Length > 8_388_608);
+    }
+
+    [Fact]
+    public async Task Stderr_is_drained_so_a_chatty_process_never_blocks()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+
+        var turn = await RunAsync(process, "[[stderr:20000]] loud");
+
+        Assert.Equal("echo: loud", turn.ResultText);
+    }
+
+    [Fact]
+    public async Task The_process_gets_the_accounts_environment_and_none_of_the_hosts_credentials()
+    {
+        // Every FakeClaude in this test run inherits these; the supervisor must strip them.
+        Environment.SetEnvironmentVariable("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-host-token");
+        Environment.SetEnvironmentVariable("CLAUDECODE", "1");
+        var process = await StartAsync(ProcessMode.Full);
+
+        var turn = await RunAsync(process,
+            "[[env:CLAUDE_CONFIG_DIR]] [[env:CLAUDE_CODE_OAUTH_TOKEN]] [[env:ANTHROPIC_API_KEY]] [[env:CLAUDECODE]] [[env:KONSOLE_EXTRA]]");
+
+        Assert.Contains($"env CLAUDE_CONFIG_DIR={Sandbox.Accounts[0].ConfigDir}", turn.ResultText);
+        Assert.Contains("env CLAUDE_CODE_OAUTH_TOKEN=<unset>", turn.ResultText);
+        Assert.Contains("env ANTHROPIC_API_KEY=<unset>", turn.ResultText);
+        Assert.Contains("env CLAUDECODE=<unset>", turn.ResultText);
+        Assert.Contains("env KONSOLE_EXTRA=passed", turn.ResultText);
+    }
+
+    [Fact]
+    public async Task Stopping_the_actor_stops_its_process()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        var pid = _account.LastMessage is ProcessReady ready ? ready.ProcessId : throw new InvalidOperationException();
+        using var os = Process.GetProcessById(pid);
+
+        Watch(process);
+        Sys.Stop(process);
+        await ExpectTerminatedAsync(process);
+
+        await os.WaitForExitAsync(new CancellationTokenSource(Turn).Token);
+        await AwaitAssertAsync(() => Assert.Empty(LiveCliProcesses), Turn);
+    }
+
+    [Fact]
+    public async Task A_process_that_never_answers_initialize_is_killed_and_reported()
+    {
+        // cat echoes our initialize request back but never answers it.
+        var spec = Spec(ProcessMode.Full) with { StartTimeout = TimeSpan.FromMilliseconds(500) };
+        var launch = spec.Launch with { FileName = "cat", Arguments = [] };
+        Sys.ActorOf(ForwardingParent.Props(HotProcessActor.Props(spec with { Launch = launch }), _account.Ref));
+
+        var exited = await _account.ExpectMsgAsync<ProcessExited>(Turn);
+
+        Assert.Contains("did not answer initialize", exited.Reason);
+    }
+
+    [Fact]
+    public async Task A_cli_that_cannot_be_started_is_reported_not_thrown()
+    {
+        var spec = Spec(ProcessMode.Full);
+        Sys.ActorOf(ForwardingParent.Props(HotProcessActor.Props(spec with { Launch = spec.Launch with { FileName = "/nonexistent/claude" } }), _account.Ref));
+
+        var exited = await _account.ExpectMsgAsync<ProcessExited>(Turn);
+
+        Assert.Contains("could not start '/nonexistent/claude'", exited.Reason);
+    }
+
+    private HotProcessSpec Spec(ProcessMode mode, long? maxLineBytes = null)
+    {
+        var settings = Sandbox.Settings(FakeClaudeCli.Path, new Dictionary<string, string> { ["KONSOLE_EXTRA"] = "passed" });
+        var account = settings.Accounts[0];
+        var launch = CliLaunch.For(account, settings.Claude, mode);
+        return new HotProcessSpec(account.Id, mode, account.ConfigDir,
+            maxLineBytes is { } cap ? launch with { MaxLineBytes = cap } : launch,
+            null, settings.Claude.StartTimeout, settings.Claude.StopGrace);
+    }
+
+    private async Task<IActorRef> StartAsync(ProcessMode mode, long? maxLineBytes = null)
+    {
+        var parent = Sys.ActorOf(ForwardingParent.Props(HotProcessActor.Props(Spec(mode, maxLineBytes)), _account.Ref));
+        await _account.ExpectMsgAsync<ProcessReady>(Turn);
+        return parent;
+    }
+
+    private async Task<TurnRecord> RunAsync(IActorRef process, string text)
+    {
+        var (prompt, caller) = NewPrompt(text);
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+        var turn = await caller.ReceiveTurnAsync(Turn);
+        await _account.FishForMessageAsync(m => m is TurnFinished f && f.PromptId == prompt.PromptId, Turn);
+        return turn;
+    }
+}

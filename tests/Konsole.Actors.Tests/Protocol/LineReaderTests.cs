@@ -1,0 +1,92 @@
+using System.Buffers;
+using System.Text;
+using Konsole.Actors.Protocol;
+
+namespace Konsole.Actors.Tests.Protocol;
+
+public sealed class LineReaderTests
+{
+    [Fact]
+    public async Task Splits_lines_keeps_empty_ones_strips_CR_and_keeps_an_unterminated_last_line()
+    {
+        var (lines, oversized) = await Read("a\nbb\r\n\nlast", cap: 100);
+
+        Assert.Equal(["a", "bb", "", "last"], lines);
+        Assert.Empty(oversized);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(4096)]
+    public async Task Lines_arriving_in_any_chunk_size_come_out_whole(int chunk)
+    {
+        var expected = Enumerable.Range(0, 50).Select(i => new string((char)('a' + i % 26), i * 37)).ToList();
+
+        var (lines, _) = await Read(string.Join("\n", expected) + "\n", cap: 10_000, chunk);
+
+        Assert.Equal(expected, lines);
+    }
+
+    [Fact]
+    public async Task An_8_MB_line_within_the_cap_is_read_whole()
+    {
+        var big = new string('x', 8 * 1024 * 1024);
+
+        var (lines, oversized) = await Read($"before\n{big}\nafter\n", cap: 64L * 1024 * 1024, chunk: 64 * 1024);
+
+        Assert.Equal(["before", big, "after"], lines);
+        Assert.Empty(oversized);
+    }
+
+    [Fact]
+    public async Task A_line_over_the_cap_is_dropped_with_its_size_and_reading_goes_on()
+    {
+        var big = new string('x', 300_000);
+
+        var (lines, oversized) = await Read($"before\n{big}\nafter\n{big}", cap: 100_000, chunk: 8192);
+
+        Assert.Equal(["before", "after"], lines);
+        Assert.Equal([300_000L, 300_000L], oversized);
+    }
+
+    [Fact]
+    public async Task Invalid_utf8_is_passed_on_as_bytes()
+    {
+        var collected = new List<byte[]>();
+        await LineReader.ReadLinesAsync(new MemoryStream([0xC3, 0x28, (byte)'\n', 0xFF]), 100, l => collected.Add(l.ToArray()), _ => { });
+
+        Assert.Equal([[0xC3, 0x28], [0xFF]], collected);
+    }
+
+    private static async Task<(List<string> Lines, List<long> Oversized)> Read(string text, long cap, int chunk = 1 << 20)
+    {
+        var lines = new List<string>();
+        var oversized = new List<long>();
+        await LineReader.ReadLinesAsync(new ChunkedStream(Encoding.UTF8.GetBytes(text), chunk), cap,
+            line => lines.Add(Encoding.UTF8.GetString(line)), oversized.Add);
+        return (lines, oversized);
+    }
+
+    /// <summary>Returns at most <c>chunk</c> bytes per read, like a pipe.</summary>
+    private sealed class ChunkedStream(byte[] data, int chunk) : Stream
+    {
+        private int _position;
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            var n = Math.Min(Math.Min(count, chunk), data.Length - _position);
+            Array.Copy(data, _position, buffer, offset, n);
+            _position += n;
+            return n;
+        }
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => data.Length;
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Routing;
+using Konsole.Testing;
+using Xunit.Abstractions;
+using static Konsole.Actors.Routing.RoleRouterProtocol;
+
+namespace Konsole.Actors.Tests.Routing;
+
+/// <summary>The RoleRouter with two real accounts (alpha, beta) on FakeClaude.</summary>
+public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(output, accounts: 2)
+{
+    private const string Long = "[[chunks:1000:50]]";
+    private const string WhoServes = "[[env:CLAUDE_CONFIG_DIR]]";
+
+    [Fact]
+    public async Task Dashboard_prompts_run_on_the_dashboard_accounts_full_process_and_quick_turns_on_the_quickturn_accounts_chat_process()
+    {
+        var router = await StartAsync();
+
+        var dashboard = await RouteAsync(router, Role.Dashboard, $"hi {WhoServes}");
+        var quick = await RouteAsync(router, Role.QuickTurn, $"hi {WhoServes}");
+
+        Assert.Contains(AlphaDir, dashboard.ResultText);
+        Assert.DoesNotContain("\"tools\":[]", Init(dashboard));
+        Assert.Contains(BetaDir, quick.ResultText);
+        Assert.Contains("\"tools\":[]", Init(quick));
+    }
+
+    [Fact]
+    public async Task A_swap_answers_at_once_lets_the_running_turn_finish_where_it_started_and_sends_later_prompts_by_the_new_roles()
+    {
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events, typeof(AccountsSwapped));
+        var router = await StartAsync();
+        var pidsBefore = await ProcessIdsAsync(router);
+        var running = NewPrompt($"{Long} {WhoServes}");
+        router.Tell(new RoutePrompt(Role.Dashboard, running.Prompt));
+        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+
+        var changed = await router.Ask<RolesChanged>(SwapRoles.Instance, TimeSpan.FromSeconds(1));
+
+        Assert.Equal(new RoleAssignment("beta", "alpha"), changed.Roles);
+        Assert.Equal(new AccountsSwapped(new RoleAssignment("alpha", "beta"), new RoleAssignment("beta", "alpha")),
+            await events.ExpectMsgAsync<AccountsSwapped>());
+        var after = await RouteAsync(router, Role.Dashboard, $"after the swap {WhoServes}");
+        Assert.Contains(BetaDir, after.ResultText); // while alpha's turn is still running
+        router.Tell(new InterruptPrompt(running.Prompt.PromptId));
+        var first = await running.Caller.ReceiveTurnAsync(TurnTimeout);
+        Assert.Equal("alpha", first.Completed!.Conversation!.AccountId);
+        Assert.Equal(pidsBefore, await ProcessIdsAsync(router)); // no process started or stopped
+    }
+
+    [Fact]
+    public async Task After_a_swap_a_sessions_dashboard_conversation_continues_on_the_other_account()
+    {
+        var router = await StartAsync();
+        var first = await RouteAsync(router, Role.Dashboard, "Remember 42", session: "ui-1");
+        await router.Ask<RolesChanged>(SwapRoles.Instance, TimeSpan.FromSeconds(1));
+
+        var second = await RouteAsync(router, Role.Dashboard, "What number?", session: "ui-1", conversation: first.Completed!.Conversation);
+
+        Assert.Equal("echo: What number? [history: Remember 42]", second.ResultText);
+        Assert.Equal(new ConversationRef(first.Completed.Conversation!.SessionId, "beta", Sandbox.Accounts[1].ConfigDir),
+            second.Completed!.Conversation);
+        // And back again: alpha's process held the old state of this conversation; it must not be reused.
+        await router.Ask<RolesChanged>(SwapRoles.Instance, TimeSpan.FromSeconds(1));
+        var third = await RouteAsync(router, Role.Dashboard, "And now?", session: "ui-1", conversation: second.Completed.Conversation);
+        Assert.Equal("echo: And now? [history: Remember 42 | What number?]", third.ResultText);
+    }
+
+    [Fact]
+    public async Task Any_account_can_be_put_on_the_dashboard_and_unknown_ones_are_refused()
+    {
+        var router = await StartAsync();
+
+        Assert.Equal(new RoleAssignment("beta", "alpha"), (await router.Ask<RolesChanged>(new AssignDashboard("beta"), TimeSpan.FromSeconds(1))).Roles);
+        Assert.Equal(new RoleAssignment("beta", "alpha"), (await router.Ask<RolesChanged>(new AssignDashboard("beta"), TimeSpan.FromSeconds(1))).Roles);
+        var refused = await router.Ask<RoleChangeRejected>(new AssignDashboard("nobody"), TimeSpan.FromSeconds(1));
+        Assert.Equal("no account 'nobody' (accounts: alpha, beta)", refused.Reason);
+        var view = await router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(1));
+        Assert.Equal([("alpha", (Role?)Role.QuickTurn), ("beta", Role.Dashboard)], view.Accounts.Select(a => (a.Status.AccountId, a.Role)));
+    }
+
+    [Fact]
+    public async Task Role_status_shows_which_account_is_busy_with_which_session()
+    {
+        var router = await StartAsync();
+        var running = NewPrompt($"{Long} busy", session: "ses_abc");
+        router.Tell(new RoutePrompt(Role.Dashboard, running.Prompt));
+        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+
+        var status = await router.Ask<RoleStatus>(GetRoleStatus.Instance, TimeSpan.FromSeconds(1));
+
+        Assert.Equal(new RoleStatus(new RoleSlot("alpha", true, "ses_abc"), new RoleSlot("beta", false, null)), status);
+        router.Tell(new InterruptPrompt(running.Prompt.PromptId));
+        await running.Caller.ReceiveTurnAsync(TurnTimeout);
+    }
+
+    [Fact]
+    public async Task A_prompt_for_an_unknown_account_fails_with_account_unavailable()
+    {
+        var router = await StartAsync();
+        var (prompt, caller) = NewPrompt("hello");
+
+        router.Tell(new RouteToAccount("nobody", ProcessMode.Full, prompt));
+
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, (await caller.ReceiveTurnAsync(TurnTimeout)).Failed?.Code);
+    }
+
+    [Fact]
+    public async Task Shutting_down_the_actor_system_leaves_no_CLI_process_behind()
+    {
+        var router = await StartAsync();
+        var running = NewPrompt($"{Long} busy");
+        router.Tell(new RoutePrompt(Role.Dashboard, running.Prompt));
+        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+        var processes = (await ProcessIdsAsync(router)).Select(Process.GetProcessById).ToList();
+        Assert.Equal(4, processes.Count);
+
+        await Sys.Terminate(); // runs coordinated shutdown, which waits for every CLI to exit
+
+        Assert.All(processes, p => Assert.True(p.HasExited, $"pid {p.Id} still running"));
+        Assert.Empty(LiveCliProcesses);
+    }
+
+    private string AlphaDir => Sandbox.Accounts[0].ConfigDir;
+    private string BetaDir => Sandbox.Accounts[1].ConfigDir;
+
+    private async Task<IActorRef> StartAsync()
+    {
+        var router = this.StartAccounts(Sandbox.Settings(FakeClaudeCli.Path));
+        await this.WaitUntilWarmAsync(router);
+        return router;
+    }
+
+    private async Task<TurnRecord> RouteAsync(IActorRef router, Role role, string text, string session = "ses-1", ConversationRef? conversation = null)
+    {
+        var (prompt, caller) = NewPrompt(text, session, conversation);
+        router.Tell(new RoutePrompt(role, prompt));
+        return await caller.ReceiveTurnAsync(TurnTimeout);
+    }
+
+    private static async Task<int[]> ProcessIdsAsync(IActorRef router)
+    {
+        var view = await router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(5));
+        return view.Accounts.SelectMany(a => a.Status.Processes).Select(p => p.ProcessId!.Value).Order().ToArray();
+    }
+
+    private static string Init(TurnRecord turn) => turn.Outputs.Single(o => o.Frame.IsInit).Frame.Raw;
+}
