@@ -136,6 +136,21 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task A_rejected_rate_limit_reaches_the_account_and_the_turn_ends_with_the_error_result()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+
+        var (prompt, caller) = NewPrompt("[[rate-limit]] hello");
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+        var turn = await caller.ReceiveTurnAsync(Turn);
+
+        Assert.True(turn.Completed!.Result.IsError);
+        var limit = await _account.FishForMessageAsync<RateLimitObserved>(_ => true, Turn);
+        Assert.Equal("rejected", limit.Info.Status);
+        Assert.InRange(limit.Info.ResetsAt!.Value, DateTimeOffset.UtcNow.AddMinutes(50), DateTimeOffset.UtcNow.AddMinutes(70));
+    }
+
+    [Fact]
     public async Task Hostile_stdout_lines_are_skipped_and_unknown_types_pass_through()
     {
         var process = await StartAsync(ProcessMode.Full);

@@ -1,0 +1,124 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace Konsole.Testing.FakeApi;
+
+/// <summary>A conversation-turn request (POST /v1/messages) as the fake Messages API received it.</summary>
+/// <param name="Index">0-based arrival order among <see cref="FakeMessagesApi.Requests"/>.</param>
+/// <param name="Path">Path and query, e.g. <c>/v1/messages?beta=true</c>.</param>
+/// <param name="SessionId">The CLI's <c>X-Claude-Code-Session-Id</c> header.</param>
+/// <param name="UserTexts">What the user typed, one entry per typed text block of every user message, in
+/// order. The CLI's own blocks (<c>&lt;system-reminder&gt;</c>, the <c>&lt;command-name&gt;/clear…</c>
+/// record, …) and tool results are left out.</param>
+/// <param name="LastUserText">The last entry of <paramref name="UserTexts"/>, or "" when there is none.</param>
+/// <param name="SystemText">The top-level <c>system</c> blocks, then the text of <c>role: "system"</c>
+/// messages the CLI puts into <c>messages</c>, joined with newlines.</param>
+/// <param name="MessageCount">Length of <c>messages</c>, the CLI's <c>role: "system"</c> entries included.</param>
+/// <param name="Body">The raw JSON body.</param>
+public sealed partial record RecordedRequest(
+    int Index,
+    DateTimeOffset ReceivedAt,
+    string Path,
+    string? Authorization,
+    string? ApiKey,
+    string? SessionId,
+    string? Model,
+    bool Stream,
+    int MessageCount,
+    int ToolCount,
+    IReadOnlyList<string> ToolNames,
+    string SystemText,
+    IReadOnlyList<string> UserTexts,
+    string LastUserText,
+    string Body)
+{
+    public override string ToString() =>
+        $"#{Index} {Path} model={Model} stream={Stream} messages={MessageCount} tools={ToolCount} last=\"{Shorten(LastUserText)}\"";
+
+    internal static string Shorten(string text) =>
+        text.Length <= 80 ? text.ReplaceLineEndings(" ") : text[..77].ReplaceLineEndings(" ") + "...";
+
+    /// <summary>
+    /// Reads a Messages API body (Index 0 until recorded); throws <see cref="JsonException"/> or
+    /// <see cref="InvalidOperationException"/> when it is not JSON of the expected shape.
+    /// </summary>
+    internal static RecordedRequest Parse(string path, string? authorization, string? apiKey, string? sessionId, string body)
+    {
+        using var doc = JsonDocument.Parse(body);
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
+            throw new JsonException("the request body must be a JSON object");
+
+        var messages = Items(root, "messages");
+        var tools = Items(root, "tools");
+        var system = new List<string>(Texts(root.TryGetProperty("system", out var s) ? s : default));
+        var userTexts = new List<string>();
+        foreach (var message in messages)
+        {
+            var role = message.TryGetProperty("role", out var r) ? r.GetString() : null;
+            var content = message.TryGetProperty("content", out var c) ? c : default;
+            if (role == "system")
+                system.AddRange(Texts(content));
+            else if (role == "user")
+                userTexts.AddRange(TypedTexts(content));
+        }
+
+        return new RecordedRequest(
+            0,
+            DateTimeOffset.UtcNow,
+            path,
+            authorization,
+            apiKey,
+            sessionId,
+            root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null,
+            root.TryGetProperty("stream", out var st) && st.ValueKind == JsonValueKind.True,
+            messages.Count,
+            tools.Count,
+            tools.Select(t => t.TryGetProperty("name", out var n) ? n.GetString() ?? "" : "").ToList(),
+            string.Join("\n", system),
+            userTexts,
+            userTexts.Count > 0 ? userTexts[^1] : "",
+            body);
+    }
+
+    private static List<JsonElement> Items(JsonElement root, string name) =>
+        root.TryGetProperty(name, out var a) && a.ValueKind == JsonValueKind.Array ? a.EnumerateArray().ToList() : [];
+
+    /// <summary>Text of a content value: a plain string, or the <c>text</c> of its text blocks.</summary>
+    private static IEnumerable<string> Texts(JsonElement content) => content.ValueKind switch
+    {
+        JsonValueKind.String => [content.GetString()!],
+        JsonValueKind.Array => content.EnumerateArray()
+            .Where(b => b.ValueKind == JsonValueKind.Object
+                        && b.TryGetProperty("type", out var t) && t.GetString() == "text"
+                        && b.TryGetProperty("text", out var x) && x.ValueKind == JsonValueKind.String)
+            .Select(b => b.GetProperty("text").GetString()!),
+        _ => [],
+    };
+
+    private static IEnumerable<string> TypedTexts(JsonElement content)
+    {
+        var typed = Texts(content).Select(t => Reminder().Replace(t, "")).Where(t => !Injected().IsMatch(t)).ToList();
+        // The CLI merges prompts queued during a turn, or sent after a failed one, into one user message,
+        // one block each, and ends every block but the last with "\n".
+        for (var i = 0; i < typed.Count - 1; i++)
+            if (typed[i].EndsWith('\n'))
+                typed[i] = typed[i][..^1];
+        return typed.Where(t => t.Length > 0);
+    }
+
+    // A block the CLI wrote itself is one or more <tag>...</tag> elements and nothing else:
+    // <system-reminder>, <local-command-caveat>, <command-name>/<command-message>/<command-args>,
+    // <local-command-stdout>, ...
+    [GeneratedRegex(@"^\s*(<([a-z][a-z0-9_-]*)[^>]*>.*?</\2>\s*)+$", RegexOptions.Singleline)]
+    private static partial Regex Injected();
+
+    [GeneratedRegex(@"<system-reminder>.*?</system-reminder>\s*", RegexOptions.Singleline)]
+    private static partial Regex Reminder();
+}
+
+/// <summary>Anything the CLI asked the fake other than a conversation turn (HEAD /api/hello, count_tokens, …).</summary>
+public sealed record SideRequest(DateTimeOffset ReceivedAt, string Method, string Path, string? Authorization, string Body)
+{
+    public override string ToString() => $"{Method} {Path}";
+}

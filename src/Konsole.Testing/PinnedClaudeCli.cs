@@ -1,0 +1,164 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+
+namespace Konsole.Testing;
+
+/// <summary>The real Claude Code CLI the integration tests run: one pinned version, installed with npm on first use.</summary>
+public static class PinnedClaudeCli
+{
+    public const string Package = "@anthropic-ai/claude-code";
+    public const string Version = "2.1.328";
+
+    private static readonly TimeSpan NpmTimeout = TimeSpan.FromMinutes(10);
+    private static readonly SemaphoreSlim InProcess = new(1, 1);
+
+    /// <summary>
+    /// Returns the full path of the pinned CLI. KONSOLE_CLAUDE_CLI (env) wins if set; else
+    /// &lt;repo root&gt;/.tools/claude/node_modules/.bin/claude (repo root = the first parent of
+    /// AppContext.BaseDirectory holding Konsole.Actors.sln; fallback ~/.cache/konsole/tools/claude), installed
+    /// with <c>npm install --prefix &lt;dir&gt; @anthropic-ai/claude-code@2.1.328</c> when missing or of another
+    /// version. Safe when several test processes call it at once (an exclusive lock file around the install).
+    /// Throws <see cref="InvalidOperationException"/> with npm's output when npm fails or is missing.
+    /// </summary>
+    public static async Task<string> EnsureInstalledAsync(CancellationToken ct = default)
+    {
+        var overridden = Environment.GetEnvironmentVariable("KONSOLE_CLAUDE_CLI");
+        if (!string.IsNullOrWhiteSpace(overridden))
+            return overridden.Contains(Path.DirectorySeparatorChar) ? Path.GetFullPath(overridden) : overridden;
+
+        var dir = InstallDirectory();
+        var cli = Path.Combine(dir, "node_modules", ".bin", "claude");
+        if (IsInstalled(dir, cli))
+            return cli;
+
+        await InProcess.WaitAsync(ct);
+        try
+        {
+            Directory.CreateDirectory(dir);
+            await using var installLock = await LockAsync(Path.Combine(dir, ".install.lock"), ct);
+            if (IsInstalled(dir, cli)) // another process installed it while we waited
+                return cli;
+            // A half-done or other-version install may look current to npm (its lock file): start clean.
+            var modules = Path.Combine(dir, "node_modules");
+            if (Directory.Exists(modules))
+                Directory.Delete(modules, recursive: true);
+            File.Delete(Path.Combine(dir, "package-lock.json"));
+            await RunAsync("npm", ["install", "--prefix", dir, "--no-audit", "--no-fund", $"{Package}@{Version}"], dir, ct);
+            if (!IsInstalled(dir, cli))
+                throw new InvalidOperationException($"npm installed {Package}@{Version} into {dir}, but {cli} or its package.json is missing.");
+            // The package's postinstall puts the native binary in place; without it only a stub runs.
+            var version = await RunAsync(cli, ["--version"], dir, ct);
+            if (!version.Contains(Version, StringComparison.Ordinal))
+                throw new InvalidOperationException($"{cli} --version answered '{version.Trim()}', not {Version}.");
+            return cli;
+        }
+        finally
+        {
+            InProcess.Release();
+        }
+    }
+
+    private static string InstallDirectory()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Konsole.Actors.sln")))
+                return Path.Combine(dir.FullName, ".tools", "claude");
+        return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "konsole", "tools", "claude");
+    }
+
+    private static bool IsInstalled(string dir, string cli)
+    {
+        var manifest = Path.Combine(dir, "node_modules", "@anthropic-ai", "claude-code", "package.json");
+        if (!File.Exists(cli) || !File.Exists(manifest))
+            return false;
+        try
+        {
+            using var json = JsonDocument.Parse(File.ReadAllText(manifest));
+            return json.RootElement.TryGetProperty("version", out var version) && version.ValueKind == JsonValueKind.String
+                && version.GetString() == Version;
+        }
+        catch (Exception e) when (e is IOException or JsonException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>An exclusive lock (flock on Unix) held while the returned stream is open.</summary>
+    private static async Task<FileStream> LockAsync(string path, CancellationToken ct)
+    {
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
+            }
+        }
+    }
+
+    /// <summary>Runs a program to its end and returns its stdout and stderr; throws when it cannot start or fails.</summary>
+    private static async Task<string> RunAsync(string program, string[] args, string workingDirectory, CancellationToken ct)
+    {
+        var command = $"{program} {string.Join(' ', args)}";
+        var start = new ProcessStartInfo(program)
+        {
+            WorkingDirectory = workingDirectory,
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var arg in args)
+            start.ArgumentList.Add(arg);
+
+        using var process = new Process { StartInfo = start };
+        var output = new StringBuilder();
+        DataReceivedEventHandler collect = (_, e) =>
+        {
+            if (e.Data is not null)
+                lock (output)
+                    output.AppendLine(e.Data);
+        };
+        process.OutputDataReceived += collect;
+        process.ErrorDataReceived += collect;
+        try
+        {
+            process.Start();
+        }
+        catch (Win32Exception e)
+        {
+            throw new InvalidOperationException($"`{command}` could not start ({e.Message}). Installing {Package}@{Version} needs Node.js and npm on PATH.", e);
+        }
+        process.StandardInput.Close();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(NpmTimeout);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            ct.ThrowIfCancellationRequested();
+            throw new InvalidOperationException($"`{command}` did not finish within {NpmTimeout}:\n{Text(output)}");
+        }
+
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"`{command}` exited with {process.ExitCode}:\n{Text(output)}");
+        return Text(output);
+    }
+
+    private static string Text(StringBuilder output)
+    {
+        lock (output)
+            return output.ToString();
+    }
+}
