@@ -72,7 +72,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         var (extra, extraCaller) = NewPrompt("c");
         account.Tell(new SubmitPrompt(extra, ProcessMode.Chat));
 
-        var failed = await extraCaller.ExpectMsgAsync<TurnFailed>(TimeSpan.FromSeconds(1));
+        var failed = await extraCaller.ExpectMsgAsync<TurnFailed>(TurnTimeout); // long before the 50 s turn ahead of it ends
         Assert.Equal(TurnErrorCodes.QueueFull, failed.Code);
         Assert.Contains("konsole.queue.max-depth = 2", failed.Message);
         account.Tell(new InterruptPrompt(running.Prompt.PromptId));
@@ -97,6 +97,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         var failed = await dropped.Caller.FishForMessageAsync<TurnFailed>(_ => true);
         Assert.Equal(TurnErrorCodes.Interrupted, failed.Code);
         await behind.Caller.ExpectMsgAsync<PromptQueued>(q => Assert.Equal(1, q.Position));
+        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
         account.Tell(new InterruptPrompt(running.Prompt.PromptId));
         Assert.Equal("echo: behind [history: busy]", (await behind.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
     }

@@ -39,7 +39,7 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         router.Tell(new RoutePrompt(Role.Dashboard, running.Prompt));
         await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
 
-        var changed = await router.Ask<RolesChanged>(SwapRoles.Instance, TimeSpan.FromSeconds(1));
+        var changed = await router.Ask<RolesChanged>(SwapRoles.Instance, TurnTimeout);
 
         Assert.Equal(new RoleAssignment("beta", "alpha"), changed.Roles);
         Assert.Equal(new AccountsSwapped(new RoleAssignment("alpha", "beta"), new RoleAssignment("beta", "alpha")),
@@ -57,7 +57,7 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     {
         var router = await StartAsync();
         var first = await RouteAsync(router, Role.Dashboard, "Remember 42", session: "ui-1");
-        await router.Ask<RolesChanged>(SwapRoles.Instance, TimeSpan.FromSeconds(1));
+        await router.Ask<RolesChanged>(SwapRoles.Instance, TurnTimeout);
 
         var second = await RouteAsync(router, Role.Dashboard, "What number?", session: "ui-1", conversation: first.Completed!.Conversation);
 
@@ -65,7 +65,7 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         Assert.Equal(new ConversationRef(first.Completed.Conversation!.SessionId, "beta", Sandbox.Accounts[1].ConfigDir),
             second.Completed!.Conversation);
         // And back again: alpha's process held the old state of this conversation; it must not be reused.
-        await router.Ask<RolesChanged>(SwapRoles.Instance, TimeSpan.FromSeconds(1));
+        await router.Ask<RolesChanged>(SwapRoles.Instance, TurnTimeout);
         var third = await RouteAsync(router, Role.Dashboard, "And now?", session: "ui-1", conversation: second.Completed.Conversation);
         Assert.Equal("echo: And now? [history: Remember 42 | What number?]", third.ResultText);
     }
@@ -75,11 +75,11 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     {
         var router = await StartAsync();
 
-        Assert.Equal(new RoleAssignment("beta", "alpha"), (await router.Ask<RolesChanged>(new AssignDashboard("beta"), TimeSpan.FromSeconds(1))).Roles);
-        Assert.Equal(new RoleAssignment("beta", "alpha"), (await router.Ask<RolesChanged>(new AssignDashboard("beta"), TimeSpan.FromSeconds(1))).Roles);
-        var refused = await router.Ask<RoleChangeRejected>(new AssignDashboard("nobody"), TimeSpan.FromSeconds(1));
+        Assert.Equal(new RoleAssignment("beta", "alpha"), (await router.Ask<RolesChanged>(new AssignDashboard("beta"), TurnTimeout)).Roles);
+        Assert.Equal(new RoleAssignment("beta", "alpha"), (await router.Ask<RolesChanged>(new AssignDashboard("beta"), TurnTimeout)).Roles);
+        var refused = await router.Ask<RoleChangeRejected>(new AssignDashboard("nobody"), TurnTimeout);
         Assert.Equal("no account 'nobody' (accounts: alpha, beta)", refused.Reason);
-        var view = await router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(1));
+        var view = await router.Ask<AccountsView>(GetAccounts.Instance, TurnTimeout);
         Assert.Equal([("alpha", (Role?)Role.QuickTurn), ("beta", Role.Dashboard)], view.Accounts.Select(a => (a.Status.AccountId, a.Role)));
     }
 
@@ -91,7 +91,7 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         router.Tell(new RoutePrompt(Role.Dashboard, running.Prompt));
         await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
 
-        var status = await router.Ask<RoleStatus>(GetRoleStatus.Instance, TimeSpan.FromSeconds(1));
+        var status = await router.Ask<RoleStatus>(GetRoleStatus.Instance, TurnTimeout);
 
         Assert.Equal(new RoleStatus(new RoleSlot("alpha", true, "ses_abc"), new RoleSlot("beta", false, null)), status);
         router.Tell(new InterruptPrompt(running.Prompt.PromptId));
