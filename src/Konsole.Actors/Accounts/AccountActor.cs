@@ -11,7 +11,9 @@ namespace Konsole.Actors.Accounts;
 
 /// <summary>
 /// One Claude account: owns a warm <see cref="ProcessMode.Full"/> and a warm <see cref="ProcessMode.Chat"/>
-/// process, queues the prompts for each in order, and moves conversations between processes. A prompt
+/// process, and a <see cref="ProcessMode.Worker"/> process for each worker session it serves (at most
+/// <c>konsole.sessions.max-workers</c> at once; later ones wait for one to close). Queues the prompts for
+/// each process in order, and moves conversations between processes. A prompt
 /// always continues its own conversation: when it lands on a process holding another one, that process
 /// is restarted on it (<c>--resume</c>, with the transcript copied over from the account that wrote it);
 /// a new conversation costs only a <c>/clear</c>. Crashed processes are restarted with backoff and
@@ -24,7 +26,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private readonly AccountSettings _account;
     private readonly KonsoleSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Slot[] _slots = [new(ProcessMode.Full), new(ProcessMode.Chat)];
+    private readonly List<Slot> _slots = [new(ProcessMode.Full, "full"), new(ProcessMode.Chat, "chat")];
+    private int _workers;
     private AccountCredentials? _credentials;
     private RateLimitInfo? _rateLimit;
     private AccountState _state = AccountState.Starting;
@@ -36,6 +39,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
         Receive<SubmitPrompt>(OnSubmit);
         Receive<InterruptPrompt>(m => OnInterrupt(m.PromptId));
+        Receive<StopWorker>(m => OnStopWorker(m.SessionId));
         Receive<GetStatus>(_ => Sender.Tell(Status()));
 
         Receive<ProcessReady>(m => WithSlot(slot => OnReady(slot, m.ProcessId)));
@@ -52,8 +56,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             PublishStatus();
         });
 
-        Receive<RestartProcess>(m => OnRestart(SlotFor(m.Mode), m.Reason));
-        Receive<ConversationPrepared>(m => OnConversationPrepared(SlotFor(m.Mode), m));
+        Receive<RestartProcess>(m => WithSlot(m.Slot, slot => OnRestart(slot)));
+        Receive<ConversationPrepared>(m => WithSlot(m.Slot, slot => OnConversationPrepared(slot, m)));
         Receive<CredentialsRead>(m =>
         {
             if (m.Credentials == _credentials) return;
@@ -108,7 +112,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 $"account {Id} already has {waiting} prompts waiting (konsole.queue.max-depth = {_settings.QueueMaxDepth})"));
             return;
         }
-        var slot = SlotFor(submit.Mode);
+        var slot = submit.Mode == ProcessMode.Worker ? WorkerSlot(prompt.UserSessionId) : SlotFor(submit.Mode);
         slot.Queue.AddLast(prompt);
         if (slot.CanDispatch)
             Dispatch(slot);
@@ -142,6 +146,38 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             PublishStatus();
             return;
         }
+    }
+
+    /// <summary>The worker slot of <paramref name="sessionId"/>; a new one starts its process when a worker place is free.</summary>
+    private Slot WorkerSlot(string sessionId)
+    {
+        if (_slots.FirstOrDefault(s => s.WorkerSession == sessionId) is { } existing)
+            return existing;
+        var slot = new Slot(ProcessMode.Worker, $"worker-{++_workers}") { WorkerSession = sessionId };
+        _slots.Add(slot);
+        if (RunningWorkers < _settings.Sessions.MaxWorkers)
+            StartProcess(slot, resume: null);
+        else
+            _log.Info("Account {0}: worker session {1} waits for a worker place ({2} running, konsole.sessions.max-workers = {3})",
+                Id, sessionId, RunningWorkers, _settings.Sessions.MaxWorkers);
+        return slot;
+    }
+
+    private int RunningWorkers => _slots.Count(s => s.Mode == ProcessMode.Worker && s.Started);
+
+    private void OnStopWorker(string sessionId)
+    {
+        if (_slots.FirstOrDefault(s => s.WorkerSession == sessionId) is not { } slot)
+            return;
+        _slots.Remove(slot);
+        Timers.Cancel(slot.Name);
+        StopProcess(slot);
+        foreach (var prompt in slot.Queue.Append(slot.Running).OfType<Prompt>())
+            prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.SessionClosed, $"worker session {sessionId} was closed"));
+        _log.Info("Account {0}: worker session {1} closed; its process stops", Id, sessionId);
+        if (_slots.FirstOrDefault(s => s.Mode == ProcessMode.Worker && !s.Started) is { } next && RunningWorkers < _settings.Sessions.MaxWorkers)
+            StartProcess(next, resume: null);
+        PublishStatus();
     }
 
     /// <summary>Starts the next queued prompt of <paramref name="slot"/>, deciding which conversation it needs.</summary>
@@ -197,8 +233,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     {
         var to = _account.ConfigDir;
         Task.Run(() => Transcripts.Prepare(sessionId, fromConfigDir, to)).PipeTo(Self,
-            success: available => new ConversationPrepared(slot.Mode, forPromptId, sessionId, available, null),
-            failure: e => new ConversationPrepared(slot.Mode, forPromptId, sessionId, false, e.Message));
+            success: available => new ConversationPrepared(slot.Name, forPromptId, sessionId, available, null),
+            failure: e => new ConversationPrepared(slot.Name, forPromptId, sessionId, false, e.Message));
     }
 
     private void OnConversationPrepared(Slot slot, ConversationPrepared prepared)
@@ -245,7 +281,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     {
         if (slot.Running?.PromptId != finished.PromptId)
             return;
-        if (slot.Mode == ProcessMode.Full && finished.SessionId is not null)
+        if (slot.Mode != ProcessMode.Chat && finished.SessionId is not null)
         {
             slot.Held = new ConversationRef(finished.SessionId, Id, _account.ConfigDir);
             slot.HeldUserSession = slot.Running.UserSessionId;
@@ -264,7 +300,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Context.Unwatch(slot.Process);
         slot.Process = null;
         slot.ProcessId = null;
-        if (slot.Mode == ProcessMode.Full && sessionId is not null)
+        if (slot.Mode != ProcessMode.Chat && sessionId is not null)
             slot.Held = new ConversationRef(sessionId, Id, _account.ConfigDir);
         if (slot.Running is { } running)
         {
@@ -289,13 +325,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         var delay = _settings.Claude.Restart.Delay(slot.ConsecutiveCrashes, Random.Shared.NextDouble());
         _log.Warning("Account {0}: {1} process lost ({2}); restart {3} in {4:0.###}s",
             Id, slot.Name, reason, slot.ConsecutiveCrashes, delay.TotalSeconds);
-        Timers.StartSingleTimer(slot.Name, new RestartProcess(slot.Mode, reason), delay);
+        Timers.StartSingleTimer(slot.Name, new RestartProcess(slot.Name), delay);
         Context.System.EventStream.Publish(new ProcessRestarted(Id, slot.Mode, slot.ConsecutiveCrashes, delay, reason));
         AnnouncePositions(slot);
         PublishStatus();
     }
 
-    private void OnRestart(Slot slot, string reason)
+    private void OnRestart(Slot slot)
     {
         if (slot.Process is not null)
             return;
@@ -312,6 +348,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             CliLaunch.For(_account, _settings.Claude, slot.Mode), resume,
             _settings.Claude.StartTimeout, _settings.Claude.StopGrace);
         slot.Process = Context.Watch(Context.ActorOf(HotProcessActor.Props(spec), $"{slot.Name}-{slot.Generation}"));
+        slot.Started = true;
         slot.ProcessId = null;
         slot.Held = resume is null ? null : new ConversationRef(resume, Id, _account.ConfigDir);
         if (resume is null)
@@ -347,13 +384,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         _account.UsesApiKey,
         _credentials?.ExpiresAt,
         _rateLimit,
-        _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts)).ToArray());
+        _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession)).ToArray());
 
     private void PublishStatus()
     {
         var state = _slots.Any(s => s.Restarting) ? AccountState.Restarting
             : _slots.Any(s => s.Running is not null) ? AccountState.Busy
-            : _slots.Any(s => s.ProcessId is null) ? AccountState.Starting
+            : _slots.Any(s => s.Mode != ProcessMode.Worker && s.ProcessId is null) ? AccountState.Starting
             : AccountState.Idle;
         if (state != _state)
         {
@@ -372,13 +409,27 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             handle(slot);
     }
 
+    private void WithSlot(string name, Action<Slot> handle)
+    {
+        // A worker slot may have closed meanwhile.
+        if (_slots.FirstOrDefault(s => s.Name == name) is { } slot)
+            handle(slot);
+    }
+
     private Slot SlotFor(ProcessMode mode) => _slots.First(s => s.Mode == mode);
 
     /// <summary>One hot process and the prompts waiting for it.</summary>
-    private sealed class Slot(ProcessMode mode)
+    private sealed class Slot(ProcessMode mode, string name)
     {
         public ProcessMode Mode { get; } = mode;
-        public string Name { get; } = mode.ToString().ToLowerInvariant();
+        public string Name { get; } = name;
+
+        /// <summary>The worker session this slot serves (worker slots only).</summary>
+        public string? WorkerSession;
+
+        /// <summary>A process was started for it (a worker slot waits for a free worker place until then).</summary>
+        public bool Started;
+
         public IActorRef? Process;
         public int? ProcessId; // set once the process answered initialize
         public int Generation;
@@ -399,9 +450,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         public bool CanDispatch => Process is not null && ProcessId is not null && Running is null && Queue.Count > 0;
     }
 
-    private sealed record RestartProcess(ProcessMode Mode, string Reason);
+    private sealed record RestartProcess(string Slot);
 
-    private sealed record ConversationPrepared(ProcessMode Mode, string? ForPromptId, string SessionId, bool Available, string? Error);
+    private sealed record ConversationPrepared(string Slot, string? ForPromptId, string SessionId, bool Available, string? Error);
 
     private sealed record CredentialsRead(AccountCredentials? Credentials);
 

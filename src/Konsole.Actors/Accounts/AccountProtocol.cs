@@ -19,11 +19,20 @@ public static class AccountProtocol
 {
     // Commands
 
-    /// <summary>Queues a prompt for the account's process of <paramref name="Mode"/>. Beyond <c>queue.max-depth</c> it fails at once with <c>queue_full</c>.</summary>
+    /// <summary>
+    /// Queues a prompt for the account's process of <paramref name="Mode"/> (for <see cref="ProcessMode.Worker"/>: the
+    /// worker process of the prompt's user session). Beyond <c>queue.max-depth</c> it fails at once with <c>queue_full</c>.
+    /// </summary>
     public sealed record SubmitPrompt(Prompt Prompt, ProcessMode Mode);
 
     /// <summary>Interrupts a running prompt, or drops a queued one (it fails with <c>interrupted</c>). Unknown ids are ignored.</summary>
     public sealed record InterruptPrompt(string PromptId);
+
+    /// <summary>
+    /// Closes the worker process of a worker session (prompts with <see cref="ProcessMode.Worker"/> create it): its
+    /// prompts fail with <c>session_closed</c>, and a worker session waiting for a place gets it.
+    /// </summary>
+    public sealed record StopWorker(string SessionId);
 
     // Queries
 
@@ -53,8 +62,8 @@ public static class AccountProtocol
     {
         public bool Busy => Processes.Any(p => p.Busy);
 
-        /// <summary>Every hot process is started and answered <c>initialize</c>.</summary>
-        public bool Warm => Processes.All(p => p.ProcessId is not null);
+        /// <summary>Every hot process (workers aside) is started and answered <c>initialize</c>.</summary>
+        public bool Warm => Processes.Where(p => p.Mode != ProcessMode.Worker).All(p => p.ProcessId is not null);
 
         /// <summary>An account whose actor has not reported yet.</summary>
         public static AccountStatus Starting(AccountSettings account) => new(account.Id, account.Label, account.Tier,
@@ -62,9 +71,10 @@ public static class AccountProtocol
             [new(ProcessMode.Full, null, false, null, 0), new(ProcessMode.Chat, null, false, null, 0)]);
     }
 
-    /// <param name="ProcessId">The OS process id, null while (re)starting.</param>
+    /// <param name="ProcessId">The OS process id, null while (re)starting or, for a worker, waiting for a place.</param>
     /// <param name="ConversationId">The Claude session id the process holds, if known.</param>
-    public sealed record ProcessStatus(ProcessMode Mode, int? ProcessId, bool Busy, string? ConversationId, int Restarts);
+    /// <param name="WorkerSessionId">The worker session a worker process serves.</param>
+    public sealed record ProcessStatus(ProcessMode Mode, int? ProcessId, bool Busy, string? ConversationId, int Restarts, string? WorkerSessionId = null);
 
     // Events, on the actor system's event stream
 

@@ -115,7 +115,8 @@ public static partial class KonsoleConfig
                 r.NonEmptyString("konsole.gateway.urls"),
                 r.String("konsole.gateway.auth-token"),
                 r.String("konsole.gateway.auth-token-file"),
-                r.ByteSize("konsole.gateway.max-prompt-bytes")));
+                r.ByteSize("konsole.gateway.max-prompt-bytes")),
+            new SessionSettings(r.PositiveInt("konsole.sessions.max-workers"), r.PositiveInt("konsole.sessions.replay-buffer")));
     }
 
     private static IReadOnlyDictionary<string, string> ReadEnvironment(Reader r)

@@ -8,7 +8,8 @@ public sealed record KonsoleSettings(
     RoleSettings Roles,
     int QueueMaxDepth,
     OAuthSettings OAuth,
-    GatewaySettings Gateway);
+    GatewaySettings Gateway,
+    SessionSettings Sessions);
 
 public sealed record ClaudeSettings(
     string Path,
@@ -43,6 +44,10 @@ public sealed record AccountSettings(string Id, string Label, string ConfigDir, 
 }
 
 public sealed record RoleSettings(string Dashboard, string QuickTurn);
+
+/// <param name="MaxWorkers">Worker processes per account at once; more worker sessions wait for a place.</param>
+/// <param name="ReplayBuffer">Events each session keeps for replay.</param>
+public sealed record SessionSettings(int MaxWorkers, int ReplayBuffer);
 
 public sealed record OAuthSettings(TimeSpan RefreshThreshold, string TokenEndpoint);
 

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Konsole.Actors.Configuration;
 using Konsole.Actors.Routing;
+using Konsole.Actors.Sessions;
 
 namespace Konsole.Actors.Hosting;
 
@@ -28,4 +29,8 @@ public static class KonsoleActors
         });
         return router;
     }
+
+    /// <summary>Starts the <see cref="SessionManager"/>, whose sessions send their prompts through <paramref name="router"/>.</summary>
+    public static IActorRef StartSessions(ActorSystem system, IActorRef router, KonsoleSettings settings) =>
+        system.ActorOf(SessionManager.Props(router, settings.Sessions), "sessions");
 }

@@ -200,10 +200,10 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         }
         if (frame.SessionId is not null)
             _sessionId = frame.SessionId;
-        var conversation = _spec.Mode == ProcessMode.Full && _sessionId is not null
+        var conversation = _spec.Mode != ProcessMode.Chat && _sessionId is not null
             ? new ConversationRef(_sessionId, _spec.AccountId, _spec.ConfigDir)
             : null;
-        _turn.ReplyTo.Tell(new TurnCompleted(_turn.PromptId, frame, conversation));
+        _turn.ReplyTo.Tell(new TurnCompleted(_turn.PromptId, frame, conversation, _spec.AccountId));
         EndTurn(_sessionId, frame.IsError);
     }
 

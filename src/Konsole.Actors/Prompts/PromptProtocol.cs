@@ -11,6 +11,9 @@ public enum ProcessMode
 
     /// <summary>No tools, every turn starts from an empty conversation.</summary>
     Chat,
+
+    /// <summary>All tools, a process of its own for one (background) worker session.</summary>
+    Worker,
 }
 
 /// <summary>
@@ -40,7 +43,8 @@ public sealed record TurnOutput(string PromptId, CliFrame Frame);
 
 /// <summary>The turn ended with its <c>result</c> frame (which may have <c>is_error</c>).</summary>
 /// <param name="Conversation">The conversation after this turn (null for chat turns).</param>
-public sealed record TurnCompleted(string PromptId, CliFrame Result, ConversationRef? Conversation);
+/// <param name="AccountId">The account whose process ran the turn.</param>
+public sealed record TurnCompleted(string PromptId, CliFrame Result, ConversationRef? Conversation, string AccountId);
 
 /// <summary>The prompt ended without a result. <see cref="Code"/> is one of <see cref="TurnErrorCodes"/>.</summary>
 public sealed record TurnFailed(string PromptId, string Code, string Message);

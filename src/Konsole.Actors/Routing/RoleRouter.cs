@@ -20,6 +20,7 @@ public sealed class RoleRouter : ReceiveActor
     private readonly List<string> _order = [];
     private readonly Dictionary<string, IActorRef> _accounts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AccountStatus> _status = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _workers = new(StringComparer.Ordinal); // worker session -> account
     private RoleAssignment _roles;
 
     public RoleRouter(KonsoleSettings settings)
@@ -41,6 +42,14 @@ public sealed class RoleRouter : ReceiveActor
                 account.Tell(new SubmitPrompt(m.Prompt, m.Mode));
             else
                 m.Prompt.ReplyTo.Tell(new TurnFailed(m.Prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"no account '{m.AccountId}'"));
+        });
+        Receive<AssignWorker>(m => Sender.Tell(new WorkerAssigned(m.SessionId, WorkerAccount(m.SessionId))));
+        Receive<RouteWorkerPrompt>(m =>
+            _accounts[WorkerAccount(m.Prompt.UserSessionId)].Tell(new SubmitPrompt(m.Prompt, ProcessMode.Worker)));
+        Receive<CloseWorker>(m =>
+        {
+            if (_workers.Remove(m.SessionId, out var accountId))
+                _accounts[accountId].Tell(new StopWorker(m.SessionId));
         });
         Receive<RoleRouterProtocol.InterruptPrompt>(m =>
         {
@@ -76,6 +85,18 @@ public sealed class RoleRouter : ReceiveActor
             return;
         _log.Info("Roles: dashboard {0} (was {1}), quickturn {2} (was {3})", roles.Dashboard, previous.Dashboard, roles.QuickTurn, previous.QuickTurn);
         Context.System.EventStream.Publish(new AccountsSwapped(previous, roles));
+    }
+
+    private string WorkerAccount(string sessionId)
+    {
+        if (_workers.TryGetValue(sessionId, out var assigned))
+            return assigned;
+        var accountId = _order
+            .OrderBy(id => _workers.Values.Count(a => a == id))
+            .ThenBy(id => id == _roles.Dashboard ? 1 : 0)
+            .First();
+        _workers[sessionId] = accountId;
+        return accountId;
     }
 
     private Role? RoleOf(string accountId) =>

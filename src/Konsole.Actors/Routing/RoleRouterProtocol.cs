@@ -22,6 +22,20 @@ public static class RoleRouterProtocol
     /// <summary>Sends a prompt to a named account, whatever its role; unknown accounts fail it with <c>account_unavailable</c>.</summary>
     public sealed record RouteToAccount(string AccountId, ProcessMode Mode, Prompt Prompt);
 
+    /// <summary>
+    /// Assigns a worker session to an account (the one with the fewest worker sessions, an account without the
+    /// dashboard role first); replied with <see cref="WorkerAssigned"/>. Idempotent.
+    /// </summary>
+    public sealed record AssignWorker(string SessionId);
+
+    public sealed record WorkerAssigned(string SessionId, string AccountId);
+
+    /// <summary>Sends a prompt to the worker process of its user session, on the account the session is assigned to (assigned now if new).</summary>
+    public sealed record RouteWorkerPrompt(Prompt Prompt);
+
+    /// <summary>Closes a worker session's process and frees its place.</summary>
+    public sealed record CloseWorker(string SessionId);
+
     /// <summary>Interrupts a running prompt or drops a queued one, on whichever account has it.</summary>
     public sealed record InterruptPrompt(string PromptId);
 

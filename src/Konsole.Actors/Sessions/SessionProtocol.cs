@@ -1,0 +1,109 @@
+using System.Threading.Channels;
+
+namespace Konsole.Actors.Sessions;
+
+public enum SessionType
+{
+    /// <summary>All tools, a persistent conversation, on the account with the dashboard role.</summary>
+    Full,
+
+    /// <summary>No tools, every turn from an empty conversation, on the account with the quickturn role.</summary>
+    Chat,
+
+    /// <summary>All tools, its own conversation on a CLI process of its own, in the background.</summary>
+    Worker,
+}
+
+/// <summary>
+/// One event of a session, numbered from 1 within it: a line the CLI printed for one of its prompts
+/// (<see cref="Type"/> is the line's own <c>type</c>, <see cref="Data"/> the line verbatim), or a gateway
+/// event: <c>queued</c> <c>{"position":N,"accountId":"..."}</c> or <c>error</c> <c>{"code":"...","message":"..."}</c>.
+/// </summary>
+/// <param name="EndsPrompt">The prompt's last event: its <c>result</c>, or an <c>error</c>.</param>
+public sealed record SessionEvent(long Id, string PromptId, string Type, string Data, bool EndsPrompt);
+
+/// <param name="AccountId">The account serving the session: a worker's, or the one that ran its latest turn.</param>
+/// <param name="ClaudeSessionId">The CLI's session id of its conversation (full and worker sessions).</param>
+/// <param name="LastEventId">The id of its latest event; 0 before the first.</param>
+public sealed record SessionInfo(
+    string SessionId,
+    SessionType Type,
+    string? AccountId,
+    string State,
+    string? ClaudeSessionId,
+    int Turns,
+    long LastEventId);
+
+public static class SessionErrorCodes
+{
+    public const string NotFound = "session_not_found";
+    public const string Closed = "session_closed";
+    public const string InvalidId = "invalid_session_id";
+    public const string Exists = "session_exists";
+}
+
+/// <summary>Messages of the <see cref="SessionManager"/> and its <see cref="SessionActor"/>s. Each command is
+/// answered with its reply or a <see cref="SessionRejected"/>.</summary>
+public static class SessionProtocol
+{
+    // Commands
+
+    /// <summary>Creates a session (with <paramref name="SessionId"/>, or a new id); replied with <see cref="SessionInfo"/>.</summary>
+    public sealed record CreateSession(SessionType Type, string? SessionId = null);
+
+    /// <summary>
+    /// Runs a prompt in a session; replied with <see cref="PromptAccepted"/>, whose reader carries every event of the
+    /// prompt and completes after the last. With <paramref name="CreateAs"/>, a missing session is created first.
+    /// </summary>
+    public sealed record SubmitPrompt(string SessionId, string Text, SessionType? CreateAs = null);
+
+    /// <summary>
+    /// Runs a prompt in a new chat session that closes once the prompt has ended (a quick turn); replied with
+    /// <see cref="PromptAccepted"/>.
+    /// </summary>
+    public sealed record SubmitQuickTurn(string Text);
+
+    /// <summary>
+    /// Follows a session's events: those after <paramref name="After"/> still in its replay buffer, then each new one,
+    /// until the session closes or <see cref="Unfollow"/>. Replied with <see cref="EventsFollowed"/>.
+    /// </summary>
+    public sealed record FollowEvents(string SessionId, long After);
+
+    /// <summary>Ends a subscription (of <see cref="PromptAccepted"/> or <see cref="EventsFollowed"/>); no reply.</summary>
+    public sealed record Unfollow(string SessionId, string SubscriptionId);
+
+    /// <summary>Interrupts the session's running prompt and drops its queued ones; replied with <see cref="SessionInterrupted"/>.</summary>
+    public sealed record InterruptSession(string SessionId);
+
+    /// <summary>
+    /// Closes a session: its prompts are interrupted and end with <c>session_closed</c>, a worker's process stops,
+    /// its buffer is freed. Replied with <see cref="SessionClosed"/>.
+    /// </summary>
+    public sealed record CloseSession(string SessionId);
+
+    // Queries
+
+    /// <summary>Replied with <see cref="SessionInfo"/>.</summary>
+    public sealed record GetSession(string SessionId);
+
+    // Replies
+
+    public sealed record PromptAccepted(string SessionId, string PromptId, string SubscriptionId, ChannelReader<SessionEvent> Events);
+
+    /// <param name="FirstAvailable">The oldest event id still buffered: events between After and it are gone.</param>
+    public sealed record EventsFollowed(string SessionId, string SubscriptionId, long FirstAvailable, ChannelReader<SessionEvent> Events);
+
+    /// <param name="Prompts">How many prompts (running or queued) were interrupted.</param>
+    public sealed record SessionInterrupted(string SessionId, int Prompts);
+
+    public sealed record SessionClosed(string SessionId);
+
+    /// <summary><see cref="Code"/> is one of <see cref="SessionErrorCodes"/>.</summary>
+    public sealed record SessionRejected(string Code, string Message);
+
+    // Events, on the actor system's event stream
+
+    public sealed record SessionOpened(SessionInfo Session);
+
+    public sealed record SessionEnded(string SessionId, SessionType Type);
+}

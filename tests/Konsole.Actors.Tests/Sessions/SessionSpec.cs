@@ -1,0 +1,52 @@
+using System.Text.Json;
+using Akka.Actor;
+using Konsole.Actors.Routing;
+using Konsole.Actors.Sessions;
+using Konsole.Testing;
+using Xunit.Abstractions;
+using static Konsole.Actors.Sessions.SessionProtocol;
+
+namespace Konsole.Actors.Tests.Sessions;
+
+/// <summary>Accounts and sessions on FakeClaude, and reading what a session's prompts produce.</summary>
+public abstract class SessionSpec(ITestOutputHelper output, int accounts) : KonsoleSpec(output, accounts)
+{
+    protected const string Long = "[[chunks:1000:50]]";
+    protected static readonly TimeSpan Ask = TimeSpan.FromSeconds(10);
+    protected IActorRef _router = null!;
+    protected IActorRef _sessions = null!;
+
+    protected async Task StartAsync(string extraHocon = "")
+    {
+        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: extraHocon);
+        _router = this.StartAccounts(settings);
+        await this.WaitUntilWarmAsync(_router);
+        _sessions = this.StartSessions(_router, settings);
+    }
+
+    protected async Task<IReadOnlyList<SessionEvent>> PromptAsync(string session, string text)
+    {
+        var accepted = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, text), Ask);
+        return await accepted.Events.ReadToEndAsync(TurnTimeout);
+    }
+
+    protected static async Task<SessionEvent> FirstAsync(PromptAccepted prompt, string type)
+    {
+        using var cancel = new CancellationTokenSource(TurnTimeout);
+        while (true)
+        {
+            var item = await prompt.Events.ReadAsync(cancel.Token);
+            if (item.Type == type)
+                return item;
+        }
+    }
+
+    protected Task<RoleRouterProtocol.AccountsView> AccountsAsync() =>
+        _router.Ask<RoleRouterProtocol.AccountsView>(RoleRouterProtocol.GetAccounts.Instance, Ask);
+
+    protected Task<RoleRouterProtocol.RoleStatus> RoleStatusAsync() =>
+        _router.Ask<RoleRouterProtocol.RoleStatus>(RoleRouterProtocol.GetRoleStatus.Instance, Ask);
+
+    protected static string? ResultText(IReadOnlyList<SessionEvent> events) =>
+        JsonDocument.Parse(events[^1].Data).RootElement.GetProperty("result").GetString();
+}

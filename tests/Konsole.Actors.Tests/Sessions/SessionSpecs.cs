@@ -1,0 +1,164 @@
+using System.Text.Json;
+using Akka.Actor;
+using Konsole.Actors.Accounts;
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Routing;
+using Konsole.Actors.Sessions;
+using Konsole.Testing;
+using Xunit.Abstractions;
+using static Konsole.Actors.Sessions.SessionProtocol;
+
+namespace Konsole.Actors.Tests.Sessions;
+
+/// <summary>The SessionManager and its sessions over two real accounts (alpha, beta) on FakeClaude.</summary>
+public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output, accounts: 2)
+{
+    [Fact]
+    public async Task A_sessions_events_are_numbered_from_1_each_prompt_ends_with_its_result_and_the_conversation_continues()
+    {
+        await StartAsync();
+        var created = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask);
+
+        var first = await PromptAsync(created.SessionId, "Remember 42");
+        var second = await PromptAsync(created.SessionId, "What number?");
+
+        var all = first.Concat(second).ToList();
+        Assert.Equal(Enumerable.Range(1, all.Count).Select(i => (long)i), all.Select(e => e.Id));
+        Assert.All([first, second], events =>
+        {
+            Assert.Equal("result", events[^1].Type);
+            Assert.True(events[^1].EndsPrompt);
+            Assert.Single(events, e => e.EndsPrompt);
+            Assert.Single(events.Select(e => e.PromptId).Distinct());
+        });
+        Assert.Equal("echo: What number? [history: Remember 42]", ResultText(second));
+        var info = await _sessions.Ask<SessionInfo>(new GetSession(created.SessionId), Ask);
+        Assert.Equal((SessionType.Full, "alpha", "idle", 2, (long)all.Count), (info.Type, info.AccountId, info.State, info.Turns, info.LastEventId));
+        Assert.Equal(JsonDocument.Parse(second[^1].Data).RootElement.GetProperty("session_id").GetString(), info.ClaudeSessionId);
+    }
+
+    [Fact]
+    public async Task Following_replays_what_was_missed_then_follows_live_events()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var first = await PromptAsync(session, "one");
+
+        var follow = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 2), Ask);
+        var second = await PromptAsync(session, "two");
+        var followed = new List<SessionEvent>();
+        while (followed.Count < first.Count - 2 + second.Count)
+            followed.Add(await follow.Events.ReadAsync(new CancellationTokenSource(TurnTimeout).Token));
+
+        Assert.Equal(first.Skip(2).Concat(second), followed);
+        _sessions.Tell(new Unfollow(session, follow.SubscriptionId));
+        await follow.Events.Completion.WaitAsync(TurnTimeout);
+    }
+
+    [Fact]
+    public async Task The_replay_buffer_keeps_only_the_latest_events()
+    {
+        await StartAsync("konsole.sessions.replay-buffer = 5");
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var events = await PromptAsync(session, "[[chunks:10:0]] many");
+
+        var follow = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask);
+
+        Assert.Equal(events.Count - 4, follow.FirstAvailable);
+        var replayed = new List<SessionEvent>();
+        while (follow.Events.TryRead(out var item))
+            replayed.Add(item);
+        Assert.Equal(events.TakeLast(5), replayed);
+    }
+
+    [Fact]
+    public async Task Closing_a_session_ends_its_running_prompt_with_session_closed_and_refuses_what_comes_next()
+    {
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events, typeof(SessionEnded));
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, $"{Long} busy"), Ask);
+        await FirstAsync(running, "assistant");
+
+        await _sessions.Ask<SessionClosed>(new CloseSession(session), Ask);
+
+        var rest = await running.Events.ReadToEndAsync(TurnTimeout);
+        Assert.Equal("error", rest[^1].Type);
+        Assert.Equal(TurnErrorCodes.SessionClosed, JsonDocument.Parse(rest[^1].Data).RootElement.GetProperty("code").GetString());
+        Assert.Equal(session, (await events.ExpectMsgAsync<SessionEnded>()).SessionId);
+        var refused = await _sessions.Ask<SessionRejected>(new SubmitPrompt(session, "again", CreateAs: SessionType.Full), Ask);
+        Assert.Equal(SessionErrorCodes.Closed, refused.Code);
+        Assert.Equal(SessionErrorCodes.NotFound, (await _sessions.Ask<SessionRejected>(new GetSession("never-was"), Ask)).Code);
+        // The interrupted turn ended on its account, which serves the next prompt.
+        await AwaitAssertAsync(async () => Assert.False((await RoleStatusAsync()).Dashboard.Busy), TurnTimeout);
+    }
+
+    [Fact]
+    public async Task A_prompt_to_an_unknown_id_creates_the_session_when_asked_to_and_odd_ids_are_refused()
+    {
+        await StartAsync();
+
+        var accepted = await _sessions.Ask<PromptAccepted>(new SubmitPrompt("ui-7", "hello", CreateAs: SessionType.Full), Ask);
+        await accepted.Events.ReadToEndAsync(TurnTimeout);
+
+        Assert.Equal(SessionType.Full, (await _sessions.Ask<SessionInfo>(new GetSession("ui-7"), Ask)).Type);
+        Assert.Equal(SessionErrorCodes.NotFound, (await _sessions.Ask<SessionRejected>(new SubmitPrompt("ui-8", "hello"), Ask)).Code);
+        foreach (var odd in new[] { "../x", "", "a b", new string('x', 129), "-leading" })
+            Assert.Equal(SessionErrorCodes.InvalidId, (await _sessions.Ask<SessionRejected>(new SubmitPrompt(odd, "hi", CreateAs: SessionType.Full), Ask)).Code);
+        Assert.Equal(SessionErrorCodes.Exists, (await _sessions.Ask<SessionRejected>(new CreateSession(SessionType.Chat, "ui-7"), Ask)).Code);
+    }
+
+    [Fact]
+    public async Task Worker_sessions_run_on_processes_of_their_own_and_a_worker_beyond_max_workers_waits_for_a_place()
+    {
+        await StartAsync("konsole.sessions.max-workers = 1");
+        var a = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var b = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var first = await PromptAsync(a, "Remember 42");
+        Assert.Equal("beta", (await _sessions.Ask<SessionInfo>(new GetSession(a), Ask)).AccountId); // not the dashboard account
+        Assert.Equal("alpha", (await _sessions.Ask<SessionInfo>(new GetSession(b), Ask)).AccountId); // beta has a worker already
+
+        var second = await PromptAsync(a, "What number?");
+        Assert.Equal("echo: What number? [history: Remember 42]", ResultText(second));
+        var beta = (await AccountsAsync()).Accounts[1].Status;
+        var worker = Assert.Single(beta.Processes, p => p.Mode == ProcessMode.Worker);
+        Assert.Equal(a, worker.WorkerSessionId);
+        Assert.DoesNotContain(beta.Processes.Where(p => p.Mode != ProcessMode.Worker), p => p.ProcessId == worker.ProcessId);
+        Assert.True(beta.Warm);
+    }
+
+    [Fact]
+    public async Task A_quick_turn_runs_stateless_on_the_quickturn_account_in_a_session_that_closes_after_it()
+    {
+        var opened = CreateTestProbe();
+        Sys.EventStream.Subscribe(opened, typeof(SessionOpened));
+        await StartAsync();
+
+        var first = await _sessions.Ask<PromptAccepted>(new SubmitQuickTurn("Remember 42 [[env:CLAUDE_CONFIG_DIR]]"), Ask);
+        var firstEvents = await first.Events.ReadToEndAsync(TurnTimeout);
+        var second = await _sessions.Ask<PromptAccepted>(new SubmitQuickTurn("What number?"), Ask);
+        var secondEvents = await second.Events.ReadToEndAsync(TurnTimeout);
+
+        Assert.Contains(Sandbox.Accounts[1].ConfigDir, ResultText(firstEvents));
+        Assert.Equal("echo: What number?", ResultText(secondEvents));
+        Assert.Equal(1, secondEvents[0].Id);
+        Assert.Equal(SessionErrorCodes.NotFound, (await _sessions.Ask<SessionRejected>(new GetSession(first.SessionId), Ask)).Code);
+        await opened.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
+    }
+
+    [Fact]
+    public async Task Interrupting_a_session_ends_its_running_prompt_with_the_clis_result()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, $"{Long} busy"), Ask);
+        await FirstAsync(running, "assistant");
+
+        var interrupted = await _sessions.Ask<SessionInterrupted>(new InterruptSession(session), Ask);
+
+        Assert.Equal(1, interrupted.Prompts);
+        var rest = await running.Events.ReadToEndAsync(TurnTimeout);
+        Assert.Equal("error_during_execution", JsonDocument.Parse(rest[^1].Data).RootElement.GetProperty("subtype").GetString());
+    }
+}
