@@ -1,55 +1,63 @@
-using Akka.Hosting;
+using Akka.Configuration;
 using Konsole.Actors.Configuration;
-using Konsole.Actors.Hosting;
+using Konsole.Gateway;
 using Konsole.Host;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Serilog;
+using Serilog.Events;
 
-// The composition root: configuration, logging, the actor system with the configured accounts.
+// The composition root: configuration, logging, the actor system with the accounts, the HTTP gateway.
 if (HostArguments.Parse(args) is not { } arguments)
     return HostArguments.Usage();
 
-Akka.Configuration.Config config;
+Config config;
 KonsoleSettings settings;
 try
 {
-    (config, settings) = KonsoleConfig.Load(arguments.ConfigFile);
+    var dataDir = arguments.Demo ? KonsoleConfig.Load(arguments.ConfigFile).Settings.DataDir : null;
+    (config, settings) = KonsoleConfig.Load(arguments.ConfigFile, dataDir is null ? null : Demo.Overrides(dataDir));
+    if (dataDir is not null)
+        Demo.WriteCredentials(dataDir);
 }
 catch (KonsoleConfigException e)
 {
     Console.Error.WriteLine($"konsole: {e.Message}");
     return 2;
 }
-if (ClaudeCli.Locate(settings.Claude.Path) is null)
+if (!arguments.Demo && ClaudeCli.Locate(settings.Claude.Path) is null)
 {
     Console.Error.WriteLine(ClaudeCli.NotFoundMessage(settings.Claude.Path));
     return 3;
 }
 
 Log.Logger = new LoggerConfiguration()
+    .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
     .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}")
     .CreateLogger();
-
-var builder = Host.CreateApplicationBuilder();
-builder.Services.AddSerilog();
-// Coordinated shutdown stops every CLI gracefully (see konsole.claude.stop-grace); give it the time.
-builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
-builder.Services.AddAkka("konsole", akka => akka
-    .AddHocon(config, HoconAddMode.Prepend)
-    .ConfigureLoggers(loggers =>
-    {
-        loggers.ClearLoggers();
-        loggers.AddLoggerFactory();
-    })
-    .WithKonsoleAccounts(settings));
-
-Log.Information("Konsole: {Count} account(s): {Accounts}; dashboard {Dashboard}, quickturn {QuickTurn}; CLI {Cli}",
-    settings.Accounts.Count, string.Join(", ", settings.Accounts.Select(a => a.Id)),
-    settings.Roles.Dashboard, settings.Roles.QuickTurn, settings.Claude.Path);
 try
 {
-    await builder.Build().RunAsync();
+    WebApplication app;
+    try
+    {
+        app = KonsoleWebHost.Build(config, settings, builder => builder.Services.AddSerilog());
+    }
+    catch (KonsoleConfigException e)
+    {
+        Console.Error.WriteLine($"konsole: {e.Message}");
+        return 2;
+    }
+    if (arguments.Demo)
+        Log.Warning("DEMO: accounts alpha and beta are simulated by FakeClaude ({Path}); no Claude login is used and answers are echoes",
+            Demo.FakeClaudePath);
+    Log.Information("Konsole: {Count} account(s): {Accounts}; dashboard {Dashboard}, quickturn {QuickTurn}; CLI {Cli}",
+        settings.Accounts.Count, string.Join(", ", settings.Accounts.Select(a => a.Id)),
+        settings.Roles.Dashboard, settings.Roles.QuickTurn, settings.Claude.Path);
+    await app.StartAsync();
+    Log.Information("Gateway listening on {Urls}{Auth}", string.Join(", ", app.Urls),
+        app.Services.GetRequiredService<GatewaySecurity>().RequiresToken ? " (bearer token required)" : "");
+    await app.WaitForShutdownAsync();
     return 0;
 }
 finally

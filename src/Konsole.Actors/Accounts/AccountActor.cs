@@ -22,6 +22,7 @@ namespace Konsole.Actors.Accounts;
 public sealed class AccountActor : ReceiveActor, IWithTimers
 {
     private static readonly TimeSpan CredentialsPollInterval = TimeSpan.FromMinutes(1);
+    private static readonly HttpClient TokenClient = new() { Timeout = TimeSpan.FromSeconds(30) };
 
     private readonly AccountSettings _account;
     private readonly KonsoleSettings _settings;
@@ -32,6 +33,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private RateLimitInfo? _rateLimit;
     private AccountState _state = AccountState.Starting;
 
+    // A refresh waits (Pending) until no turn runs on the account, and prompts wait while it is pending or running.
+    private RefreshState _refresh = RefreshState.None;
+
     public AccountActor(AccountSettings account, KonsoleSettings settings)
     {
         _account = account;
@@ -40,6 +44,19 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Receive<SubmitPrompt>(OnSubmit);
         Receive<InterruptPrompt>(m => OnInterrupt(m.PromptId));
         Receive<StopWorker>(m => OnStopWorker(m.SessionId));
+        Receive<RefreshCredentials>(_ =>
+        {
+            if (_account.UsesApiKey)
+            {
+                Sender.Tell(new RefreshRefused(Id, "not_oauth", $"account {Id} uses an API key (${_account.ApiKeyEnv}): it has no OAuth token to refresh"));
+                return;
+            }
+            Sender.Tell(new RefreshScheduled(Id));
+            if (_refresh == RefreshState.None)
+                _refresh = RefreshState.Pending;
+            StartRefreshIfIdle();
+        });
+        Receive<RefreshFinished>(OnRefreshFinished);
         Receive<GetStatus>(_ => Sender.Tell(Status()));
 
         Receive<ProcessReady>(m => WithSlot(slot => OnReady(slot, m.ProcessId)));
@@ -114,7 +131,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         }
         var slot = submit.Mode == ProcessMode.Worker ? WorkerSlot(prompt.UserSessionId) : SlotFor(submit.Mode);
         slot.Queue.AddLast(prompt);
-        if (slot.CanDispatch)
+        if (slot.CanDispatch && _refresh == RefreshState.None)
             Dispatch(slot);
         else
             prompt.ReplyTo.Tell(new PromptQueued(prompt.PromptId, Id, slot.Queue.Count));
@@ -143,6 +160,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             // Its process is still being restarted on its conversation: it never reached the CLI.
             slot.Running.ReplyTo.Tell(new TurnFailed(promptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
             slot.Running = null;
+            StartRefreshIfIdle();
             PublishStatus();
             return;
         }
@@ -175,15 +193,48 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         foreach (var prompt in slot.Queue.Append(slot.Running).OfType<Prompt>())
             prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.SessionClosed, $"worker session {sessionId} was closed"));
         _log.Info("Account {0}: worker session {1} closed; its process stops", Id, sessionId);
+        StartRefreshIfIdle();
         if (_slots.FirstOrDefault(s => s.Mode == ProcessMode.Worker && !s.Started) is { } next && RunningWorkers < _settings.Sessions.MaxWorkers)
             StartProcess(next, resume: null);
+        PublishStatus();
+    }
+
+    private void StartRefreshIfIdle()
+    {
+        if (_refresh != RefreshState.Pending || _slots.Any(s => s.Running is not null))
+            return;
+        _refresh = RefreshState.Running;
+        _log.Info("Account {0}: refreshing its OAuth token", Id);
+        OAuthRefresher.RefreshAsync(TokenClient, _settings.OAuth.TokenEndpoint, _account.ConfigDir, TimeProvider.System, CancellationToken.None)
+            .PipeTo(Self, success: r => new RefreshFinished(r, null), failure: e => new RefreshFinished(null, e));
+        PublishStatus();
+    }
+
+    private void OnRefreshFinished(RefreshFinished finished)
+    {
+        _refresh = RefreshState.None;
+        if (finished.Refreshed is { } refreshed)
+        {
+            _log.Info("Account {0}: OAuth token refreshed; it expires at {1:u}", Id, refreshed.ExpiresAt);
+            Context.System.EventStream.Publish(new OAuthTokenRefreshed(Id, refreshed.ExpiresAt));
+            ReadCredentials();
+        }
+        else
+        {
+            var error = finished.Error is OAuthRefreshException e ? e : null;
+            var reason = error?.Message ?? $"the refresh failed unexpectedly ({finished.Error?.GetType().Name})";
+            _log.Warning("Account {0}: OAuth refresh failed: {1}", Id, reason);
+            Context.System.EventStream.Publish(new OAuthRefreshFailed(Id, reason, error?.Retryable ?? true));
+        }
+        foreach (var slot in _slots.ToList())
+            Dispatch(slot);
         PublishStatus();
     }
 
     /// <summary>Starts the next queued prompt of <paramref name="slot"/>, deciding which conversation it needs.</summary>
     private void Dispatch(Slot slot)
     {
-        if (!slot.CanDispatch)
+        if (!slot.CanDispatch || _refresh != RefreshState.None)
             return;
         var prompt = slot.Queue.First!.Value;
         slot.Queue.RemoveFirst();
@@ -291,6 +342,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         slot.ConsecutiveCrashes = 0;
         if (!_account.UsesApiKey)
             ReadCredentials(); // the CLI may have refreshed the token itself
+        StartRefreshIfIdle();
         Dispatch(slot);
         PublishStatus();
     }
@@ -318,6 +370,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
         if (CoordinatedShutdown.Get(Context.System).ShutdownReason is not null)
             return; // the system is ending: its processes are being stopped, not lost
+        StartRefreshIfIdle();
 
         slot.ConsecutiveCrashes++;
         slot.Restarts++;
@@ -389,6 +442,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private void PublishStatus()
     {
         var state = _slots.Any(s => s.Restarting) ? AccountState.Restarting
+            : _refresh == RefreshState.Running ? AccountState.Refreshing
             : _slots.Any(s => s.Running is not null) ? AccountState.Busy
             : _slots.Any(s => s.Mode != ProcessMode.Worker && s.ProcessId is null) ? AccountState.Starting
             : AccountState.Idle;
@@ -449,6 +503,15 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
         public bool CanDispatch => Process is not null && ProcessId is not null && Running is null && Queue.Count > 0;
     }
+
+    private enum RefreshState
+    {
+        None,
+        Pending,
+        Running,
+    }
+
+    private sealed record RefreshFinished(OAuthRefreshed? Refreshed, Exception? Error);
 
     private sealed record RestartProcess(string Slot);
 

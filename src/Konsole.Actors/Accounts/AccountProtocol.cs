@@ -34,6 +34,20 @@ public static class AccountProtocol
     /// </summary>
     public sealed record StopWorker(string SessionId);
 
+    /// <summary>
+    /// Refreshes the account's OAuth token as soon as no turn runs on it (prompts wait meanwhile). Replied with
+    /// <see cref="RefreshScheduled"/>, or <see cref="RefreshRefused"/> for an account without an OAuth login.
+    /// </summary>
+    public sealed record RefreshCredentials
+    {
+        public static readonly RefreshCredentials Instance = new();
+    }
+
+    public sealed record RefreshScheduled(string AccountId);
+
+    /// <param name="Code"><c>account_not_found</c> or <c>not_oauth</c>.</param>
+    public sealed record RefreshRefused(string AccountId, string Code, string Reason);
+
     // Queries
 
     /// <summary>Replied with <see cref="AccountStatus"/>.</summary>
@@ -79,6 +93,12 @@ public static class AccountProtocol
     // Events, on the actor system's event stream
 
     public sealed record AccountStateChanged(string AccountId, AccountState State, AccountState Previous, string? Reason);
+
+    /// <summary>The account's OAuth login was refreshed; the new access token lives until <paramref name="ExpiresAt"/>.</summary>
+    public sealed record OAuthTokenRefreshed(string AccountId, DateTimeOffset ExpiresAt);
+
+    /// <summary>A refresh failed; <paramref name="Retryable"/>: the login may still work later, otherwise it needs a new <c>claude login</c>.</summary>
+    public sealed record OAuthRefreshFailed(string AccountId, string Reason, bool Retryable);
 
     /// <summary>A crashed process was started again after <paramref name="Delay"/>.</summary>
     public sealed record ProcessRestarted(string AccountId, ProcessMode Mode, int Attempt, TimeSpan Delay, string Reason);

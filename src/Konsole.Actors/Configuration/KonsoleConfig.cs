@@ -17,19 +17,30 @@ public static partial class KonsoleConfig
     public const string DefaultsName = "hocon/konsole.hocon (embedded defaults)";
 
     private static readonly string[] ForbiddenEnvironment = ["CLAUDE_CONFIG_DIR", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"];
-    private static readonly HashSet<string> AccountKeys = ["id", "label", "config-dir", "api-key-env", "tier"];
+    private static readonly HashSet<string> AccountKeys = ["id", "label", "config-dir", "api-key-env", "tier", "simulated"];
 
     /// <summary>The embedded defaults.</summary>
     public static Config Defaults { get; } = ParseText(ReadDefaults(), DefaultsName);
 
-    /// <summary>Loads the defaults merged with <paramref name="userFile"/> (may be null) and validates the result.</summary>
-    public static (Config Config, KonsoleSettings Settings) Load(string? userFile)
+    /// <summary>
+    /// Loads the defaults merged with <paramref name="userFile"/> (may be null), then <paramref name="overrides"/> (HOCON that
+    /// wins over both, such as the host's --demo accounts), and validates the result.
+    /// </summary>
+    public static (Config Config, KonsoleSettings Settings) Load(string? userFile, string? overrides = null)
     {
-        if (userFile is null)
+        if (userFile is null && overrides is null)
             return (Defaults, Read(Defaults, DefaultsName));
-        if (!File.Exists(userFile))
+        if (userFile is not null && !File.Exists(userFile))
             throw new KonsoleConfigException($"{userFile}: configuration file not found");
-        return Parse(File.ReadAllText(userFile), userFile);
+        var text = userFile is null ? "" : File.ReadAllText(userFile);
+        if (overrides is not null)
+        {
+            // Checked on its own first, so an error in the user's file is reported against it.
+            if (userFile is not null)
+                Parse(text, userFile);
+            text += "\n" + overrides;
+        }
+        return Parse(text, userFile ?? "(overrides)");
     }
 
     /// <summary>Parses HOCON text as if it were a user file named <paramref name="source"/>, merged over the defaults.</summary>
@@ -115,8 +126,22 @@ public static partial class KonsoleConfig
                 r.NonEmptyString("konsole.gateway.urls"),
                 r.String("konsole.gateway.auth-token"),
                 r.String("konsole.gateway.auth-token-file"),
-                r.ByteSize("konsole.gateway.max-prompt-bytes")),
+                r.ByteSize("konsole.gateway.max-prompt-bytes"),
+                r.StringList("konsole.gateway.allowed-hosts"),
+                ReadOrigins(r)),
             new SessionSettings(r.PositiveInt("konsole.sessions.max-workers"), r.PositiveInt("konsole.sessions.replay-buffer")));
+    }
+
+    private static IReadOnlyList<string> ReadOrigins(Reader r)
+    {
+        const string key = "konsole.gateway.cors-origins";
+        var origins = r.StringList(key);
+        foreach (var origin in origins)
+        {
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.AbsolutePath != "/" || origin.Contains('*'))
+                throw r.Error(key, $"holds '{origin}': each origin is a scheme, host and port such as \"http://localhost:3000\", never a wildcard");
+        }
+        return origins.Select(o => o.TrimEnd('/')).ToArray();
     }
 
     private static IReadOnlyDictionary<string, string> ReadEnvironment(Reader r)
@@ -173,7 +198,8 @@ public static partial class KonsoleConfig
                 // An API-key account gets a config dir of its own, so it never picks up the user's own login.
                 configDir is null ? Path.Combine(dataDir, "accounts", id) : ExpandPath(configDir),
                 apiKeyEnv,
-                Field("tier")));
+                Field("tier"),
+                Field("simulated") is { } simulated && (simulated == "true" || simulated == "on" || simulated == "yes")));
         }
         if (accounts.Count == 0)
             accounts.Add(new AccountSettings("default", "default", ExpandPath("~/.claude"), null, null));

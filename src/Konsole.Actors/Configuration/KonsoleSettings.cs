@@ -38,7 +38,8 @@ public sealed record BackoffSettings(TimeSpan MinBackoff, TimeSpan MaxBackoff, d
 /// One Claude account. <see cref="ConfigDir"/> is where its credentials and transcripts live (the CLI's
 /// <c>CLAUDE_CONFIG_DIR</c>); an API-key account names the environment variable holding its key.
 /// </summary>
-public sealed record AccountSettings(string Id, string Label, string ConfigDir, string? ApiKeyEnv, string? Tier)
+/// <param name="Simulated">It runs on FakeClaude (the host's --demo), not on a real Claude login.</param>
+public sealed record AccountSettings(string Id, string Label, string ConfigDir, string? ApiKeyEnv, string? Tier, bool Simulated = false)
 {
     public bool UsesApiKey => ApiKeyEnv is not null;
 }
@@ -51,4 +52,10 @@ public sealed record SessionSettings(int MaxWorkers, int ReplayBuffer);
 
 public sealed record OAuthSettings(TimeSpan RefreshThreshold, string TokenEndpoint);
 
-public sealed record GatewaySettings(string Urls, string AuthToken, string AuthTokenFile, long MaxPromptBytes);
+public sealed record GatewaySettings(
+    string Urls,
+    string AuthToken,
+    string AuthTokenFile,
+    long MaxPromptBytes,
+    IReadOnlyList<string> AllowedHosts,
+    IReadOnlyList<string> CorsOrigins);

@@ -51,6 +51,13 @@ public sealed class RoleRouter : ReceiveActor
             if (_workers.Remove(m.SessionId, out var accountId))
                 _accounts[accountId].Tell(new StopWorker(m.SessionId));
         });
+        Receive<RefreshAccount>(m =>
+        {
+            if (_accounts.TryGetValue(m.AccountId, out var account))
+                account.Forward(RefreshCredentials.Instance);
+            else
+                Sender.Tell(new RefreshRefused(m.AccountId, "account_not_found", $"no account '{m.AccountId}' (accounts: {string.Join(", ", _order)})"));
+        });
         Receive<RoleRouterProtocol.InterruptPrompt>(m =>
         {
             foreach (var account in _accounts.Values)

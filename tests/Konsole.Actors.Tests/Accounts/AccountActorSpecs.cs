@@ -3,6 +3,7 @@ using Akka.TestKit;
 using Konsole.Actors.Accounts;
 using Konsole.Actors.Prompts;
 using Konsole.Testing;
+using Konsole.Testing.FakeApi;
 using Xunit.Abstractions;
 using static Konsole.Actors.Accounts.AccountProtocol;
 
@@ -210,6 +211,65 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
 
         Assert.Equal(TurnErrorCodes.AccountUnavailable, (await running.Caller.ReceiveTurnAsync(TurnTimeout)).Failed?.Code);
         Assert.Equal(TurnErrorCodes.AccountUnavailable, (await queued.Caller.ReceiveTurnAsync(TurnTimeout)).Failed?.Code);
+    }
+
+    [Fact]
+    public async Task A_refresh_waits_for_the_running_turn_and_the_next_prompt_waits_for_the_refresh()
+    {
+        var refreshed = CreateTestProbe();
+        Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
+        await using var tokens = await FakeTokenEndpoint.StartAsync();
+        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        tokens.Delay = TimeSpan.FromMilliseconds(500); // a prompt that did not wait would start inside this window
+        var account = await StartAccountAsync($"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
+        var running = NewPrompt($"{Long} busy");
+        account.Tell(new SubmitPrompt(running.Prompt, ProcessMode.Full));
+        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+
+        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
+        var next = NewPrompt("after the refresh", session: "other");
+        account.Tell(new SubmitPrompt(next.Prompt, ProcessMode.Chat)); // another process, idle: it still waits
+
+        Assert.Equal(AccountState.Busy, (await StatusAsync()).State);
+        Assert.Empty(tokens.Requests);
+        account.Tell(new InterruptPrompt(running.Prompt.PromptId));
+        await next.Caller.FishForMessageAsync(m => m is TurnOutput, TurnTimeout);
+        Assert.Equal(200, Assert.Single(tokens.Requests).Status); // answered before the prompt started
+        Assert.Equal("echo: after the refresh", (await next.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+        var done = await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);
+        Assert.InRange(done.ExpiresAt, DateTimeOffset.UtcNow.AddHours(7.9), DateTimeOffset.UtcNow.AddHours(8.1));
+        var credentials = await File.ReadAllTextAsync(Path.Combine(Sandbox.Accounts[0].ConfigDir, ".credentials.json"));
+        Assert.Contains(tokens.LatestAccessToken!, credentials);
+        await AwaitAssertAsync(async () => Assert.Equal(done.ExpiresAt.ToUnixTimeMilliseconds(), (await StatusAsync()).ExpiresAt?.ToUnixTimeMilliseconds()), TurnTimeout);
+    }
+
+    [Fact]
+    public async Task A_failed_refresh_is_reported_and_the_prompts_go_on()
+    {
+        var failed = CreateTestProbe();
+        Sys.EventStream.Subscribe(failed, typeof(OAuthRefreshFailed));
+        await using var tokens = await FakeTokenEndpoint.StartAsync(); // it knows no refresh token: invalid_grant
+        var account = await StartAccountAsync($"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
+
+        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
+
+        var failure = await failed.ExpectMsgAsync<OAuthRefreshFailed>(TurnTimeout);
+        Assert.False(failure.Retryable);
+        Assert.Contains("invalid_grant", failure.Reason);
+        Assert.DoesNotContain("sk-ant", failure.Reason);
+        Assert.Equal("echo: still served", (await RunAsync(account, NewPrompt("still served"))).ResultText);
+    }
+
+    [Fact]
+    public async Task An_api_key_account_has_nothing_to_refresh()
+    {
+        Environment.SetEnvironmentVariable("KONSOLE_TEST_API_KEY", "sk-ant-api03-test-key");
+        var settings = Sandbox.Settings(FakeClaudeCli.Path);
+        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0] with { ApiKeyEnv = "KONSOLE_TEST_API_KEY" }, settings));
+
+        var refused = await account.Ask<RefreshRefused>(RefreshCredentials.Instance, TurnTimeout);
+
+        Assert.Equal(("alpha", "not_oauth"), (refused.AccountId, refused.Code));
     }
 
     private async Task<IActorRef> StartAccountAsync(string extraHocon = "")

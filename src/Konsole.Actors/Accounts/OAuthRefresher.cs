@@ -1,0 +1,230 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Konsole.Actors.Accounts;
+
+/// <summary>A refreshed login: the new access token is in the file and lives until <paramref name="ExpiresAt"/>.</summary>
+public sealed record OAuthRefreshed(DateTimeOffset ExpiresAt);
+
+/// <summary>
+/// A refresh that did not happen. <see cref="Retryable"/>: the same refresh token may still work later
+/// (server error, 429, timeout, no connection); otherwise the login needs a person (a new <c>claude login</c>).
+/// Messages never hold token values.
+/// </summary>
+public sealed class OAuthRefreshException(string message, bool retryable) : Exception(message)
+{
+    public bool Retryable { get; } = retryable;
+}
+
+/// <summary>Refreshes an account's OAuth login the way the Claude Code CLI does, and writes it back to its config dir.</summary>
+public static class OAuthRefresher
+{
+    public const string ClientId = "9d1c250a-e61b-44d9-88ed-5944d1962f5e";
+
+    public const string DefaultTokenEndpoint = "https://platform.claude.com/v1/oauth/token";
+
+    private const string DefaultScope = "user:inference user:profile";
+
+    /// <summary>
+    /// Refreshes the login in <paramref name="configDir"/>: reads <c>.credentials.json</c>, POSTs the refresh to
+    /// <paramref name="tokenEndpoint"/>, and writes the new tokens back atomically (a 0600 temp file in the same
+    /// directory, flushed to disk, renamed over the old one), keeping every other field. Stores the rotated refresh
+    /// token (the old one when the reply has none) and <c>expiresAt</c> = now + <c>expires_in</c>.
+    /// Throws <see cref="OAuthRefreshException"/>; cancellation of <paramref name="ct"/> surfaces as
+    /// <see cref="OperationCanceledException"/>.
+    /// </summary>
+    public static async Task<OAuthRefreshed> RefreshAsync(
+        HttpClient http, string tokenEndpoint, string configDir, TimeProvider time, CancellationToken ct)
+    {
+        var path = Path.Combine(configDir, AccountCredentials.FileName);
+        var (root, oauth, refreshToken) = await ReadAsync(path, ct).ConfigureAwait(false);
+
+        var body = new JsonObject
+        {
+            ["grant_type"] = "refresh_token",
+            ["refresh_token"] = refreshToken,
+            ["client_id"] = ClientId,
+            ["scope"] = ScopeOf(oauth),
+        };
+        var reply = await PostAsync(http, tokenEndpoint, body.ToJsonString(), ct).ConfigureAwait(false);
+        var (accessToken, rotatedRefreshToken, expiresIn) = ParseReply(reply);
+
+        var expiresAt = time.GetUtcNow() + expiresIn;
+        oauth["accessToken"] = accessToken;
+        oauth["refreshToken"] = rotatedRefreshToken ?? refreshToken;
+        oauth["expiresAt"] = expiresAt.ToUnixTimeMilliseconds();
+        try
+        {
+            await WriteAtomicallyAsync(path, Encoding.UTF8.GetBytes(root.ToJsonString())).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The old refresh token is spent by now: without the new one on disk the login is gone.
+            throw new OAuthRefreshException(
+                $"the token endpoint issued new tokens but writing {path} failed ({e.GetType().Name}: {e.Message}); the login must be renewed",
+                retryable: false);
+        }
+        return new OAuthRefreshed(expiresAt);
+    }
+
+    private static async Task<(JsonObject Root, JsonObject OAuth, string RefreshToken)> ReadAsync(string path, CancellationToken ct)
+    {
+        JsonNode? root;
+        try
+        {
+            root = JsonNode.Parse(await File.ReadAllBytesAsync(path, ct).ConfigureAwait(false));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new OAuthRefreshException($"there is no OAuth login to refresh: {path} does not exist", retryable: false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new OAuthRefreshException($"cannot read {path} ({e.GetType().Name}: {e.Message})", retryable: false);
+        }
+        catch (JsonException)
+        {
+            // JsonException's message may quote the text around the error, which could be a token.
+            throw new OAuthRefreshException($"{path} is not valid JSON", retryable: false);
+        }
+
+        if (root is not JsonObject rootObject || rootObject["claudeAiOauth"] is not JsonObject oauth)
+            throw new OAuthRefreshException($"{path} holds no claudeAiOauth login", retryable: false);
+        if (oauth["refreshToken"] is not JsonValue value || !value.TryGetValue<string>(out var refreshToken) || refreshToken.Length == 0)
+            throw new OAuthRefreshException($"{path} holds no refreshToken", retryable: false);
+        return (rootObject, oauth, refreshToken);
+    }
+
+    private static string ScopeOf(JsonObject oauth)
+    {
+        if (oauth["scopes"] is not JsonArray scopes)
+            return DefaultScope;
+        var names = scopes.OfType<JsonValue>()
+            .Select(s => s.TryGetValue<string>(out var name) ? name : null)
+            .OfType<string>()
+            .ToList();
+        return names.Count == 0 ? DefaultScope : string.Join(' ', names);
+    }
+
+    private static async Task<string> PostAsync(HttpClient http, string tokenEndpoint, string json, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, tokenEndpoint)
+        {
+            Content = new StringContent(json, Encoding.UTF8, "application/json"),
+        };
+        HttpStatusCode status;
+        string reply;
+        try
+        {
+            using var response = await http.SendAsync(request, ct).ConfigureAwait(false);
+            status = response.StatusCode;
+            reply = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new OAuthRefreshException($"the token endpoint did not answer in time (timeout {http.Timeout.TotalSeconds:0.###} s)", retryable: true);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException)
+        {
+            var reason = e is HttpRequestException { HttpRequestError: var error and not HttpRequestError.Unknown } ? error.ToString() : e.GetType().Name;
+            throw new OAuthRefreshException($"could not reach the token endpoint ({reason})", retryable: true);
+        }
+
+        var code = (int)status;
+        if (code is >= 200 and < 300)
+            return reply;
+        var oauthError = ErrorCodeOf(reply);
+        var detail = oauthError is null ? $"{code}" : $"{code} {oauthError}";
+        if (code is >= 500 or 429 or 408)
+            throw new OAuthRefreshException($"the token endpoint failed ({detail})", retryable: true);
+        if (code is 400 or 401 or 403)
+            throw new OAuthRefreshException($"the token endpoint refused the refresh token ({detail})", retryable: false);
+        throw new OAuthRefreshException($"the token endpoint answered {detail}", retryable: false);
+    }
+
+    /// <summary>The OAuth <c>error</c> code of an error reply, when it looks like one (never free text that could echo a token).</summary>
+    private static string? ErrorCodeOf(string reply)
+    {
+        try
+        {
+            return JsonNode.Parse(reply) is JsonObject o && o["error"] is JsonValue v && v.TryGetValue<string>(out var error)
+                && error.Length is > 0 and <= 64 && error.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or ':' or '-')
+                && !error.Contains("sk-ant", StringComparison.OrdinalIgnoreCase)
+                ? error
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static (string AccessToken, string? RefreshToken, TimeSpan ExpiresIn) ParseReply(string reply)
+    {
+        JsonObject? o;
+        try
+        {
+            o = JsonNode.Parse(reply) as JsonObject;
+        }
+        catch (JsonException)
+        {
+            o = null;
+        }
+        // Retryable: an odd 200 is more likely a proxy than a spent token; if the token was spent, the retry says so.
+        if (o is null)
+            throw new OAuthRefreshException("the token endpoint's reply is not a JSON object", retryable: true);
+        if (o["access_token"] is not JsonValue a || !a.TryGetValue<string>(out var accessToken) || accessToken.Length == 0)
+            throw new OAuthRefreshException("the token endpoint's reply has no access_token", retryable: true);
+        if (o["expires_in"] is not JsonValue e || !e.TryGetValue<double>(out var seconds) || !(seconds > 0) || seconds > TimeSpan.MaxValue.TotalSeconds / 2)
+            throw new OAuthRefreshException("the token endpoint's reply has no valid expires_in", retryable: true);
+        string? refreshToken = o["refresh_token"] is JsonValue r && r.TryGetValue<string>(out var rotated) && rotated.Length > 0 ? rotated : null;
+        return (accessToken, refreshToken, TimeSpan.FromSeconds(seconds));
+    }
+
+    /// <summary>
+    /// Temp file beside the target, created 0600 (never readable by others, even before the first byte), flushed
+    /// to disk, then renamed over the target: a reader sees the old file or the new one, never half of one.
+    /// </summary>
+    private static async Task WriteAtomicallyAsync(string path, byte[] content)
+    {
+        var temp = Path.Combine(Path.GetDirectoryName(path)!, $"{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            Share = FileShare.None,
+            Options = FileOptions.Asynchronous,
+        };
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        try
+        {
+            await using (var stream = new FileStream(temp, options))
+            {
+                // Not cancellable once started: a cancelled write would lose tokens the endpoint already rotated.
+                await stream.WriteAsync(content, CancellationToken.None).ConfigureAwait(false);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Left behind; it is 0600 and named *.tmp.
+        }
+    }
+}

@@ -1,0 +1,222 @@
+using System.Globalization;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Hosting;
+using Konsole.Actors.Accounts;
+using Konsole.Actors.Configuration;
+using Konsole.Actors.Sessions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using static Konsole.Actors.Routing.RoleRouterProtocol;
+using static Konsole.Actors.Sessions.SessionProtocol;
+using static Konsole.Gateway.GatewayProtocol;
+
+namespace Konsole.Gateway;
+
+/// <summary>The endpoints of the v1 HTTP contract. Each asks the <see cref="GatewayActor"/>, with a timeout and the request's cancellation.</summary>
+public static class GatewayEndpoints
+{
+    /// <summary>How long an endpoint waits for the actors to answer; beyond it: 503.</summary>
+    public static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
+
+    public static void MapKonsoleGateway(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/healthz", () => Results.Ok(new { status = "ok" }));
+        app.MapGet("/readyz", async (HttpContext context, IRequiredActor<GatewayActor> gateway) =>
+            await AskAsync<AccountsView>(context, gateway, GetAccounts.Instance) is (var view, null)
+                ? view!.Accounts.Where(a => !a.Status.Warm).Select(a => a.Status.AccountId).ToList() is { Count: > 0 } cold
+                    ? Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "not_ready", $"hot processes still starting: {string.Join(", ", cold)}")
+                    : Results.Ok(new { status = "ready" })
+                : Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "not_ready", "the actor system did not answer"));
+
+        app.MapGet("/api/accounts", AccountsAsync);
+        app.MapGet("/api/accounts/status", async (HttpContext context, IRequiredActor<GatewayActor> gateway) =>
+            await AskAsync<RoleStatus>(context, gateway, GetRoleStatus.Instance) is (var status, null)
+                ? Results.Ok(ApiViews.RoleStatus(status!))
+                : Unanswered(context));
+        app.MapPost("/api/accounts/switch", SwitchAsync);
+        app.MapPost("/api/accounts/{id}/refresh", async (HttpContext context, IRequiredActor<GatewayActor> gateway, string id) =>
+            await AskAsync<object>(context, gateway, new RefreshAccount(id)) switch
+            {
+                (AccountProtocol.RefreshScheduled scheduled, _) => Results.Accepted(value: new { accountId = scheduled.AccountId, status = "scheduled" }),
+                (AccountProtocol.RefreshRefused refused, _) => Problems.Problem(context, refused.Code == "account_not_found" ? 404 : 409, refused.Code, refused.Reason),
+                _ => Unanswered(context),
+            });
+        app.MapGet("/hot/status", async (HttpContext context, IRequiredActor<GatewayActor> gateway) =>
+            await AskAsync<AccountsView>(context, gateway, GetAccounts.Instance) is (var view, null)
+                ? Results.Ok(ApiViews.HotStatus(view!))
+                : Unanswered(context));
+
+        app.MapPost("/sessions/{id}/hot-prompt", (HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings, string id) =>
+            PromptAsync(context, gateway, settings, text => new SubmitPrompt(id, text, CreateAs: SessionType.Full)));
+        app.MapPost("/api/quick-turn", (HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings) =>
+            PromptAsync(context, gateway, settings, text => new SubmitQuickTurn(text)));
+
+        app.MapPost("/api/session", CreateSessionAsync);
+        app.MapPost("/api/session/{id}/prompt", (HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings, string id) =>
+            PromptAsync(context, gateway, settings, text => new SubmitPrompt(id, text)));
+        app.MapPost("/api/session/{id}/interrupt", async (HttpContext context, IRequiredActor<GatewayActor> gateway, string id) =>
+            await AskAsync<object>(context, gateway, new InterruptSession(id)) switch
+            {
+                (SessionInterrupted done, _) => Results.Accepted(value: new { sessionId = done.SessionId, interrupted = done.Prompts }),
+                var (reply, problem) => Refused(context, reply, problem),
+            });
+        app.MapGet("/api/session/{id}", async (HttpContext context, IRequiredActor<GatewayActor> gateway, string id) =>
+            await AskAsync<object>(context, gateway, new GetSession(id)) switch
+            {
+                (SessionInfo info, _) => Results.Ok(ApiViews.Session(info)),
+                var (reply, problem) => Refused(context, reply, problem),
+            });
+        app.MapGet("/api/session/{id}/events", FollowSessionAsync);
+        app.MapDelete("/api/session/{id}", async (HttpContext context, IRequiredActor<GatewayActor> gateway, string id) =>
+            await AskAsync<object>(context, gateway, new CloseSession(id)) switch
+            {
+                (SessionClosed, _) => Results.NoContent(),
+                var (reply, problem) => Refused(context, reply, problem),
+            });
+
+        app.MapGet("/api/events", SystemEventsAsync);
+    }
+
+    private static async Task<IResult> AccountsAsync(HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings) =>
+        await AskAsync<AccountsView>(context, gateway, GetAccounts.Instance) is (var view, null)
+            ? Results.Ok(ApiViews.Accounts(view!, settings.Accounts.ToDictionary(a => a.Id, a => a.Simulated), DateTimeOffset.UtcNow))
+            : Unanswered(context);
+
+    private static async Task<IResult> SwitchAsync(HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings)
+    {
+        var (body, problem) = await RequestBodies.ReadSmallObjectAsync(context, required: false);
+        if (problem is not null)
+            return problem;
+        using (body)
+        {
+            var (dashboard, invalid) = RequestBodies.OptionalString(context, body, "dashboard");
+            if (invalid is not null)
+                return invalid;
+            object change = dashboard is null ? SwapRoles.Instance : new AssignDashboard(dashboard);
+            switch (await AskAsync<object>(context, gateway, change))
+            {
+                case (RoleChangeRejected rejected, _):
+                    return Problems.Problem(context, StatusCodes.Status404NotFound, "account_not_found", rejected.Reason);
+                case (RolesChanged, _):
+                    return await AccountsAsync(context, gateway, settings);
+                default:
+                    return Unanswered(context);
+            }
+        }
+    }
+
+    private static async Task<IResult> CreateSessionAsync(HttpContext context, IRequiredActor<GatewayActor> gateway)
+    {
+        var (body, problem) = await RequestBodies.ReadSmallObjectAsync(context, required: true);
+        if (problem is not null)
+            return problem;
+        using (body)
+        {
+            var (type, badType) = RequestBodies.OptionalString(context, body, "type");
+            var (provider, badProvider) = RequestBodies.OptionalString(context, body, "provider");
+            var (model, badModel) = RequestBodies.OptionalString(context, body, "model");
+            if ((badType ?? badProvider ?? badModel) is { } invalid)
+                return invalid;
+            SessionType? sessionType = type switch { "full" => SessionType.Full, "chat" => SessionType.Chat, "worker" => SessionType.Worker, _ => null };
+            if (sessionType is null)
+                return RequestBodies.BadRequest(context, "invalid_type", $"\"type\" must be \"full\", \"chat\" or \"worker\"{(type is null ? "" : $", not \"{type}\"")}");
+            if (provider is not null && provider != "claude")
+                return RequestBodies.BadRequest(context, "unsupported_provider", $"\"provider\" can only be \"claude\", not \"{provider}\"");
+            if (model is not null)
+                return RequestBodies.BadRequest(context, "unsupported_model",
+                    "a model cannot be chosen per session yet: sessions share their account's CLI processes (set konsole.claude.extra-args = [\"--model\", ...])");
+            return await AskAsync<object>(context, gateway, new CreateSession(sessionType.Value)) switch
+            {
+                (SessionInfo info, _) => Results.Created($"/api/session/{Uri.EscapeDataString(info.SessionId)}", new { sessionId = info.SessionId }),
+                var (reply, failure) => Refused(context, reply, failure),
+            };
+        }
+    }
+
+    private static async Task<IResult> PromptAsync(HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings,
+        Func<string, object> submit)
+    {
+        var (text, problem) = await RequestBodies.ReadPromptAsync(context, settings.Gateway.MaxPromptBytes);
+        if (problem is not null)
+            return problem;
+        return await AskAsync<object>(context, gateway, submit(text!)) switch
+        {
+            (PromptAccepted accepted, _) => await PromptStreams.AnswerAsync(context, gateway.ActorRef, accepted),
+            var (reply, failure) => Refused(context, reply, failure),
+        };
+    }
+
+    private static async Task<IResult> FollowSessionAsync(HttpContext context, IRequiredActor<GatewayActor> gateway, string id)
+    {
+        var after = context.Request.Headers["Last-Event-ID"].FirstOrDefault() ?? context.Request.Query["after"].FirstOrDefault() ?? "0";
+        if (!long.TryParse(after, NumberStyles.None, CultureInfo.InvariantCulture, out var afterId))
+            return RequestBodies.BadRequest(context, "invalid_event_id", $"Last-Event-ID or ?after= must be an event number, not '{after}'");
+        switch (await AskAsync<object>(context, gateway, new FollowEvents(id, afterId)))
+        {
+            case (EventsFollowed followed, _):
+                // Events before this one are no longer buffered: a client that asked for older ones can tell.
+                context.Response.Headers["Konsole-First-Event-Id"] = followed.FirstAvailable.ToString(CultureInfo.InvariantCulture);
+                return PromptStreams.Follow(context, gateway.ActorRef, followed);
+            case var (reply, problem):
+                return Refused(context, reply, problem);
+        }
+    }
+
+    private static async Task<IResult> SystemEventsAsync(HttpContext context, IRequiredActor<GatewayActor> gateway) =>
+        await AskAsync<SystemEventsFollowed>(context, gateway, FollowSystemEvents.Instance) is (var followed, null)
+            ? new SseResult(SystemEvents(followed!, gateway.ActorRef, context.RequestAborted))
+            : Unanswered(context);
+
+    private static async IAsyncEnumerable<SseItem<string>> SystemEvents(SystemEventsFollowed followed, IActorRef gateway,
+        [EnumeratorCancellation] CancellationToken cancel)
+    {
+        var id = 0L;
+        try
+        {
+            await foreach (var domainEvent in followed.Events.ReadAllAsync(cancel))
+            {
+                if (ApiViews.SystemEvent(domainEvent) is var (kind, body))
+                    yield return new SseItem<string>(JsonSerializer.Serialize(body), kind) { EventId = (++id).ToString(CultureInfo.InvariantCulture) };
+            }
+        }
+        finally
+        {
+            gateway.Tell(new UnfollowSystemEvents(followed.SubscriptionId));
+        }
+    }
+
+    /// <summary>The actors' answer, or (null, a 503 problem) when they did not answer in time.</summary>
+    private static async Task<(T? Reply, IResult? Problem)> AskAsync<T>(HttpContext context, IRequiredActor<GatewayActor> gateway, object message)
+        where T : class
+    {
+        try
+        {
+            return (await gateway.ActorRef.Ask<T>(message, AskTimeout, context.RequestAborted), null);
+        }
+        catch (AskTimeoutException)
+        {
+            return (null, Unanswered(context));
+        }
+        catch (InvalidCastException)
+        {
+            return (null, Unanswered(context));
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return (null, Results.Empty); // the client left
+        }
+    }
+
+    private static IResult Refused(HttpContext context, object? reply, IResult? problem) => reply switch
+    {
+        SessionRejected rejected => Problems.ForCode(context, rejected.Code, rejected.Message),
+        _ => problem ?? Unanswered(context),
+    };
+
+    private static IResult Unanswered(HttpContext context) =>
+        Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "unavailable", "the actor system did not answer in time; try again");
+}

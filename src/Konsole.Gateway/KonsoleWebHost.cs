@@ -1,0 +1,67 @@
+using Akka.Configuration;
+using Akka.Hosting;
+using Konsole.Actors.Configuration;
+using Konsole.Actors.Hosting;
+using Konsole.Actors.Routing;
+using Konsole.Actors.Sessions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Konsole.Gateway;
+
+/// <summary>The whole product in one web application: the actor system with the accounts and sessions, and the HTTP gateway.</summary>
+public static class KonsoleWebHost
+{
+    /// <summary>
+    /// Builds the application listening on <c>konsole.gateway.urls</c>. Throws <see cref="KonsoleConfigException"/> for a
+    /// gateway setting it cannot honour (a public bind without a token, an unreadable token file).
+    /// </summary>
+    /// <param name="configure">Last changes to the builder (the host adds its logging here).</param>
+    public static WebApplication Build(Config config, KonsoleSettings settings, Action<WebApplicationBuilder>? configure = null)
+    {
+        var security = GatewaySecurity.From(settings.Gateway);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.WebHost.UseUrls(settings.Gateway.Urls);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            // Odd ids (10 KB long) reach the endpoints and get a problem+json, instead of Kestrel's bare 414.
+            kestrel.Limits.MaxRequestLineSize = 64 * 1024;
+            kestrel.Limits.MaxRequestHeadersTotalSize = 96 * 1024;
+        });
+        // Coordinated shutdown stops every CLI gracefully (konsole.claude.stop-grace); give it the time.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
+        builder.Services.AddProblemDetails();
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddSingleton(security);
+        if (settings.Gateway.CorsOrigins.Count > 0)
+            builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => policy
+                .WithOrigins([.. settings.Gateway.CorsOrigins])
+                .AllowAnyHeader()
+                .WithMethods("GET", "POST", "DELETE")
+                .WithExposedHeaders("Konsole-First-Event-Id", "Retry-After")));
+        builder.Services.AddAkka("konsole", akka => akka
+            .AddHocon(config, HoconAddMode.Prepend)
+            .ConfigureLoggers(loggers =>
+            {
+                loggers.ClearLoggers();
+                loggers.AddLoggerFactory();
+            })
+            .WithKonsoleAccounts(settings)
+            .WithActors((system, registry) => registry.Register<GatewayActor>(
+                system.ActorOf(GatewayActor.Props(registry.Get<RoleRouter>(), registry.Get<SessionManager>()), "gateway"))));
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages(); // 404 and 405 as problem+json too
+        if (settings.Gateway.CorsOrigins.Count > 0)
+            app.UseCors();
+        app.Use((context, next) => security.InvokeAsync(context, next));
+        app.MapKonsoleGateway();
+        return app;
+    }
+}

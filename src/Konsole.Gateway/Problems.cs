@@ -1,0 +1,56 @@
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Sessions;
+using Microsoft.AspNetCore.Http;
+
+namespace Konsole.Gateway;
+
+/// <summary>
+/// Every error the gateway answers: <c>application/problem+json</c> (RFC 7807) with <c>type</c>
+/// <c>urn:konsole:problem:&lt;code&gt;</c>, <c>title</c>, <c>status</c>, <c>detail</c>, and the <c>code</c> itself.
+/// </summary>
+public static class Problems
+{
+    /// <summary>What a client that is told to wait (429, 503) should wait, in seconds.</summary>
+    public const int RetryAfterSeconds = 5;
+
+    public static IResult Problem(HttpContext context, int status, string code, string detail)
+    {
+        if (status is StatusCodes.Status429TooManyRequests or StatusCodes.Status503ServiceUnavailable)
+            context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Results.Problem(
+            detail: detail,
+            statusCode: status,
+            title: TitleOf(code),
+            type: $"urn:konsole:problem:{code}",
+            instance: context.Request.Path,
+            extensions: new Dictionary<string, object?> { ["code"] = code });
+    }
+
+    /// <summary>The problem for an error code of a prompt or a session (<see cref="TurnErrorCodes"/>, <see cref="SessionErrorCodes"/>).</summary>
+    public static IResult ForCode(HttpContext context, string code, string detail) => Problem(context, StatusOf(code), code, detail);
+
+    public static int StatusOf(string code) => code switch
+    {
+        TurnErrorCodes.QueueFull => StatusCodes.Status429TooManyRequests,
+        TurnErrorCodes.AccountUnavailable => StatusCodes.Status503ServiceUnavailable,
+        TurnErrorCodes.ProcessCrashed => StatusCodes.Status502BadGateway,
+        TurnErrorCodes.TurnTimeout => StatusCodes.Status504GatewayTimeout,
+        TurnErrorCodes.Interrupted or TurnErrorCodes.SessionClosed or SessionErrorCodes.Exists => StatusCodes.Status409Conflict,
+        SessionErrorCodes.NotFound or "account_not_found" => StatusCodes.Status404NotFound,
+        _ => StatusCodes.Status400BadRequest,
+    };
+
+    private static string TitleOf(string code) => code switch
+    {
+        TurnErrorCodes.QueueFull => "The account's queue is full",
+        TurnErrorCodes.AccountUnavailable => "No account can take the prompt",
+        TurnErrorCodes.ProcessCrashed => "The CLI process crashed during the turn",
+        TurnErrorCodes.TurnTimeout => "The turn timed out",
+        TurnErrorCodes.Interrupted => "The turn was interrupted",
+        TurnErrorCodes.SessionClosed => "The session is closed",
+        SessionErrorCodes.NotFound => "No such session",
+        SessionErrorCodes.Exists => "The session exists already",
+        SessionErrorCodes.InvalidId => "Invalid session id",
+        _ => code.Replace('_', ' ') is var words ? char.ToUpperInvariant(words[0]) + words[1..] : code,
+    };
+}

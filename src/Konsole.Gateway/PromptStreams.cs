@@ -1,0 +1,99 @@
+using System.Globalization;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Threading.Channels;
+using Akka.Actor;
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Sessions;
+using Microsoft.AspNetCore.Http;
+using static Konsole.Actors.Sessions.SessionProtocol;
+
+namespace Konsole.Gateway;
+
+/// <summary>
+/// A prompt's answer over HTTP: its events as SSE (<c>id</c> = the session's event number, <c>event</c> = the CLI
+/// line's type or <c>queued</c>/<c>error</c>, <c>data</c> = the line verbatim), or with <c>Accept: application/json</c>
+/// the <c>result</c> line alone. A prompt refused at once (its first event an error) is answered with the matching
+/// status instead. A client that goes away does not stop the turn: its events stay in the session's buffer.
+/// </summary>
+public static class PromptStreams
+{
+    public static async Task<IResult> AnswerAsync(HttpContext context, IActorRef gateway, PromptAccepted accepted)
+    {
+        SessionEvent first;
+        try
+        {
+            first = await accepted.Events.ReadAsync(context.RequestAborted);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
+        {
+            gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId));
+            return e is ChannelClosedException
+                ? Problems.ForCode(context, TurnErrorCodes.SessionClosed, $"session {accepted.SessionId} closed before the prompt started")
+                : Results.Empty;
+        }
+        if (first is { Type: "error", EndsPrompt: true })
+            return ErrorProblem(context, first);
+        if (WantsJson(context.Request))
+            return await ResultOnlyAsync(context, gateway, accepted, first);
+        return new SseResult(Stream(first, accepted, gateway, context.RequestAborted));
+    }
+
+    /// <summary>A session's events from its buffer and then live, as SSE, until the session closes or the client leaves.</summary>
+    public static IResult Follow(HttpContext context, IActorRef gateway, EventsFollowed followed) =>
+        new SseResult(Stream(null, followed.Events, () => gateway.Tell(new Unfollow(followed.SessionId, followed.SubscriptionId)),
+            context.RequestAborted));
+
+    public static SseItem<string> Item(SessionEvent e) => new(e.Data, e.Type) { EventId = e.Id.ToString(CultureInfo.InvariantCulture) };
+
+    private static IAsyncEnumerable<SseItem<string>> Stream(SessionEvent first, PromptAccepted accepted, IActorRef gateway, CancellationToken cancel) =>
+        Stream(first, accepted.Events, () => gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId)), cancel);
+
+    private static async IAsyncEnumerable<SseItem<string>> Stream(SessionEvent? first, ChannelReader<SessionEvent> events, Action unfollow,
+        [EnumeratorCancellation] CancellationToken cancel)
+    {
+        try
+        {
+            if (first is not null)
+                yield return Item(first);
+            await foreach (var e in events.ReadAllAsync(cancel))
+                yield return Item(e);
+        }
+        finally
+        {
+            unfollow();
+        }
+    }
+
+    private static async Task<IResult> ResultOnlyAsync(HttpContext context, IActorRef gateway, PromptAccepted accepted, SessionEvent first)
+    {
+        var last = first;
+        try
+        {
+            while (!last.EndsPrompt)
+                last = await accepted.Events.ReadAsync(context.RequestAborted);
+        }
+        catch (OperationCanceledException)
+        {
+            gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId));
+            return Results.Empty;
+        }
+        return last.Type == "result" ? Results.Content(last.Data, "application/json") : ErrorProblem(context, last);
+    }
+
+    private static IResult ErrorProblem(HttpContext context, SessionEvent error)
+    {
+        using var data = JsonDocument.Parse(error.Data);
+        var code = data.RootElement.GetProperty("code").GetString()!;
+        var message = data.RootElement.GetProperty("message").GetString()!;
+        return Problems.ForCode(context, code, message);
+    }
+
+    private static bool WantsJson(HttpRequest request)
+    {
+        var accept = request.Headers.Accept.ToString();
+        return accept.Contains("application/json", StringComparison.OrdinalIgnoreCase)
+            && !accept.Contains("text/event-stream", StringComparison.OrdinalIgnoreCase);
+    }
+}

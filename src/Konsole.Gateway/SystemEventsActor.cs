@@ -1,0 +1,57 @@
+using System.Threading.Channels;
+using Akka.Actor;
+using Konsole.Actors.Accounts;
+using Konsole.Actors.Routing;
+using Konsole.Actors.Sessions;
+
+namespace Konsole.Gateway;
+
+/// <summary>
+/// One follower of the system's events: subscribes to them on the event stream and writes them to a bounded reader.
+/// A follower that falls <see cref="Capacity"/> events behind is ended (its reader completes with an error), so
+/// a stuck client cannot make the host hold an ever-growing backlog.
+/// </summary>
+public sealed class SystemEventsActor : ReceiveActor
+{
+    public const int Capacity = 10_000;
+
+    /// <summary>What is followed: these types, as published.</summary>
+    public static readonly IReadOnlyList<Type> Followed =
+    [
+        typeof(RoleRouterProtocol.AccountsSwapped),
+        typeof(AccountProtocol.AccountStateChanged),
+        typeof(AccountProtocol.ProcessRestarted),
+        typeof(AccountProtocol.OAuthTokenRefreshed),
+        typeof(AccountProtocol.OAuthRefreshFailed),
+        typeof(SessionProtocol.SessionOpened),
+        typeof(SessionProtocol.SessionEnded),
+    ];
+
+    private readonly ChannelWriter<object> _writer;
+
+    public SystemEventsActor(ChannelWriter<object> writer)
+    {
+        _writer = writer;
+        ReceiveAny(e =>
+        {
+            if (_writer.TryWrite(e))
+                return;
+            _writer.TryComplete(new InvalidOperationException($"the follower fell {Capacity} events behind"));
+            Context.Stop(Self);
+        });
+    }
+
+    public static Props Props(ChannelWriter<object> writer) => Akka.Actor.Props.Create(() => new SystemEventsActor(writer));
+
+    protected override void PreStart()
+    {
+        foreach (var type in Followed)
+            Context.System.EventStream.Subscribe(Self, type);
+    }
+
+    protected override void PostStop()
+    {
+        Context.System.EventStream.Unsubscribe(Self);
+        _writer.TryComplete();
+    }
+}

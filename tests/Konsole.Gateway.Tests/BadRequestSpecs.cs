@@ -1,0 +1,116 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Xunit.Abstractions;
+
+namespace Konsole.Gateway.Tests;
+
+/// <summary>Bad requests of every kind: each gets its 4xx as problem+json, never a 5xx.</summary>
+public sealed class BadRequestSpecs(ITestOutputHelper output) : GatewaySpec(output)
+{
+    private static readonly string LongId = new('x', 10 * 1024);
+
+    protected override string ExtraHocon => "konsole.gateway.max-prompt-bytes = 1024";
+
+    public static TheoryData<string, string, string?, int> Cases() => new()
+    {
+        // Prompt bodies
+        { "POST", "/sessions/ui-1/hot-prompt", "{not json", 400 },
+        { "POST", "/sessions/ui-1/hot-prompt", "", 400 },
+        { "POST", "/sessions/ui-1/hot-prompt", "[]", 400 },
+        { "POST", "/sessions/ui-1/hot-prompt", "\"prompt\"", 400 },
+        { "POST", "/sessions/ui-1/hot-prompt", "{}", 400 },
+        { "POST", "/sessions/ui-1/hot-prompt", """{"prompt": 42}""", 400 },
+        { "POST", "/sessions/ui-1/hot-prompt", """{"prompt": null}""", 400 },
+        { "POST", "/sessions/ui-1/hot-prompt", """{"prompt": ["a"]}""", 400 },
+        { "POST", "/sessions/ui-1/hot-prompt", """{"prompt": ""}""", 400 },
+        { "POST", "/sessions/ui-1/hot-prompt", """{"prompt": "   \n "}""", 400 },
+        { "POST", "/sessions/ui-1/hot-prompt", """{"prompt": "ok"} trailing""", 400 },
+        { "POST", "/sessions/ui-1/hot-prompt", $$"""{"prompt": "{{new string('x', 1025)}}"}""", 413 },
+        { "POST", "/sessions/ui-1/hot-prompt", $$"""{"prompt": "{{string.Concat(Enumerable.Repeat("é", 513))}}"}""", 413 },
+        { "POST", "/api/quick-turn", $$"""{"prompt": "{{new string('y', 20_000)}}"}""", 413 },
+        { "POST", "/api/quick-turn", "{\"prompt\": \"\\ud800\"", 400 },
+        { "POST", "/api/session/no-such-session/prompt", """{"prompt": "hi"}""", 404 },
+        // Odd ids
+        { "POST", "/sessions/..%2Fx/hot-prompt", """{"prompt": "hi"}""", 400 },
+        { "POST", "/sessions/%20/hot-prompt", """{"prompt": "hi"}""", 400 },
+        { "POST", $"/sessions/{LongId}/hot-prompt", """{"prompt": "hi"}""", 400 },
+        { "GET", $"/api/session/{LongId}", null, 400 },
+        { "GET", "/api/session/..%2F..%2Fetc", null, 400 },
+        { "GET", "/api/session/unknown-id", null, 404 },
+        { "DELETE", "/api/session/unknown-id", null, 404 },
+        { "POST", "/api/session/unknown-id/interrupt", null, 404 },
+        { "GET", "/api/session/unknown-id/events", null, 404 },
+        { "GET", "/api/session/unknown-id/events?after=abc", null, 400 },
+        { "GET", "/api/session/unknown-id/events?after=-1", null, 400 },
+        // Session creation
+        { "POST", "/api/session", "", 400 },
+        { "POST", "/api/session", "{}", 400 },
+        { "POST", "/api/session", """{"type": "bogus"}""", 400 },
+        { "POST", "/api/session", """{"type": 3}""", 400 },
+        { "POST", "/api/session", """{"type": "Full, Chat"}""", 400 },
+        { "POST", "/api/session", """{"type": "chat", "provider": "openai"}""", 400 },
+        { "POST", "/api/session", """{"type": "chat", "model": "claude-3-5-sonnet"}""", 400 },
+        { "POST", "/api/session", "null", 400 },
+        // Accounts
+        { "POST", "/api/accounts/switch", """{"dashboard": "nobody"}""", 404 },
+        { "POST", "/api/accounts/switch", """{"dashboard": 5}""", 400 },
+        { "POST", "/api/accounts/switch", "not json", 400 },
+        { "POST", "/api/accounts/nobody/refresh", null, 404 },
+        // Wrong methods and paths
+        { "PUT", "/api/accounts", null, 405 },
+        { "DELETE", "/api/accounts", null, 405 },
+        { "GET", "/api/quick-turn", null, 405 },
+        { "GET", "/sessions/ui-1/hot-prompt", null, 405 },
+        { "PATCH", "/api/session/x", null, 405 },
+        { "GET", "/api/nothing-here", null, 404 },
+        { "GET", "/", null, 404 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task Each_bad_request_gets_its_4xx_problem(string method, string path, string? body, int status)
+    {
+        var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (body is not null)
+            request.Content = new StringContent(body, Encoding.UTF8, "application/json");
+
+        var response = await Client.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+
+        Assert.True(status == (int)response.StatusCode, $"{method} {path[..Math.Min(80, path.Length)]}: {(int)response.StatusCode} {text}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonDocument.Parse(text).RootElement;
+        Assert.Equal(status, problem.GetProperty("status").GetInt32());
+        Assert.False(string.IsNullOrEmpty(problem.GetProperty("title").GetString()));
+        Assert.False(string.IsNullOrEmpty(problem.GetProperty("type").GetString()));
+    }
+
+    [Fact]
+    public async Task A_body_larger_than_any_prompt_is_refused_before_it_is_read()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/sessions/ui-1/hot-prompt")
+        {
+            Content = new ByteArrayContent(new byte[1024 * 1024]) { Headers = { ContentType = new("application/json") } },
+        };
+
+        var response = await Client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task After_all_that_the_gateway_still_serves_prompts()
+    {
+        foreach (var (method, path, body, _) in Cases().Select(c => ((string)c[0], (string)c[1], (string?)c[2], (int)c[3])))
+        {
+            var request = new HttpRequestMessage(new HttpMethod(method), path);
+            if (body is not null)
+                request.Content = new StringContent(body, Encoding.UTF8, "application/json");
+            Assert.True((int)(await Client.SendAsync(request)).StatusCode < 500);
+        }
+
+        Assert.Equal("echo: still here", ResultText(await RunAsync("/sessions/ui-1/hot-prompt", "still here")));
+    }
+}

@@ -1,0 +1,57 @@
+using System.Net;
+using System.Text.Json;
+using Konsole.Testing;
+using Konsole.Testing.FakeApi;
+using Xunit.Abstractions;
+
+namespace Konsole.Gateway.Tests;
+
+/// <summary>POST /api/accounts/{id}/refresh against a fake token endpoint with single-use refresh tokens.</summary>
+public sealed class RefreshSpecs(ITestOutputHelper output) : GatewaySpec(output)
+{
+    private FakeTokenEndpoint _tokens = null!;
+
+    protected override string ExtraHocon => $"konsole.oauth.token-endpoint = \"{_tokens.Url}\"";
+
+    public override async Task InitializeAsync()
+    {
+        _tokens = await FakeTokenEndpoint.StartAsync();
+        _tokens.Accept(Sandbox.Accounts[1].RefreshToken);
+        await base.InitializeAsync();
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await _tokens.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_refresh_is_accepted_at_once_and_reported_on_api_events_when_done()
+    {
+        await using var events = await GetEventsAsync("/api/events");
+
+        var response = await Client.PostAsync("/api/accounts/beta/refresh", null);
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var refreshed = await events.NextOfTypeAsync("oauth.refreshed", Timeout);
+        Assert.Equal("beta", Field(refreshed, "accountId"));
+        Assert.Equal(200, Assert.Single(_tokens.Requests).Status);
+        var credentials = await File.ReadAllTextAsync(Path.Combine(Sandbox.Accounts[1].ConfigDir, ".credentials.json"));
+        Assert.Contains(_tokens.LatestAccessToken!, credentials);
+        Assert.Equal("echo: after", ResultText(await RunAsync("/api/quick-turn", "after")));
+    }
+
+    [Fact]
+    public async Task A_refused_refresh_is_reported_without_the_token()
+    {
+        await using var events = await GetEventsAsync("/api/events");
+
+        Assert.Equal(HttpStatusCode.Accepted, (await Client.PostAsync("/api/accounts/alpha/refresh", null)).StatusCode);
+
+        var failed = await events.NextOfTypeAsync("oauth.refresh-failed", Timeout);
+        Assert.Equal(("alpha", "False"), (Field(failed, "accountId"), Field(failed, "retryable")));
+        Assert.DoesNotContain("sk-ant", failed.Data);
+        Assert.Equal(JsonValueKind.String, JsonDocument.Parse(failed.Data).RootElement.GetProperty("reason").ValueKind);
+    }
+}
