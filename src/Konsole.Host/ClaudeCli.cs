@@ -19,6 +19,7 @@ public static class ClaudeCli
     public static string NotFoundMessage(string path) => $"""
         konsole: cannot find the Claude Code CLI '{path}' (konsole.claude.path).
           Install it:  npm install -g {PinnedPackage}
-          or set konsole.claude.path in your --config file to the CLI's full path.
+          or set konsole.claude.path in your --config file to the CLI's full path,
+          or try konsole without a Claude login: dotnet run --project src/Konsole.Host -- --demo
         """;
 }
