@@ -1,15 +1,7 @@
-using System.Net;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace Konsole.Testing.FakeApi;
 
@@ -26,10 +18,8 @@ public sealed class FakeMessagesApi : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly Lock _gate = new();
-    private readonly List<RecordedRequest> _requests = [];
-    private readonly List<SideRequest> _sideRequests = [];
-    private readonly List<(Func<RecordedRequest, bool> Match, TaskCompletionSource<RecordedRequest> Found)> _waiters = [];
+    private readonly RequestLog<RecordedRequest> _requests = new("the fake Messages API");
+    private readonly RequestLog<SideRequest> _sideRequests = new("the fake Messages API");
     private int _openRequests;
     private int _maxConcurrentRequests;
 
@@ -38,16 +28,10 @@ public sealed class FakeMessagesApi : IAsyncDisposable
     public string BaseUrl { get; private set; } = "";
 
     /// <summary>The conversation-turn requests, in arrival order (recorded on arrival, before the answer).</summary>
-    public IReadOnlyList<RecordedRequest> Requests
-    {
-        get { lock (_gate) return _requests.ToArray(); }
-    }
+    public IReadOnlyList<RecordedRequest> Requests => _requests.Items;
 
     /// <summary>Everything else: HEAD /api/hello, count_tokens, unknown paths, unreadable bodies.</summary>
-    public IReadOnlyList<SideRequest> SideRequests
-    {
-        get { lock (_gate) return _sideRequests.ToArray(); }
-    }
+    public IReadOnlyList<SideRequest> SideRequests => _sideRequests.Items;
 
     /// <summary>Conversation-turn requests being answered right now.</summary>
     public int OpenRequests => Volatile.Read(ref _openRequests);
@@ -75,25 +59,10 @@ public sealed class FakeMessagesApi : IAsyncDisposable
 
     public static async Task<FakeMessagesApi> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
-        {
-            ContentRootPath = AppContext.BaseDirectory,
-            EnvironmentName = Environments.Production,
-        });
-        builder.Logging.ClearProviders();
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.Listen(IPAddress.Loopback, 0);
-            k.Limits.MaxRequestBodySize = null; // prompts of megabytes are real
-        });
-
-        var app = builder.Build();
-        var api = new FakeMessagesApi(app);
-        app.Run(api.HandleAsync);
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
-        api.BaseUrl = address.TrimEnd('/');
+        FakeMessagesApi? api = null;
+        // Prompts of megabytes are real.
+        var (app, baseUrl) = await LoopbackServer.StartAsync(context => api!.HandleAsync(context), limits => limits.MaxRequestBodySize = null);
+        api = new FakeMessagesApi(app) { BaseUrl = baseUrl };
         return api;
     }
 
@@ -101,33 +70,8 @@ public sealed class FakeMessagesApi : IAsyncDisposable
     /// The first request, already recorded or still to come, that <paramref name="match"/> accepts.
     /// Throws <see cref="TimeoutException"/> listing what was seen.
     /// </summary>
-    public async Task<RecordedRequest> WaitForRequestAsync(Func<RecordedRequest, bool> match, TimeSpan timeout)
-    {
-        var found = new TaskCompletionSource<RecordedRequest>(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_gate)
-        {
-            var seen = _requests.FirstOrDefault(match);
-            if (seen is not null)
-                return seen;
-            _waiters.Add((match, found));
-        }
-
-        try
-        {
-            return await found.Task.WaitAsync(timeout);
-        }
-        catch (TimeoutException)
-        {
-            lock (_gate)
-            {
-                _waiters.RemoveAll(w => w.Found == found);
-                var requests = _requests.Count == 0 ? "  (none)" : string.Join("\n", _requests.Select(r => "  " + r));
-                var side = _sideRequests.Count == 0 ? "" : "\nside requests: " + string.Join(", ", _sideRequests);
-                throw new TimeoutException(
-                    $"No matching request to the fake Messages API at {BaseUrl} within {timeout}. Seen:\n{requests}{side}");
-            }
-        }
-    }
+    public Task<RecordedRequest> WaitForRequestAsync(Func<RecordedRequest, bool> match, TimeSpan timeout) =>
+        _requests.WaitAsync(match, timeout, () => SideRequests.Count == 0 ? "" : "\nside requests: " + string.Join(", ", SideRequests));
 
     public async ValueTask DisposeAsync()
     {
@@ -136,12 +80,7 @@ public sealed class FakeMessagesApi : IAsyncDisposable
         await _stopping.CancelAsync(); // ends slow streams at once
         await _app.StopAsync();
         await _app.DisposeAsync();
-        lock (_gate)
-        {
-            foreach (var (_, found) in _waiters)
-                found.TrySetException(new ObjectDisposedException(nameof(FakeMessagesApi)));
-            _waiters.Clear();
-        }
+        _requests.Close();
     }
 
     private async Task HandleAsync(HttpContext context)
@@ -187,36 +126,12 @@ public sealed class FakeMessagesApi : IAsyncDisposable
             Interlocked.CompareExchange(ref _maxConcurrentRequests, open, max);
         try
         {
-            recorded = Record(recorded);
+            recorded = _requests.Add(index => recorded with { Index = index });
             await FakeReplies.AnswerAsync(context.Response, recorded, recorded.Index + 1, ct);
         }
         finally
         {
             Interlocked.Decrement(ref _openRequests);
-        }
-    }
-
-    private RecordedRequest Record(RecordedRequest recorded)
-    {
-        lock (_gate)
-        {
-            recorded = recorded with { Index = _requests.Count };
-            _requests.Add(recorded);
-            foreach (var waiter in _waiters.ToList())
-            {
-                try
-                {
-                    if (!waiter.Match(recorded))
-                        continue;
-                    waiter.Found.TrySetResult(recorded);
-                }
-                catch (Exception e)
-                {
-                    waiter.Found.TrySetException(e);
-                }
-                _waiters.Remove(waiter);
-            }
-            return recorded;
         }
     }
 
@@ -235,11 +150,7 @@ public sealed class FakeMessagesApi : IAsyncDisposable
             await ErrorAsync(response, 404, "not_found_error", $"{request.Method} {request.Path} is not served by the fake Messages API");
     }
 
-    private void RecordSide(SideRequest side)
-    {
-        lock (_gate)
-            _sideRequests.Add(side);
-    }
+    private void RecordSide(SideRequest side) => _sideRequests.Add(_ => side);
 
     private static Task ErrorAsync(HttpResponse response, int status, string type, string message)
     {

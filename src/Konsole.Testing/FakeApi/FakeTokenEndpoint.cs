@@ -1,15 +1,7 @@
-using System.Net;
 using System.Text.Json;
 using Konsole.Actors.Accounts;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace Konsole.Testing.FakeApi;
 
@@ -35,9 +27,8 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _gate = new();
     private readonly HashSet<string> _valid = new(StringComparer.Ordinal);
-    private readonly List<TokenRequest> _requests = [];
+    private readonly RequestLog<TokenRequest> _requests = new("the fake token endpoint");
     private readonly List<IssuedTokens> _issued = [];
-    private readonly List<(Func<TokenRequest, bool> Match, TaskCompletionSource<TokenRequest> Found)> _waiters = [];
     private TimeSpan _expiresIn = TimeSpan.FromHours(8);
     private TimeSpan _delay;
     private bool _rotate = true;
@@ -50,10 +41,7 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
     public string Url { get; private set; } = "";
 
     /// <summary>Every request, in arrival order.</summary>
-    public IReadOnlyList<TokenRequest> Requests
-    {
-        get { lock (_gate) return _requests.ToArray(); }
-    }
+    public IReadOnlyList<TokenRequest> Requests => _requests.Items;
 
     /// <summary>What each successful refresh issued, in order.</summary>
     public IReadOnlyList<IssuedTokens> Issued
@@ -97,21 +85,9 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
 
     public static async Task<FakeTokenEndpoint> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
-        {
-            ContentRootPath = AppContext.BaseDirectory,
-            EnvironmentName = Environments.Production,
-        });
-        builder.Logging.ClearProviders();
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-
-        var app = builder.Build();
-        var endpoint = new FakeTokenEndpoint(app);
-        app.Run(endpoint.HandleAsync);
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
-        endpoint.Url = address.TrimEnd('/') + TokenPath;
+        FakeTokenEndpoint? endpoint = null;
+        var (app, baseUrl) = await LoopbackServer.StartAsync(context => endpoint!.HandleAsync(context));
+        endpoint = new FakeTokenEndpoint(app) { Url = baseUrl + TokenPath };
         return endpoint;
     }
 
@@ -148,31 +124,7 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
     /// The first request, already seen or still to come, that <paramref name="match"/> accepts; checked again when
     /// a request is answered. Throws <see cref="TimeoutException"/> listing what was seen.
     /// </summary>
-    public async Task<TokenRequest> WaitForRequestAsync(Func<TokenRequest, bool> match, TimeSpan timeout)
-    {
-        var found = new TaskCompletionSource<TokenRequest>(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_gate)
-        {
-            var seen = _requests.FirstOrDefault(match);
-            if (seen is not null)
-                return seen;
-            _waiters.Add((match, found));
-        }
-
-        try
-        {
-            return await found.Task.WaitAsync(timeout);
-        }
-        catch (TimeoutException)
-        {
-            lock (_gate)
-            {
-                _waiters.RemoveAll(w => w.Found == found);
-                var requests = _requests.Count == 0 ? "  (none)" : string.Join("\n", _requests.Select(r => "  " + r));
-                throw new TimeoutException($"No matching request to the fake token endpoint at {Url} within {timeout}. Seen:\n{requests}");
-            }
-        }
-    }
+    public Task<TokenRequest> WaitForRequestAsync(Func<TokenRequest, bool> match, TimeSpan timeout) => _requests.WaitAsync(match, timeout);
 
     public async ValueTask DisposeAsync()
     {
@@ -181,12 +133,7 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
         await _stopping.CancelAsync(); // ends delayed answers at once
         await _app.StopAsync();
         await _app.DisposeAsync();
-        lock (_gate)
-        {
-            foreach (var (_, found) in _waiters)
-                found.TrySetException(new ObjectDisposedException(nameof(FakeTokenEndpoint)));
-            _waiters.Clear();
-        }
+        _requests.Close();
         _stopping.Dispose();
     }
 
@@ -204,13 +151,13 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
         {
             var body = await new StreamReader(request.Body).ReadToEndAsync(cts.Token);
             var (parsed, fields) = Parse(body);
-            var index = Record(fields);
+            var index = _requests.Add(i => fields with { Index = i }).Index;
             var delay = Delay;
             if (delay > TimeSpan.Zero)
                 await Task.Delay(delay, cts.Token);
 
             var (status, reply) = parsed ? Answer(fields) : (400, Error("invalid_request", "The request body is not a JSON object"));
-            Answered(index, status);
+            _requests.Update(index, r => r with { Status = status });
             context.Response.StatusCode = status;
             await context.Response.WriteAsJsonAsync(reply, cts.Token);
         }
@@ -290,44 +237,6 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
         }
     }
 
-    private int Record(TokenRequest request)
-    {
-        lock (_gate)
-        {
-            var recorded = request with { Index = _requests.Count };
-            _requests.Add(recorded);
-            Notify(recorded);
-            return recorded.Index;
-        }
-    }
-
-    private void Answered(int index, int status)
-    {
-        lock (_gate)
-        {
-            var answered = _requests[index] with { Status = status };
-            _requests[index] = answered;
-            Notify(answered);
-        }
-    }
-
-    private void Notify(TokenRequest request)
-    {
-        foreach (var waiter in _waiters.ToList())
-        {
-            try
-            {
-                if (!waiter.Match(request))
-                    continue;
-                waiter.Found.TrySetResult(request);
-            }
-            catch (Exception e)
-            {
-                waiter.Found.TrySetException(e);
-            }
-            _waiters.Remove(waiter);
-        }
-    }
 
     private static string? StringOf(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
