@@ -35,6 +35,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     // A refresh waits (Pending) until no turn runs on the account, and prompts wait while it is pending or running.
     private RefreshState _refresh = RefreshState.None;
+    private string? _failure; // why the account gave up, once it has
 
     public AccountActor(AccountSettings account, KonsoleSettings settings)
     {
@@ -61,11 +62,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
         Receive<ProcessReady>(m => WithSlot(slot => OnReady(slot, m.ProcessId)));
         Receive<TurnFinished>(m => WithSlot(slot => OnTurnFinished(slot, m)));
-        Receive<ProcessExited>(m => WithSlot(slot => OnProcessLost(slot, m.SessionId, m.Reason)));
+        Receive<ProcessExited>(m => WithSlot(slot => OnProcessLost(slot, m.SessionId, m.Reason, m.TurnReported)));
         Receive<Terminated>(m =>
         {
             if (_slots.FirstOrDefault(s => s.Process?.Equals(m.ActorRef) == true) is { } slot)
-                OnProcessLost(slot, null, "the process actor stopped");
+                OnProcessLost(slot, null, "the process actor stopped", turnReported: null);
         });
         Receive<RateLimitObserved>(m =>
         {
@@ -122,6 +123,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private void OnSubmit(SubmitPrompt submit)
     {
         var prompt = submit.Prompt;
+        if (_failure is not null)
+        {
+            prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {Id} failed: {_failure}"));
+            return;
+        }
         var waiting = _slots.Sum(s => s.Queue.Count);
         if (waiting >= _settings.QueueMaxDepth)
         {
@@ -347,7 +353,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         PublishStatus();
     }
 
-    private void OnProcessLost(Slot slot, string? sessionId, string reason)
+    private void OnProcessLost(Slot slot, string? sessionId, string reason, string? turnReported)
     {
         Context.Unwatch(slot.Process);
         slot.Process = null;
@@ -358,8 +364,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         {
             if (slot.Dispatched)
             {
-                running.ReplyTo.Tell(new TurnFailed(running.PromptId, TurnErrorCodes.ProcessCrashed,
-                    $"account {Id}: the {slot.Name} process crashed during the turn: {reason}"));
+                if (turnReported != running.PromptId)
+                    running.ReplyTo.Tell(new TurnFailed(running.PromptId, TurnErrorCodes.ProcessCrashed,
+                        $"account {Id}: the {slot.Name} process crashed during the turn: {reason}"));
                 slot.HeldUserSession = running.UserSessionId;
             }
             else
@@ -372,6 +379,17 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             return; // the system is ending: its processes are being stopped, not lost
         StartRefreshIfIdle();
 
+        var now = DateTimeOffset.UtcNow;
+        slot.RecentRestarts.Enqueue(now);
+        while (slot.RecentRestarts.Peek() < now - _settings.Claude.Restart.Window)
+            slot.RecentRestarts.Dequeue();
+        if (slot.RecentRestarts.Count > _settings.Claude.Restart.MaxRestarts)
+        {
+            FailAccount($"its {slot.Name} process was lost {slot.RecentRestarts.Count} times within " +
+                $"{_settings.Claude.Restart.Window.TotalMinutes:0.#} min (konsole.claude.restart.max-restarts = {_settings.Claude.Restart.MaxRestarts}); last: {reason}");
+            return;
+        }
+
         slot.ConsecutiveCrashes++;
         slot.Restarts++;
         slot.Restarting = true;
@@ -381,6 +399,28 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Timers.StartSingleTimer(slot.Name, new RestartProcess(slot.Name), delay);
         Context.System.EventStream.Publish(new ProcessRestarted(Id, slot.Mode, slot.ConsecutiveCrashes, delay, reason));
         AnnouncePositions(slot);
+        PublishStatus();
+    }
+
+    /// <summary>
+    /// Gives up on the account: every prompt it holds, and every prompt sent to it from now on, fails with
+    /// <c>account_unavailable</c>; its processes stop. It stays failed until the host restarts.
+    /// </summary>
+    private void FailAccount(string reason)
+    {
+        _failure = reason;
+        _log.Error("Account {0} failed: {1}", Id, reason);
+        foreach (var slot in _slots)
+        {
+            Timers.Cancel(slot.Name);
+            slot.Restarting = false;
+            StopProcess(slot);
+            foreach (var prompt in slot.Queue.Append(slot.Running).OfType<Prompt>())
+                prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {Id} failed: {reason}"));
+            slot.Queue.Clear();
+            slot.Running = null;
+            slot.Dispatched = false;
+        }
         PublishStatus();
     }
 
@@ -399,7 +439,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         slot.Generation++;
         var spec = new HotProcessSpec(Id, slot.Mode, _account.ConfigDir,
             CliLaunch.For(_account, _settings.Claude, slot.Mode), resume,
-            _settings.Claude.StartTimeout, _settings.Claude.StopGrace);
+            _settings.Claude);
         slot.Process = Context.Watch(Context.ActorOf(HotProcessActor.Props(spec), $"{slot.Name}-{slot.Generation}"));
         slot.Started = true;
         slot.ProcessId = null;
@@ -437,11 +477,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         _account.UsesApiKey,
         _credentials?.ExpiresAt,
         _rateLimit,
-        _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession)).ToArray());
+        _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession)).ToArray(),
+        _failure);
 
     private void PublishStatus()
     {
-        var state = _slots.Any(s => s.Restarting) ? AccountState.Restarting
+        var state = _failure is not null ? AccountState.Failed
+            : _slots.Any(s => s.Restarting) ? AccountState.Restarting
             : _refresh == RefreshState.Running ? AccountState.Refreshing
             : _slots.Any(s => s.Running is not null) ? AccountState.Busy
             : _slots.Any(s => s.Mode != ProcessMode.Worker && s.ProcessId is null) ? AccountState.Starting
@@ -451,7 +493,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             var previous = _state;
             _state = state;
             _log.Info("Account {0}: {1} -> {2}", Id, previous, state);
-            Context.System.EventStream.Publish(new AccountStateChanged(Id, state, previous, null));
+            Context.System.EventStream.Publish(new AccountStateChanged(Id, state, previous, state == AccountState.Failed ? _failure : null));
         }
         Context.Parent.Tell(Status());
     }
@@ -500,6 +542,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         public bool Restarting;
         public int ConsecutiveCrashes;
         public int Restarts;
+        public readonly Queue<DateTimeOffset> RecentRestarts = new();
 
         public bool CanDispatch => Process is not null && ProcessId is not null && Running is null && Queue.Count > 0;
     }

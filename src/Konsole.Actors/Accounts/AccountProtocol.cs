@@ -62,6 +62,7 @@ public static class AccountProtocol
     /// <param name="ActiveSessionId">The user session whose turn is running, if any.</param>
     /// <param name="QueueDepth">Prompts waiting (not counting running turns).</param>
     /// <param name="ExpiresAt">When the OAuth access token expires; null for API-key accounts or when unknown.</param>
+    /// <param name="StateReason">Why the account is in its state, where that needs saying (why it failed).</param>
     public sealed record AccountStatus(
         string AccountId,
         string Label,
@@ -72,7 +73,8 @@ public static class AccountProtocol
         bool UsesApiKey,
         DateTimeOffset? ExpiresAt,
         RateLimitInfo? RateLimit,
-        IReadOnlyList<ProcessStatus> Processes)
+        IReadOnlyList<ProcessStatus> Processes,
+        string? StateReason = null)
     {
         public bool Busy => Processes.Any(p => p.Busy);
 

@@ -100,6 +100,7 @@ public static partial class KonsoleConfig
             Path: r.NonEmptyString("konsole.claude.path"),
             ExtraArgs: r.StringList("konsole.claude.extra-args"),
             TurnTimeout: r.Duration("konsole.claude.turn-timeout"),
+            InterruptTimeout: r.Duration("konsole.claude.interrupt-timeout"),
             WorkingDirectory: workingDirectory.Length == 0 ? Directory.GetCurrentDirectory() : ExpandPath(workingDirectory),
             Environment: ReadEnvironment(r),
             MaxLineBytes: r.ByteSize("konsole.claude.max-line-bytes"),
@@ -109,7 +110,9 @@ public static partial class KonsoleConfig
             Restart: new BackoffSettings(
                 r.Duration("konsole.claude.restart.min-backoff"),
                 r.Duration("konsole.claude.restart.max-backoff"),
-                r.Fraction("konsole.claude.restart.random-factor")));
+                r.Fraction("konsole.claude.restart.random-factor"),
+                r.PositiveInt("konsole.claude.restart.max-restarts"),
+                r.Duration("konsole.claude.restart.window")));
         if (claude.Restart.MaxBackoff < claude.Restart.MinBackoff)
             throw r.Error("konsole.claude.restart.max-backoff", "must not be shorter than min-backoff");
 

@@ -15,6 +15,7 @@ public sealed record ClaudeSettings(
     string Path,
     IReadOnlyList<string> ExtraArgs,
     TimeSpan TurnTimeout,
+    TimeSpan InterruptTimeout,
     string WorkingDirectory,
     IReadOnlyDictionary<string, string> Environment,
     long MaxLineBytes,
@@ -23,7 +24,8 @@ public sealed record ClaudeSettings(
     string ChatSystemPrompt,
     BackoffSettings Restart);
 
-public sealed record BackoffSettings(TimeSpan MinBackoff, TimeSpan MaxBackoff, double RandomFactor)
+/// <param name="MaxRestarts">Restarts of one process allowed within <paramref name="Window"/>; beyond them the account fails.</param>
+public sealed record BackoffSettings(TimeSpan MinBackoff, TimeSpan MaxBackoff, double RandomFactor, int MaxRestarts, TimeSpan Window)
 {
     /// <summary>The delay before restart number <paramref name="attempt"/> (1-based), jittered by <paramref name="random"/> in [0, 1).</summary>
     public TimeSpan Delay(int attempt, double random)

@@ -14,6 +14,8 @@ namespace Konsole.Actors.Processes;
 /// the prompt's caller, and ends the turn at its <c>result</c>. Chat processes are emptied with
 /// <c>/clear</c> after each turn, so every chat turn starts from an empty conversation without paying
 /// for the clear itself. The process dies with the actor; an unexpected exit is reported to the parent.
+/// A watchdog guards each turn: no output for <c>turn-timeout</c> and the turn is interrupted; no result within
+/// <c>interrupt-timeout</c> after that and the process is killed. Either way the caller gets <c>turn_timeout</c>.
 /// </summary>
 public sealed class HotProcessActor : ReceiveActor, IWithTimers
 {
@@ -33,15 +35,29 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private Prompt? _turn;
     private bool _turnSent;
     private bool _turnStarted;
+    private bool _timedOut; // the watchdog interrupted the turn
     private string? _clearId;
 
     public HotProcessActor(HotProcessSpec spec)
     {
         _spec = spec;
-        Receive<Stdout>(m => OnFrame(m.Frame));
-        Receive<NonJsonLine>(m => _log.Warning("{0}: skipped a stdout line that is not a JSON object: {1}", Name, m.Preview));
-        Receive<OversizedLine>(m => _log.Error("{0}: dropped a stdout line of {1:N0} bytes (konsole.claude.max-line-bytes = {2:N0})",
-            Name, m.Bytes, _spec.Launch.MaxLineBytes));
+        Receive<Stdout>(m =>
+        {
+            FedWatchdog();
+            OnFrame(m.Frame);
+        });
+        Receive<NonJsonLine>(m =>
+        {
+            FedWatchdog();
+            _log.Warning("{0}: skipped a stdout line that is not a JSON object: {1}", Name, m.Preview);
+        });
+        Receive<OversizedLine>(m =>
+        {
+            FedWatchdog();
+            _log.Error("{0}: dropped a stdout line of {1:N0} bytes (konsole.claude.max-line-bytes = {2:N0})", Name, m.Bytes, _spec.Launch.MaxLineBytes);
+        });
+        Receive<TurnSilent>(_ => OnTurnSilent());
+        Receive<InterruptUnanswered>(_ => KillForTimeout($"no output for {Seconds(_spec.Claude.TurnTimeout)}, and no result {Seconds(_spec.Claude.InterruptTimeout)} after an interrupt"));
         Receive<Stderr>(m => OnStderr(m.Line));
         Receive<RunTurn>(OnRunTurn);
         Receive<InterruptTurn>(m => OnInterrupt(m.PromptId));
@@ -49,7 +65,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         Receive<StartTimedOut>(_ =>
         {
             _process?.Kill();
-            Fail(null, $"the CLI did not answer initialize within {_spec.StartTimeout.TotalSeconds:0.#}s");
+            Fail(null, $"the CLI did not answer initialize within {_spec.Claude.StartTimeout.TotalSeconds:0.#}s");
         });
     }
 
@@ -78,13 +94,13 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             Fail(null, $"could not start '{_spec.Launch.FileName}': {e.Message}");
             return;
         }
-        CliProcessTracker.Get(Context.System).Track(_process, _spec.StopGrace);
+        CliProcessTracker.Get(Context.System).Track(_process, _spec.Claude.StopGrace);
         _process.Exited.PipeTo(self, success: code => new Exited(code));
         _log.Info("{0}: started {1} (pid {2}){3}", Name, _spec.Launch.FileName, _process.ProcessId,
             _spec.ResumeSessionId is { } id ? $", resuming {id}" : "");
         _sessionId = _spec.ResumeSessionId;
         Write(StreamJsonWriter.ControlRequest(InitializeRequestId, "initialize"));
-        Timers.StartSingleTimer(nameof(StartTimedOut), StartTimedOut.Instance, _spec.StartTimeout);
+        Timers.StartSingleTimer(nameof(StartTimedOut), StartTimedOut.Instance, _spec.Claude.StartTimeout);
     }
 
     protected override void PostStop()
@@ -115,6 +131,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         }
         _turn = run.Prompt;
         _turnSent = false;
+        FedWatchdog();
         if (run.ClearFirst || _clearId is not null)
             StartClear();
         else
@@ -193,6 +210,13 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         _turn.ReplyTo.Tell(new TurnOutput(_turn.PromptId, frame));
         if (!frame.IsResult)
             return;
+        if (_timedOut)
+        {
+            _turn.ReplyTo.Tell(new TurnFailed(_turn.PromptId, TurnErrorCodes.TurnTimeout,
+                $"no output for {Seconds(_spec.Claude.TurnTimeout)} (konsole.claude.turn-timeout): the turn was interrupted"));
+            EndTurn(_sessionId, isError: true);
+            return;
+        }
         if (frame.UserMessageUuid is not null && frame.UserMessageUuid != _turn.PromptId)
         {
             _log.Warning("{0}: a result for user message {1} arrived during prompt {2}; the turn goes on", Name, frame.UserMessageUuid, _turn.PromptId);
@@ -213,6 +237,9 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         _turn = null;
         _turnSent = false;
         _turnStarted = false;
+        _timedOut = false;
+        Timers.Cancel(nameof(TurnSilent));
+        Timers.Cancel(nameof(InterruptUnanswered));
         if (_spec.Mode == ProcessMode.Chat)
             StartClear();
         Context.Parent.Tell(new TurnFinished(promptId, sessionId, isError));
@@ -257,14 +284,48 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             _log.Warning("{0}: stdin is closed; a line was not written", Name);
     }
 
-    private void Fail(int? exitCode, string reason)
+    /// <summary>Restarts the watchdog: a turn (or the clear before it) that prints nothing for turn-timeout is silent.</summary>
+    private void FedWatchdog()
+    {
+        if (_turn is not null && !_timedOut)
+            Timers.StartSingleTimer(nameof(TurnSilent), TurnSilent.Instance, _spec.Claude.TurnTimeout);
+    }
+
+    private void OnTurnSilent()
+    {
+        if (_turn is null)
+            return;
+        if (!_turnSent)
+        {
+            KillForTimeout($"the /clear before the turn printed nothing for {Seconds(_spec.Claude.TurnTimeout)}");
+            return;
+        }
+        _log.Warning("{0}: prompt {1} printed nothing for {2} (konsole.claude.turn-timeout): interrupting it", Name, _turn.PromptId,
+            Seconds(_spec.Claude.TurnTimeout));
+        _timedOut = true;
+        Write(StreamJsonWriter.Interrupt($"konsole_interrupt_{++_controlRequests}"));
+        Timers.StartSingleTimer(nameof(InterruptUnanswered), InterruptUnanswered.Instance, _spec.Claude.InterruptTimeout);
+    }
+
+    private void KillForTimeout(string reason)
+    {
+        if (_turn is not { } turn)
+            return;
+        turn.ReplyTo.Tell(new TurnFailed(turn.PromptId, TurnErrorCodes.TurnTimeout, $"{reason}: the CLI process was killed"));
+        _process?.Kill();
+        Fail(null, $"killed by the watchdog: {reason}", turnReported: turn.PromptId);
+    }
+
+    private void Fail(int? exitCode, string reason, string? turnReported = null)
     {
         var stderr = string.Join(" | ", _stderrTail.Where(l => l.Length > 0).TakeLast(5));
         var message = stderr.Length > 0 ? $"{reason}; stderr: {stderr}" : reason;
         _log.Warning("{0}: {1}", Name, message);
-        Context.Parent.Tell(new ProcessExited(exitCode, _sessionId, message));
+        Context.Parent.Tell(new ProcessExited(exitCode, _sessionId, message, turnReported));
         Context.Stop(Self);
     }
+
+    private static string Seconds(TimeSpan span) => $"{span.TotalSeconds:0.###}s";
 
     private static string Truncate(string text) => text.Length <= 300 ? text : text[..300] + "...";
 
@@ -282,5 +343,15 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private sealed record StartTimedOut
     {
         public static readonly StartTimedOut Instance = new();
+    }
+
+    private sealed record TurnSilent
+    {
+        public static readonly TurnSilent Instance = new();
+    }
+
+    private sealed record InterruptUnanswered
+    {
+        public static readonly InterruptUnanswered Instance = new();
     }
 }

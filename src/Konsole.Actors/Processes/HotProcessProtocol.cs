@@ -1,3 +1,4 @@
+using Konsole.Actors.Configuration;
 using Konsole.Actors.Prompts;
 using Konsole.Actors.Protocol;
 
@@ -6,14 +7,14 @@ namespace Konsole.Actors.Processes;
 /// <summary>What a <see cref="HotProcessActor"/> needs to start its CLI process.</summary>
 /// <param name="ConfigDir">The account's config dir, named in the conversations the process reports.</param>
 /// <param name="ResumeSessionId">A conversation to continue (<c>--resume</c>); null starts an empty one.</param>
+/// <param name="Claude">Its timeouts: start, stop grace, turn (watchdog) and interrupt.</param>
 public sealed record HotProcessSpec(
     string AccountId,
     ProcessMode Mode,
     string ConfigDir,
     ProcessLaunch Launch,
     string? ResumeSessionId,
-    TimeSpan StartTimeout,
-    TimeSpan StopGrace);
+    ClaudeSettings Claude);
 
 public static class HotProcessProtocol
 {
@@ -37,8 +38,9 @@ public static class HotProcessProtocol
     public sealed record RateLimitObserved(RateLimitInfo Info);
 
     /// <summary>
-    /// The process ended without being asked to (or never became ready). The actor stops right after;
-    /// a turn that was running gets no result: its owner reports it.
+    /// The process ended without being asked to (or never became ready, or the watchdog killed it). The actor stops
+    /// right after. A turn that was running gets no result: its owner reports it, unless the actor already told its
+    /// caller how it ended (<paramref name="TurnReported"/>, the prompt id: a watchdog kill ends it with turn_timeout).
     /// </summary>
-    public sealed record ProcessExited(int? ExitCode, string? SessionId, string Reason);
+    public sealed record ProcessExited(int? ExitCode, string? SessionId, string Reason, string? TurnReported = null);
 }

@@ -93,8 +93,10 @@ public sealed class SessionActor : ReceiveActor
         });
         Receive<TurnFailed>(m =>
         {
-            if (!_inFlight.Remove(m.PromptId))
+            if (!_inFlight.Remove(m.PromptId, out var result))
                 return;
+            if (result is not null)
+                Append(m.PromptId, result.Type!, result.Raw, endsPrompt: false); // e.g. a turn the watchdog interrupted
             Append(m.PromptId, "error", Error(m.Code, m.Message), endsPrompt: true);
             CloseIfDone();
         });

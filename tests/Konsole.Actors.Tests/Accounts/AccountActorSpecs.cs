@@ -143,6 +143,52 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_hung_turn_ends_with_turn_timeout_not_process_crashed_and_the_restarted_process_serves_the_next()
+    {
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events, typeof(ProcessRestarted));
+        var account = await StartAccountAsync("konsole.claude { turn-timeout = 300ms, interrupt-timeout = 300ms }");
+        var hung = NewPrompt("[[hang]] stuck");
+        var next = NewPrompt("next");
+        account.Tell(new SubmitPrompt(hung.Prompt, ProcessMode.Full));
+        account.Tell(new SubmitPrompt(next.Prompt, ProcessMode.Full));
+
+        Assert.Equal(TurnErrorCodes.TurnTimeout, (await hung.Caller.ReceiveTurnAsync(TurnTimeout)).Failed?.Code);
+        Assert.Contains("killed by the watchdog", (await events.ExpectMsgAsync<ProcessRestarted>(TurnTimeout)).Reason);
+        Assert.StartsWith("echo: next", (await next.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+        await hung.Caller.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100)); // exactly one end
+    }
+
+    [Fact]
+    public async Task A_process_lost_in_a_loop_backs_off_then_fails_the_account_with_the_reason()
+    {
+        var states = CreateTestProbe();
+        var restarts = CreateTestProbe();
+        Sys.EventStream.Subscribe(states, typeof(AccountStateChanged));
+        Sys.EventStream.Subscribe(restarts, typeof(ProcessRestarted));
+        // A CLI that exits at once: every start is lost.
+        var settings = Sandbox.Settings("/bin/false", extraHocon: "konsole.claude.restart { min-backoff = 50ms, max-backoff = 200ms, max-restarts = 3, window = 1m }");
+        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0], settings));
+
+        var failed = await states.FishForMessageAsync<AccountStateChanged>(s => s.State == AccountState.Failed, TurnTimeout);
+
+        Assert.Contains("lost 4 times within 1 min (konsole.claude.restart.max-restarts = 3)", failed.Reason);
+        var delays = new List<TimeSpan>();
+        while (restarts.HasMessages)
+            delays.Add((await restarts.ExpectMsgAsync<ProcessRestarted>()).Delay);
+        Assert.True(delays.Count >= 3);
+        Assert.All(delays, d => Assert.InRange(d, TimeSpan.FromMilliseconds(40), TimeSpan.FromMilliseconds(240)));
+        var status = await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout);
+        Assert.Equal(AccountState.Failed, status.State);
+        Assert.Equal(failed.Reason, status.StateReason);
+        var (prompt, caller) = NewPrompt("anyone?");
+        account.Tell(new SubmitPrompt(prompt, ProcessMode.Full));
+        var refused = await caller.ExpectMsgAsync<TurnFailed>(TurnTimeout);
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, refused.Code);
+        Assert.Contains("failed", refused.Message);
+    }
+
+    [Fact]
     public async Task Each_session_keeps_its_own_conversation_on_a_shared_process()
     {
         var account = await StartAccountAsync();

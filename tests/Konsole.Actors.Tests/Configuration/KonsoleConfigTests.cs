@@ -146,7 +146,7 @@ public sealed class KonsoleConfigTests
     [InlineData(1, 1.0, 120)]
     public void Backoff_doubles_up_to_the_cap_with_jitter(int attempt, double random, double expectedMs)
     {
-        var backoff = new BackoffSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1), 0.2);
+        var backoff = new BackoffSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1), 0.2, 10, TimeSpan.FromMinutes(5));
 
         Assert.Equal(expectedMs, backoff.Delay(attempt, random).TotalMilliseconds, precision: 6);
     }

@@ -117,6 +117,41 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task A_silent_turn_is_interrupted_by_the_watchdog_ends_with_turn_timeout_and_the_process_serves_the_next()
+    {
+        var process = await StartAsync(Spec(ProcessMode.Full, turnTimeout: TimeSpan.FromMilliseconds(500)));
+        var (prompt, caller) = NewPrompt("[[delay:60000]] silent");
+
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+        var turn = await caller.ReceiveTurnAsync(Turn);
+
+        Assert.Equal(TurnErrorCodes.TurnTimeout, turn.Failed?.Code);
+        Assert.Contains("konsole.claude.turn-timeout", turn.Failed!.Message);
+        Assert.Equal("error_during_execution", turn.Outputs[^1].Frame.Subtype); // the interrupted turn's own result came first
+        Assert.Equal(new TurnFinished(prompt.PromptId, turn.Outputs[^1].Frame.SessionId, true),
+            await _account.FishForMessageAsync<TurnFinished>(_ => true, Turn));
+        Assert.StartsWith("echo: next", (await RunAsync(process, "next")).ResultText);
+    }
+
+    [Fact]
+    public async Task A_turn_deaf_to_the_interrupt_is_killed_by_the_watchdog_and_reported_once_as_turn_timeout()
+    {
+        var process = await StartAsync(Spec(ProcessMode.Full, turnTimeout: TimeSpan.FromMilliseconds(300), interruptTimeout: TimeSpan.FromMilliseconds(300)));
+        var (prompt, caller) = NewPrompt("[[hang]] deaf");
+        Watch(process);
+
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+        var turn = await caller.ReceiveTurnAsync(Turn);
+
+        Assert.Equal(TurnErrorCodes.TurnTimeout, turn.Failed?.Code);
+        Assert.Contains("no result 0.3s after an interrupt", turn.Failed!.Message);
+        var exited = await _account.FishForMessageAsync<ProcessExited>(_ => true, Turn);
+        Assert.Equal(prompt.PromptId, exited.TurnReported); // its account must not report it again
+        await ExpectTerminatedAsync(process);
+        await AwaitAssertAsync(() => Assert.Empty(LiveCliProcesses), Turn);
+    }
+
+    [Fact]
     public async Task A_crash_mid_turn_is_reported_to_the_parent_and_the_actor_stops()
     {
         var process = await StartAsync(ProcessMode.Full);
@@ -232,7 +267,8 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     public async Task A_process_that_never_answers_initialize_is_killed_and_reported()
     {
         // cat echoes our initialize request back but never answers it.
-        var spec = Spec(ProcessMode.Full) with { StartTimeout = TimeSpan.FromMilliseconds(500) };
+        var spec = Spec(ProcessMode.Full);
+        spec = spec with { Claude = spec.Claude with { StartTimeout = TimeSpan.FromMilliseconds(500) } };
         var launch = spec.Launch with { FileName = "cat", Arguments = [] };
         Sys.ActorOf(ForwardingParent.Props(HotProcessActor.Props(spec with { Launch = launch }), _account.Ref));
 
@@ -252,19 +288,26 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         Assert.Contains("could not start '/nonexistent/claude'", exited.Reason);
     }
 
-    private HotProcessSpec Spec(ProcessMode mode, long? maxLineBytes = null)
+    private HotProcessSpec Spec(ProcessMode mode, long? maxLineBytes = null, TimeSpan? turnTimeout = null, TimeSpan? interruptTimeout = null)
     {
         var settings = Sandbox.Settings(FakeClaudeCli.Path, new Dictionary<string, string> { ["KONSOLE_EXTRA"] = "passed" });
         var account = settings.Accounts[0];
         var launch = CliLaunch.For(account, settings.Claude, mode);
+        var claude = settings.Claude with
+        {
+            TurnTimeout = turnTimeout ?? settings.Claude.TurnTimeout,
+            InterruptTimeout = interruptTimeout ?? settings.Claude.InterruptTimeout,
+        };
         return new HotProcessSpec(account.Id, mode, account.ConfigDir,
             maxLineBytes is { } cap ? launch with { MaxLineBytes = cap } : launch,
-            null, settings.Claude.StartTimeout, settings.Claude.StopGrace);
+            null, claude);
     }
 
-    private async Task<IActorRef> StartAsync(ProcessMode mode, long? maxLineBytes = null)
+    private Task<IActorRef> StartAsync(ProcessMode mode, long? maxLineBytes = null) => StartAsync(Spec(mode, maxLineBytes));
+
+    private async Task<IActorRef> StartAsync(HotProcessSpec spec)
     {
-        var parent = Sys.ActorOf(ForwardingParent.Props(HotProcessActor.Props(Spec(mode, maxLineBytes)), _account.Ref));
+        var parent = Sys.ActorOf(ForwardingParent.Props(HotProcessActor.Props(spec), _account.Ref));
         await _account.ExpectMsgAsync<ProcessReady>(Turn);
         return parent;
     }
