@@ -10,6 +10,8 @@ using Konsole.Actors.Sessions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using static Konsole.Actors.Routing.RoleRouterProtocol;
 using static Konsole.Actors.Sessions.SessionProtocol;
 using static Konsole.Gateway.GatewayProtocol;
@@ -140,6 +142,8 @@ public static class GatewayEndpoints
     private static async Task<IResult> PromptAsync(HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings,
         Func<string, object> submit)
     {
+        if (Stopping(context).IsCancellationRequested)
+            return Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "shutting_down", "the host is shutting down; try again once it is back");
         var (text, problem) = await RequestBodies.ReadPromptAsync(context, settings.Gateway.MaxPromptBytes);
         if (problem is not null)
             return problem;
@@ -160,7 +164,7 @@ public static class GatewayEndpoints
             case (EventsFollowed followed, _):
                 // Events before this one are no longer buffered: a client that asked for older ones can tell.
                 context.Response.Headers["Konsole-First-Event-Id"] = followed.FirstAvailable.ToString(CultureInfo.InvariantCulture);
-                return PromptStreams.Follow(context, gateway.ActorRef, followed);
+                return PromptStreams.Follow(context, gateway.ActorRef, followed, Stopping(context));
             case var (reply, problem):
                 return Refused(context, reply, problem);
         }
@@ -168,7 +172,7 @@ public static class GatewayEndpoints
 
     private static async Task<IResult> SystemEventsAsync(HttpContext context, IRequiredActor<GatewayActor> gateway) =>
         await AskAsync<SystemEventsFollowed>(context, gateway, FollowSystemEvents.Instance) is (var followed, null)
-            ? new SseResult(SystemEvents(followed!, gateway.ActorRef, context.RequestAborted))
+            ? new SseResult(SystemEvents(followed!, gateway.ActorRef, Stopping(context)))
             : Unanswered(context);
 
     private static async IAsyncEnumerable<SseItem<string>> SystemEvents(SystemEventsFollowed followed, IActorRef gateway,
@@ -188,6 +192,13 @@ public static class GatewayEndpoints
             gateway.Tell(new UnfollowSystemEvents(followed.SubscriptionId));
         }
     }
+
+    /// <summary>
+    /// Cancelled when the host starts stopping: streams that follow (a session's events, the system's) end then, so the
+    /// server can stop once the running turns' streams have ended.
+    /// </summary>
+    private static CancellationToken Stopping(HttpContext context) =>
+        context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
 
     /// <summary>The actors' answer, or (null, a 503 problem) when they did not answer in time.</summary>
     private static async Task<(T? Reply, IResult? Problem)> AskAsync<T>(HttpContext context, IRequiredActor<GatewayActor> gateway, object message)

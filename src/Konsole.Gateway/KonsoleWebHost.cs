@@ -1,3 +1,4 @@
+using Akka.Actor;
 using Akka.Configuration;
 using Akka.Hosting;
 using Konsole.Actors.Configuration;
@@ -32,8 +33,9 @@ public static class KonsoleWebHost
             kestrel.Limits.MaxRequestLineSize = 64 * 1024;
             kestrel.Limits.MaxRequestHeadersTotalSize = 96 * 1024;
         });
-        // Coordinated shutdown stops every CLI gracefully (konsole.claude.stop-grace); give it the time.
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(45));
+        // On SIGTERM running turns drain (konsole.shutdown.drain-timeout), are interrupted, and every CLI stops gracefully.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout =
+            settings.DrainTimeout + settings.Claude.InterruptTimeout + settings.Claude.StopGrace + TimeSpan.FromSeconds(15));
         builder.Services.AddProblemDetails();
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton(security);
@@ -56,6 +58,12 @@ public static class KonsoleWebHost
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        // Stopping: refuse new prompts, let running turns drain; their streams end with them, so the server can stop.
+        app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            if (app.Services.GetRequiredService<ActorRegistry>().TryGet<RoleRouter>(out var router))
+                router.Tell(new RoleRouterProtocol.DrainAccounts(settings.DrainTimeout));
+        });
         app.UseExceptionHandler();
         app.UseStatusCodePages(); // 404 and 405 as problem+json too
         if (settings.Gateway.CorsOrigins.Count > 0)

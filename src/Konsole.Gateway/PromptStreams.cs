@@ -40,10 +40,9 @@ public static class PromptStreams
         return new SseResult(Stream(first, accepted, gateway, context.RequestAborted));
     }
 
-    /// <summary>A session's events from its buffer and then live, as SSE, until the session closes or the client leaves.</summary>
-    public static IResult Follow(HttpContext context, IActorRef gateway, EventsFollowed followed) =>
-        new SseResult(Stream(null, followed.Events, () => gateway.Tell(new Unfollow(followed.SessionId, followed.SubscriptionId)),
-            context.RequestAborted));
+    /// <summary>A session's events from its buffer and then live, as SSE, until the session closes, the client leaves or <paramref name="stopping"/>.</summary>
+    public static IResult Follow(HttpContext context, IActorRef gateway, EventsFollowed followed, CancellationToken stopping) =>
+        new SseResult(Stream(null, followed.Events, () => gateway.Tell(new Unfollow(followed.SessionId, followed.SubscriptionId)), stopping));
 
     public static SseItem<string> Item(SessionEvent e) => new(e.Data, e.Type) { EventId = e.Id.ToString(CultureInfo.InvariantCulture) };
 

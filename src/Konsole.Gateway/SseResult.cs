@@ -23,9 +23,9 @@ public sealed class SseResult(IAsyncEnumerable<SseItem<string>> items) : IResult
             await response.Body.FlushAsync(context.RequestAborted); // Kestrel only buffers the headers on start
             await SseFormatter.WriteAsync(items, response.Body, context.RequestAborted);
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
-            // the client went away
+            // The client went away, or the stream was told to end (the host is stopping): either way it is over.
         }
     }
 }

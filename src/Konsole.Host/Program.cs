@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using Konsole.Actors.Configuration;
+using Konsole.Actors.Processes;
 using Konsole.Gateway;
 using Konsole.Host;
 using Microsoft.AspNetCore.Builder;
@@ -26,7 +27,7 @@ catch (KonsoleConfigException e)
     Console.Error.WriteLine($"konsole: {e.Message}");
     return 2;
 }
-if (!arguments.Demo && ClaudeCli.Locate(settings.Claude.Path) is null)
+if (!arguments.Demo && Executables.Locate(settings.Claude.Path) is null)
 {
     Console.Error.WriteLine(ClaudeCli.NotFoundMessage(settings.Claude.Path));
     return 3;

@@ -48,42 +48,144 @@ public sealed partial class HostSpecs : IDisposable
     [Fact]
     public async Task The_demo_serves_the_api_on_simulated_accounts_and_sigterm_stops_every_cli()
     {
-        var config = WriteConfig($"konsole {{ data-dir = \"{_sandbox.DataDir}\", gateway.urls = \"http://127.0.0.1:0\" }}");
-        using var host = Start("--demo", "--config", config);
-        var output = new StringBuilder();
-        var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
-        host.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (output) output.AppendLine(e.Data);
-            if (ListeningOn().Match(e.Data) is { Success: true } m)
-                listening.TrySetResult(new Uri(m.Groups[1].Value));
-        };
-        host.BeginOutputReadLine();
-        host.BeginErrorReadLine();
-        using var client = new HttpClient { BaseAddress = await listening.Task.WaitAsync(Timeout) };
+        await using var host = await HostProcess.StartAsync(WriteConfig(DemoConfig));
 
-        var deadline = DateTime.UtcNow + Timeout;
-        while (!(await client.GetAsync("/readyz")).IsSuccessStatusCode && DateTime.UtcNow < deadline)
-            await Task.Delay(50);
-        var accounts = JsonDocument.Parse(await client.GetStringAsync("/api/accounts")).RootElement.GetProperty("accounts").EnumerateArray().ToList();
-        var answer = await client.PostAsJsonAsync("/api/quick-turn", new { prompt = "hello demo" }) is var r
-            ? await r.Content.ReadAsStringAsync() : "";
-        var pids = accounts.SelectMany(a => a.GetProperty("processes").EnumerateArray()).Select(p => p.GetProperty("pid").GetInt32()).ToList();
-        var clis = pids.Select(Process.GetProcessById).ToList();
+        var accounts = JsonDocument.Parse(await host.Client.GetStringAsync("/api/accounts")).RootElement.GetProperty("accounts").EnumerateArray().ToList();
+        var answer = await (await host.Client.PostAsJsonAsync("/api/quick-turn", new { prompt = "hello demo" })).Content.ReadAsStringAsync();
+        var clis = await host.CliProcessesAsync();
 
         Assert.Equal(["alpha", "beta"], accounts.Select(a => a.GetProperty("id").GetString()));
         Assert.All(accounts, a => Assert.True(a.GetProperty("simulated").GetBoolean()));
         Assert.Contains("echo: hello demo", answer);
-        Assert.Contains("DEMO", output.ToString());
+        Assert.Contains("DEMO", host.Output);
 
-        Assert.Equal(0, Kill(host.Id, 15)); // SIGTERM
-        await host.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
-        Assert.Equal(0, host.ExitCode);
+        Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
+        await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+        Assert.Equal(0, host.Process.ExitCode);
         Assert.All(clis, p => Assert.True(p.WaitForExit(TimeSpan.FromSeconds(10)), $"FakeClaude pid {p.Id} outlived the host"));
     }
 
+    [Fact]
+    public async Task Sigterm_mid_turn_lets_the_turn_finish_ends_the_followers_and_leaves_no_cli()
+    {
+        await using var host = await HostProcess.StartAsync(WriteConfig(DemoConfig));
+        await using var events = await SseStream.OpenAsync(host.Client, new HttpRequestMessage(HttpMethod.Get, "/api/events"), Timeout);
+        await using var turn = await SseStream.OpenAsync(host.Client,
+            new HttpRequestMessage(HttpMethod.Post, "/sessions/ui-1/hot-prompt") { Content = JsonContent.Create(new { prompt = "[[chunks:30:50]] finishing" }) }, Timeout);
+        await turn.NextOfTypeAsync("assistant", Timeout);
+        var clis = await host.CliProcessesAsync();
+
+        Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
+
+        var ended = await turn.ReadToEndAsync(Timeout);
+        Assert.True(ended[^1].Event == "result", $"{ended[^1].Event}: {ended[^1].Data}\n{host.Output}");
+        Assert.Equal("echo: finishing", JsonDocument.Parse(ended[^1].Data).RootElement.GetProperty("result").GetString());
+        await events.ReadToEndAsync(Timeout); // the follower's stream ends too
+        await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+        Assert.Equal(0, host.Process.ExitCode);
+        Assert.All(clis, p => Assert.True(p.WaitForExit(TimeSpan.FromSeconds(10)), $"FakeClaude pid {p.Id} outlived the host"));
+        await host.WaitForOutputAsync("draining");
+    }
+
+    [Fact]
+    public async Task A_cli_left_running_by_a_killed_host_is_ended_at_the_next_start()
+    {
+        var config = WriteConfig(DemoConfig);
+        Process orphan;
+        await using (var host = await HostProcess.StartAsync(config))
+        {
+            var hung = await SseStream.OpenAsync(host.Client,
+                new HttpRequestMessage(HttpMethod.Post, "/sessions/ui-1/hot-prompt") { Content = JsonContent.Create(new { prompt = "[[hang]] stuck" }) }, Timeout);
+            await hung.NextOfTypeAsync("system", Timeout);
+            var accounts = JsonDocument.Parse(await host.Client.GetStringAsync("/api/accounts")).RootElement.GetProperty("accounts");
+            orphan = Process.GetProcessById(accounts[0].GetProperty("processes")[0].GetProperty("pid").GetInt32());
+
+            host.Process.Kill(); // SIGKILL: no chance to stop anything
+            await host.Process.WaitForExitAsync();
+            await hung.DisposeAsync();
+        }
+        Assert.False(orphan.WaitForExit(TimeSpan.FromMilliseconds(500)), "the hung CLI should outlive its killed host");
+
+        await using var next = await HostProcess.StartAsync(config);
+
+        Assert.True(orphan.WaitForExit(Timeout), $"pid {orphan.Id} is still running");
+        await next.WaitForOutputAsync("a previous host left running: pid "); // logged asynchronously
+        Assert.Matches($@"left running: pid [\d, ]*\b{orphan.Id}\b", next.Output);
+    }
+
     public void Dispose() => _sandbox.Dispose();
+
+    private string DemoConfig => $"konsole {{ data-dir = \"{_sandbox.DataDir}\", gateway.urls = \"http://127.0.0.1:0\" }}";
+
+    /// <summary>The host program started with --demo and a config file, once it listens and is ready.</summary>
+    private sealed partial class HostProcess : IAsyncDisposable
+    {
+        private readonly StringBuilder _output = new();
+
+        private HostProcess(Process process) => Process = process;
+
+        public Process Process { get; }
+
+        public HttpClient Client { get; private set; } = null!;
+
+        public string Output
+        {
+            get { lock (_output) return _output.ToString(); }
+        }
+
+        public static async Task<HostProcess> StartAsync(string config)
+        {
+            var host = new HostProcess(Start("--demo", "--config", config));
+            var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+            DataReceivedEventHandler collect = (_, e) =>
+            {
+                if (e.Data is null) return;
+                lock (host._output) host._output.AppendLine(e.Data);
+                if (ListeningOn().Match(e.Data) is { Success: true } m)
+                    listening.TrySetResult(new Uri(m.Groups[1].Value));
+            };
+            host.Process.OutputDataReceived += collect;
+            host.Process.ErrorDataReceived += collect;
+            host.Process.BeginOutputReadLine();
+            host.Process.BeginErrorReadLine();
+            host.Client = new HttpClient { BaseAddress = await listening.Task.WaitAsync(Timeout) };
+            var deadline = DateTime.UtcNow + Timeout;
+            while (!(await host.Client.GetAsync("/readyz")).IsSuccessStatusCode)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the host did not become ready");
+                await Task.Delay(50);
+            }
+            return host;
+        }
+
+        public async Task WaitForOutputAsync(string text)
+        {
+            var deadline = DateTime.UtcNow + Timeout;
+            while (!Output.Contains(text, StringComparison.Ordinal))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"'{text}' never appeared in the host's output:\n{Output}");
+                await Task.Delay(20);
+            }
+        }
+
+        public async Task<List<Process>> CliProcessesAsync()
+        {
+            var accounts = JsonDocument.Parse(await Client.GetStringAsync("/api/accounts")).RootElement.GetProperty("accounts");
+            return accounts.EnumerateArray().SelectMany(a => a.GetProperty("processes").EnumerateArray())
+                .Select(p => Process.GetProcessById(p.GetProperty("pid").GetInt32())).ToList();
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Client.Dispose();
+            if (!Process.HasExited)
+            {
+                Kill(Process.Id, 15);
+                await Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+            }
+            Process.Dispose();
+        }
+    }
 
     private string WriteConfig(string hocon)
     {

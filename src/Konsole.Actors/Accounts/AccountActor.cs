@@ -36,6 +36,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     // A refresh waits (Pending) until no turn runs on the account, and prompts wait while it is pending or running.
     private RefreshState _refresh = RefreshState.None;
     private string? _failure; // why the account gave up, once it has
+    private bool _draining;
 
     public AccountActor(AccountSettings account, KonsoleSettings settings)
     {
@@ -58,6 +59,22 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             StartRefreshIfIdle();
         });
         Receive<RefreshFinished>(OnRefreshFinished);
+        Receive<Drain>(m =>
+        {
+            _draining = true;
+            var running = _slots.Count(s => s.Running is not null);
+            _log.Info("Account {0}: draining: {1} turn(s) running get {2:0.#}s to finish, {3} queued prompt(s) wait",
+                Id, running, m.Timeout.TotalSeconds, _slots.Sum(s => s.Queue.Count));
+            Timers.StartSingleTimer(nameof(DrainExpired), DrainExpired.Instance, m.Timeout);
+        });
+        Receive<DrainExpired>(_ =>
+        {
+            foreach (var slot in _slots.Where(s => s is { Running: not null, Dispatched: true }))
+            {
+                _log.Warning("Account {0}: interrupting prompt {1}: the host is stopping", Id, slot.Running!.PromptId);
+                slot.Process!.Tell(new InterruptTurn(slot.Running.PromptId));
+            }
+        });
         Receive<GetStatus>(_ => Sender.Tell(Status()));
 
         Receive<ProcessReady>(m => WithSlot(slot => OnReady(slot, m.ProcessId)));
@@ -116,16 +133,18 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         foreach (var slot in _slots)
         {
             foreach (var prompt in slot.Queue.Append(slot.Running).OfType<Prompt>())
-                prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {Id} stopped"));
+                prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable,
+                    _draining ? $"account {Id} stopped with the host" : $"account {Id} stopped"));
         }
     }
 
     private void OnSubmit(SubmitPrompt submit)
     {
         var prompt = submit.Prompt;
-        if (_failure is not null)
+        if (_failure is not null || _draining)
         {
-            prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {Id} failed: {_failure}"));
+            prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable,
+                _failure is not null ? $"account {Id} failed: {_failure}" : "the host is shutting down"));
             return;
         }
         var waiting = _slots.Sum(s => s.Queue.Count);
@@ -137,7 +156,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         }
         var slot = submit.Mode == ProcessMode.Worker ? WorkerSlot(prompt.UserSessionId) : SlotFor(submit.Mode);
         slot.Queue.AddLast(prompt);
-        if (slot.CanDispatch && _refresh == RefreshState.None)
+        if (slot.CanDispatch && _refresh == RefreshState.None && !_draining)
             Dispatch(slot);
         else
             prompt.ReplyTo.Tell(new PromptQueued(prompt.PromptId, Id, slot.Queue.Count));
@@ -240,7 +259,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     /// <summary>Starts the next queued prompt of <paramref name="slot"/>, deciding which conversation it needs.</summary>
     private void Dispatch(Slot slot)
     {
-        if (!slot.CanDispatch || _refresh != RefreshState.None)
+        if (!slot.CanDispatch || _refresh != RefreshState.None || _draining)
             return;
         var prompt = slot.Queue.First!.Value;
         slot.Queue.RemoveFirst();
@@ -545,6 +564,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         public readonly Queue<DateTimeOffset> RecentRestarts = new();
 
         public bool CanDispatch => Process is not null && ProcessId is not null && Running is null && Queue.Count > 0;
+    }
+
+    private sealed record DrainExpired
+    {
+        public static readonly DrainExpired Instance = new();
     }
 
     private enum RefreshState

@@ -35,6 +35,12 @@ public static class AccountProtocol
     public sealed record StopWorker(string SessionId);
 
     /// <summary>
+    /// The host is stopping: no prompt starts any more (new ones fail with <c>account_unavailable</c>, queued ones wait
+    /// for the account to stop), running turns get <paramref name="Timeout"/> to finish and are then interrupted.
+    /// </summary>
+    public sealed record Drain(TimeSpan Timeout);
+
+    /// <summary>
     /// Refreshes the account's OAuth token as soon as no turn runs on it (prompts wait meanwhile). Replied with
     /// <see cref="RefreshScheduled"/>, or <see cref="RefreshRefused"/> for an account without an OAuth login.
     /// </summary>

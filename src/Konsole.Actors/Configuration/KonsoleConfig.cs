@@ -132,7 +132,8 @@ public static partial class KonsoleConfig
                 r.ByteSize("konsole.gateway.max-prompt-bytes"),
                 r.StringList("konsole.gateway.allowed-hosts"),
                 ReadOrigins(r)),
-            new SessionSettings(r.PositiveInt("konsole.sessions.max-workers"), r.PositiveInt("konsole.sessions.replay-buffer")));
+            new SessionSettings(r.PositiveInt("konsole.sessions.max-workers"), r.PositiveInt("konsole.sessions.replay-buffer")),
+            r.Duration("konsole.shutdown.drain-timeout"));
     }
 
     private static IReadOnlyList<string> ReadOrigins(Reader r)

@@ -9,7 +9,8 @@ public sealed record KonsoleSettings(
     int QueueMaxDepth,
     OAuthSettings OAuth,
     GatewaySettings Gateway,
-    SessionSettings Sessions);
+    SessionSettings Sessions,
+    TimeSpan DrainTimeout);
 
 public sealed record ClaudeSettings(
     string Path,

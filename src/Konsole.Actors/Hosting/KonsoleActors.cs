@@ -1,5 +1,7 @@
 using Akka.Actor;
+using Akka.Event;
 using Konsole.Actors.Configuration;
+using Konsole.Actors.Processes;
 using Konsole.Actors.Routing;
 using Konsole.Actors.Sessions;
 
@@ -8,12 +10,16 @@ namespace Konsole.Actors.Hosting;
 public static class KonsoleActors
 {
     /// <summary>
-    /// Starts the <see cref="RoleRouter"/>, and through it one account actor per configured account with its
-    /// hot processes. On coordinated shutdown the router is stopped first, so prompts it holds end with
+    /// Ends CLI processes a killed host left behind (see <see cref="OrphanReaper"/>), then starts the
+    /// <see cref="RoleRouter"/>, and through it one account actor per configured account with its hot processes. On coordinated shutdown the router is stopped first, so prompts it holds end with
     /// <c>account_unavailable</c>; every CLI process is then stopped and waited for before the system ends.
     /// </summary>
     public static IActorRef StartRouter(ActorSystem system, KonsoleSettings settings)
     {
+        var runDir = Path.Combine(settings.DataDir, "run");
+        if (OrphanReaper.Reap(runDir) is { Count: > 0 } orphans)
+            system.Log.Warning("Ended {0} CLI process(es) a previous host left running: pid {1}", orphans.Count, string.Join(", ", orphans));
+        CliProcessTracker.Get(system).RecordIn(runDir);
         var router = system.ActorOf(RoleRouter.Props(settings), "roles");
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceStop, "stop-accounts", async () =>
         {

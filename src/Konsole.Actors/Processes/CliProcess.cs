@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading.Channels;
 using CliWrap;
@@ -18,20 +17,20 @@ public sealed record ProcessLaunch(
 /// <summary>
 /// One running CLI process driven through CliWrap: stdin fed from a channel (so writes never block the
 /// caller), stdout split into lines, stderr drained line by line. It holds no actor state; the owner
-/// receives everything through the callbacks, which run on I/O threads.
+/// receives everything through the callbacks, which run on I/O threads. Where <c>setsid</c> exists the
+/// process leads a process group of its own, and stopping it signals the whole group.
 /// </summary>
 public sealed class CliProcess
 {
-    private const int SigTerm = 15;
-
     private readonly Channel<byte[]> _stdin;
     private readonly CancellationTokenSource _kill;
     private readonly Process? _process;
 
-    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task)
+    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, bool ownGroup)
     {
         _stdin = stdin;
         _kill = kill;
+        OwnGroup = ownGroup;
         ProcessId = task.ProcessId;
         try
         {
@@ -46,10 +45,16 @@ public sealed class CliProcess
 
     public int ProcessId { get; }
 
+    /// <summary>It leads its own process group (its id is the group's).</summary>
+    public bool OwnGroup { get; }
+
     /// <summary>Completes with the exit code once the process has exited and its output is fully read.</summary>
     public Task<int> Exited { get; }
 
-    /// <summary>Starts the process. Throws (for example <see cref="System.ComponentModel.Win32Exception"/>) when it cannot be started.</summary>
+    /// <summary>
+    /// Starts the process. Throws (<see cref="FileNotFoundException"/> when the program is nowhere to be found,
+    /// <see cref="System.ComponentModel.Win32Exception"/> when it cannot be run) when it cannot be started.
+    /// </summary>
     public static CliProcess Start(
         ProcessLaunch launch,
         Action<ReadOnlySequence<byte>> onStdoutLine,
@@ -68,8 +73,11 @@ public sealed class CliProcess
         var stdoutTarget = PipeTarget.Create((stream, ct) =>
             Protocol.LineReader.ReadLinesAsync(stream, launch.MaxLineBytes, onStdoutLine, onOversizedLine, ct));
 
-        var command = Cli.Wrap(launch.FileName)
-            .WithArguments(launch.Arguments)
+        var program = Executables.Locate(launch.FileName)
+            ?? throw new FileNotFoundException("no such file, nor a program of that name on PATH", launch.FileName);
+        var ownGroup = Posix.SetSid is not null;
+        var command = Cli.Wrap(Posix.SetSid ?? program)
+            .WithArguments(ownGroup ? [program, .. launch.Arguments] : launch.Arguments)
             .WithWorkingDirectory(launch.WorkingDirectory)
             .WithEnvironmentVariables(launch.Environment)
             .WithStandardInputPipe(stdinSource)
@@ -78,7 +86,7 @@ public sealed class CliProcess
             .WithValidation(CommandResultValidation.None);
 
         var kill = new CancellationTokenSource();
-        return new CliProcess(stdin, kill, command.ExecuteAsync(kill.Token));
+        return new CliProcess(stdin, kill, command.ExecuteAsync(kill.Token), ownGroup);
     }
 
     /// <summary>Queues one line for stdin. Returns false once input is closed.</summary>
@@ -98,7 +106,8 @@ public sealed class CliProcess
         CloseInput();
         if (await ExitsWithin(grace).ConfigureAwait(false))
             return;
-        Signal(SigTerm);
+        if (!HasExited)
+            Posix.Signal(ProcessId, Posix.SigTerm, OwnGroup);
         if (await ExitsWithin(TimeSpan.FromSeconds(2)).ConfigureAwait(false))
             return;
         Kill();
@@ -108,6 +117,8 @@ public sealed class CliProcess
     /// <summary>Kills the process and every process it started, at once.</summary>
     public void Kill()
     {
+        if (OwnGroup && !HasExited)
+            Posix.Signal(ProcessId, Posix.SigKill, group: true); // also tools its tree no longer shows (reparented)
         try
         {
             if (_process is { HasExited: false })
@@ -118,12 +129,6 @@ public sealed class CliProcess
             // exited meanwhile
         }
         _kill.Cancel();
-    }
-
-    private void Signal(int signal)
-    {
-        if (!HasExited && (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()))
-            _ = NativeMethods.kill(ProcessId, signal);
     }
 
     private async Task<bool> ExitsWithin(TimeSpan timeout)
@@ -157,9 +162,4 @@ public sealed class CliProcess
         }
     }
 
-    private static class NativeMethods
-    {
-        [DllImport("libc", SetLastError = true)]
-        public static extern int kill(int pid, int sig);
-    }
 }

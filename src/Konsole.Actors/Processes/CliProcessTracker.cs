@@ -6,11 +6,21 @@ namespace Konsole.Actors.Processes;
 /// <summary>
 /// Every CLI process started in an actor system, until it has exited. Actors hand a process over
 /// when they stop (stopping it takes seconds and must not block them); coordinated shutdown stops
-/// and waits for the last one, so no CLI outlives its actor system.
+/// and waits for the last one, so no CLI outlives its actor system. With <see cref="RecordIn"/>, each
+/// live process also has a pid record on disk, so one left behind by a host that was killed outright
+/// is found and ended at the next start (<see cref="OrphanReaper"/>).
 /// </summary>
 public sealed class CliProcessTracker : IExtension
 {
     private readonly ConcurrentDictionary<int, (CliProcess Process, TimeSpan Grace)> _live = new();
+    private string? _runDir;
+
+    /// <summary>Keeps a pid record of each process in <paramref name="runDir"/> while it lives.</summary>
+    public void RecordIn(string runDir)
+    {
+        Directory.CreateDirectory(runDir);
+        _runDir = runDir;
+    }
 
     public static CliProcessTracker Get(ActorSystem system) => system.WithExtension<CliProcessTracker, CliProcessTrackerProvider>();
 
@@ -21,7 +31,13 @@ public sealed class CliProcessTracker : IExtension
     public void Track(CliProcess process, TimeSpan grace)
     {
         _live[process.ProcessId] = (process, grace);
-        process.Exited.ContinueWith(exited => _live.TryRemove(process.ProcessId, out _), TaskScheduler.Default);
+        var record = _runDir is null ? null : OrphanReaper.Record(_runDir, process);
+        process.Exited.ContinueWith(exited =>
+        {
+            _live.TryRemove(process.ProcessId, out _);
+            if (record is not null)
+                File.Delete(record);
+        }, TaskScheduler.Default);
     }
 
     /// <summary>Stops a process in the background (close stdin, SIGTERM, kill tree).</summary>

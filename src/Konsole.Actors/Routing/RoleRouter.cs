@@ -51,6 +51,11 @@ public sealed class RoleRouter : ReceiveActor
             if (_workers.Remove(m.SessionId, out var accountId))
                 _accounts[accountId].Tell(new StopWorker(m.SessionId));
         });
+        Receive<DrainAccounts>(m =>
+        {
+            foreach (var account in _accounts.Values)
+                account.Tell(new Drain(m.Timeout));
+        });
         Receive<RefreshAccount>(m =>
         {
             if (_accounts.TryGetValue(m.AccountId, out var account))

@@ -36,6 +36,9 @@ public static class RoleRouterProtocol
     /// <summary>Closes a worker session's process and frees its place.</summary>
     public sealed record CloseWorker(string SessionId);
 
+    /// <summary>Drains every account (see <c>AccountProtocol.Drain</c>): the host is stopping.</summary>
+    public sealed record DrainAccounts(TimeSpan Timeout);
+
     /// <summary>Refreshes an account's OAuth token between turns; replied with <c>RefreshScheduled</c> or <c>RefreshRefused</c> (see <c>AccountProtocol</c>).</summary>
     public sealed record RefreshAccount(string AccountId);
 

@@ -189,6 +189,41 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task Draining_lets_the_running_turn_finish_starts_nothing_new_and_refuses_new_prompts()
+    {
+        var account = await StartAccountAsync();
+        var running = NewPrompt("[[chunks:10:50]] finishing");
+        var queued = NewPrompt("queued");
+        account.Tell(new SubmitPrompt(running.Prompt, ProcessMode.Full));
+        account.Tell(new SubmitPrompt(queued.Prompt, ProcessMode.Full));
+        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+
+        account.Tell(new Drain(TimeSpan.FromMinutes(1)));
+        var late = NewPrompt("late");
+        account.Tell(new SubmitPrompt(late.Prompt, ProcessMode.Chat));
+
+        Assert.Equal("echo: finishing", (await running.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+        var refused = await late.Caller.ExpectMsgAsync<TurnFailed>(TurnTimeout);
+        Assert.Equal((TurnErrorCodes.AccountUnavailable, "the host is shutting down"), (refused.Code, refused.Message));
+        await AwaitAssertAsync(async () => Assert.Equal((AccountState.Idle, 1), ((await StatusAsync()).State, (await StatusAsync()).QueueDepth)), TurnTimeout);
+        await queued.Caller.ExpectMsgAsync<PromptQueued>();
+        await queued.Caller.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(200)); // it never starts
+    }
+
+    [Fact]
+    public async Task Draining_interrupts_a_turn_still_running_at_the_deadline()
+    {
+        var account = await StartAccountAsync();
+        var running = NewPrompt($"{Long} too long");
+        account.Tell(new SubmitPrompt(running.Prompt, ProcessMode.Full));
+        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+
+        account.Tell(new Drain(TimeSpan.FromMilliseconds(200)));
+
+        Assert.Equal("error_during_execution", (await running.Caller.ReceiveTurnAsync(TurnTimeout)).Completed?.Result.Subtype);
+    }
+
+    [Fact]
     public async Task Each_session_keeps_its_own_conversation_on_a_shared_process()
     {
         var account = await StartAccountAsync();

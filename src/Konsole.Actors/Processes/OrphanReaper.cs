@@ -1,0 +1,59 @@
+using System.Text.Json;
+
+namespace Konsole.Actors.Processes;
+
+/// <summary>
+/// CLI processes a previous host left behind when it was killed outright (SIGKILL, a crash): each live process has a
+/// record (pid, start time, process group) in the run directory, removed when it exits. At the next start the
+/// records still there name processes to end; the start time tells a survivor from an unrelated process that got
+/// the same pid later. (A CLI whose host died usually exits by itself, as its stdin closed; a hung one does not.)
+/// </summary>
+public static class OrphanReaper
+{
+    private static readonly TimeSpan TermGrace = TimeSpan.FromSeconds(3);
+
+    /// <summary>Writes the record of <paramref name="process"/>; returns its path, or null where processes cannot be told apart (not Linux).</summary>
+    public static string? Record(string runDir, CliProcess process)
+    {
+        if (Posix.StartTime(process.ProcessId) is not { } started)
+            return null;
+        var path = Path.Combine(runDir, $"cli-{process.ProcessId}.json");
+        File.WriteAllText(path, JsonSerializer.Serialize(new PidRecord(process.ProcessId, started, process.OwnGroup)));
+        return path;
+    }
+
+    /// <summary>Ends the processes the records in <paramref name="runDir"/> name (SIGTERM, then SIGKILL), removes the records, and returns their pids.</summary>
+    public static IReadOnlyList<int> Reap(string runDir)
+    {
+        var ended = new List<int>();
+        if (!Directory.Exists(runDir))
+            return ended;
+        var survivors = new List<PidRecord>();
+        foreach (var file in Directory.EnumerateFiles(runDir, "cli-*.json"))
+        {
+            try
+            {
+                if (JsonSerializer.Deserialize<PidRecord>(File.ReadAllText(file)) is { } record && Posix.StartTime(record.Pid) == record.Started)
+                    survivors.Add(record);
+            }
+            catch (JsonException)
+            {
+                // a record half-written when the host died: its process, if any, exits with its closed stdin
+            }
+            File.Delete(file);
+        }
+        foreach (var record in survivors)
+            Posix.Signal(record.Pid, Posix.SigTerm, record.Group);
+        var deadline = DateTime.UtcNow + TermGrace;
+        while (survivors.Any(IsAlive) && DateTime.UtcNow < deadline)
+            Thread.Sleep(50); // start-up, before any actor runs: nothing else to do meanwhile
+        foreach (var record in survivors.Where(IsAlive))
+            Posix.Signal(record.Pid, Posix.SigKill, record.Group);
+        ended.AddRange(survivors.Select(r => r.Pid));
+        return ended;
+    }
+
+    private static bool IsAlive(PidRecord record) => Posix.StartTime(record.Pid) == record.Started;
+
+    private sealed record PidRecord(int Pid, string Started, bool Group);
+}

@@ -1,0 +1,57 @@
+using System.Runtime.InteropServices;
+
+namespace Konsole.Actors.Processes;
+
+/// <summary>The few POSIX process facilities .NET does not expose: signals, process groups, process identity.</summary>
+public static class Posix
+{
+    public const int SigTerm = 15;
+    public const int SigKill = 9;
+
+    /// <summary>
+    /// <c>setsid</c> (util-linux) when present: run through it, a CLI leads a session and process group of its own,
+    /// so a terminal's Ctrl+C does not reach it and a group signal reaches the tools it started.
+    /// </summary>
+    public static string? SetSid { get; } = OperatingSystem.IsLinux() ? Executables.Locate("setsid") : null;
+
+    /// <summary>Sends <paramref name="signal"/> to a process, or to its whole process group.</summary>
+    public static bool Signal(int pid, int signal, bool group) =>
+        (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) && kill(group ? -pid : pid, signal) == 0;
+
+    /// <summary>
+    /// When the process started (clock ticks since boot, from /proc), which tells it from a later process that got its
+    /// pid; null when it is gone or this is not Linux.
+    /// </summary>
+    public static string? StartTime(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            // Fields after the command name (which may hold spaces) start behind its closing parenthesis.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return fields.Length > 19 ? fields[19] : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int sig);
+}
+
+/// <summary>Finds programs as a shell would.</summary>
+public static class Executables
+{
+    /// <summary>The full path of <paramref name="path"/> (a path, or a name looked up on PATH), or null.</summary>
+    public static string? Locate(string path)
+    {
+        if (path.Contains(Path.DirectorySeparatorChar))
+            return File.Exists(path) ? Path.GetFullPath(path) : null;
+        return (Environment.GetEnvironmentVariable("PATH") ?? "")
+            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, path))
+            .FirstOrDefault(File.Exists);
+    }
+}
