@@ -13,10 +13,11 @@ public static class Problems
     /// <summary>What a client that is told to wait (429, 503) should wait, in seconds.</summary>
     public const int RetryAfterSeconds = 5;
 
-    public static IResult Problem(HttpContext context, int status, string code, string detail)
+    /// <param name="retryAfter">Seconds for Retry-After on a 429 or 503 (default <see cref="RetryAfterSeconds"/>).</param>
+    public static IResult Problem(HttpContext context, int status, string code, string detail, long? retryAfter = null)
     {
         if (status is StatusCodes.Status429TooManyRequests or StatusCodes.Status503ServiceUnavailable)
-            context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            context.Response.Headers.RetryAfter = (retryAfter ?? RetryAfterSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
         return Results.Problem(
             detail: detail,
             statusCode: status,
@@ -27,7 +28,8 @@ public static class Problems
     }
 
     /// <summary>The problem for an error code of a prompt or a session (<see cref="TurnErrorCodes"/>, <see cref="SessionErrorCodes"/>).</summary>
-    public static IResult ForCode(HttpContext context, string code, string detail) => Problem(context, StatusOf(code), code, detail);
+    public static IResult ForCode(HttpContext context, string code, string detail, long? retryAfter = null) =>
+        Problem(context, StatusOf(code), code, detail, retryAfter);
 
     public static int StatusOf(string code) => code switch
     {

@@ -86,7 +86,8 @@ public static class PromptStreams
         using var data = JsonDocument.Parse(error.Data);
         var code = data.RootElement.GetProperty("code").GetString()!;
         var message = data.RootElement.GetProperty("message").GetString()!;
-        return Problems.ForCode(context, code, message);
+        var retryAfter = data.RootElement.TryGetProperty("retryAfter", out var wait) ? wait.GetInt64() : (long?)null;
+        return Problems.ForCode(context, code, message, retryAfter);
     }
 
     private static bool WantsJson(HttpRequest request)

@@ -22,6 +22,7 @@ public sealed class SystemEventsActor : ReceiveActor
         typeof(AccountProtocol.AccountStateChanged),
         typeof(AccountProtocol.ProcessRestarted),
         typeof(AccountProtocol.OAuthTokenRefreshed),
+        typeof(AccountProtocol.AccountRateLimited),
         typeof(AccountProtocol.OAuthRefreshFailed),
         typeof(SessionProtocol.SessionOpened),
         typeof(SessionProtocol.SessionEnded),

@@ -11,7 +11,8 @@ namespace Konsole.Testing.FakeClaude;
 /// <item><c>[[garbage:N]]</c> N hostile stdout lines (not JSON, invalid UTF-8, truncated, untyped, unknown types).</item>
 /// <item><c>[[huge:BYTES]]</c> the assistant frame carries BYTES of text; <c>[[stderr:N]]</c> N lines on stderr first.</item>
 /// <item><c>[[env:NAME]]</c> append <c>env NAME=value</c> (or <c>&lt;unset&gt;</c>) to the answer.</item>
-/// <item><c>[[rate-limit]]</c> a rejected rate limit and an <c>is_error</c> result, as the real CLI shows an API 429;
+/// <item><c>[[rate-limit]]</c> / <c>[[rate-limit:SECONDS]]</c> a rejected rate limit resetting in an hour (or SECONDS) and
+/// an <c>is_error</c> result, as the real CLI shows an API 429;
 /// <c>[[rate-warning:UTILIZATION]]</c> an <c>allowed_warning</c> rate limit event.</item>
 /// </list>
 /// The answer is <c>echo: &lt;the text without directives&gt;</c>, followed by <c>[history: a | b]</c> when the
@@ -28,7 +29,7 @@ public sealed partial record Directives(
     int Huge,
     int Stderr,
     IReadOnlyList<string> Env,
-    bool RateLimit,
+    int? RateLimitSeconds,
     double? RateWarning)
 {
     public static Directives Parse(string prompt)
@@ -36,7 +37,7 @@ public sealed partial record Directives(
         int delay = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, stderr = 0;
         int? crash = null;
         var hang = false;
-        var rateLimit = false;
+        int? rateLimit = null;
         double? rateWarning = null;
         var env = new List<string>();
         var text = Directive().Replace(prompt, m =>
@@ -53,7 +54,7 @@ public sealed partial record Directives(
                 case "huge": huge = Int(0, 1 << 20); break;
                 case "stderr": stderr = Int(0, 100); break;
                 case "env": env.Add(args.Length > 0 ? args[0] : ""); break;
-                case "rate-limit": rateLimit = true; break;
+                case "rate-limit": rateLimit = Int(0, 3600); break;
                 case "rate-warning":
                     rateWarning = args.Length > 0 && double.TryParse(args[0], CultureInfo.InvariantCulture, out var u) ? u : 0.9;
                     break;

@@ -213,9 +213,9 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
                 await stderr.WriteLineAsync("[fake-claude] crashing as asked");
                 Environment.Exit(code);
             }
-            if (directives.RateLimit)
+            if (directives.RateLimitSeconds is { } resetIn)
             {
-                var resetsAt = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds();
+                var resetsAt = DateTimeOffset.UtcNow.AddSeconds(resetIn).ToUnixTimeSeconds();
                 Emit(RateLimitEvent(new { status = "rejected", resetsAt, rateLimitType = "five_hour", isUsingOverage = false }));
                 const string error = "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited";
                 Emit(Assistant(error, model: "<synthetic>"));

@@ -215,6 +215,36 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
     }
 
     [Fact]
+    public async Task Rate_limited_accounts_are_reported_and_with_none_left_a_prompt_gets_503_with_retry_after()
+    {
+        await using var events = await GetEventsAsync("/api/events");
+
+        await RunAsync("/sessions/ui-1/hot-prompt", "[[rate-limit]] alpha over");
+        var limited = await events.NextOfTypeAsync("account.rate-limited", Timeout);
+        Assert.Equal(("alpha", "rejected"), (Field(limited, "accountId"), Field(limited, "status")));
+        var moved = await RunAsync("/sessions/ui-1/hot-prompt", "still served [[env:CLAUDE_CONFIG_DIR]]");
+        Assert.Contains(Sandbox.Accounts[1].ConfigDir, ResultText(moved));
+        await RunAsync("/api/quick-turn", "[[rate-limit]] beta over");
+        await events.NextOfTypeAsync("account.rate-limited", Timeout);
+
+        var deadline = DateTime.UtcNow + Timeout;
+        while ((await GetJsonAsync("/api/accounts")).GetProperty("accounts").EnumerateArray().Any(a => a.GetProperty("state").GetString() != "rate-limited"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the accounts never both showed rate-limited");
+            await Task.Delay(20);
+        }
+        var refused = await Client.PostAsJsonAsync("/sessions/ui-2/hot-prompt", new { prompt = "anyone?" });
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.InRange(refused.Headers.RetryAfter!.Delta!.Value, TimeSpan.FromMinutes(55), TimeSpan.FromMinutes(61));
+        var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("account_unavailable", problem.GetProperty("code").GetString());
+        var alpha = (await GetJsonAsync("/api/accounts")).GetProperty("accounts")[0];
+        Assert.Equal("rejected", alpha.GetProperty("rateLimit").GetProperty("status").GetString());
+        Assert.StartsWith("rate-limited until ", alpha.GetProperty("stateReason").GetString());
+    }
+
+    [Fact]
     public async Task Worker_sessions_run_on_a_process_of_their_own()
     {
         var created = await Client.PostAsJsonAsync("/api/session", new { type = "worker" });

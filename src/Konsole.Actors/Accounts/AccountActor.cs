@@ -36,6 +36,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     // A refresh waits (Pending) until no turn runs on the account, and prompts wait while it is pending or running.
     private RefreshState _refresh = RefreshState.None;
     private string? _failure; // why the account gave up, once it has
+    private string? _oauthError; // why the last refresh failed, until one succeeds
+    private int _refreshFailures; // in a row, for the retry backoff
+    private DateTimeOffset? _refreshRefusedFor; // the expiry a refused refresh token had: no automatic refresh until the login changes
+    private DateTimeOffset? _rateLimitedUntil;
     private bool _draining;
 
     public AccountActor(AccountSettings account, KonsoleSettings settings)
@@ -54,9 +58,14 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 return;
             }
             Sender.Tell(new RefreshScheduled(Id));
-            if (_refresh == RefreshState.None)
-                _refresh = RefreshState.Pending;
-            StartRefreshIfIdle();
+            RequestRefresh();
+        });
+        Receive<RetryRefresh>(_ => RequestRefresh());
+        Receive<RateLimitReset>(_ =>
+        {
+            _rateLimitedUntil = null;
+            _log.Info("Account {0}: its rate limit has reset", Id);
+            PublishStatus();
         });
         Receive<RefreshFinished>(OnRefreshFinished);
         Receive<Drain>(m =>
@@ -85,19 +94,18 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             if (_slots.FirstOrDefault(s => s.Process?.Equals(m.ActorRef) == true) is { } slot)
                 OnProcessLost(slot, null, "the process actor stopped", turnReported: null);
         });
-        Receive<RateLimitObserved>(m =>
-        {
-            _rateLimit = m.Info;
-            PublishStatus();
-        });
+        Receive<RateLimitObserved>(m => OnRateLimit(m.Info));
 
         Receive<RestartProcess>(m => WithSlot(m.Slot, slot => OnRestart(slot)));
         Receive<ConversationPrepared>(m => WithSlot(m.Slot, slot => OnConversationPrepared(slot, m)));
         Receive<CredentialsRead>(m =>
         {
-            if (m.Credentials == _credentials) return;
-            _credentials = m.Credentials;
-            PublishStatus();
+            if (m.Credentials != _credentials)
+            {
+                _credentials = m.Credentials;
+                PublishStatus();
+            }
+            RefreshIfExpiring();
         });
         Receive<PollCredentials>(_ => ReadCredentials());
     }
@@ -224,6 +232,44 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         PublishStatus();
     }
 
+    private void RequestRefresh()
+    {
+        Timers.Cancel(nameof(RetryRefresh));
+        if (_refresh == RefreshState.None)
+            _refresh = RefreshState.Pending;
+        StartRefreshIfIdle();
+    }
+
+    /// <summary>Refreshes on its own once the token expires within <c>oauth.refresh-threshold</c>, unless the last refresh token was refused.</summary>
+    private void RefreshIfExpiring()
+    {
+        if (_account.UsesApiKey || _credentials?.ExpiresAt is not { } expiresAt || _refresh != RefreshState.None
+            || Timers.IsTimerActive(nameof(RetryRefresh)) || _refreshRefusedFor == expiresAt)
+            return;
+        var left = expiresAt - DateTimeOffset.UtcNow;
+        if (left >= _settings.OAuth.RefreshThreshold)
+            return;
+        _log.Info("Account {0}: its OAuth token expires in {1:0} min (konsole.oauth.refresh-threshold = {2:0} min): refreshing it",
+            Id, Math.Max(0, left.TotalMinutes), _settings.OAuth.RefreshThreshold.TotalMinutes);
+        RequestRefresh();
+    }
+
+    private void OnRateLimit(RateLimitInfo info)
+    {
+        _rateLimit = info;
+        var strained = info.Status == "allowed_warning" && info.Utilization >= _settings.RateLimitWarningUtilization;
+        if (info.Status == "rejected")
+        {
+            var until = info.ResetsAt ?? DateTimeOffset.UtcNow.AddMinutes(5);
+            _rateLimitedUntil = until;
+            Timers.StartSingleTimer(nameof(RateLimitReset), RateLimitReset.Instance, until - DateTimeOffset.UtcNow);
+            _log.Warning("Account {0}: rate-limited until {1:u}; its role's traffic goes to a healthy account meanwhile", Id, until);
+        }
+        if (info.Status == "rejected" || strained)
+            Context.System.EventStream.Publish(new AccountRateLimited(Id, info.Status ?? "unknown", info.ResetsAt, info.Utilization));
+        PublishStatus();
+    }
+
     private void StartRefreshIfIdle()
     {
         if (_refresh != RefreshState.Pending || _slots.Any(s => s.Running is not null))
@@ -241,15 +287,30 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         if (finished.Refreshed is { } refreshed)
         {
             _log.Info("Account {0}: OAuth token refreshed; it expires at {1:u}", Id, refreshed.ExpiresAt);
+            _oauthError = null;
+            _refreshFailures = 0;
+            _refreshRefusedFor = null;
             Context.System.EventStream.Publish(new OAuthTokenRefreshed(Id, refreshed.ExpiresAt));
             ReadCredentials();
         }
         else
         {
             var error = finished.Error is OAuthRefreshException e ? e : null;
-            var reason = error?.Message ?? $"the refresh failed unexpectedly ({finished.Error?.GetType().Name})";
-            _log.Warning("Account {0}: OAuth refresh failed: {1}", Id, reason);
-            Context.System.EventStream.Publish(new OAuthRefreshFailed(Id, reason, error?.Retryable ?? true));
+            var retryable = error?.Retryable ?? true;
+            _oauthError = error?.Message ?? $"the refresh failed unexpectedly ({finished.Error?.GetType().Name})";
+            if (retryable)
+            {
+                var delay = _settings.OAuth.RetryDelay(++_refreshFailures, Random.Shared.NextDouble());
+                _log.Warning("Account {0}: OAuth refresh failed: {1}; retrying in {2:0}s", Id, _oauthError, delay.TotalSeconds);
+                Timers.StartSingleTimer(nameof(RetryRefresh), RetryRefresh.Instance, delay);
+            }
+            else
+            {
+                _refreshRefusedFor = _credentials?.ExpiresAt;
+                _log.Error("Account {0}: OAuth refresh failed: {1}; it needs a new login (claude login with CLAUDE_CONFIG_DIR={2})",
+                    Id, _oauthError, _account.ConfigDir);
+            }
+            Context.System.EventStream.Publish(new OAuthRefreshFailed(Id, _oauthError, retryable));
         }
         foreach (var slot in _slots.ToList())
             Dispatch(slot);
@@ -497,11 +558,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         _credentials?.ExpiresAt,
         _rateLimit,
         _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession)).ToArray(),
-        _failure);
+        _failure ?? (_rateLimitedUntil is { } until ? $"rate-limited until {until:u}" : null),
+        _oauthError);
 
     private void PublishStatus()
     {
         var state = _failure is not null ? AccountState.Failed
+            : _rateLimitedUntil is not null ? AccountState.RateLimited
             : _slots.Any(s => s.Restarting) ? AccountState.Restarting
             : _refresh == RefreshState.Running ? AccountState.Refreshing
             : _slots.Any(s => s.Running is not null) ? AccountState.Busy
@@ -512,7 +575,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             var previous = _state;
             _state = state;
             _log.Info("Account {0}: {1} -> {2}", Id, previous, state);
-            Context.System.EventStream.Publish(new AccountStateChanged(Id, state, previous, state == AccountState.Failed ? _failure : null));
+            Context.System.EventStream.Publish(new AccountStateChanged(Id, state, previous, Status().StateReason));
         }
         Context.Parent.Tell(Status());
     }
@@ -564,6 +627,16 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         public readonly Queue<DateTimeOffset> RecentRestarts = new();
 
         public bool CanDispatch => Process is not null && ProcessId is not null && Running is null && Queue.Count > 0;
+    }
+
+    private sealed record RetryRefresh
+    {
+        public static readonly RetryRefresh Instance = new();
+    }
+
+    private sealed record RateLimitReset
+    {
+        public static readonly RateLimitReset Instance = new();
     }
 
     private sealed record DrainExpired

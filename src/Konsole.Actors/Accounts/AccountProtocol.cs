@@ -69,6 +69,7 @@ public static class AccountProtocol
     /// <param name="QueueDepth">Prompts waiting (not counting running turns).</param>
     /// <param name="ExpiresAt">When the OAuth access token expires; null for API-key accounts or when unknown.</param>
     /// <param name="StateReason">Why the account is in its state, where that needs saying (why it failed).</param>
+    /// <param name="OAuthError">Why its last OAuth refresh failed, until one succeeds.</param>
     public sealed record AccountStatus(
         string AccountId,
         string Label,
@@ -80,7 +81,8 @@ public static class AccountProtocol
         DateTimeOffset? ExpiresAt,
         RateLimitInfo? RateLimit,
         IReadOnlyList<ProcessStatus> Processes,
-        string? StateReason = null)
+        string? StateReason = null,
+        string? OAuthError = null)
     {
         public bool Busy => Processes.Any(p => p.Busy);
 
@@ -107,6 +109,12 @@ public static class AccountProtocol
 
     /// <summary>A refresh failed; <paramref name="Retryable"/>: the login may still work later, otherwise it needs a new <c>claude login</c>.</summary>
     public sealed record OAuthRefreshFailed(string AccountId, string Reason, bool Retryable);
+
+    /// <summary>
+    /// The account hit its rate limit (<c>rejected</c>: no traffic until <paramref name="ResetsAt"/>) or came close to it
+    /// (<c>allowed_warning</c> at or above <c>konsole.rate-limits.warning-utilization</c>): role traffic moves to a healthy account.
+    /// </summary>
+    public sealed record AccountRateLimited(string AccountId, string Status, DateTimeOffset? ResetsAt, double? Utilization);
 
     /// <summary>A crashed process was started again after <paramref name="Delay"/>.</summary>
     public sealed record ProcessRestarted(string AccountId, ProcessMode Mode, int Attempt, TimeSpan Delay, string Reason);

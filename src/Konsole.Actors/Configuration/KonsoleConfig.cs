@@ -124,7 +124,8 @@ public static partial class KonsoleConfig
             accounts,
             roles,
             r.PositiveInt("konsole.queue.max-depth"),
-            new OAuthSettings(r.Duration("konsole.oauth.refresh-threshold"), r.NonEmptyString("konsole.oauth.token-endpoint")),
+            new OAuthSettings(r.Duration("konsole.oauth.refresh-threshold"), r.NonEmptyString("konsole.oauth.token-endpoint"),
+                r.Duration("konsole.oauth.retry-min-backoff"), r.Duration("konsole.oauth.retry-max-backoff")),
             new GatewaySettings(
                 r.NonEmptyString("konsole.gateway.urls"),
                 r.String("konsole.gateway.auth-token"),
@@ -133,7 +134,8 @@ public static partial class KonsoleConfig
                 r.StringList("konsole.gateway.allowed-hosts"),
                 ReadOrigins(r)),
             new SessionSettings(r.PositiveInt("konsole.sessions.max-workers"), r.PositiveInt("konsole.sessions.replay-buffer")),
-            r.Duration("konsole.shutdown.drain-timeout"));
+            r.Duration("konsole.shutdown.drain-timeout"),
+            r.Fraction("konsole.rate-limits.warning-utilization"));
     }
 
     private static IReadOnlyList<string> ReadOrigins(Reader r)

@@ -10,7 +10,8 @@ public sealed record KonsoleSettings(
     OAuthSettings OAuth,
     GatewaySettings Gateway,
     SessionSettings Sessions,
-    TimeSpan DrainTimeout);
+    TimeSpan DrainTimeout,
+    double RateLimitWarningUtilization);
 
 public sealed record ClaudeSettings(
     string Path,
@@ -53,7 +54,11 @@ public sealed record RoleSettings(string Dashboard, string QuickTurn);
 /// <param name="ReplayBuffer">Events each session keeps for replay.</param>
 public sealed record SessionSettings(int MaxWorkers, int ReplayBuffer);
 
-public sealed record OAuthSettings(TimeSpan RefreshThreshold, string TokenEndpoint);
+public sealed record OAuthSettings(TimeSpan RefreshThreshold, string TokenEndpoint, TimeSpan RetryMinBackoff, TimeSpan RetryMaxBackoff)
+{
+    /// <summary>The delay before retry <paramref name="attempt"/> (1-based) of a failed refresh, jittered by <paramref name="random"/>.</summary>
+    public TimeSpan RetryDelay(int attempt, double random) => new BackoffSettings(RetryMinBackoff, RetryMaxBackoff, 0.2, 1, TimeSpan.Zero).Delay(attempt, random);
+}
 
 public sealed record GatewaySettings(
     string Urls,

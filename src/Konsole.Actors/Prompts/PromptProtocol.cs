@@ -47,7 +47,8 @@ public sealed record TurnOutput(string PromptId, CliFrame Frame);
 public sealed record TurnCompleted(string PromptId, CliFrame Result, ConversationRef? Conversation, string AccountId);
 
 /// <summary>The prompt ended without a result. <see cref="Code"/> is one of <see cref="TurnErrorCodes"/>.</summary>
-public sealed record TurnFailed(string PromptId, string Code, string Message);
+/// <param name="RetryAfter">When trying again makes sense (no account available until a rate limit resets).</param>
+public sealed record TurnFailed(string PromptId, string Code, string Message, TimeSpan? RetryAfter = null);
 
 public static class TurnErrorCodes
 {

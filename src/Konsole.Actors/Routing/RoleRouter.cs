@@ -21,11 +21,14 @@ public sealed class RoleRouter : ReceiveActor
     private readonly Dictionary<string, IActorRef> _accounts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AccountStatus> _status = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _workers = new(StringComparer.Ordinal); // worker session -> account
+    private readonly Dictionary<Role, string> _routedTo = []; // where each role's traffic went last, to log a failover once
+    private readonly double _rateLimitWarning;
     private RoleAssignment _roles;
 
     public RoleRouter(KonsoleSettings settings)
     {
         _roles = new RoleAssignment(settings.Roles.Dashboard, settings.Roles.QuickTurn);
+        _rateLimitWarning = settings.RateLimitWarningUtilization;
         foreach (var account in settings.Accounts)
         {
             _order.Add(account.Id);
@@ -33,9 +36,7 @@ public sealed class RoleRouter : ReceiveActor
             _accounts[account.Id] = Context.ActorOf(AccountActor.Props(account, settings), account.Id);
         }
 
-        Receive<RoutePrompt>(m =>
-            _accounts[m.Role == Role.Dashboard ? _roles.Dashboard : _roles.QuickTurn]
-                .Tell(new SubmitPrompt(m.Prompt, m.Role == Role.Dashboard ? ProcessMode.Full : ProcessMode.Chat)));
+        Receive<RoutePrompt>(m => Route(m.Role, m.Prompt));
         Receive<RouteToAccount>(m =>
         {
             if (_accounts.TryGetValue(m.AccountId, out var account))
@@ -99,12 +100,47 @@ public sealed class RoleRouter : ReceiveActor
         Context.System.EventStream.Publish(new AccountsSwapped(previous, roles));
     }
 
+    /// <summary>
+    /// Sends a prompt to its role's account, or, while that one is rate-limited, failed or close to its limit, to a
+    /// healthy one (the other role's first). With none usable, the prompt fails at once with <c>account_unavailable</c>.
+    /// </summary>
+    private void Route(Role role, Prompt prompt)
+    {
+        var preferred = role == Role.Dashboard ? _roles.Dashboard : _roles.QuickTurn;
+        var other = role == Role.Dashboard ? _roles.QuickTurn : _roles.Dashboard;
+        var candidates = _order.OrderBy(id => id == preferred ? 0 : id == other ? 1 : 2).ToList();
+        var target = candidates.FirstOrDefault(Healthy) ?? candidates.FirstOrDefault(Usable);
+        if (target is null)
+        {
+            var reset = _status.Values.Select(s => s.RateLimit?.ResetsAt).Where(r => r is not null).Min();
+            var retryAfter = reset is { } at && at > DateTimeOffset.UtcNow ? at - DateTimeOffset.UtcNow : (TimeSpan?)null;
+            prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable,
+                "no account can take it: " + string.Join("; ", _order.Select(id => $"{id} {ApiState(_status[id])}")), retryAfter));
+            return;
+        }
+        if (_routedTo.GetValueOrDefault(role, preferred) != target)
+            _log.Warning("{0} traffic goes to {1}: {2} is {3}", role, target, preferred, ApiState(_status[preferred]));
+        _routedTo[role] = target;
+        _accounts[target].Tell(new SubmitPrompt(prompt, role == Role.Dashboard ? ProcessMode.Full : ProcessMode.Chat));
+    }
+
+    private bool Usable(string accountId) => _status[accountId].State is not (AccountState.Failed or AccountState.RateLimited);
+
+    private bool Healthy(string accountId) =>
+        Usable(accountId) && !(_status[accountId].RateLimit is { Status: "allowed_warning", Utilization: { } used } && used >= _rateLimitWarning);
+
+    private string ApiState(AccountStatus status) =>
+        status.StateReason is { } reason ? $"{status.State} ({reason})"
+        : !Healthy(status.AccountId) ? $"close to its rate limit ({status.RateLimit?.Utilization:P0} used)"
+        : status.State.ToString();
+
     private string WorkerAccount(string sessionId)
     {
         if (_workers.TryGetValue(sessionId, out var assigned))
             return assigned;
         var accountId = _order
-            .OrderBy(id => _workers.Values.Count(a => a == id))
+            .OrderBy(id => Healthy(id) ? 0 : 1)
+            .ThenBy(id => _workers.Values.Count(a => a == id))
             .ThenBy(id => id == _roles.Dashboard ? 1 : 0)
             .First();
         _workers[sessionId] = accountId;

@@ -97,7 +97,7 @@ public sealed class SessionActor : ReceiveActor
                 return;
             if (result is not null)
                 Append(m.PromptId, result.Type!, result.Raw, endsPrompt: false); // e.g. a turn the watchdog interrupted
-            Append(m.PromptId, "error", Error(m.Code, m.Message), endsPrompt: true);
+            Append(m.PromptId, "error", Error(m.Code, m.Message, m.RetryAfter), endsPrompt: true);
             CloseIfDone();
         });
     }
@@ -179,7 +179,9 @@ public sealed class SessionActor : ReceiveActor
     private SessionInfo Info() => new(_id, _type, _accountId, _inFlight.Count > 0 ? "busy" : "idle",
         _conversation?.SessionId, _turns, _events.LastId);
 
-    private static string Error(string code, string message) => JsonSerializer.Serialize(new { code, message });
+    private static string Error(string code, string message, TimeSpan? retryAfter = null) => retryAfter is { } wait
+        ? JsonSerializer.Serialize(new { code, message, retryAfter = (long)Math.Ceiling(wait.TotalSeconds) })
+        : JsonSerializer.Serialize(new { code, message });
 
     /// <param name="PromptId">Only this prompt's events, ending with its last; null: every event of the session.</param>
     private sealed record Subscription(string Id, string? PromptId, ChannelWriter<SessionEvent> Writer, ChannelReader<SessionEvent> Reader);

@@ -342,6 +342,80 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_token_close_to_expiry_is_refreshed_on_its_own_once_even_when_asked_at_the_same_time_and_no_token_is_logged()
+    {
+        var refreshed = CreateTestProbe();
+        var logs = CreateTestProbe();
+        Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
+        Sys.EventStream.Subscribe(logs, typeof(Akka.Event.LogEvent));
+        await using var tokens = await FakeTokenEndpoint.StartAsync();
+        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        tokens.Delay = TimeSpan.FromMilliseconds(300); // both triggers meet one refresh in flight
+        KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(30)); // under the 1 h threshold
+
+        var account = await StartAccountAsync($"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
+        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
+
+        var done = await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);
+        await refreshed.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
+        Assert.Equal(200, Assert.Single(tokens.Requests).Status);
+        Assert.InRange(done.ExpiresAt, DateTimeOffset.UtcNow.AddHours(7), DateTimeOffset.UtcNow.AddHours(9));
+        var file = Path.Combine(Sandbox.Accounts[0].ConfigDir, ".credentials.json");
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+        var secrets = new[] { Sandbox.Accounts[0].AccessToken, Sandbox.Accounts[0].RefreshToken, tokens.LatestAccessToken!, tokens.LatestRefreshToken! };
+        var logged = new List<string>();
+        while (logs.HasMessages)
+            logged.Add((await logs.ExpectMsgAsync<Akka.Event.LogEvent>()).ToString());
+        Assert.Contains(logged, l => l.Contains("OAuth token refreshed"));
+        Assert.DoesNotContain(logged, l => secrets.Any(l.Contains) || l.Contains("sk-ant-o"));
+    }
+
+    [Fact]
+    public async Task A_refresh_that_failed_for_a_passing_reason_is_retried_with_backoff_and_a_refused_one_is_not()
+    {
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events, typeof(OAuthTokenRefreshed));
+        Sys.EventStream.Subscribe(events, typeof(OAuthRefreshFailed));
+        await using var tokens = await FakeTokenEndpoint.StartAsync();
+        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        tokens.FailNext(503, times: 2);
+        var account = await StartAccountAsync(
+            $"konsole.oauth {{ token-endpoint = \"{tokens.Url}\", retry-min-backoff = 50ms, retry-max-backoff = 200ms }}");
+
+        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
+
+        Assert.True((await events.ExpectMsgAsync<OAuthRefreshFailed>(TurnTimeout)).Retryable);
+        Assert.NotNull((await StatusAsync()).OAuthError);
+        Assert.True((await events.ExpectMsgAsync<OAuthRefreshFailed>(TurnTimeout)).Retryable);
+        await events.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);
+        Assert.Equal([503, 503, 200], tokens.Requests.Select(r => r.Status));
+        await AwaitAssertAsync(async () => Assert.Null((await StatusAsync()).OAuthError), TurnTimeout);
+
+        tokens.FailNext(400); // the refresh token is refused: a person must log in again
+        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
+        Assert.False((await events.ExpectMsgAsync<OAuthRefreshFailed>(TurnTimeout)).Retryable);
+        await events.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
+        Assert.Equal(4, tokens.Requests.Count);
+    }
+
+    [Fact]
+    public async Task A_rejected_rate_limit_holds_the_account_rate_limited_until_it_resets()
+    {
+        var states = CreateTestProbe();
+        Sys.EventStream.Subscribe(states, typeof(AccountStateChanged));
+        var account = await StartAccountAsync();
+
+        var hit = await RunAsync(account, NewPrompt("[[rate-limit:1]] over"));
+
+        Assert.True(hit.Completed!.Result.IsError);
+        var limited = await states.FishForMessageAsync<AccountStateChanged>(s => s.State == AccountState.RateLimited, TurnTimeout);
+        Assert.StartsWith("rate-limited until ", limited.Reason);
+        await states.FishForMessageAsync<AccountStateChanged>(s => s.Previous == AccountState.RateLimited, TurnTimeout);
+        Assert.Equal(AccountState.Idle, (await StatusAsync()).State);
+    }
+
+    [Fact]
     public async Task An_api_key_account_has_nothing_to_refresh()
     {
         Environment.SetEnvironmentVariable("KONSOLE_TEST_API_KEY", "sk-ant-api03-test-key");

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Akka.Actor;
+using Konsole.Actors.Accounts;
 using Konsole.Actors.Prompts;
 using Konsole.Actors.Routing;
 using Konsole.Testing;
@@ -99,6 +100,46 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     [Fact]
+    public async Task A_rejected_rate_limit_moves_the_roles_traffic_to_a_healthy_account_and_with_none_left_prompts_fail_at_once()
+    {
+        var limited = CreateTestProbe();
+        Sys.EventStream.Subscribe(limited, typeof(AccountProtocol.AccountRateLimited));
+        var router = await StartAsync();
+
+        var hit = await RouteAsync(router, Role.Dashboard, "[[rate-limit]] too much");
+        Assert.True(hit.Completed!.Result.IsError);
+        Assert.Equal(("alpha", "rejected"), ((await limited.ExpectMsgAsync<AccountProtocol.AccountRateLimited>()) is var e ? (e.AccountId, e.Status) : default));
+        await AwaitAssertAsync(async () => Assert.Equal(AccountState.RateLimited, (await StatusOfAsync(router, "alpha")).State), TurnTimeout);
+
+        var moved = await RouteAsync(router, Role.Dashboard, $"where now? {WhoServes}");
+        Assert.Contains(BetaDir, moved.ResultText);
+        Assert.DoesNotContain("\"tools\":[]", Init(moved)); // still a full turn, on beta's full process
+
+        await RouteAsync(router, Role.QuickTurn, "[[rate-limit]] beta too");
+        await AwaitAssertAsync(async () => Assert.Equal(AccountState.RateLimited, (await StatusOfAsync(router, "beta")).State), TurnTimeout);
+        var (prompt, caller) = NewPrompt("anyone?");
+        router.Tell(new RoutePrompt(Role.Dashboard, prompt));
+        var refused = await caller.ExpectMsgAsync<TurnFailed>(TurnTimeout);
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, refused.Code);
+        Assert.Contains("alpha RateLimited (rate-limited until", refused.Message);
+        Assert.InRange(refused.RetryAfter!.Value, TimeSpan.FromMinutes(55), TimeSpan.FromMinutes(61));
+    }
+
+    [Fact]
+    public async Task An_account_close_to_its_limit_gets_no_new_role_traffic_while_another_is_healthy()
+    {
+        var router = await StartAsync();
+
+        await RouteAsync(router, Role.Dashboard, "[[rate-warning:0.5]] half");
+        Assert.Contains(AlphaDir, (await RouteAsync(router, Role.Dashboard, $"still alpha {WhoServes}")).ResultText);
+        await RouteAsync(router, Role.Dashboard, "[[rate-warning:0.95]] nearly");
+        await AwaitAssertAsync(async () => Assert.Equal(0.95, (await StatusOfAsync(router, "alpha")).RateLimit?.Utilization), TurnTimeout);
+
+        Assert.Contains(BetaDir, (await RouteAsync(router, Role.Dashboard, $"moved {WhoServes}")).ResultText);
+        Assert.Contains(BetaDir, (await RouteAsync(router, Role.QuickTurn, $"quick {WhoServes}")).ResultText);
+    }
+
+    [Fact]
     public async Task A_prompt_for_an_unknown_account_fails_with_account_unavailable()
     {
         var router = await StartAsync();
@@ -141,6 +182,9 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         router.Tell(new RoutePrompt(role, prompt));
         return await caller.ReceiveTurnAsync(TurnTimeout);
     }
+
+    private static async Task<AccountProtocol.AccountStatus> StatusOfAsync(IActorRef router, string accountId) =>
+        (await router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(5))).Accounts.Single(a => a.Status.AccountId == accountId).Status;
 
     private static async Task<int[]> ProcessIdsAsync(IActorRef router)
     {
