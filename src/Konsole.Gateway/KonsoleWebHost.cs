@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.Hosting;
 using Konsole.Actors.Configuration;
+using Konsole.Actors.Durability;
 using Konsole.Actors.Hosting;
 using Konsole.Actors.Routing;
 using Konsole.Actors.Sessions;
@@ -24,6 +25,7 @@ public static class KonsoleWebHost
     public static WebApplication Build(Config config, KonsoleSettings settings, Action<WebApplicationBuilder>? configure = null)
     {
         var security = GatewaySecurity.From(settings.Gateway);
+        PersistenceSetup.Prepare(settings.Persistence);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls(settings.Gateway.Urls);
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -47,6 +49,7 @@ public static class KonsoleWebHost
                 .WithExposedHeaders("Konsole-First-Event-Id", "Retry-After")));
         builder.Services.AddAkka("konsole", akka => akka
             .AddHocon(config, HoconAddMode.Prepend)
+            .AddHocon(PersistenceSetup.Hocon(settings.Persistence), HoconAddMode.Append)
             .ConfigureLoggers(loggers =>
             {
                 loggers.ClearLoggers();

@@ -7,6 +7,8 @@ using Akka.Actor;
 using Konsole.Actors.Prompts;
 using Konsole.Actors.Sessions;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using static Konsole.Actors.Sessions.SessionProtocol;
 
 namespace Konsole.Gateway;
@@ -37,7 +39,8 @@ public static class PromptStreams
             return ErrorProblem(context, first);
         if (WantsJson(context.Request))
             return await ResultOnlyAsync(context, gateway, accepted, first);
-        return new SseResult(Stream(first, accepted, gateway, context.RequestAborted));
+        var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        return new SseResult(PromptStream(first, accepted, gateway, context.RequestAborted, stopping));
     }
 
     /// <summary>A session's events from its buffer and then live, as SSE, until the session closes, the client leaves or <paramref name="stopping"/>.</summary>
@@ -46,8 +49,47 @@ public static class PromptStreams
 
     public static SseItem<string> Item(SessionEvent e) => new(e.Data, e.Type) { EventId = e.Id.ToString(CultureInfo.InvariantCulture) };
 
-    private static IAsyncEnumerable<SseItem<string>> Stream(SessionEvent first, PromptAccepted accepted, IActorRef gateway, CancellationToken cancel) =>
-        Stream(first, accepted.Events, () => gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId)), cancel);
+    /// <summary>
+    /// A prompt's events until its last. When the host starts stopping before the prompt has started (it still waits in
+    /// a queue), the stream ends at once with <c>error</c> <c>account_unavailable</c>: the prompt stays accepted in its
+    /// session and runs after the restart (its outcome then shows in the session's events). A running one drains.
+    /// </summary>
+    private static async IAsyncEnumerable<SseItem<string>> PromptStream(SessionEvent first, PromptAccepted accepted, IActorRef gateway,
+        CancellationToken aborted, [EnumeratorCancellation] CancellationToken stopping)
+    {
+        var started = first.Type != "queued";
+        using var notStarted = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        using var onStop = stopping.Register(() =>
+        {
+            if (!Volatile.Read(ref started))
+                notStarted.Cancel();
+        });
+        var stopped = false;
+        await using var items = Stream(first, accepted.Events, () => gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId)),
+            notStarted.Token).GetAsyncEnumerator();
+        while (true)
+        {
+            try
+            {
+                if (!await items.MoveNextAsync())
+                    break;
+            }
+            catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+            {
+                stopped = true;
+                break;
+            }
+            if (items.Current.EventType != "queued")
+                Volatile.Write(ref started, true);
+            yield return items.Current;
+        }
+        if (stopped)
+            yield return new SseItem<string>(JsonSerializer.Serialize(new
+            {
+                code = TurnErrorCodes.AccountUnavailable,
+                message = $"the host is shutting down before this prompt started; it runs after the restart (see /api/session/{accepted.SessionId}/events)",
+            }), "error");
+    }
 
     private static async IAsyncEnumerable<SseItem<string>> Stream(SessionEvent? first, ChannelReader<SessionEvent> events, Action unfollow,
         [EnumeratorCancellation] CancellationToken cancel)

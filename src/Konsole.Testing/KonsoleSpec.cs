@@ -3,6 +3,7 @@ using Akka.Configuration;
 using Akka.TestKit;
 using Akka.TestKit.Xunit2;
 using Konsole.Actors.Configuration;
+using Konsole.Actors.Durability;
 using Konsole.Actors.Processes;
 using Konsole.Actors.Prompts;
 using Xunit.Abstractions;
@@ -19,6 +20,7 @@ public abstract class KonsoleSpec : TestKit
     public static readonly TimeSpan TurnTimeout = TimeSpan.FromSeconds(30);
 
     private static readonly Config TestConfig = ConfigurationFactory.ParseString("akka.loglevel = INFO")
+        .WithFallback(PersistenceSetup.InMemory)
         .WithFallback(KonsoleConfig.Defaults);
 
     protected KonsoleSpec(ITestOutputHelper output, int accounts = 2) : base(TestConfig, output: output)

@@ -113,7 +113,85 @@ public sealed partial class HostSpecs : IDisposable
         Assert.Matches($@"left running: pid [\d, ]*\b{orphan.Id}\b", next.Output);
     }
 
+    [Fact]
+    public async Task After_a_sigkill_mid_turn_the_restarted_host_has_its_roles_and_sessions_reports_the_cut_turn_and_runs_the_queued_prompt()
+    {
+        var config = WriteConfig(DemoConfig);
+        List<Process> clis;
+        string runningPrompt;
+        await using (var host = await HostProcess.StartAsync(config))
+        {
+            await RunAsync(host.Client, "/sessions/ui-1/hot-prompt", "Remember 42");
+            Assert.True((await host.Client.PostAsync("/api/accounts/switch", null)).IsSuccessStatusCode);
+            await RunAsync(host.Client, "/sessions/ui-1/hot-prompt", "on beta");
+            await using var running = await OpenAsync(host.Client, "/sessions/ui-1/hot-prompt", "[[chunks:1000:50]] cut short");
+            runningPrompt = (await running.NextOfTypeAsync("assistant", Timeout)).Id!;
+            await using var queued = await OpenAsync(host.Client, "/sessions/ui-2/hot-prompt", "waits its turn");
+            Assert.Equal("queued", (await queued.NextAsync(Timeout))!.Event);
+            clis = await host.CliProcessesAsync();
+
+            host.Process.Kill(); // SIGKILL
+            await host.Process.WaitForExitAsync();
+        }
+
+        await using var next = await HostProcess.StartAsync(config);
+
+        Assert.All(clis, p => Assert.True(p.WaitForExit(Timeout), $"CLI pid {p.Id} outlived its host"));
+        var status = JsonDocument.Parse(await next.Client.GetStringAsync("/api/accounts/status")).RootElement;
+        Assert.Equal("beta", status.GetProperty("dashboard").GetProperty("accountId").GetString());
+        var session = JsonDocument.Parse(await next.Client.GetStringAsync("/api/session/ui-1")).RootElement;
+        Assert.Equal((2, "beta"), (session.GetProperty("turns").GetInt32(), session.GetProperty("accountId").GetString()));
+        await using (var events = await SseStream.OpenAsync(next.Client, new HttpRequestMessage(HttpMethod.Get, "/api/session/ui-1/events?after=0"), Timeout))
+        {
+            var error = await events.NextOfTypeAsync("error", Timeout);
+            Assert.Equal("interrupted", JsonDocument.Parse(error.Data).RootElement.GetProperty("code").GetString());
+            Assert.True(long.Parse(error.Id!) > long.Parse(runningPrompt));
+        }
+        await using (var events = await SseStream.OpenAsync(next.Client, new HttpRequestMessage(HttpMethod.Get, "/api/session/ui-2/events?after=0"), Timeout))
+            Assert.Equal("echo: waits its turn", ResultOf(await events.NextOfTypeAsync("result", Timeout)));
+        Assert.StartsWith("echo: What number? [history: Remember 42 | on beta", ResultOf((await RunAsync(next.Client, "/sessions/ui-1/hot-prompt", "What number?"))[^1]));
+    }
+
+    [Fact]
+    public async Task After_a_sigterm_the_turn_that_finished_is_kept_and_the_prompt_still_queued_runs_after_the_restart()
+    {
+        var config = WriteConfig(DemoConfig + " konsole.shutdown.drain-timeout = 20s");
+        await using (var host = await HostProcess.StartAsync(config))
+        {
+            await using var running = await OpenAsync(host.Client, "/sessions/ui-1/hot-prompt", "[[chunks:20:50]] finishes");
+            await running.NextOfTypeAsync("assistant", Timeout);
+            await using var queued = await OpenAsync(host.Client, "/sessions/ui-2/hot-prompt", "after the restart");
+            Assert.Equal("queued", (await queued.NextAsync(Timeout))!.Event);
+
+            Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
+            Assert.Equal("echo: finishes", ResultOf((await running.ReadToEndAsync(Timeout))[^1]));
+            var told = (await queued.ReadToEndAsync(Timeout))[^1]; // its stream ends at once; the prompt stays accepted
+            Assert.Equal("error", told.Event);
+            Assert.Contains("runs after the restart", told.Data);
+            await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+        }
+
+        await using var next = await HostProcess.StartAsync(config);
+
+        Assert.Equal(1, JsonDocument.Parse(await next.Client.GetStringAsync("/api/session/ui-1")).RootElement.GetProperty("turns").GetInt32());
+        await using var events = await SseStream.OpenAsync(next.Client, new HttpRequestMessage(HttpMethod.Get, "/api/session/ui-2/events?after=0"), Timeout);
+        Assert.Equal("echo: after the restart", ResultOf(await events.NextOfTypeAsync("result", Timeout)));
+    }
+
     public void Dispose() => _sandbox.Dispose();
+
+    private static Task<SseStream> OpenAsync(HttpClient client, string path, string prompt) =>
+        SseStream.OpenAsync(client, new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(new { prompt }) }, Timeout);
+
+    private static async Task<IReadOnlyList<SseEvent>> RunAsync(HttpClient client, string path, string prompt)
+    {
+        await using var stream = await OpenAsync(client, path, prompt);
+        var events = await stream.ReadToEndAsync(Timeout);
+        Assert.True(events[^1].Event == "result", $"{events[^1].Event}: {events[^1].Data}");
+        return events;
+    }
+
+    private static string? ResultOf(SseEvent result) => JsonDocument.Parse(result.Data).RootElement.GetProperty("result").GetString();
 
     private string DemoConfig => $"konsole {{ data-dir = \"{_sandbox.DataDir}\", gateway.urls = \"http://127.0.0.1:0\" }}";
 

@@ -24,6 +24,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private static readonly TimeSpan CredentialsPollInterval = TimeSpan.FromMinutes(1);
     private static readonly HttpClient TokenClient = new() { Timeout = TimeSpan.FromSeconds(30) };
 
+    /// <summary>How long a prompt's session may take to confirm its dispatch (a database write) before the prompt is given up.</summary>
+    private static readonly TimeSpan ConfirmationTimeout = TimeSpan.FromSeconds(30);
+
     private readonly AccountSettings _account;
     private readonly KonsoleSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -40,6 +43,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private int _refreshFailures; // in a row, for the retry backoff
     private DateTimeOffset? _refreshRefusedFor; // the expiry a refused refresh token had: no automatic refresh until the login changes
     private DateTimeOffset? _rateLimitedUntil;
+    private int _refreshes; // finished refreshes: a credentials read started before the latest is stale
     private bool _draining;
 
     public AccountActor(AccountSettings account, KonsoleSettings settings)
@@ -68,6 +72,24 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             PublishStatus();
         });
         Receive<RefreshFinished>(OnRefreshFinished);
+        Receive<DispatchConfirmed>(m =>
+        {
+            if (ConfirmingSlot(m.PromptId) is not { } slot)
+                return;
+            slot.Confirming = null;
+            Timers.Cancel($"{slot.Name}-confirm");
+            Begin(slot);
+        });
+        Receive<DispatchRefused>(m =>
+        {
+            if (ConfirmingSlot(m.PromptId) is { } slot)
+                Drop(slot, reply: null);
+        });
+        Receive<ConfirmationOverdue>(m =>
+        {
+            if (ConfirmingSlot(m.PromptId) is { } slot && slot.Name == m.Slot)
+                Drop(slot, new TurnFailed(m.PromptId, TurnErrorCodes.AccountUnavailable, "its session did not confirm that it may run"));
+        });
         Receive<Drain>(m =>
         {
             _draining = true;
@@ -100,6 +122,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Receive<ConversationPrepared>(m => WithSlot(m.Slot, slot => OnConversationPrepared(slot, m)));
         Receive<CredentialsRead>(m =>
         {
+            if (m.Generation != _refreshes)
+                return; // read before a refresh rewrote the file: stale
             if (m.Credentials != _credentials)
             {
                 _credentials = m.Credentials;
@@ -141,8 +165,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         foreach (var slot in _slots)
         {
             foreach (var prompt in slot.Queue.Append(slot.Running).OfType<Prompt>())
+            {
+                // The host is stopping: a prompt that never reached the CLI stays with its (journaling) session, to run after the restart.
+                if (_draining && prompt.ConfirmDispatch && !(prompt == slot.Running && slot.Dispatched))
+                    continue;
                 prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable,
                     _draining ? $"account {Id} stopped with the host" : $"account {Id} stopped"));
+            }
         }
     }
 
@@ -190,11 +219,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 slot.Process!.Tell(new InterruptTurn(promptId));
                 return;
             }
-            // Its process is still being restarted on its conversation: it never reached the CLI.
-            slot.Running.ReplyTo.Tell(new TurnFailed(promptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
-            slot.Running = null;
-            StartRefreshIfIdle();
-            PublishStatus();
+            // Its process is still being restarted on its conversation, or its session is confirming: it never reached the CLI.
+            Drop(slot, new TurnFailed(promptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
             return;
         }
     }
@@ -270,6 +296,22 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         PublishStatus();
     }
 
+    private Slot? ConfirmingSlot(string promptId) =>
+        _slots.FirstOrDefault(s => s.Confirming == promptId && s.Running?.PromptId == promptId && !s.Dispatched);
+
+    /// <summary>Gives up the slot's prompt before it reached the CLI, and starts the next one.</summary>
+    private void Drop(Slot slot, TurnFailed? reply)
+    {
+        if (reply is not null)
+            slot.Running!.ReplyTo.Tell(reply);
+        Timers.Cancel($"{slot.Name}-confirm");
+        slot.Confirming = null;
+        slot.Running = null;
+        StartRefreshIfIdle();
+        Dispatch(slot);
+        PublishStatus();
+    }
+
     private void StartRefreshIfIdle()
     {
         if (_refresh != RefreshState.Pending || _slots.Any(s => s.Running is not null))
@@ -284,6 +326,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private void OnRefreshFinished(RefreshFinished finished)
     {
         _refresh = RefreshState.None;
+        _refreshes++;
         if (finished.Refreshed is { } refreshed)
         {
             _log.Info("Account {0}: OAuth token refreshed; it expires at {1:u}", Id, refreshed.ExpiresAt);
@@ -326,7 +369,21 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         slot.Queue.RemoveFirst();
         slot.Running = prompt;
         AnnouncePositions(slot);
+        if (prompt.ConfirmDispatch)
+        {
+            slot.Confirming = prompt.PromptId;
+            prompt.ReplyTo.Tell(new DispatchRequested(prompt.PromptId));
+            Timers.StartSingleTimer($"{slot.Name}-confirm", new ConfirmationOverdue(slot.Name, prompt.PromptId), ConfirmationTimeout);
+            PublishStatus();
+            return;
+        }
+        Begin(slot);
+    }
 
+    /// <summary>Hands the slot's prompt to its process, on the conversation it needs.</summary>
+    private void Begin(Slot slot)
+    {
+        var prompt = slot.Running!;
         if (slot.Mode == ProcessMode.Chat)
         {
             Send(slot, clearFirst: false);
@@ -544,8 +601,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             prompt.ReplyTo.Tell(new PromptQueued(prompt.PromptId, Id, ++position));
     }
 
-    private void ReadCredentials() =>
-        AccountCredentials.ReadAsync(_account.ConfigDir).PipeTo(Self, success: c => new CredentialsRead(c));
+    private void ReadCredentials()
+    {
+        var generation = _refreshes;
+        AccountCredentials.ReadAsync(_account.ConfigDir).PipeTo(Self, success: c => new CredentialsRead(c, generation));
+    }
 
     private AccountStatus Status() => new(
         Id,
@@ -617,6 +677,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         public Prompt? Running;
         public bool Dispatched;
 
+        /// <summary>The running prompt whose session is asked to confirm its dispatch.</summary>
+        public string? Confirming;
+
         /// <summary>The conversation the process holds (null: an empty one), and the user session it belongs to.</summary>
         public ConversationRef? Held;
         public string? HeldUserSession;
@@ -628,6 +691,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
         public bool CanDispatch => Process is not null && ProcessId is not null && Running is null && Queue.Count > 0;
     }
+
+    private sealed record ConfirmationOverdue(string Slot, string PromptId);
 
     private sealed record RetryRefresh
     {
@@ -657,7 +722,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private sealed record ConversationPrepared(string Slot, string? ForPromptId, string SessionId, bool Available, string? Error);
 
-    private sealed record CredentialsRead(AccountCredentials? Credentials);
+    private sealed record CredentialsRead(AccountCredentials? Credentials, int Generation);
 
     private sealed record PollCredentials
     {

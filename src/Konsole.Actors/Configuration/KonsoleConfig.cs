@@ -135,7 +135,20 @@ public static partial class KonsoleConfig
                 ReadOrigins(r)),
             new SessionSettings(r.PositiveInt("konsole.sessions.max-workers"), r.PositiveInt("konsole.sessions.replay-buffer")),
             r.Duration("konsole.shutdown.drain-timeout"),
-            r.Fraction("konsole.rate-limits.warning-utilization"));
+            r.Fraction("konsole.rate-limits.warning-utilization"),
+            ReadPersistence(r, dataDir));
+    }
+
+    private static PersistenceSettings ReadPersistence(Reader r, string dataDir)
+    {
+        var provider = r.NonEmptyString("konsole.persistence.provider");
+        var connection = r.String("konsole.persistence.connection-string");
+        var settings = new PersistenceSettings(provider, connection);
+        if (connection.Length > 0)
+            return settings;
+        if (!settings.IsSqlite)
+            throw r.Error("konsole.persistence.connection-string", $"is required with provider '{provider}'");
+        return settings with { ConnectionString = $"Data Source={Path.Combine(dataDir, "konsole.db")};Default Timeout=30;Pooling=True" };
     }
 
     private static IReadOnlyList<string> ReadOrigins(Reader r)

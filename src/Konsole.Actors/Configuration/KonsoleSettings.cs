@@ -11,7 +11,14 @@ public sealed record KonsoleSettings(
     GatewaySettings Gateway,
     SessionSettings Sessions,
     TimeSpan DrainTimeout,
-    double RateLimitWarningUtilization);
+    double RateLimitWarningUtilization,
+    PersistenceSettings Persistence);
+
+/// <param name="Provider">A Linq2Db provider name, e.g. <c>SQLite.MS</c>, <c>PostgreSQL.15</c>, <c>SqlServer.2022</c>.</param>
+public sealed record PersistenceSettings(string Provider, string ConnectionString)
+{
+    public bool IsSqlite => Provider.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase);
+}
 
 public sealed record ClaudeSettings(
     string Path,

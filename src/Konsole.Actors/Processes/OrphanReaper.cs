@@ -40,6 +40,10 @@ public static class OrphanReaper
             {
                 // a record half-written when the host died: its process, if any, exits with its closed stdin
             }
+            catch (IOException)
+            {
+                // gone meanwhile: its process exited
+            }
             File.Delete(file);
         }
         foreach (var record in survivors)

@@ -30,10 +30,24 @@ public sealed record ConversationRef(string SessionId, string AccountId, string 
 /// <param name="PromptId">A GUID string; sent to the CLI as the user message's <c>uuid</c>.</param>
 /// <param name="UserSessionId">The caller's session (the UI's session id).</param>
 /// <param name="Conversation">The conversation to continue, or null for a new one.</param>
-public sealed record Prompt(string PromptId, string UserSessionId, string Text, ConversationRef? Conversation, IActorRef ReplyTo)
+/// <param name="ConfirmDispatch">
+/// Before the prompt reaches a CLI, its caller is sent <see cref="DispatchRequested"/> and must answer
+/// <see cref="DispatchConfirmed"/> (having recorded that it may have run) or <see cref="DispatchRefused"/>.
+/// </param>
+public sealed record Prompt(string PromptId, string UserSessionId, string Text, ConversationRef? Conversation, IActorRef ReplyTo,
+    bool ConfirmDispatch = false)
 {
     public static string NewId() => Guid.NewGuid().ToString();
 }
+
+/// <summary>The prompt is about to reach a CLI (see <see cref="Prompt.ConfirmDispatch"/>); answer the sender.</summary>
+public sealed record DispatchRequested(string PromptId);
+
+/// <summary>The caller recorded the dispatch: the prompt may go to the CLI.</summary>
+public sealed record DispatchConfirmed(string PromptId);
+
+/// <summary>The caller no longer wants the prompt run (its session closed): it is dropped.</summary>
+public sealed record DispatchRefused(string PromptId);
 
 /// <summary>The prompt waits behind others; <paramref name="Position"/> 1 runs next. Sent again as it moves up.</summary>
 public sealed record PromptQueued(string PromptId, string AccountId, int Position);

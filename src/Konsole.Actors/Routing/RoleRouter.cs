@@ -1,7 +1,9 @@
 using Akka.Actor;
 using Akka.Event;
 using Konsole.Actors.Accounts;
+using Akka.Persistence;
 using Konsole.Actors.Configuration;
+using Konsole.Actors.Durability;
 using Konsole.Actors.Prompts;
 using static Konsole.Actors.Accounts.AccountProtocol;
 using static Konsole.Actors.Routing.RoleRouterProtocol;
@@ -12,9 +14,10 @@ namespace Konsole.Actors.Routing;
 /// Maps the two kinds of traffic to accounts and owns the account actors. A role change is one message:
 /// it takes effect for every prompt routed after it, while turns already running finish where they
 /// started, and it starts or stops no process. Account status is pushed here by the accounts, so
-/// queries are answered at once.
+/// queries are answered at once. Role changes are journaled: after a restart the roles are as they were
+/// (unless they name an account no longer configured).
 /// </summary>
-public sealed class RoleRouter : ReceiveActor
+public sealed class RoleRouter : ReceivePersistentActor
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<string> _order = [];
@@ -28,6 +31,12 @@ public sealed class RoleRouter : ReceiveActor
     public RoleRouter(KonsoleSettings settings)
     {
         _roles = new RoleAssignment(settings.Roles.Dashboard, settings.Roles.QuickTurn);
+        Recover<RolesAssigned>(e =>
+        {
+            if (_accounts.ContainsKey(e.Dashboard) && _accounts.ContainsKey(e.QuickTurn))
+                _roles = new RoleAssignment(e.Dashboard, e.QuickTurn);
+        });
+        Recover<RecoveryCompleted>(_ => _log.Info("Roles: dashboard {0}, quickturn {1}", _roles.Dashboard, _roles.QuickTurn));
         _rateLimitWarning = settings.RateLimitWarningUtilization;
         foreach (var account in settings.Accounts)
         {
@@ -36,41 +45,41 @@ public sealed class RoleRouter : ReceiveActor
             _accounts[account.Id] = Context.ActorOf(AccountActor.Props(account, settings), account.Id);
         }
 
-        Receive<RoutePrompt>(m => Route(m.Role, m.Prompt));
-        Receive<RouteToAccount>(m =>
+        Command<RoutePrompt>(m => Route(m.Role, m.Prompt));
+        Command<RouteToAccount>(m =>
         {
             if (_accounts.TryGetValue(m.AccountId, out var account))
                 account.Tell(new SubmitPrompt(m.Prompt, m.Mode));
             else
                 m.Prompt.ReplyTo.Tell(new TurnFailed(m.Prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"no account '{m.AccountId}'"));
         });
-        Receive<AssignWorker>(m => Sender.Tell(new WorkerAssigned(m.SessionId, WorkerAccount(m.SessionId))));
-        Receive<RouteWorkerPrompt>(m =>
+        Command<AssignWorker>(m => Sender.Tell(new WorkerAssigned(m.SessionId, WorkerAccount(m.SessionId, m.PreferredAccountId))));
+        Command<RouteWorkerPrompt>(m =>
             _accounts[WorkerAccount(m.Prompt.UserSessionId)].Tell(new SubmitPrompt(m.Prompt, ProcessMode.Worker)));
-        Receive<CloseWorker>(m =>
+        Command<CloseWorker>(m =>
         {
             if (_workers.Remove(m.SessionId, out var accountId))
                 _accounts[accountId].Tell(new StopWorker(m.SessionId));
         });
-        Receive<DrainAccounts>(m =>
+        Command<DrainAccounts>(m =>
         {
             foreach (var account in _accounts.Values)
                 account.Tell(new Drain(m.Timeout));
         });
-        Receive<RefreshAccount>(m =>
+        Command<RefreshAccount>(m =>
         {
             if (_accounts.TryGetValue(m.AccountId, out var account))
                 account.Forward(RefreshCredentials.Instance);
             else
                 Sender.Tell(new RefreshRefused(m.AccountId, "account_not_found", $"no account '{m.AccountId}' (accounts: {string.Join(", ", _order)})"));
         });
-        Receive<RoleRouterProtocol.InterruptPrompt>(m =>
+        Command<RoleRouterProtocol.InterruptPrompt>(m =>
         {
             foreach (var account in _accounts.Values)
                 account.Tell(new AccountProtocol.InterruptPrompt(m.PromptId));
         });
-        Receive<SwapRoles>(_ => ChangeRoles(new RoleAssignment(_roles.QuickTurn, _roles.Dashboard)));
-        Receive<AssignDashboard>(m =>
+        Command<SwapRoles>(_ => ChangeRoles(new RoleAssignment(_roles.QuickTurn, _roles.Dashboard)));
+        Command<AssignDashboard>(m =>
         {
             if (!_accounts.ContainsKey(m.AccountId))
                 Sender.Tell(new RoleChangeRejected($"no account '{m.AccountId}' (accounts: {string.Join(", ", _order)})"));
@@ -81,11 +90,13 @@ public sealed class RoleRouter : ReceiveActor
             else
                 ChangeRoles(new RoleAssignment(m.AccountId, _roles.Dashboard));
         });
-        Receive<GetRoleStatus>(_ => Sender.Tell(new RoleStatus(SlotOf(_roles.Dashboard), SlotOf(_roles.QuickTurn))));
-        Receive<GetAccounts>(_ => Sender.Tell(new AccountsView(_roles,
+        Command<GetRoleStatus>(_ => Sender.Tell(new RoleStatus(SlotOf(_roles.Dashboard), SlotOf(_roles.QuickTurn))));
+        Command<GetAccounts>(_ => Sender.Tell(new AccountsView(_roles,
             _order.Select(id => new AccountView(_status[id], RoleOf(id))).ToArray())));
-        Receive<AccountStatus>(m => _status[m.AccountId] = m);
+        Command<AccountStatus>(m => _status[m.AccountId] = m);
     }
+
+    public override string PersistenceId => "konsole-roles";
 
     public static Props Props(KonsoleSettings settings) => Akka.Actor.Props.Create(() => new RoleRouter(settings));
 
@@ -98,6 +109,8 @@ public sealed class RoleRouter : ReceiveActor
             return;
         _log.Info("Roles: dashboard {0} (was {1}), quickturn {2} (was {3})", roles.Dashboard, previous.Dashboard, roles.QuickTurn, previous.QuickTurn);
         Context.System.EventStream.Publish(new AccountsSwapped(previous, roles));
+        // A swap answers at once; the journal catches up a moment later without holding other messages back.
+        PersistAsync(new RolesAssigned(roles.Dashboard, roles.QuickTurn), _ => { });
     }
 
     /// <summary>
@@ -134,11 +147,11 @@ public sealed class RoleRouter : ReceiveActor
         : !Healthy(status.AccountId) ? $"close to its rate limit ({status.RateLimit?.Utilization:P0} used)"
         : status.State.ToString();
 
-    private string WorkerAccount(string sessionId)
+    private string WorkerAccount(string sessionId, string? preferred = null)
     {
         if (_workers.TryGetValue(sessionId, out var assigned))
             return assigned;
-        var accountId = _order
+        var accountId = preferred is not null && _accounts.ContainsKey(preferred) ? preferred : _order
             .OrderBy(id => Healthy(id) ? 0 : 1)
             .ThenBy(id => _workers.Values.Count(a => a == id))
             .ThenBy(id => id == _roles.Dashboard ? 1 : 0)

@@ -26,7 +26,8 @@ public static class RoleRouterProtocol
     /// Assigns a worker session to an account (the one with the fewest worker sessions, an account without the
     /// dashboard role first); replied with <see cref="WorkerAssigned"/>. Idempotent.
     /// </summary>
-    public sealed record AssignWorker(string SessionId);
+    /// <param name="PreferredAccountId">The account it had before a restart, kept when it still exists.</param>
+    public sealed record AssignWorker(string SessionId, string? PreferredAccountId = null);
 
     public sealed record WorkerAssigned(string SessionId, string AccountId);
 

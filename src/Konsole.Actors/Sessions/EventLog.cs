@@ -1,16 +1,20 @@
 namespace Konsole.Actors.Sessions;
 
-/// <summary>A session's latest events, numbered from 1; the oldest give way once <c>capacity</c> are kept.</summary>
-public sealed class EventLog(int capacity)
+/// <summary>
+/// A session's latest events, numbered on from <c>startAfter</c> + 1 (1 for a new session); the oldest give way once
+/// <c>capacity</c> are kept.
+/// </summary>
+public sealed class EventLog(int capacity, long startAfter = 0)
 {
     private readonly SessionEvent[] _ring = new SessionEvent[capacity];
-    private long _count;
+    private readonly long _start = startAfter;
+    private long _count = startAfter;
 
-    /// <summary>The id of the latest event; 0 before the first.</summary>
+    /// <summary>The id of the latest event; <c>startAfter</c> before the first.</summary>
     public long LastId => _count;
 
-    /// <summary>The id of the oldest event still kept (1 until the log wraps).</summary>
-    public long FirstAvailable => Math.Max(1, _count - _ring.Length + 1);
+    /// <summary>The id of the oldest event still kept.</summary>
+    public long FirstAvailable => Math.Max(_start + 1, _count - _ring.Length + 1);
 
     public SessionEvent Append(string promptId, string type, string data, bool endsPrompt)
     {

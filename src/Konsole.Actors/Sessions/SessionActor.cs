@@ -1,6 +1,9 @@
 using System.Text.Json;
 using System.Threading.Channels;
 using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Konsole.Actors.Durability;
 using Konsole.Actors.Prompts;
 using Konsole.Actors.Protocol;
 using Konsole.Actors.Routing;
@@ -13,141 +16,261 @@ namespace Konsole.Actors.Sessions;
 /// session from account to account), its numbered events in a bounded replay buffer, and the subscribers
 /// reading them. It is the caller of its prompts: their replies become its events. A subscriber's reader is
 /// unbounded, so a slow client never loses events nor slows a turn down; what it has not read waits in its reader.
+/// <para>
+/// It journals what must survive a restart: its conversation, and each prompt's lifecycle (accepted, dispatched
+/// before it reaches a CLI, ended before its last event is shown). After a restart a prompt accepted but never
+/// dispatched runs; one dispatched but not ended is reported <c>interrupted</c> and never run again; event ids go on
+/// above any handed out before. A quick turn's one-prompt session journals nothing.
+/// </para>
 /// </summary>
-public sealed class SessionActor : ReceiveActor
+public sealed class SessionActor : ReceivePersistentActor
 {
+    private const long IdBlock = 1000;
+    private const int SnapshotEvery = 200;
+
     private readonly string _id;
     private readonly SessionType _type;
     private readonly IActorRef _router;
-    private readonly bool _closeWhenIdle;
-    private readonly EventLog _events;
+    private readonly int _replayBuffer;
+    private readonly bool _durable;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
 
-    // Prompts not ended yet, and for each a result line waiting for the turn's end (TurnCompleted) to close it.
-    private readonly Dictionary<string, CliFrame?> _inFlight = new(StringComparer.Ordinal);
+    // Prompts not ended: their text, whether they were dispatched, and a result line waiting for TurnCompleted to end them.
+    private readonly Dictionary<string, InFlight> _inFlight = new(StringComparer.Ordinal);
+    private EventLog _events;
     private ConversationRef? _conversation;
     private string? _accountId;
     private int _turns;
+    private long _idsReservedUpTo;
     private int _subscriptionIds;
+    private bool _closing;
 
-    /// <param name="closeWhenIdle">Stop once the first prompt has ended (a quick turn's session).</param>
-    public SessionActor(string id, SessionType type, IActorRef router, int replayBuffer, bool closeWhenIdle)
+    /// <param name="durable">Journal its state (false: a quick turn's session, which closes once its prompt has ended).</param>
+    public SessionActor(string id, SessionType type, IActorRef router, int replayBuffer, bool durable)
     {
         _id = id;
         _type = type;
         _router = router;
-        _closeWhenIdle = closeWhenIdle;
+        _replayBuffer = replayBuffer;
+        _durable = durable;
         _events = new EventLog(replayBuffer);
 
-        Receive<SubmitPrompt>(m => Submit(m.Text));
-        Receive<SubmitQuickTurn>(m => Submit(m.Text));
-        Receive<FollowEvents>(m =>
+        Recover<SnapshotOffer>(offer =>
+        {
+            if (offer.Snapshot is SessionSnapshot snapshot)
+                Restore(snapshot);
+        });
+        Recover<PromptRecorded>(e => _inFlight[e.PromptId] = new InFlight(e.Text));
+        Recover<PromptDispatchRecorded>(e => { if (_inFlight.TryGetValue(e.PromptId, out var p)) p.Dispatched = true; });
+        Recover<PromptEndRecorded>(Ended);
+        Recover<WorkerAccountRecorded>(e => _accountId = e.AccountId);
+        Recover<EventIdsReserved>(e => _idsReservedUpTo = e.UpTo);
+        Recover<RecoveryCompleted>(_ => OnRecovered());
+
+        Command<SubmitPrompt>(m => Submit(m.Text));
+        Command<SubmitQuickTurn>(m => Submit(m.Text));
+        Command<FollowEvents>(m =>
         {
             var subscription = Subscribe(promptId: null);
             foreach (var item in _events.After(m.After))
                 subscription.Writer.TryWrite(item);
             Sender.Tell(new EventsFollowed(_id, subscription.Id, _events.FirstAvailable, subscription.Reader));
         });
-        Receive<Unfollow>(m =>
+        Command<Unfollow>(m =>
         {
             if (_subscriptions.Remove(m.SubscriptionId, out var subscription))
                 subscription.Writer.TryComplete();
         });
-        Receive<InterruptSession>(_ =>
+        Command<InterruptSession>(_ =>
         {
             foreach (var promptId in _inFlight.Keys)
                 _router.Tell(new RoleRouterProtocol.InterruptPrompt(promptId));
             Sender.Tell(new SessionInterrupted(_id, _inFlight.Count));
         });
-        Receive<CloseSession>(_ =>
+        Command<CloseSession>(_ => Close());
+        Command<GetSession>(_ => Sender.Tell(Info()));
+        Command<RoleRouterProtocol.WorkerAssigned>(m =>
         {
-            foreach (var promptId in _inFlight.Keys.ToList())
-            {
-                _router.Tell(new RoleRouterProtocol.InterruptPrompt(promptId));
-                Append(promptId, "error", Error(TurnErrorCodes.SessionClosed, $"session {_id} was closed"), endsPrompt: true);
-            }
-            if (_type == SessionType.Worker)
-                _router.Tell(new RoleRouterProtocol.CloseWorker(_id));
-            Sender.Tell(new SessionClosed(_id));
-            Context.Stop(Self);
+            if (m.AccountId != _accountId)
+                Record(new WorkerAccountRecorded(m.AccountId), e => _accountId = e.AccountId);
         });
-        Receive<GetSession>(_ => Sender.Tell(Info()));
-        Receive<RoleRouterProtocol.WorkerAssigned>(m => _accountId = m.AccountId);
 
-        Receive<PromptQueued>(m =>
+        Command<DispatchRequested>(m =>
+        {
+            if (!_inFlight.TryGetValue(m.PromptId, out var prompt) || _closing)
+            {
+                Sender.Tell(new DispatchRefused(m.PromptId));
+                return;
+            }
+            var account = Sender;
+            Record(new PromptDispatchRecorded(m.PromptId), _ =>
+            {
+                prompt.Dispatched = true;
+                account.Tell(new DispatchConfirmed(m.PromptId));
+            });
+        });
+        Command<PromptQueued>(m =>
         {
             _accountId ??= m.AccountId;
             Append(m.PromptId, "queued", JsonSerializer.Serialize(new { position = m.Position, accountId = m.AccountId }), endsPrompt: false);
         });
-        Receive<TurnOutput>(m => OnOutput(m.PromptId, m.Frame));
-        Receive<TurnCompleted>(m =>
+        Command<TurnOutput>(m => OnOutput(m.PromptId, m.Frame));
+        Command<TurnCompleted>(m =>
         {
-            if (!_inFlight.Remove(m.PromptId, out var result))
+            if (!_inFlight.TryGetValue(m.PromptId, out var prompt))
                 return;
-            _turns++;
-            _accountId = m.AccountId;
-            if (m.Conversation is not null)
-                _conversation = m.Conversation;
-            Append(m.PromptId, m.Result.Type!, (result ?? m.Result).Raw, endsPrompt: true);
-            CloseIfDone();
+            var conversation = m.Conversation is { } c ? new ConversationRecorded(c.SessionId, c.AccountId, c.ConfigDir) : null;
+            Record(new PromptEndRecorded(m.PromptId, Completed: true, m.AccountId, conversation), e =>
+            {
+                Ended(e);
+                Append(m.PromptId, m.Result.Type!, (prompt.Result ?? m.Result).Raw, endsPrompt: true);
+                CloseIfDone();
+            });
         });
-        Receive<TurnFailed>(m =>
+        Command<TurnFailed>(m =>
         {
-            if (!_inFlight.Remove(m.PromptId, out var result))
+            if (!_inFlight.TryGetValue(m.PromptId, out var prompt))
                 return;
-            if (result is not null)
-                Append(m.PromptId, result.Type!, result.Raw, endsPrompt: false); // e.g. a turn the watchdog interrupted
-            Append(m.PromptId, "error", Error(m.Code, m.Message, m.RetryAfter), endsPrompt: true);
-            CloseIfDone();
+            Record(new PromptEndRecorded(m.PromptId, Completed: false), e =>
+            {
+                Ended(e);
+                if (prompt.Result is { } result)
+                    Append(m.PromptId, result.Type!, result.Raw, endsPrompt: false); // e.g. a turn the watchdog interrupted
+                Append(m.PromptId, "error", Error(m.Code, m.Message, m.RetryAfter), endsPrompt: true);
+                CloseIfDone();
+            });
         });
+
+        Command<SaveSnapshotSuccess>(m =>
+        {
+            DeleteMessages(m.Metadata.SequenceNr);
+            DeleteSnapshots(new SnapshotSelectionCriteria(m.Metadata.SequenceNr - 1));
+        });
+        Command<SaveSnapshotFailure>(m => _log.Warning("Session {0}: a snapshot was not saved: {1}", _id, m.Cause.Message));
+        Command<DeleteMessagesSuccess>(_ =>
+        {
+            if (_closing)
+                Context.Stop(Self);
+        });
+        Command<DeleteMessagesFailure>(m =>
+        {
+            _log.Warning("Session {0}: its journal was not trimmed: {1}", _id, m.Cause.Message);
+            if (_closing)
+                Context.Stop(Self);
+        });
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(m => _log.Warning("Session {0}: old snapshots were not deleted: {1}", _id, m.Cause.Message));
     }
 
-    public static Props Props(string id, SessionType type, IActorRef router, int replayBuffer, bool closeWhenIdle = false) =>
-        Akka.Actor.Props.Create(() => new SessionActor(id, type, router, replayBuffer, closeWhenIdle));
+    public override string PersistenceId => $"session-{_id}";
 
-    protected override void PreStart()
-    {
-        if (_type == SessionType.Worker)
-            _router.Tell(new RoleRouterProtocol.AssignWorker(_id));
-    }
+    public override Recovery Recovery => _durable ? Recovery.Default : Recovery.None;
+
+    public static Props Props(string id, SessionType type, IActorRef router, int replayBuffer, bool durable = true) =>
+        Akka.Actor.Props.Create(() => new SessionActor(id, type, router, replayBuffer, durable));
 
     protected override void PostStop()
     {
         foreach (var subscription in _subscriptions.Values)
             subscription.Writer.TryComplete();
+        base.PostStop();
+    }
+
+    private void OnRecovered()
+    {
+        _events = new EventLog(_replayBuffer, startAfter: _idsReservedUpTo);
+        if (_type == SessionType.Worker)
+            _router.Tell(new RoleRouterProtocol.AssignWorker(_id, _accountId));
+        foreach (var (promptId, prompt) in _inFlight.ToList())
+        {
+            if (prompt.Dispatched)
+            {
+                _log.Warning("Session {0}: prompt {1} was running when the host stopped; it is reported interrupted, not run again", _id, promptId);
+                Record(new PromptEndRecorded(promptId, Completed: false), e =>
+                {
+                    Ended(e);
+                    Append(promptId, "error", Error(TurnErrorCodes.Interrupted,
+                        "the host stopped during this turn; it was not run again (the CLI may have run tools)"), endsPrompt: true);
+                });
+            }
+            else
+            {
+                _log.Info("Session {0}: prompt {1} was accepted before the host stopped; it runs now", _id, promptId);
+                Route(new Prompt(promptId, _id, prompt.Text, _conversation, Self, _durable));
+            }
+        }
     }
 
     private void Submit(string text)
     {
-        var prompt = new Prompt(Prompt.NewId(), _id, text, _conversation, Self);
-        var subscription = Subscribe(prompt.PromptId);
-        _inFlight[prompt.PromptId] = null;
-        _router.Tell(_type switch
+        var promptId = Prompt.NewId();
+        Record(new PromptRecorded(promptId, text), e =>
         {
-            SessionType.Full => new RoleRouterProtocol.RoutePrompt(Role.Dashboard, prompt),
-            SessionType.Chat => new RoleRouterProtocol.RoutePrompt(Role.QuickTurn, prompt),
-            _ => new RoleRouterProtocol.RouteWorkerPrompt(prompt),
+            _inFlight[e.PromptId] = new InFlight(e.Text);
+            var subscription = Subscribe(e.PromptId);
+            Route(new Prompt(e.PromptId, _id, e.Text, _conversation, Self, _durable));
+            Sender.Tell(new PromptAccepted(_id, e.PromptId, subscription.Id, subscription.Reader));
         });
-        Sender.Tell(new PromptAccepted(_id, prompt.PromptId, subscription.Id, subscription.Reader));
+    }
+
+    private void Route(Prompt prompt) => _router.Tell(_type switch
+    {
+        SessionType.Full => new RoleRouterProtocol.RoutePrompt(Role.Dashboard, prompt),
+        SessionType.Chat => new RoleRouterProtocol.RoutePrompt(Role.QuickTurn, prompt),
+        _ => new RoleRouterProtocol.RouteWorkerPrompt(prompt),
+    });
+
+    private void Close()
+    {
+        _closing = true;
+        foreach (var promptId in _inFlight.Keys.ToList())
+        {
+            _router.Tell(new RoleRouterProtocol.InterruptPrompt(promptId));
+            Append(promptId, "error", Error(TurnErrorCodes.SessionClosed, $"session {_id} was closed"), endsPrompt: true);
+        }
+        _inFlight.Clear();
+        if (_type == SessionType.Worker)
+            _router.Tell(new RoleRouterProtocol.CloseWorker(_id));
+        Sender.Tell(new SessionClosed(_id));
+        foreach (var subscription in _subscriptions.Values)
+            subscription.Writer.TryComplete();
+        _subscriptions.Clear();
+        if (!_durable)
+        {
+            Context.Stop(Self);
+            return;
+        }
+        // Its journal goes with it; it stops once that is done.
+        DeleteSnapshots(SnapshotSelectionCriteria.Latest);
+        DeleteMessages(long.MaxValue);
+    }
+
+    private void Ended(PromptEndRecorded e)
+    {
+        _inFlight.Remove(e.PromptId);
+        if (!e.Completed)
+            return;
+        _turns++;
+        _accountId = e.AccountId ?? _accountId;
+        if (e.Conversation is { } c)
+            _conversation = new ConversationRef(c.ClaudeSessionId, c.AccountId, c.ConfigDir);
     }
 
     private void OnOutput(string promptId, CliFrame frame)
     {
-        if (!_inFlight.TryGetValue(promptId, out var pendingResult))
+        if (!_inFlight.TryGetValue(promptId, out var prompt))
             return;
-        if (pendingResult is not null)
-            Append(promptId, pendingResult.Type!, pendingResult.Raw, endsPrompt: false); // another result came: that one did not end the turn
-        if (frame.IsResult)
-            _inFlight[promptId] = frame; // ends the prompt with TurnCompleted, which follows it
-        else
-        {
-            _inFlight[promptId] = null;
+        if (prompt.Result is { } earlier)
+            Append(promptId, earlier.Type!, earlier.Raw, endsPrompt: false); // another result came: that one did not end the turn
+        prompt.Result = frame.IsResult ? frame : null; // a result ends the prompt with TurnCompleted, which follows it
+        if (!frame.IsResult)
             Append(promptId, frame.Type ?? "unknown", frame.Raw, endsPrompt: false);
-        }
     }
 
     private void Append(string promptId, string type, string data, bool endsPrompt)
     {
+        ReserveEventIds();
         var item = _events.Append(promptId, type, data, endsPrompt);
         foreach (var subscription in _subscriptions.Values.ToList())
         {
@@ -162,9 +285,57 @@ public sealed class SessionActor : ReceiveActor
         }
     }
 
+    /// <summary>
+    /// Keeps a block of event ids journaled ahead of the ones handed out, so ids after a restart never repeat one a client
+    /// saw. The write runs beside the events (half a block of headroom), holding none of them back.
+    /// </summary>
+    private void ReserveEventIds()
+    {
+        if (!_durable || _events.LastId + IdBlock / 2 < _idsReservedUpTo)
+            return;
+        _idsReservedUpTo = _events.LastId + IdBlock;
+        PersistAsync(new EventIdsReserved(_idsReservedUpTo), _ => SnapshotNow());
+    }
+
+    /// <summary>Journals <paramref name="e"/> and then applies it (at once, for a session that journals nothing).</summary>
+    private void Record<T>(T e, Action<T> apply) where T : IDurableEvent
+    {
+        if (!_durable)
+        {
+            apply(e);
+            return;
+        }
+        Persist(e, written =>
+        {
+            apply(written);
+            SnapshotNow();
+        });
+    }
+
+    private void SnapshotNow()
+    {
+        if (LastSequenceNr % SnapshotEvery != 0)
+            return;
+        SaveSnapshot(new SessionSnapshot(
+            _conversation is { } c ? new ConversationRecorded(c.SessionId, c.AccountId, c.ConfigDir) : null,
+            _accountId, _turns, _idsReservedUpTo,
+            _inFlight.Select(p => new PendingPrompt(p.Key, p.Value.Text, p.Value.Dispatched)).ToList()));
+    }
+
+    private void Restore(SessionSnapshot snapshot)
+    {
+        _conversation = snapshot.Conversation is { } c ? new ConversationRef(c.ClaudeSessionId, c.AccountId, c.ConfigDir) : null;
+        _accountId = snapshot.AccountId;
+        _turns = snapshot.Turns;
+        _idsReservedUpTo = snapshot.EventIdsReservedUpTo;
+        _inFlight.Clear();
+        foreach (var prompt in snapshot.Prompts)
+            _inFlight[prompt.PromptId] = new InFlight(prompt.Text) { Dispatched = prompt.Dispatched };
+    }
+
     private void CloseIfDone()
     {
-        if (_closeWhenIdle && _inFlight.Count == 0)
+        if (!_durable && _inFlight.Count == 0)
             Context.Stop(Self);
     }
 
@@ -185,4 +356,11 @@ public sealed class SessionActor : ReceiveActor
 
     /// <param name="PromptId">Only this prompt's events, ending with its last; null: every event of the session.</param>
     private sealed record Subscription(string Id, string? PromptId, ChannelWriter<SessionEvent> Writer, ChannelReader<SessionEvent> Reader);
+
+    private sealed class InFlight(string text)
+    {
+        public string Text { get; } = text;
+        public bool Dispatched { get; set; }
+        public CliFrame? Result { get; set; }
+    }
 }

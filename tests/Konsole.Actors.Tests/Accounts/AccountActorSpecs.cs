@@ -353,7 +353,10 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         tokens.Delay = TimeSpan.FromMilliseconds(300); // both triggers meet one refresh in flight
         KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(30)); // under the 1 h threshold
 
-        var account = await StartAccountAsync($"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
+        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: $"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
+
+        // Asked at once, while the account's own refresh (it reads its credentials as it starts) is starting or in flight.
+        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0], settings));
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
 
         var done = await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);

@@ -1,0 +1,70 @@
+using Akka.Configuration;
+using Akka.Persistence.Sql;
+using Konsole.Actors.Configuration;
+using Microsoft.Data.Sqlite;
+
+namespace Konsole.Actors.Durability;
+
+/// <summary>
+/// The journal and snapshot store: Akka.Persistence.Sql (Linq2Db) on <c>konsole.persistence</c>, an embedded SQLite file by
+/// default. Journal and snapshots share the database; SQLite runs in WAL mode so readers and the writer do not block
+/// each other, and retries a busy database for the connection's <c>Default Timeout</c>.
+/// </summary>
+public static class PersistenceSetup
+{
+    /// <summary>
+    /// Makes the database ready before the actor system starts: for SQLite, its directory exists, the file opens, and it
+    /// is in WAL mode (which the file keeps). Throws <see cref="KonsoleConfigException"/> naming what is wrong.
+    /// </summary>
+    public static void Prepare(PersistenceSettings settings)
+    {
+        if (!settings.IsSqlite)
+            return;
+        try
+        {
+            var path = new SqliteConnectionStringBuilder(settings.ConnectionString).DataSource;
+            if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } directory)
+                Directory.CreateDirectory(directory);
+            using var connection = new SqliteConnection(settings.ConnectionString);
+            connection.Open();
+            using var wal = connection.CreateCommand();
+            wal.CommandText = "PRAGMA journal_mode=WAL;";
+            var mode = wal.ExecuteScalar() as string;
+            if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
+                throw new KonsoleConfigException($"konsole.persistence: the SQLite database would not switch to WAL mode (it is in '{mode}')");
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite); // it holds prompts
+        }
+        catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            throw new KonsoleConfigException($"konsole.persistence: cannot open the database ({e.Message})");
+        }
+    }
+
+    /// <summary>The HOCON for the journal and the snapshot store, with the plugin's defaults under it.</summary>
+    public static Config Hocon(PersistenceSettings settings)
+    {
+        var connection = Quote(settings.ConnectionString);
+        var provider = Quote(settings.Provider);
+        return ConfigurationFactory.ParseString($$"""
+            akka.persistence {
+              journal {
+                plugin = "akka.persistence.journal.sql"
+                sql { connection-string = {{connection}}, provider-name = {{provider}}, auto-initialize = true }
+              }
+              snapshot-store {
+                plugin = "akka.persistence.snapshot-store.sql"
+                sql { connection-string = {{connection}}, provider-name = {{provider}}, auto-initialize = true }
+              }
+            }
+            """).WithFallback(SqlPersistence.DefaultConfiguration);
+    }
+
+    /// <summary>In memory, for tests: gone with the actor system.</summary>
+    public static Config InMemory { get; } = ConfigurationFactory.ParseString("""
+        akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+        """);
+
+    private static string Quote(string value) => System.Text.Json.JsonSerializer.Serialize(value);
+}

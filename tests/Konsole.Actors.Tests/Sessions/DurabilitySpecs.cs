@@ -1,0 +1,102 @@
+using System.Text.Json;
+using Akka.Actor;
+using Konsole.Actors.Sessions;
+using Konsole.Testing;
+using Xunit.Abstractions;
+using static Konsole.Actors.Routing.RoleRouterProtocol;
+using static Konsole.Actors.Sessions.SessionProtocol;
+
+namespace Konsole.Actors.Tests.Sessions;
+
+/// <summary>
+/// What survives the router and the sessions going down without a chance to finish anything (the journal is in memory,
+/// shared by both incarnations, as a database is by two runs of the host).
+/// </summary>
+public sealed class DurabilitySpecs(ITestOutputHelper output) : SessionSpec(output, accounts: 2)
+{
+    [Fact]
+    public async Task Roles_sessions_and_conversations_are_back_after_a_restart()
+    {
+        await StartAsync();
+        await _router.Ask<RolesChanged>(SwapRoles.Instance, Ask);
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var first = await PromptAsync(session, "Remember 42 [[env:CLAUDE_CONFIG_DIR]]");
+        var before = await _sessions.Ask<SessionInfo>(new GetSession(session), Ask);
+
+        await CrashAsync();
+        await RestartAsync();
+
+        Assert.Equal(new RoleAssignment("beta", "alpha"), (await _router.Ask<AccountsView>(GetAccounts.Instance, Ask)).Roles);
+        var after = await _sessions.Ask<SessionInfo>(new GetSession(session), Ask);
+        Assert.Equal((before.Type, before.AccountId, before.ClaudeSessionId, 1), (after.Type, after.AccountId, after.ClaudeSessionId, after.Turns));
+        Assert.Contains(Sandbox.Accounts[1].ConfigDir, ResultText(first));
+        Assert.StartsWith("echo: What number? [history: Remember 42", ResultText(await PromptAsync(session, "What number?")));
+    }
+
+    [Fact]
+    public async Task After_a_crash_a_prompt_that_never_started_runs_and_the_one_that_was_running_is_reported_interrupted()
+    {
+        await StartAsync();
+        var running = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var waiting = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var busy = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(running, $"{Long} busy"), Ask);
+        await FirstAsync(busy, "assistant");
+        var queued = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(waiting, "waits its turn"), Ask);
+        await FirstAsync(queued, "queued");
+        var seen = (await _sessions.Ask<SessionInfo>(new GetSession(running), Ask)).LastEventId;
+
+        await CrashAsync();
+        await RestartAsync();
+
+        var interrupted = await _sessions.Ask<EventsFollowed>(new FollowEvents(running, After: 0), Ask);
+        var error = await NextAsync(interrupted, "error");
+        Assert.True(error.Id > seen, $"event ids go on above those handed out before ({error.Id} <= {seen})");
+        Assert.Equal("interrupted", JsonDocument.Parse(error.Data).RootElement.GetProperty("code").GetString());
+        Assert.Equal(busy.PromptId, error.PromptId);
+        var ran = await _sessions.Ask<EventsFollowed>(new FollowEvents(waiting, After: 0), Ask);
+        var result = await NextAsync(ran, "result");
+        Assert.Equal((queued.PromptId, "echo: waits its turn"),
+            (result.PromptId, JsonDocument.Parse(result.Data).RootElement.GetProperty("result").GetString()));
+        Assert.Equal(1, (await _sessions.Ask<SessionInfo>(new GetSession(waiting), Ask)).Turns);
+        Assert.Equal("idle", (await _sessions.Ask<SessionInfo>(new GetSession(running), Ask)).State);
+    }
+
+    [Fact]
+    public async Task A_closed_session_stays_closed_after_a_restart()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Chat), Ask)).SessionId;
+        await _sessions.Ask<SessionClosed>(new CloseSession(session), Ask);
+
+        await CrashAsync();
+        await RestartAsync();
+
+        Assert.Equal(SessionErrorCodes.Closed, (await _sessions.Ask<SessionRejected>(new SubmitPrompt(session, "hello"), Ask)).Code);
+    }
+
+    /// <summary>The sessions stop first, so nothing the accounts say as they stop reaches them: as if the host died.</summary>
+    private async Task CrashAsync()
+    {
+        await _sessions.GracefulStop(Ask);
+        await _router.GracefulStop(Ask);
+    }
+
+    private async Task RestartAsync()
+    {
+        var settings = Sandbox.Settings(FakeClaudeCli.Path);
+        _router = this.StartAccounts(settings);
+        await this.WaitUntilWarmAsync(_router);
+        _sessions = this.StartSessions(_router, settings);
+    }
+
+    private static async Task<SessionEvent> NextAsync(EventsFollowed followed, string type)
+    {
+        using var cancel = new CancellationTokenSource(TurnTimeout);
+        while (true)
+        {
+            var item = await followed.Events.ReadAsync(cancel.Token);
+            if (item.Type == type)
+                return item;
+        }
+    }
+}
