@@ -24,6 +24,9 @@ public static class GatewayEndpoints
     /// <summary>How long an endpoint waits for the actors to answer; beyond it: 503.</summary>
     public static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>The rate-limiter policy of every endpoint that answers with a stream (konsole.gateway.max-streams).</summary>
+    public const string StreamsPolicy = "streams";
+
     public static void MapKonsoleGateway(this IEndpointRouteBuilder app)
     {
         app.MapGet("/healthz", () => Results.Ok(new { status = "ok" }));
@@ -53,13 +56,13 @@ public static class GatewayEndpoints
                 : Unanswered(context));
 
         app.MapPost("/sessions/{id}/hot-prompt", (HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings, string id) =>
-            PromptAsync(context, gateway, settings, text => new SubmitPrompt(id, text, CreateAs: SessionType.Full)));
+            PromptAsync(context, gateway, settings, text => new SubmitPrompt(id, text, CreateAs: SessionType.Full))).RequireRateLimiting(StreamsPolicy);
         app.MapPost("/api/quick-turn", (HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings) =>
-            PromptAsync(context, gateway, settings, text => new SubmitQuickTurn(text)));
+            PromptAsync(context, gateway, settings, text => new SubmitQuickTurn(text))).RequireRateLimiting(StreamsPolicy);
 
         app.MapPost("/api/session", CreateSessionAsync);
         app.MapPost("/api/session/{id}/prompt", (HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings, string id) =>
-            PromptAsync(context, gateway, settings, text => new SubmitPrompt(id, text)));
+            PromptAsync(context, gateway, settings, text => new SubmitPrompt(id, text))).RequireRateLimiting(StreamsPolicy);
         app.MapPost("/api/session/{id}/interrupt", async (HttpContext context, IRequiredActor<GatewayActor> gateway, string id) =>
             await AskAsync<object>(context, gateway, new InterruptSession(id)) switch
             {
@@ -72,7 +75,7 @@ public static class GatewayEndpoints
                 (SessionInfo info, _) => Results.Ok(ApiViews.Session(info)),
                 var (reply, problem) => Refused(context, reply, problem),
             });
-        app.MapGet("/api/session/{id}/events", FollowSessionAsync);
+        app.MapGet("/api/session/{id}/events", FollowSessionAsync).RequireRateLimiting(StreamsPolicy);
         app.MapDelete("/api/session/{id}", async (HttpContext context, IRequiredActor<GatewayActor> gateway, string id) =>
             await AskAsync<object>(context, gateway, new CloseSession(id)) switch
             {
@@ -80,7 +83,7 @@ public static class GatewayEndpoints
                 var (reply, problem) => Refused(context, reply, problem),
             });
 
-        app.MapGet("/api/events", SystemEventsAsync);
+        app.MapGet("/api/events", SystemEventsAsync).RequireRateLimiting(StreamsPolicy);
     }
 
     private static async Task<IResult> AccountsAsync(HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings) =>

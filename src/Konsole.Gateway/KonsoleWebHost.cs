@@ -9,6 +9,7 @@ using Konsole.Actors.Sessions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -39,6 +40,16 @@ public static class KonsoleWebHost
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout =
             settings.DrainTimeout + settings.Claude.InterruptTimeout + settings.Claude.StopGrace + TimeSpan.FromSeconds(15));
         builder.Services.AddProblemDetails();
+        builder.Services.AddRateLimiter(limiter =>
+        {
+            limiter.AddConcurrencyLimiter(GatewayEndpoints.StreamsPolicy, o =>
+            {
+                o.PermitLimit = settings.Gateway.MaxStreams;
+                o.QueueLimit = 0;
+            });
+            limiter.OnRejected = (rejected, _) => new ValueTask(Problems.Problem(rejected.HttpContext, StatusCodes.Status429TooManyRequests,
+                "too_many_streams", $"{settings.Gateway.MaxStreams} streams are open (konsole.gateway.max-streams)").ExecuteAsync(rejected.HttpContext));
+        });
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton(security);
         if (settings.Gateway.CorsOrigins.Count > 0)
@@ -72,6 +83,7 @@ public static class KonsoleWebHost
         if (settings.Gateway.CorsOrigins.Count > 0)
             app.UseCors();
         app.Use((context, next) => security.InvokeAsync(context, next));
+        app.UseRateLimiter();
         app.MapKonsoleGateway();
         return app;
     }

@@ -27,7 +27,8 @@ public static class RequestBodies
                 return (null, BadRequest(context, "missing_prompt", "the body needs a \"prompt\": { \"prompt\": \"text\" }"));
             if (prompt.ValueKind != JsonValueKind.String)
                 return (null, BadRequest(context, "invalid_prompt", $"\"prompt\" must be a string, not {Kind(prompt)}"));
-            var text = prompt.GetString()!;
+            if (TextOf(prompt) is not { } text)
+                return (null, BadRequest(context, "invalid_prompt", "\"prompt\" is not valid text (invalid UTF-8, or a lone surrogate escape)"));
             if (string.IsNullOrWhiteSpace(text))
                 return (null, BadRequest(context, "empty_prompt", "\"prompt\" must not be empty"));
             var bytes = Encoding.UTF8.GetByteCount(text);
@@ -46,9 +47,24 @@ public static class RequestBodies
     {
         if (body is null || !body.RootElement.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
             return (null, null);
-        return value.ValueKind == JsonValueKind.String
-            ? (value.GetString(), null)
-            : (null, BadRequest(context, $"invalid_{name}", $"\"{name}\" must be a string, not {Kind(value)}"));
+        if (value.ValueKind != JsonValueKind.String)
+            return (null, BadRequest(context, $"invalid_{name}", $"\"{name}\" must be a string, not {Kind(value)}"));
+        return TextOf(value) is { } text
+            ? (text, null)
+            : (null, BadRequest(context, $"invalid_{name}", $"\"{name}\" is not valid text (invalid UTF-8, or a lone surrogate escape)"));
+    }
+
+    /// <summary>A JSON string's text, or null when it cannot be text: the parser leaves invalid UTF-8 and lone surrogate escapes in strings to this.</summary>
+    private static string? TextOf(JsonElement value)
+    {
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
     }
 
     public static IResult BadRequest(HttpContext context, string code, string detail) =>

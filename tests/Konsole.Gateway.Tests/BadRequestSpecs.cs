@@ -30,6 +30,7 @@ public sealed class BadRequestSpecs(ITestOutputHelper output) : GatewaySpec(outp
         { "POST", "/sessions/ui-1/hot-prompt", $$"""{"prompt": "{{string.Concat(Enumerable.Repeat("é", 513))}}"}""", 413 },
         { "POST", "/api/quick-turn", $$"""{"prompt": "{{new string('y', 20_000)}}"}""", 413 },
         { "POST", "/api/quick-turn", "{\"prompt\": \"\\ud800\"", 400 },
+        { "POST", "/api/quick-turn", "{\"prompt\": \"a lone surrogate \\ud800\"}", 400 },
         { "POST", "/api/session/no-such-session/prompt", """{"prompt": "hi"}""", 404 },
         // Odd ids
         { "POST", "/sessions/..%2Fx/hot-prompt", """{"prompt": "hi"}""", 400 },
@@ -84,6 +85,20 @@ public sealed class BadRequestSpecs(ITestOutputHelper output) : GatewaySpec(outp
         Assert.Equal(status, problem.GetProperty("status").GetInt32());
         Assert.False(string.IsNullOrEmpty(problem.GetProperty("title").GetString()));
         Assert.False(string.IsNullOrEmpty(problem.GetProperty("type").GetString()));
+    }
+
+    [Fact]
+    public async Task A_prompt_of_invalid_utf8_is_a_400_not_a_500()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/api/quick-turn")
+        {
+            Content = new ByteArrayContent([.. "{\"prompt\": \""u8, 0xff, 0xfe, 0xc3, .. "\"}"u8]) { Headers = { ContentType = new("application/json") } },
+        };
+
+        var response = await Client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("invalid UTF-8", await response.Content.ReadAsStringAsync());
     }
 
     [Fact]

@@ -73,4 +73,5 @@ public sealed record GatewaySettings(
     string AuthTokenFile,
     long MaxPromptBytes,
     IReadOnlyList<string> AllowedHosts,
-    IReadOnlyList<string> CorsOrigins);
+    IReadOnlyList<string> CorsOrigins,
+    int MaxStreams);

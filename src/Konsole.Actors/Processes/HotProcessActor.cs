@@ -29,6 +29,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private bool _ready;
     private string? _sessionId;
     private int _controlRequests;
+    private long _skippedLines;
 
     // The turn this process serves: set from RunTurn until its result. Not yet sent while a /clear runs;
     // started once the CLI took it from its queue.
@@ -49,7 +50,9 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         Receive<NonJsonLine>(m =>
         {
             FedWatchdog();
-            _log.Warning("{0}: skipped a stdout line that is not a JSON object: {1}", Name, m.Preview);
+            // A flood of junk must not flood the log: the first few are shown, then every thousandth.
+            if (++_skippedLines <= 5 || _skippedLines % 1000 == 0)
+                _log.Warning("{0}: skipped a stdout line that is not a JSON object ({1} so far): {2}", Name, _skippedLines, m.Preview);
         });
         Receive<OversizedLine>(m =>
         {

@@ -2,12 +2,14 @@ namespace Konsole.Actors.Sessions;
 
 /// <summary>
 /// A session's latest events, numbered on from <c>startAfter</c> + 1 (1 for a new session); the oldest give way once
-/// <c>capacity</c> are kept.
+/// <c>capacity</c> are kept. Its memory grows with what it holds (an idle session costs next to nothing).
 /// </summary>
 public sealed class EventLog(int capacity, long startAfter = 0)
 {
-    private readonly SessionEvent[] _ring = new SessionEvent[capacity];
+    private const int InitialSize = 16;
+
     private readonly long _start = startAfter;
+    private SessionEvent[] _ring = new SessionEvent[Math.Min(InitialSize, capacity)];
     private long _count = startAfter;
 
     /// <summary>The id of the latest event; <c>startAfter</c> before the first.</summary>
@@ -18,16 +20,23 @@ public sealed class EventLog(int capacity, long startAfter = 0)
 
     public SessionEvent Append(string promptId, string type, string data, bool endsPrompt)
     {
+        if (_count - _start == _ring.Length && _ring.Length < capacity)
+        {
+            // Not wrapped yet (it only wraps at full capacity): the events are in order from index 0.
+            Array.Resize(ref _ring, (int)Math.Min((long)_ring.Length * 2, capacity));
+        }
         var item = new SessionEvent(_count + 1, promptId, type, data, endsPrompt);
-        _ring[_count % _ring.Length] = item;
+        _ring[Index(_count + 1)] = item;
         _count++;
         return item;
     }
+
+    private long Index(long id) => (id - _start - 1) % _ring.Length;
 
     /// <summary>The kept events with an id above <paramref name="id"/>, oldest first.</summary>
     public IEnumerable<SessionEvent> After(long id)
     {
         for (var next = Math.Max(id + 1, FirstAvailable); next <= _count; next++)
-            yield return _ring[(next - 1) % _ring.Length];
+            yield return _ring[Index(next)];
     }
 }

@@ -276,6 +276,13 @@ public sealed class SessionActor : ReceivePersistentActor
         {
             if (subscription.PromptId is not null && subscription.PromptId != promptId)
                 continue;
+            if (subscription.PromptId is null && subscription.Reader.Count >= _replayBuffer)
+            {
+                // A follower this far behind would only hold memory: its stream ends, and it can resume from its Last-Event-ID.
+                subscription.Writer.TryComplete();
+                _subscriptions.Remove(subscription.Id);
+                continue;
+            }
             subscription.Writer.TryWrite(item);
             if (endsPrompt && subscription.PromptId is not null)
             {
@@ -341,7 +348,8 @@ public sealed class SessionActor : ReceivePersistentActor
 
     private Subscription Subscribe(string? promptId)
     {
-        var channel = Channel.CreateUnbounded<SessionEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        // Not SingleReader: that reader cannot count what waits in it, which a follower's bound needs.
+        var channel = Channel.CreateUnbounded<SessionEvent>(new UnboundedChannelOptions { SingleWriter = true });
         var subscription = new Subscription($"sub-{++_subscriptionIds}", promptId, channel.Writer, channel.Reader);
         _subscriptions[subscription.Id] = subscription;
         return subscription;

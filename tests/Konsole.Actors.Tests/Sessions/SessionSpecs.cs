@@ -72,6 +72,25 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task A_follower_that_falls_a_buffer_behind_is_ended_and_resumes_from_its_last_event()
+    {
+        await StartAsync("konsole.sessions.replay-buffer = 5");
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var stuck = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask);
+
+        var events = await PromptAsync(session, "[[chunks:10:0]] many");
+
+        var held = await stuck.Events.ReadToEndAsync(TurnTimeout); // it ended instead of holding everything
+        Assert.Equal(5, held.Count);
+        Assert.Equal(events.Take(5), held);
+        var resumed = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: held[^1].Id), Ask);
+        var rest = new List<SessionEvent>();
+        while (resumed.Events.TryRead(out var item))
+            rest.Add(item);
+        Assert.Equal(events.TakeLast(5), rest); // what the buffer still holds
+    }
+
+    [Fact]
     public async Task Closing_a_session_ends_its_running_prompt_with_session_closed_and_refuses_what_comes_next()
     {
         var events = CreateTestProbe();
