@@ -36,9 +36,12 @@ public static class KonsoleWebHost
             kestrel.Limits.MaxRequestLineSize = 64 * 1024;
             kestrel.Limits.MaxRequestHeadersTotalSize = 96 * 1024;
         });
-        // On SIGTERM running turns drain (konsole.shutdown.drain-timeout), are interrupted, and every CLI stops gracefully.
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout =
-            settings.DrainTimeout + settings.Claude.InterruptTimeout + settings.Claude.StopGrace + TimeSpan.FromSeconds(15));
+        // On SIGTERM running turns drain (konsole.shutdown.drain-timeout), are interrupted, and every CLI stops gracefully:
+        // first while the HTTP server waits for open streams, then in the actor system's shutdown for turns without one.
+        var drain = settings.DrainTimeout + settings.Claude.InterruptTimeout;
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = 2 * drain + settings.Claude.StopGrace + TimeSpan.FromSeconds(15));
+        var drainPhase = ConfigurationFactory.ParseString(
+            $"akka.coordinated-shutdown.phases.service-requests-done.timeout = {(int)(drain + TimeSpan.FromSeconds(5)).TotalSeconds}s");
         builder.Services.AddProblemDetails();
         builder.Services.AddRateLimiter(limiter =>
         {
@@ -60,6 +63,7 @@ public static class KonsoleWebHost
                 .WithExposedHeaders("Konsole-First-Event-Id", "Retry-After")));
         builder.Services.AddAkka("konsole", akka => akka
             .AddHocon(config, HoconAddMode.Prepend)
+            .AddHocon(drainPhase, HoconAddMode.Prepend)
             .AddHocon(PersistenceSetup.Hocon(settings.Persistence), HoconAddMode.Append)
             .ConfigureLoggers(loggers =>
             {
@@ -67,8 +71,11 @@ public static class KonsoleWebHost
                 loggers.AddLoggerFactory();
             })
             .WithKonsoleAccounts(settings)
-            .WithActors((system, registry) => registry.Register<GatewayActor>(
-                system.ActorOf(GatewayActor.Props(registry.Get<RoleRouter>(), registry.Get<SessionManager>()), "gateway"))));
+            .WithActors((system, registry) =>
+            {
+                registry.Register<GatewayActor>(system.ActorOf(GatewayActor.Props(registry.Get<RoleRouter>(), registry.Get<SessionManager>()), "gateway"));
+                KonsoleActors.DrainOnShutdown(system, registry.Get<RoleRouter>(), settings);
+            }));
         configure?.Invoke(builder);
 
         var app = builder.Build();

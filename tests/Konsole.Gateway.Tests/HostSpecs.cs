@@ -178,6 +178,26 @@ public sealed partial class HostSpecs : IDisposable
         Assert.Equal("echo: after the restart", ResultOf(await events.NextOfTypeAsync("result", Timeout)));
     }
 
+    [Fact]
+    public async Task Sigterm_also_lets_a_turn_whose_client_left_finish()
+    {
+        var config = WriteConfig(DemoConfig);
+        await using (var host = await HostProcess.StartAsync(config))
+        {
+            await using (var stream = await OpenAsync(host.Client, "/sessions/ui-1/hot-prompt", "[[chunks:30:50]] nobody watches"))
+                await stream.NextOfTypeAsync("assistant", Timeout); // and the client goes away
+
+            Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
+            await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+            Assert.Equal(0, host.Process.ExitCode);
+        }
+
+        await using var next = await HostProcess.StartAsync(config);
+
+        var session = JsonDocument.Parse(await next.Client.GetStringAsync("/api/session/ui-1")).RootElement;
+        Assert.Equal(1, session.GetProperty("turns").GetInt32()); // it finished, with its result, before the host stopped
+    }
+
     public void Dispose() => _sandbox.Dispose();
 
     private static Task<SseStream> OpenAsync(HttpClient client, string path, string prompt) =>

@@ -92,6 +92,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         });
         Receive<Drain>(m =>
         {
+            if (_draining)
+                return; // the first deadline stands
             _draining = true;
             var running = _slots.Count(s => s.Running is not null);
             _log.Info("Account {0}: draining: {1} turn(s) running get {2:0.#}s to finish, {3} queued prompt(s) wait",

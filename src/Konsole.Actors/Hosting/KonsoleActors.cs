@@ -36,6 +36,27 @@ public static class KonsoleActors
         return router;
     }
 
+    /// <summary>
+    /// On coordinated shutdown, before the accounts stop: drains them (see <c>AccountProtocol.Drain</c>) and waits until no
+    /// turn runs or <c>shutdown.drain-timeout</c> plus <c>claude.interrupt-timeout</c> has passed, so turns whose clients
+    /// are gone (workers, disconnected streams) also get to finish. For the host; tests that stop a system skip it.
+    /// </summary>
+    public static void DrainOnShutdown(ActorSystem system, IActorRef router, KonsoleSettings settings) =>
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "drain-turns", async () =>
+        {
+            router.Tell(new RoleRouterProtocol.DrainAccounts(settings.DrainTimeout));
+            var deadline = DateTime.UtcNow + settings.DrainTimeout + settings.Claude.InterruptTimeout;
+            while (DateTime.UtcNow < deadline)
+            {
+                var view = await router.Ask<RoleRouterProtocol.AccountsView>(RoleRouterProtocol.GetAccounts.Instance, TimeSpan.FromSeconds(5))
+                    .ConfigureAwait(false);
+                if (!view.Accounts.Any(a => a.Status.Busy))
+                    break;
+                await Task.Delay(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
+            }
+            return Akka.Done.Instance;
+        });
+
     /// <summary>Starts the <see cref="SessionManager"/>, whose sessions send their prompts through <paramref name="router"/>.</summary>
     public static IActorRef StartSessions(ActorSystem system, IActorRef router, KonsoleSettings settings) =>
         system.ActorOf(SessionManager.Props(router, settings.Sessions), "sessions");
