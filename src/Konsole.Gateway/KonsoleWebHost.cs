@@ -61,7 +61,11 @@ public static class KonsoleWebHost
                 .AllowAnyHeader()
                 .WithMethods("GET", "POST", "DELETE")
                 .WithExposedHeaders("Konsole-First-Event-Id", "Retry-After")));
-        builder.Services.AddAkka("konsole", akka => akka
+        builder.Services.AddAkka("konsole", akka =>
+        {
+            if (PersistenceSetup.SqliteConnections(settings.Persistence) is { } sqlite)
+                akka.AddSetup(sqlite);
+            akka
             .AddHocon(config, HoconAddMode.Prepend)
             .AddHocon(drainPhase, HoconAddMode.Prepend)
             .AddHocon(PersistenceSetup.Hocon(settings.Persistence), HoconAddMode.Append)
@@ -75,7 +79,8 @@ public static class KonsoleWebHost
             {
                 registry.Register<GatewayActor>(system.ActorOf(GatewayActor.Props(registry.Get<RoleRouter>(), registry.Get<SessionManager>()), "gateway"));
                 KonsoleActors.DrainOnShutdown(system, registry.Get<RoleRouter>(), settings);
-            }));
+            });
+        });
         configure?.Invoke(builder);
 
         var app = builder.Build();

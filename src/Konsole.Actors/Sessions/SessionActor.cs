@@ -18,7 +18,9 @@ namespace Konsole.Actors.Sessions;
 /// unbounded, so a slow client never loses events nor slows a turn down; what it has not read waits in its reader.
 /// <para>
 /// It journals what must survive a restart: its conversation, and each prompt's lifecycle (accepted, dispatched
-/// before it reaches a CLI, ended before its last event is shown). After a restart a prompt accepted but never
+/// before it reaches a CLI, ended before its last event is shown). A prompt's acceptance is written before the client
+/// hears anything of it (its first event is <c>queued</c>, or output that follows the dispatch, both written first), so an
+/// immediate dispatch writes acceptance and dispatch at once. After a restart a prompt accepted but never
 /// dispatched runs; one dispatched but not ended is reported <c>interrupted</c> and never run again; event ids go on
 /// above any handed out before. A quick turn's one-prompt session journals nothing.
 /// </para>
@@ -61,7 +63,7 @@ public sealed class SessionActor : ReceivePersistentActor
             if (offer.Snapshot is SessionSnapshot snapshot)
                 Restore(snapshot);
         });
-        Recover<PromptRecorded>(e => _inFlight[e.PromptId] = new InFlight(e.Text));
+        Recover<PromptRecorded>(e => _inFlight[e.PromptId] = new InFlight(e.Text) { Recorded = true });
         Recover<PromptDispatchRecorded>(e => { if (_inFlight.TryGetValue(e.PromptId, out var p)) p.Dispatched = true; });
         Recover<PromptEndRecorded>(Ended);
         Recover<WorkerAccountRecorded>(e => _accountId = e.AccountId);
@@ -104,16 +106,32 @@ public sealed class SessionActor : ReceivePersistentActor
                 return;
             }
             var account = Sender;
-            Record(new PromptDispatchRecorded(m.PromptId), _ =>
+            IDurableEvent[] facts = prompt.Recorded
+                ? [new PromptDispatchRecorded(m.PromptId)]
+                : [new PromptRecorded(m.PromptId, prompt.Text), new PromptDispatchRecorded(m.PromptId)];
+            prompt.Recorded = true;
+            RecordAll(facts, e =>
             {
+                if (e is not PromptDispatchRecorded)
+                    return;
                 prompt.Dispatched = true;
                 account.Tell(new DispatchConfirmed(m.PromptId));
             });
         });
         Command<PromptQueued>(m =>
         {
+            if (!_inFlight.TryGetValue(m.PromptId, out var prompt))
+                return;
             _accountId ??= m.AccountId;
-            Append(m.PromptId, "queued", JsonSerializer.Serialize(new { position = m.Position, accountId = m.AccountId }), endsPrompt: false);
+            var queued = JsonSerializer.Serialize(new { position = m.Position, accountId = m.AccountId });
+            if (prompt.Recorded)
+            {
+                Append(m.PromptId, "queued", queued, endsPrompt: false);
+                return;
+            }
+            // The client hears of the prompt now: it must be on record first.
+            prompt.Recorded = true;
+            Record(new PromptRecorded(m.PromptId, prompt.Text), _ => Append(m.PromptId, "queued", queued, endsPrompt: false));
         });
         Command<TurnOutput>(m => OnOutput(m.PromptId, m.Frame));
         Command<TurnCompleted>(m =>
@@ -132,6 +150,14 @@ public sealed class SessionActor : ReceivePersistentActor
         {
             if (!_inFlight.TryGetValue(m.PromptId, out var prompt))
                 return;
+            if (!prompt.Recorded)
+            {
+                // Refused before anyone heard of it (queue_full, ...): nothing on record to end.
+                _inFlight.Remove(m.PromptId);
+                Append(m.PromptId, "error", Error(m.Code, m.Message, m.RetryAfter), endsPrompt: true);
+                CloseIfDone();
+                return;
+            }
             Record(new PromptEndRecorded(m.PromptId, Completed: false), e =>
             {
                 Ended(e);
@@ -202,16 +228,14 @@ public sealed class SessionActor : ReceivePersistentActor
         }
     }
 
+    /// <summary>Takes a prompt; it goes on record with its first event (see the class summary).</summary>
     private void Submit(string text)
     {
         var promptId = Prompt.NewId();
-        Record(new PromptRecorded(promptId, text), e =>
-        {
-            _inFlight[e.PromptId] = new InFlight(e.Text);
-            var subscription = Subscribe(e.PromptId);
-            Route(new Prompt(e.PromptId, _id, e.Text, _conversation, Self, _durable));
-            Sender.Tell(new PromptAccepted(_id, e.PromptId, subscription.Id, subscription.Reader));
-        });
+        _inFlight[promptId] = new InFlight(text);
+        var subscription = Subscribe(promptId);
+        Route(new Prompt(promptId, _id, text, _conversation, Self, _durable));
+        Sender.Tell(new PromptAccepted(_id, promptId, subscription.Id, subscription.Reader));
     }
 
     private void Route(Prompt prompt) => _router.Tell(_type switch
@@ -304,6 +328,22 @@ public sealed class SessionActor : ReceivePersistentActor
         PersistAsync(new EventIdsReserved(_idsReservedUpTo), _ => SnapshotNow());
     }
 
+    /// <summary>Journals <paramref name="facts"/> in one write and then applies each (at once, for a session that journals nothing).</summary>
+    private void RecordAll(IDurableEvent[] facts, Action<IDurableEvent> apply)
+    {
+        if (!_durable)
+        {
+            foreach (var fact in facts)
+                apply(fact);
+            return;
+        }
+        PersistAll(facts, written =>
+        {
+            apply(written);
+            SnapshotNow();
+        });
+    }
+
     /// <summary>Journals <paramref name="e"/> and then applies it (at once, for a session that journals nothing).</summary>
     private void Record<T>(T e, Action<T> apply) where T : IDurableEvent
     {
@@ -326,7 +366,7 @@ public sealed class SessionActor : ReceivePersistentActor
         SaveSnapshot(new SessionSnapshot(
             _conversation is { } c ? new ConversationRecorded(c.SessionId, c.AccountId, c.ConfigDir) : null,
             _accountId, _turns, _idsReservedUpTo,
-            _inFlight.Select(p => new PendingPrompt(p.Key, p.Value.Text, p.Value.Dispatched)).ToList()));
+            _inFlight.Where(p => p.Value.Recorded).Select(p => new PendingPrompt(p.Key, p.Value.Text, p.Value.Dispatched)).ToList()));
     }
 
     private void Restore(SessionSnapshot snapshot)
@@ -337,7 +377,7 @@ public sealed class SessionActor : ReceivePersistentActor
         _idsReservedUpTo = snapshot.EventIdsReservedUpTo;
         _inFlight.Clear();
         foreach (var prompt in snapshot.Prompts)
-            _inFlight[prompt.PromptId] = new InFlight(prompt.Text) { Dispatched = prompt.Dispatched };
+            _inFlight[prompt.PromptId] = new InFlight(prompt.Text) { Recorded = true, Dispatched = prompt.Dispatched };
     }
 
     private void CloseIfDone()
@@ -368,6 +408,10 @@ public sealed class SessionActor : ReceivePersistentActor
     private sealed class InFlight(string text)
     {
         public string Text { get; } = text;
+
+        /// <summary>Its acceptance is journaled (or being written).</summary>
+        public bool Recorded { get; set; }
+
         public bool Dispatched { get; set; }
         public CliFrame? Result { get; set; }
     }

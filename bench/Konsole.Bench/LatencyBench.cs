@@ -1,0 +1,57 @@
+using System.Diagnostics;
+using Konsole.Testing;
+
+namespace Konsole.Bench;
+
+/// <summary>
+/// Scenario 1: turn latency on FakeClaude, three ways, interleaved round by round so the machine's noise falls on all
+/// of them alike: a raw CliWrap pipe, the actor path, the HTTP+SSE gateway (sessions journaled in SQLite).
+/// </summary>
+public static class LatencyBench
+{
+    private const string InMemoryJournal = """
+        akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+        """;
+
+    public static async Task<Report> RunAsync(int turns, int warmup)
+    {
+        using var rawBox = KonsoleSandbox.Create(1);
+        using var actorBox = KonsoleSandbox.Create(2);
+        using var gatewayBox = KonsoleSandbox.Create(2);
+        using var memoryBox = KonsoleSandbox.Create(2);
+        await using var raw = await RawPipe.StartAsync(Launches.Full(rawBox.Settings(FakeClaudeCli.Path)));
+        await using var actors = await ActorPath.StartAsync(actorBox.Settings(FakeClaudeCli.Path));
+        await using var gateway = await GatewayPath.StartAsync(gatewayBox.Hocon(FakeClaudeCli.Path));
+        // The same gateway with the journal in memory: what the SQLite writes cost, apart from HTTP.
+        await using var inMemory = await GatewayPath.StartAsync(memoryBox.Hocon(FakeClaudeCli.Path, extraHocon: InMemoryJournal), "gateway, journal in memory");
+        ITurnPath[] paths = [raw, actors, gateway, inMemory];
+        var samples = paths.ToDictionary(p => p.Name, p => new Samples(p.Name));
+
+        for (var round = -warmup; round < turns; round++)
+        {
+            // Rotate who goes first, so no path always runs right after another's work.
+            for (var i = 0; i < paths.Length; i++)
+            {
+                var path = paths[(round + warmup + i) % paths.Length];
+                var clock = Stopwatch.StartNew();
+                await path.TurnAsync($"turn {round}");
+                if (round >= 0)
+                    samples[path.Name].Add(clock.Elapsed.TotalMilliseconds);
+            }
+        }
+
+        var rawSamples = samples[raw.Name];
+        var report = new Report("Turn latency on FakeClaude (scenario 1)");
+        report.Line($"{turns} turns per path after {warmup} warm-up rounds, interleaved; one conversation per path (its history grows alike).");
+        report.Table(["path", "p50 ms", "p99 ms", "mean ms", "p50 / raw", "p99 / raw", "target"],
+            paths.Select(p => samples[p.Name]).Select(s => new[]
+            {
+                s.Name, $"{s.P50:0.000}", $"{s.P99:0.000}", $"{s.Mean:0.000}", $"{s.P50 / rawSamples.P50:0.00}", $"{s.P99 / rawSamples.P99:0.00}",
+                s.Name == actors.Name ? "≤ 1.10 × raw" : s.Name == gateway.Name ? "≤ 1.5 × raw" : "",
+            }));
+        report.Verdict("actor path p50 ≤ 1.10 × raw", samples[actors.Name].P50 <= 1.10 * rawSamples.P50);
+        report.Verdict("gateway p50 ≤ 1.5 × raw", samples[gateway.Name].P50 <= 1.5 * rawSamples.P50);
+        return report;
+    }
+}

@@ -1,0 +1,192 @@
+using System.Buffers;
+using System.Net.Http.Json;
+using Akka.Actor;
+using Akka.Configuration;
+using Konsole.Actors.Accounts;
+using Konsole.Actors.Configuration;
+using Konsole.Actors.Durability;
+using Konsole.Actors.Hosting;
+using Konsole.Actors.Processes;
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Protocol;
+using Konsole.Actors.Routing;
+using Konsole.Testing;
+using static Konsole.Actors.Routing.RoleRouterProtocol;
+
+namespace Konsole.Bench;
+
+/// <summary>One way to run a turn and wait for its result.</summary>
+public interface ITurnPath : IAsyncDisposable
+{
+    string Name { get; }
+
+    /// <summary>Runs one turn to its result; returns how many stdout lines (events) it brought.</summary>
+    Task<int> TurnAsync(string text);
+}
+
+/// <summary>
+/// The baseline: one CLI process driven through CliWrap directly (the same <see cref="CliProcess"/> the actors use:
+/// stdin from a channel, stdout split into lines and parsed) with no actor in between.
+/// </summary>
+public sealed class RawPipe : ITurnPath
+{
+    private readonly CliProcess _process;
+    private TaskCompletionSource<int>? _turn;
+    private int _lines;
+
+    private RawPipe(ProcessLaunch launch)
+    {
+        _process = CliProcess.Start(launch, OnLine, _ => { }, _ => { });
+    }
+
+    public string Name => "raw pipe";
+
+    public static async Task<RawPipe> StartAsync(ProcessLaunch launch)
+    {
+        var pipe = new RawPipe(launch);
+        pipe._turn = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        pipe._process.TryWrite(StreamJsonWriter.ControlRequest("init", "initialize"));
+        await pipe._turn.Task.WaitAsync(TimeSpan.FromSeconds(60)); // the control_response
+        return pipe;
+    }
+
+    public Task<int> TurnAsync(string text)
+    {
+        _lines = 0;
+        _turn = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _process.TryWrite(StreamJsonWriter.UserMessage(text, Prompt.NewId()));
+        return _turn.Task;
+    }
+
+    public async ValueTask DisposeAsync() => await _process.StopAsync(TimeSpan.FromSeconds(2));
+
+    private void OnLine(ReadOnlySequence<byte> line)
+    {
+        _lines++;
+        if (StreamJsonParser.Parse(line) is { } frame && (frame.IsResult || frame.Type == "control_response"))
+            _turn?.TrySetResult(_lines);
+    }
+}
+
+/// <summary>The actor path: RoleRouter → AccountActor → HotProcessActor, in an actor system of its own.</summary>
+public sealed class ActorPath : ITurnPath
+{
+    private readonly ActorSystem _system;
+    private readonly IActorRef _router;
+    private readonly IActorRef _caller;
+    private ConversationRef? _conversation;
+
+    private ActorPath(ActorSystem system, IActorRef router)
+    {
+        _system = system;
+        _router = router;
+        _caller = system.ActorOf(Props.Create(() => new Caller()), "caller");
+    }
+
+    public string Name => "actor path";
+
+    public IActorRef Router => _router;
+
+    public ActorSystem System => _system;
+
+    public static async Task<ActorPath> StartAsync(KonsoleSettings settings)
+    {
+        var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING\n" + (Environment.GetEnvironmentVariable("BENCH_AKKA") ?? ""))
+            .WithFallback(PersistenceSetup.InMemory).WithFallback(KonsoleConfig.Defaults);
+        var system = ActorSystem.Create("bench", config);
+        var router = KonsoleActors.StartRouter(system, settings);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
+        while (!(await router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(10))).Accounts.All(a => a.Status.Warm))
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("the accounts never became warm");
+            await Task.Delay(50);
+        }
+        return new ActorPath(system, router);
+    }
+
+    public Task<int> TurnAsync(string text) => TurnAsync(text, Role.Dashboard, "bench", keepConversation: true);
+
+    public async Task<int> TurnAsync(string text, Role role, string session, bool keepConversation)
+    {
+        var done = new TaskCompletionSource<(int Lines, ConversationRef? Conversation)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var prompt = new Prompt(Prompt.NewId(), session, text, keepConversation ? _conversation : null, _caller);
+        _caller.Tell(new Caller.Expect(prompt.PromptId, done));
+        _router.Tell(new RoutePrompt(role, prompt));
+        var (lines, conversation) = await done.Task;
+        if (keepConversation)
+            _conversation = conversation;
+        return lines;
+    }
+
+    public async ValueTask DisposeAsync() => await _system.Terminate();
+
+    /// <summary>Completes each prompt's task when its turn ends, counting the lines it brought.</summary>
+    private sealed class Caller : ReceiveActor
+    {
+        private readonly Dictionary<string, (TaskCompletionSource<(int, ConversationRef?)> Done, int Lines)> _waiting = [];
+
+        public Caller()
+        {
+            Receive<Expect>(m => _waiting[m.PromptId] = (m.Done, 0));
+            Receive<TurnOutput>(m =>
+            {
+                if (_waiting.TryGetValue(m.PromptId, out var w))
+                    _waiting[m.PromptId] = (w.Done, w.Lines + 1);
+            });
+            Receive<TurnCompleted>(m =>
+            {
+                if (_waiting.Remove(m.PromptId, out var w))
+                    w.Done.TrySetResult((w.Lines, m.Conversation));
+            });
+            Receive<TurnFailed>(m =>
+            {
+                if (_waiting.Remove(m.PromptId, out var w))
+                    w.Done.TrySetException(new InvalidOperationException($"{m.Code}: {m.Message}"));
+            });
+            Receive<PromptQueued>(_ => { });
+            Receive<DispatchRequested>(m => Sender.Tell(new DispatchConfirmed(m.PromptId)));
+        }
+
+        public sealed record Expect(string PromptId, TaskCompletionSource<(int, ConversationRef?)> Done);
+    }
+}
+
+/// <summary>The whole product: HTTP + SSE through the gateway, sessions journaled in SQLite, to the same kind of process.</summary>
+public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
+{
+    public string Name => name;
+
+    public GatewayHost Host => host;
+
+    public static async Task<GatewayPath> StartAsync(string hocon, string name = "HTTP+SSE gateway")
+    {
+        var host = await GatewayHost.StartAsync(hocon);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
+        while (!(await host.Client.GetAsync("/readyz")).IsSuccessStatusCode)
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("the gateway never became ready");
+            await Task.Delay(50);
+        }
+        return new GatewayPath(host, name);
+    }
+
+    public Task<int> TurnAsync(string text) => TurnAsync("/sessions/bench/hot-prompt", text);
+
+    public async Task<int> TurnAsync(string path, string text)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(new { prompt = text }) };
+        await using var stream = await SseStream.OpenAsync(host.Client, request, TimeSpan.FromSeconds(120));
+        var events = await stream.ReadToEndAsync(TimeSpan.FromSeconds(120));
+        return events[^1].Event == "result" ? events.Count : throw new InvalidOperationException($"{events[^1].Event}: {events[^1].Data}");
+    }
+
+    public async ValueTask DisposeAsync() => await host.DisposeAsync();
+}
+
+/// <summary>How every path here starts its CLI: the same launch as an account's full process.</summary>
+public static class Launches
+{
+    public static ProcessLaunch Full(KonsoleSettings settings) => CliLaunch.For(settings.Accounts[0], settings.Claude, ProcessMode.Full);
+}

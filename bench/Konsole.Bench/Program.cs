@@ -1,0 +1,25 @@
+using BenchmarkDotNet.Running;
+using Konsole.Bench;
+
+// dotnet run -c Release --project bench/Konsole.Bench -- <scenario> [--turns N]
+// Scenarios: latency, streaming, realcli, memory, micro (BenchmarkDotNet), all (every end-to-end scenario).
+var scenario = args.FirstOrDefault() ?? "all";
+var turns = args.SkipWhile(a => a != "--turns").Skip(1).Select(int.Parse).FirstOrDefault(300);
+if (scenario == "micro")
+{
+    BenchmarkSwitcher.FromAssembly(typeof(Report).Assembly).Run(args[1..]);
+    return 0;
+}
+
+var reports = new List<Report>();
+if (scenario is "latency" or "all")
+    reports.Add(await LatencyBench.RunAsync(turns, warmup: 30));
+if (reports.Count == 0)
+{
+    Console.Error.WriteLine($"unknown scenario '{scenario}': latency, streaming, realcli, memory, micro, all");
+    return 2;
+}
+var output = Path.Combine(AppContext.BaseDirectory, $"bench-{scenario}.md");
+await File.WriteAllTextAsync(output, string.Join("\n", reports.Select(r => r.Text)));
+Console.WriteLine($"written: {output}");
+return 0;

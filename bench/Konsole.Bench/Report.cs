@@ -1,0 +1,31 @@
+using System.Text;
+
+namespace Konsole.Bench;
+
+/// <summary>A scenario's figures as Markdown, printed as it goes and collected for BENCHMARKS.md.</summary>
+public sealed class Report
+{
+    private readonly StringBuilder _text = new();
+
+    public Report(string title) => Line($"### {title}\n");
+
+    public string Text => _text.ToString();
+
+    public void Line(string line)
+    {
+        _text.AppendLine(line);
+        Console.WriteLine(line);
+    }
+
+    public void Table(string[] header, IEnumerable<string[]> rows)
+    {
+        Line("");
+        Line("| " + string.Join(" | ", header) + " |");
+        Line("|" + string.Concat(header.Select(_ => "---|")));
+        foreach (var row in rows)
+            Line("| " + string.Join(" | ", row) + " |");
+        Line("");
+    }
+
+    public void Verdict(string target, bool met) => Line($"- {target}: **{(met ? "met" : "missed")}**");
+}
