@@ -159,9 +159,9 @@ public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
 
     public GatewayHost Host => host;
 
-    public static async Task<GatewayPath> StartAsync(string hocon, string name = "HTTP+SSE gateway")
+    public static async Task<GatewayPath> StartAsync(string hocon, string name = "HTTP+SSE gateway", Xunit.Abstractions.ITestOutputHelper? output = null)
     {
-        var host = await GatewayHost.StartAsync(hocon);
+        var host = await GatewayHost.StartAsync(hocon, output);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
         while (!(await host.Client.GetAsync("/readyz")).IsSuccessStatusCode)
         {
@@ -189,4 +189,11 @@ public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
 public static class Launches
 {
     public static ProcessLaunch Full(KonsoleSettings settings) => CliLaunch.For(settings.Accounts[0], settings.Claude, ProcessMode.Full);
+}
+
+public sealed class LogFile(string path) : Xunit.Abstractions.ITestOutputHelper
+{
+    private readonly StreamWriter _writer = new(path) { AutoFlush = true };
+    public void WriteLine(string message) { lock (_writer) _writer.WriteLine(message); }
+    public void WriteLine(string format, params object[] args) => WriteLine(string.Format(format, args));
 }

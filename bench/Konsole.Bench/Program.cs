@@ -12,8 +12,11 @@ if (scenario == "micro")
 }
 
 var reports = new List<Report>();
+var chunks = args.SkipWhile(a => a != "--chunks").Skip(1).Select(int.Parse).FirstOrDefault(2000);
 if (scenario is "latency" or "all")
     reports.Add(await LatencyBench.RunAsync(turns, warmup: 30));
+if (scenario is "streaming" or "all")
+    reports.Add(await StreamingBench.RunAsync(chunks));
 if (reports.Count == 0)
 {
     Console.Error.WriteLine($"unknown scenario '{scenario}': latency, streaming, realcli, memory, micro, all");

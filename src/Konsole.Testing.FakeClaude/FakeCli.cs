@@ -204,7 +204,7 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
                 EmitRaw(Garbage(i));
             for (var i = 0; i < directives.Chunks; i++)
             {
-                Emit(Assistant($"chunk {i + 1}/{directives.Chunks} "));
+                Emit(Assistant($"chunk {i + 1}/{directives.Chunks} ", stamped: true));
                 await Task.Delay(directives.ChunkDelayMs, interrupted);
             }
             if (directives.CrashCode is { } code)
@@ -260,23 +260,30 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
         uuid = NewId(),
     };
 
-    private object Assistant(string text, string model = "fake-claude") => new
+    /// <param name="stamped">Carry <c>emitted_ms</c>, when it was written (Unix ms): benchmarks measure event delays with it.</param>
+    private JsonObject Assistant(string text, string model = "fake-claude", bool stamped = false)
     {
-        type = "assistant",
-        message = new
+        var frame = new JsonObject
         {
-            id = $"msg_{Guid.NewGuid():N}",
-            type = "message",
-            role = "assistant",
-            model,
-            content = new[] { new { type = "text", text } },
-            stop_reason = (string?)null,
-            usage = new { input_tokens = 5, output_tokens = 3 },
-        },
-        parent_tool_use_id = (string?)null,
-        session_id = Conversation.SessionId,
-        uuid = NewId(),
-    };
+            ["type"] = "assistant",
+            ["message"] = JsonSerializer.SerializeToNode(new
+            {
+                id = $"msg_{Guid.NewGuid():N}",
+                type = "message",
+                role = "assistant",
+                model,
+                content = new[] { new { type = "text", text } },
+                stop_reason = (string?)null,
+                usage = new { input_tokens = 5, output_tokens = 3 },
+            }),
+            ["parent_tool_use_id"] = null,
+            ["session_id"] = Conversation.SessionId,
+            ["uuid"] = NewId(),
+        };
+        if (stamped)
+            frame["emitted_ms"] = (DateTime.UtcNow - DateTime.UnixEpoch).TotalMilliseconds;
+        return frame;
+    }
 
     private object RateLimitEvent(object info) => new { type = "rate_limit_event", rate_limit_info = info, uuid = NewId(), session_id = Conversation.SessionId };
 

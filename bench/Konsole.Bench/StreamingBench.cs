@@ -1,0 +1,134 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Hosting;
+using Konsole.Actors.Processes;
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Protocol;
+using Konsole.Actors.Routing;
+using Konsole.Testing;
+using static Konsole.Actors.Routing.RoleRouterProtocol;
+
+namespace Konsole.Bench;
+
+/// <summary>
+/// Scenarios 2 and 3: 100 turns streaming at once, each on a CLI process of its own (worker sessions), read as SSE,
+/// against 100 raw pipes doing the same; and, while the gateway streams, role swaps measured one by one.
+/// </summary>
+public static class StreamingBench
+{
+    private const int Streams = 100;
+
+    public static async Task<Report> RunAsync(int chunks)
+    {
+        var prompt = $"[[chunks:{chunks}:0]] stream";
+        using var rawBox = KonsoleSandbox.Create(1);
+        using var gatewayBox = KonsoleSandbox.Create(2);
+
+        // Raw: 100 pipes, the same turn at once.
+        var launch = Launches.Full(rawBox.Settings(FakeClaudeCli.Path));
+        var pipes = await Task.WhenAll(Enumerable.Range(0, Streams).Select(_ => RawPipe.StartAsync(launch)));
+        await Task.WhenAll(pipes.Select(p => p.TurnAsync("[[chunks:5:0]] warm")));
+        var rawClock = Stopwatch.StartNew();
+        var rawLines = (await Task.WhenAll(pipes.Select(p => p.TurnAsync(prompt)))).Sum();
+        var rawSeconds = rawClock.Elapsed.TotalSeconds;
+        await Task.WhenAll(pipes.Select(p => p.DisposeAsync().AsTask()));
+
+        // Gateway: 100 worker sessions, 50 worker processes per account.
+        await using var gateway = await GatewayPath.StartAsync(gatewayBox.Hocon(FakeClaudeCli.Path, extraHocon: """
+            konsole.sessions.max-workers = 50
+            konsole.queue.max-depth = 1000
+            konsole.gateway.max-streams = 1000
+            """), output: new LogFile("/tmp/bench-gateway.log"));
+        var client = gateway.Host.Client;
+        var sessions = new List<string>();
+        for (var i = 0; i < Streams; i++)
+        {
+            var created = await client.PostAsJsonAsync("/api/session", new { type = "worker" });
+            sessions.Add(JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("sessionId").GetString()!);
+        }
+        await Task.WhenAll(sessions.Select(s => gateway.TurnAsync($"/api/session/{s}/prompt", "[[chunks:5:0]] warm")));
+        var router = ActorRegistry.For(gateway.Host.System).Get<RoleRouter>();
+        var before = await router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(10));
+
+        var delays = new Samples("event delay");
+        var swaps = new Samples("swap");
+        var events = 0L;
+        using var streaming = new CancellationTokenSource();
+        var swapping = SwapWhileAsync(router, swaps, streaming.Token);
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(sessions.Select(async s =>
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, $"/api/session/{s}/prompt") { Content = JsonContent.Create(new { prompt }) };
+            await using var stream = await SseStream.OpenAsync(client, request, TimeSpan.FromSeconds(300));
+            if (!stream.Response.IsSuccessStatusCode)
+                Console.Error.WriteLine($"stream {s}: {(int)stream.Response.StatusCode} {await stream.Response.Content.ReadAsStringAsync()}");
+            var local = new List<double>();
+            while (await stream.NextAsync(TimeSpan.FromSeconds(300)) is { } e)
+            {
+                if (EmittedMs(e.Data) is { } emitted)
+                    local.Add((DateTime.UtcNow - DateTime.UnixEpoch).TotalMilliseconds - emitted);
+                Interlocked.Increment(ref events);
+            }
+            lock (delays)
+            {
+                foreach (var d in local)
+                    delays.Add(d);
+                if (stream.Received.Count > 0) Console.Error.WriteLine($"stream {s}: {stream.Received.Count} events, last {stream.Received[^1].Event} {stream.Received[^1].Data[..Math.Min(200, stream.Received[^1].Data.Length)]}");
+            }
+        }));
+        var seconds = clock.Elapsed.TotalSeconds;
+        await streaming.CancelAsync();
+        await swapping;
+        var after = await router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(10));
+        var restarted = after.Accounts.SelectMany(a => a.Status.Processes).Sum(p => p.Restarts)
+            - before.Accounts.SelectMany(a => a.Status.Processes).Sum(p => p.Restarts);
+        var pidsBefore = before.Accounts.SelectMany(a => a.Status.Processes).Where(p => p.Mode != ProcessMode.Worker).Select(p => p.ProcessId).ToHashSet();
+        var pidsAfter = after.Accounts.SelectMany(a => a.Status.Processes).Where(p => p.Mode != ProcessMode.Worker).Select(p => p.ProcessId).ToHashSet();
+
+        var rawRate = rawLines / rawSeconds;
+        var rate = events / seconds;
+        var report = new Report("Streaming: 100 SSE streams at once, and role swaps under that load (scenarios 2 and 3)");
+        report.Line($"{Streams} turns of {chunks} assistant chunks each (plus the turn's other lines), each on a CLI process of its own, all at once.");
+        report.Table(["path", "lines or events", "seconds", "per second", "vs raw", "p50 event delay ms", "p99 event delay ms"],
+        [
+            ["raw pipes (100 CliWrap pipes)", $"{rawLines:N0}", $"{rawSeconds:0.00}", $"{rawRate:N0}", "1.00", "", ""],
+            ["gateway (100 SSE streams)", $"{events:N0}", $"{seconds:0.00}", $"{rate:N0}", $"{rate / rawRate:0.00}", $"{delays.P50:0.0}", $"{delays.P99:0.0}"],
+        ]);
+        report.Line($"Role swaps during the streaming: {swaps.Count}, p50 {swaps.P50:0.000} ms, p99 {swaps.P99:0.000} ms (an Ask round trip to the router); " +
+            $"processes restarted meanwhile: {restarted}; the full and chat processes' pids {(pidsBefore.SetEquals(pidsAfter) ? "unchanged" : "CHANGED")}.");
+        report.Verdict("≥ 100,000 events/s", rate >= 100_000);
+        report.Verdict("≥ 0.5 × raw", rate >= 0.5 * rawRate);
+        report.Verdict("swap p99 < 1 ms", swaps.P99 < 1);
+        report.Verdict("0 processes restarted by swaps", restarted == 0 && pidsBefore.SetEquals(pidsAfter));
+        return report;
+    }
+
+    private static async Task SwapWhileAsync(IActorRef router, Samples swaps, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            var clock = Stopwatch.StartNew();
+            await router.Ask<RolesChanged>(SwapRoles.Instance, TimeSpan.FromSeconds(60));
+            swaps.Add(clock.Elapsed.TotalMilliseconds);
+            Console.Error.WriteLine($"swap {clock.Elapsed.TotalMilliseconds:0.0} ms");
+            await Task.Delay(5);
+        }
+    }
+
+    private static double? EmittedMs(string data)
+    {
+        var at = data.IndexOf("\"emitted_ms\":", StringComparison.Ordinal);
+        if (at < 0)
+            return null;
+        var start = at + "\"emitted_ms\":".Length;
+        var end = start;
+        while (end < data.Length && (char.IsDigit(data[end]) || data[end] is '.' or 'E' or 'e' or '-' or '+'))
+            end++;
+        return double.TryParse(data.AsSpan(start, end - start), NumberStyles.Float, CultureInfo.InvariantCulture, out var ms) ? ms : null;
+    }
+}
