@@ -159,9 +159,9 @@ public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
 
     public GatewayHost Host => host;
 
-    public static async Task<GatewayPath> StartAsync(string hocon, string name = "HTTP+SSE gateway", Xunit.Abstractions.ITestOutputHelper? output = null)
+    public static async Task<GatewayPath> StartAsync(string hocon, string name = "HTTP+SSE gateway")
     {
-        var host = await GatewayHost.StartAsync(hocon, output);
+        var host = await GatewayHost.StartAsync(hocon);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
         while (!(await host.Client.GetAsync("/readyz")).IsSuccessStatusCode)
         {
@@ -178,8 +178,10 @@ public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
     {
         var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(new { prompt = text }) };
         await using var stream = await SseStream.OpenAsync(host.Client, request, TimeSpan.FromSeconds(120));
+        if (!stream.Response.IsSuccessStatusCode)
+            throw new InvalidOperationException($"{path}: {(int)stream.Response.StatusCode} {await stream.Response.Content.ReadAsStringAsync()}");
         var events = await stream.ReadToEndAsync(TimeSpan.FromSeconds(120));
-        return events[^1].Event == "result" ? events.Count : throw new InvalidOperationException($"{events[^1].Event}: {events[^1].Data}");
+        return events is [.., { Event: "result" }] ? events.Count : throw new InvalidOperationException($"{path}: the stream ended with {events.LastOrDefault()}");
     }
 
     public async ValueTask DisposeAsync() => await host.DisposeAsync();
@@ -189,11 +191,4 @@ public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
 public static class Launches
 {
     public static ProcessLaunch Full(KonsoleSettings settings) => CliLaunch.For(settings.Accounts[0], settings.Claude, ProcessMode.Full);
-}
-
-public sealed class LogFile(string path) : Xunit.Abstractions.ITestOutputHelper
-{
-    private readonly StreamWriter _writer = new(path) { AutoFlush = true };
-    public void WriteLine(string message) { lock (_writer) _writer.WriteLine(message); }
-    public void WriteLine(string format, params object[] args) => WriteLine(string.Format(format, args));
 }

@@ -34,7 +34,7 @@ public static class Problems
     public static int StatusOf(string code) => code switch
     {
         TurnErrorCodes.QueueFull => StatusCodes.Status429TooManyRequests,
-        TurnErrorCodes.AccountUnavailable => StatusCodes.Status503ServiceUnavailable,
+        TurnErrorCodes.AccountUnavailable or TurnErrorCodes.JournalUnavailable or SessionErrorCodes.Unavailable => StatusCodes.Status503ServiceUnavailable,
         TurnErrorCodes.ProcessCrashed => StatusCodes.Status502BadGateway,
         TurnErrorCodes.TurnTimeout => StatusCodes.Status504GatewayTimeout,
         TurnErrorCodes.Interrupted or TurnErrorCodes.SessionClosed or SessionErrorCodes.Exists => StatusCodes.Status409Conflict,
@@ -50,6 +50,8 @@ public static class Problems
         TurnErrorCodes.TurnTimeout => "The turn timed out",
         TurnErrorCodes.Interrupted => "The turn was interrupted",
         TurnErrorCodes.SessionClosed => "The session is closed",
+        TurnErrorCodes.JournalUnavailable => "The session's journal failed",
+        SessionErrorCodes.Unavailable => "The session is restarting",
         SessionErrorCodes.NotFound => "No such session",
         SessionErrorCodes.Exists => "The session exists already",
         SessionErrorCodes.InvalidId => "Invalid session id",

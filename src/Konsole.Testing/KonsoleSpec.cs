@@ -23,7 +23,9 @@ public abstract class KonsoleSpec : TestKit
         .WithFallback(PersistenceSetup.InMemory)
         .WithFallback(KonsoleConfig.Defaults);
 
-    protected KonsoleSpec(ITestOutputHelper output, int accounts = 2) : base(TestConfig, output: output)
+    /// <param name="config">HOCON over the spec's defaults (e.g. another journal plugin).</param>
+    protected KonsoleSpec(ITestOutputHelper output, int accounts = 2, string? config = null)
+        : base(config is null ? TestConfig : ConfigurationFactory.ParseString(config).WithFallback(TestConfig), output: output)
     {
         Sandbox = KonsoleSandbox.Create(accounts);
         CliProcessTracker.Get(Sys);

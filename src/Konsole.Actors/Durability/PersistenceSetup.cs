@@ -48,11 +48,14 @@ public static class PersistenceSetup
     {
         var connection = Quote(settings.ConnectionString);
         var provider = Quote(settings.Provider);
+        // SQLite has one writer at a time: concurrent batches only meet SQLITE_BUSY, which Microsoft.Data.Sqlite waits out
+        // by sleeping on a thread-pool thread. One writer batching everything waiting is faster and never blocks.
+        var writers = settings.IsSqlite ? 1 : 3;
         return ConfigurationFactory.ParseString($$"""
             akka.persistence {
               journal {
                 plugin = "akka.persistence.journal.sql"
-                sql { connection-string = {{connection}}, provider-name = {{provider}}, auto-initialize = true }
+                sql { connection-string = {{connection}}, provider-name = {{provider}}, auto-initialize = true, parallelism = {{writers}} }
               }
               snapshot-store {
                 plugin = "akka.persistence.snapshot-store.sql"

@@ -72,4 +72,5 @@ public static class TurnErrorCodes
     public const string QueueFull = "queue_full";
     public const string AccountUnavailable = "account_unavailable";
     public const string SessionClosed = "session_closed";
+    public const string JournalUnavailable = "journal_unavailable";
 }

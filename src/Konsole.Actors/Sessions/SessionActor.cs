@@ -196,6 +196,38 @@ public sealed class SessionActor : ReceivePersistentActor
     public static Props Props(string id, SessionType type, IActorRef router, int replayBuffer, bool durable = true) =>
         Akka.Actor.Props.Create(() => new SessionActor(id, type, router, replayBuffer, durable));
 
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        base.OnPersistFailure(cause, @event, sequenceNr);
+        EndOnJournalFault(cause); // Akka stops the actor next; its manager starts it again from the journal
+    }
+
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        base.OnPersistRejected(cause, @event, sequenceNr);
+        EndOnJournalFault(cause);
+        Context.Stop(Self); // what it holds no longer matches its journal: start again from the journal
+    }
+
+    /// <summary>
+    /// A write to the journal failed, so this actor's state is no longer known to be on record: every prompt's stream
+    /// ends with <c>journal_unavailable</c>, running turns are interrupted, and the session is started again from its
+    /// journal (where a prompt accepted but not dispatched runs, and a dispatched one is reported interrupted).
+    /// </summary>
+    private void EndOnJournalFault(Exception cause)
+    {
+        _log.Error("Session {0}: its journal failed ({1}); the session restarts from its journal", _id, cause.Message);
+        Context.Parent.Tell(new SessionFaulted(_id)); // before any client hears of it, so nothing more is sent here
+        foreach (var promptId in _inFlight.Keys)
+        {
+            _router.Tell(new RoleRouterProtocol.InterruptPrompt(promptId));
+            Append(promptId, "error", Error(TurnErrorCodes.JournalUnavailable,
+                $"the session's journal failed ({cause.Message}); the session restarts from its journal: see /api/session/{_id}/events for this prompt's outcome"),
+                endsPrompt: true);
+        }
+        _inFlight.Clear();
+    }
+
     protected override void PostStop()
     {
         foreach (var subscription in _subscriptions.Values)

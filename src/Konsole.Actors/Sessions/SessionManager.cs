@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Akka.Actor;
+using Akka.Event;
 using Akka.Persistence;
 using Konsole.Actors.Configuration;
 using Konsole.Actors.Durability;
@@ -14,16 +15,22 @@ namespace Konsole.Actors.Sessions;
 /// restart every open session is back, recovering its own state) and published on the event stream (quick
 /// turns' one-prompt sessions aside).
 /// </summary>
-public sealed partial class SessionManager : ReceivePersistentActor
+public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
 {
     private const int ClosedIdsKept = 10_000;
     private const int SnapshotEvery = 500;
+    private static readonly TimeSpan RestartMinBackoff = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan RestartMaxBackoff = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan FaultsForgottenAfter = TimeSpan.FromMinutes(5);
 
     private readonly IActorRef _router;
     private readonly SessionSettings _settings;
     private readonly Dictionary<string, (IActorRef? Actor, SessionType Type)> _sessions = new(StringComparer.Ordinal);
     private readonly HashSet<string> _closed = new(StringComparer.Ordinal);
     private readonly Queue<string> _closedOrder = new();
+    private readonly HashSet<string> _restarting = new(StringComparer.Ordinal); // stopped on a fault, starting again
+    private readonly Dictionary<string, (int Count, DateTime Last)> _failures = new(StringComparer.Ordinal); // recent faults, for the backoff
+    private readonly ILoggingAdapter _log = Context.GetLogger();
 
     public SessionManager(IActorRef router, SessionSettings settings)
     {
@@ -81,11 +88,18 @@ public sealed partial class SessionManager : ReceivePersistentActor
         Command<GetSession>(m => ForwardTo(m.SessionId, m));
         Command<CloseSession>(m =>
         {
-            if (!_sessions.Remove(m.SessionId, out var session))
+            if (!_sessions.TryGetValue(m.SessionId, out var session))
             {
                 Sender.Tell(Refusal(m.SessionId, creating: false)!);
                 return;
             }
+            if (session.Actor is null || _restarting.Contains(m.SessionId))
+            {
+                Sender.Tell(Unavailable(m.SessionId));
+                return;
+            }
+            _sessions.Remove(m.SessionId);
+            _failures.Remove(m.SessionId);
             // Closed from now on: what comes for it next is refused here, not lost on a stopping actor.
             Remember(m.SessionId);
             Context.Unwatch(session.Actor);
@@ -95,13 +109,28 @@ public sealed partial class SessionManager : ReceivePersistentActor
         });
         Command<Terminated>(m =>
         {
-            var ended = _sessions.FirstOrDefault(s => m.ActorRef.Equals(s.Value.Actor));
-            if (ended.Key is null)
+            var (id, (_, type)) = _sessions.FirstOrDefault(s => m.ActorRef.Equals(s.Value.Actor));
+            if (id is null)
                 return;
-            _sessions.Remove(ended.Key);
-            Remember(ended.Key);
-            Context.System.EventStream.Publish(new SessionEnded(ended.Key, ended.Value.Type));
-            Persist(new SessionUnregistered(ended.Key), _ => SnapshotNow());
+            // It stopped on a fault (its journal failed, or a bug): still open, it starts again from its journal.
+            _sessions[id] = (null, type);
+            _restarting.Add(id);
+            var failures = _failures.TryGetValue(id, out var f) && DateTime.UtcNow - f.Last < FaultsForgottenAfter ? f.Count : 0;
+            _failures[id] = (failures + 1, DateTime.UtcNow);
+            var backoff = TimeSpan.FromMilliseconds(Math.Min(RestartMaxBackoff.TotalMilliseconds,
+                RestartMinBackoff.TotalMilliseconds * Math.Pow(2, failures) * (0.8 + 0.4 * Random.Shared.NextDouble())));
+            _log.Warning("Session {0} stopped on a fault; it starts again from its journal in {1:0.0}s", id, backoff.TotalSeconds);
+            Timers.StartSingleTimer(id, new RestartSession(id), backoff);
+        });
+        Command<SessionFaulted>(m =>
+        {
+            if (_sessions.TryGetValue(m.SessionId, out var session) && Sender.Equals(session.Actor))
+                _restarting.Add(m.SessionId); // until it is back: see Terminated
+        });
+        Command<RestartSession>(m =>
+        {
+            if (_sessions.TryGetValue(m.SessionId, out var session) && _restarting.Remove(m.SessionId))
+                _sessions[m.SessionId] = (Start(m.SessionId, session.Type), session.Type);
         });
         Command<SaveSnapshotSuccess>(m => DeleteMessages(m.Metadata.SequenceNr));
         Command<SaveSnapshotFailure>(_ => { });
@@ -111,13 +140,16 @@ public sealed partial class SessionManager : ReceivePersistentActor
 
     public override string PersistenceId => "konsole-sessions";
 
+    public ITimerScheduler Timers { get; set; } = null!;
+
     public static Props Props(IActorRef router, SessionSettings settings) =>
         Akka.Actor.Props.Create(() => new SessionManager(router, settings));
 
     /// <summary>Session ids: letters, digits and <c>- _ . :</c>, up to 128 characters.</summary>
     public static bool IsValidId(string id) => ValidId().IsMatch(id);
 
-    // Session actors fail only on a bug: stop them (the manager publishes their end), never restart with lost state.
+    // A session actor that fails is stopped, never restarted in place with state its journal may not have; it starts
+    // again from its journal (see Terminated).
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
     /// <summary>Journals the new session, then starts it and hands it <paramref name="first"/> (its creation or first prompt).</summary>
@@ -139,11 +171,16 @@ public sealed partial class SessionManager : ReceivePersistentActor
 
     private void ForwardTo(string id, object message)
     {
-        if (_sessions.TryGetValue(id, out var session) && session.Actor is { } actor)
+        if (!_sessions.TryGetValue(id, out var session))
+            Sender.Tell(Refusal(id, creating: false)!);
+        else if (session.Actor is { } actor && !_restarting.Contains(id))
             actor.Forward(message);
         else
-            Sender.Tell(Refusal(id, creating: false)!);
+            Sender.Tell(Unavailable(id));
     }
+
+    private static SessionRejected Unavailable(string id) =>
+        new(SessionErrorCodes.Unavailable, $"session {id} is starting (new, or again after a fault); try again in a moment");
 
     /// <summary>Why <paramref name="id"/> cannot be used (null: it can).</summary>
     private SessionRejected? Refusal(string id, bool creating)
@@ -173,6 +210,8 @@ public sealed partial class SessionManager : ReceivePersistentActor
             SaveSnapshot(new SessionsSnapshot(
                 _sessions.Select(s => new SessionRegistered(s.Key, s.Value.Type)).ToList(), [.. _closedOrder]));
     }
+
+    private sealed record RestartSession(string SessionId);
 
     private static string NewId(SessionType type) => $"{type.ToString().ToLowerInvariant()}-{Guid.NewGuid().ToString("N")[..12]}";
 

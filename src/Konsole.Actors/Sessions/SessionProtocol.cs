@@ -40,6 +40,7 @@ public static class SessionErrorCodes
     public const string Closed = "session_closed";
     public const string InvalidId = "invalid_session_id";
     public const string Exists = "session_exists";
+    public const string Unavailable = "session_unavailable";
 }
 
 /// <summary>Messages of the <see cref="SessionManager"/> and its <see cref="SessionActor"/>s. Each command is
@@ -100,6 +101,9 @@ public static class SessionProtocol
 
     /// <summary><see cref="Code"/> is one of <see cref="SessionErrorCodes"/>.</summary>
     public sealed record SessionRejected(string Code, string Message);
+
+    /// <summary>From a session to its manager: it is stopping on a fault (its journal failed) and starts again from its journal.</summary>
+    public sealed record SessionFaulted(string SessionId);
 
     // Events, on the actor system's event stream
 

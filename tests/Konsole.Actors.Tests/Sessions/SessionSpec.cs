@@ -9,7 +9,7 @@ using static Konsole.Actors.Sessions.SessionProtocol;
 namespace Konsole.Actors.Tests.Sessions;
 
 /// <summary>Accounts and sessions on FakeClaude, and reading what a session's prompts produce.</summary>
-public abstract class SessionSpec(ITestOutputHelper output, int accounts) : KonsoleSpec(output, accounts)
+public abstract class SessionSpec(ITestOutputHelper output, int accounts, string? config = null) : KonsoleSpec(output, accounts, config)
 {
     protected const string Long = "[[chunks:1000:50]]";
     protected static readonly TimeSpan Ask = TimeSpan.FromSeconds(10);

@@ -1,0 +1,39 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using Akka.Persistence;
+using Akka.Persistence.Journal;
+
+namespace Konsole.Actors.Tests.Sessions;
+
+/// <summary>
+/// The in-memory journal, except that writes for the persistence ids a test names fail (as a database that times out
+/// does) until the test heals them.
+/// </summary>
+public sealed class FailingJournal : MemoryJournal
+{
+    public const string Config = """
+        akka.persistence.journal.plugin = "akka.persistence.journal.failing"
+        akka.persistence.journal.failing {
+          class = "Konsole.Actors.Tests.Sessions.FailingJournal, Konsole.Actors.Tests"
+          plugin-dispatcher = "akka.actor.default-dispatcher"
+        }
+        """;
+
+    private static readonly ConcurrentDictionary<string, int> Failing = new(StringComparer.Ordinal); // id -> writes failed
+
+    public static void FailWritesOf(string persistenceId) => Failing[persistenceId] = 0;
+
+    /// <summary>Writes of <paramref name="persistenceId"/> succeed again; returns how many failed.</summary>
+    public static int Heal(string persistenceId) => Failing.TryRemove(persistenceId, out var failed) ? failed : 0;
+
+    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
+    {
+        var writes = messages.ToList();
+        foreach (var write in writes.Where(w => Failing.ContainsKey(w.PersistenceId)))
+        {
+            Failing.AddOrUpdate(write.PersistenceId, 1, (_, n) => n + 1);
+            return Task.FromException<IImmutableList<Exception?>>(new TimeoutException($"journal write for {write.PersistenceId} timed out (test fault)"));
+        }
+        return base.WriteMessagesAsync(writes, cancellationToken);
+    }
+}
