@@ -52,7 +52,8 @@ public static class StreamingBench
             var created = await client.PostAsJsonAsync("/api/session", new { type = "worker" });
             sessions.Add(JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("sessionId").GetString()!);
         }
-        await Task.WhenAll(sessions.Select(s => gateway.TurnAsync($"/api/session/{s}/prompt", "[[chunks:5:0]] warm")));
+        foreach (var batch in sessions.Chunk(10)) // ten processes starting at a time, as a host taking on work would
+            await Task.WhenAll(batch.Select(s => gateway.TurnAsync($"/api/session/{s}/prompt", "[[chunks:5:0]] warm")));
         var router = ActorRegistry.For(gateway.Host.System).Get<RoleRouter>();
         var before = await router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(10));
 

@@ -335,10 +335,12 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
 
     private void EmitRaw(byte[] line)
     {
+        var whole = new byte[line.Length + 1]; // one write per line, as the CLI does: readers see whole lines, not halves
+        line.CopyTo(whole, 0);
+        whole[^1] = (byte)'\n';
         lock (_gate)
         {
-            stdout.Write(line);
-            stdout.Write("\n"u8);
+            stdout.Write(whole);
             stdout.Flush();
         }
     }
