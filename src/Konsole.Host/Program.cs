@@ -1,5 +1,7 @@
+using Akka.Actor;
 using Akka.Configuration;
 using Konsole.Actors.Configuration;
+using Konsole.Actors.Durability;
 using Konsole.Actors.Processes;
 using Konsole.Gateway;
 using Konsole.Host;
@@ -59,6 +61,11 @@ try
     Log.Information("Gateway listening on {Urls}{Auth}", string.Join(", ", app.Urls),
         app.Services.GetRequiredService<GatewaySecurity>().RequiresToken ? " (bearer token required)" : "");
     await app.WaitForShutdownAsync();
+    if (CoordinatedShutdown.Get(app.Services.GetRequiredService<ActorSystem>()).ShutdownReason is StateUnrecoverable failure)
+    {
+        Log.Fatal("Konsole stopped: {Reason}", failure);
+        return failure.ExitCode;
+    }
     return 0;
 }
 finally

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Konsole.Testing;
+using Microsoft.Data.Sqlite;
 
 namespace Konsole.Gateway.Tests;
 
@@ -150,6 +151,27 @@ public sealed partial class HostSpecs : IDisposable
         await using (var events = await SseStream.OpenAsync(next.Client, new HttpRequestMessage(HttpMethod.Get, "/api/session/ui-2/events?after=0"), Timeout))
             Assert.Equal("echo: waits its turn", ResultOf(await events.NextOfTypeAsync("result", Timeout)));
         Assert.StartsWith("echo: What number? [history: Remember 42 | on beta", ResultOf((await RunAsync(next.Client, "/sessions/ui-1/hot-prompt", "What number?"))[^1]));
+    }
+
+    [Fact]
+    public async Task A_journal_it_cannot_read_back_stops_the_host_with_exit_4_instead_of_leaving_it_never_ready()
+    {
+        var config = WriteConfig(DemoConfig);
+        await using (var host = await HostProcess.StartAsync(config))
+            Assert.True((await host.Client.PostAsync("/api/accounts/switch", null)).IsSuccessStatusCode); // journals the roles
+        using (var db = new SqliteConnection($"Data Source={Path.Combine(_sandbox.DataDir, "konsole.db")};Pooling=false"))
+        {
+            db.Open();
+            using var corrupt = db.CreateCommand();
+            corrupt.CommandText = "UPDATE journal SET message = x'ff00ff' WHERE persistence_id = 'konsole-roles'";
+            Assert.True(corrupt.ExecuteNonQuery() > 0);
+        }
+
+        var (exit, output) = await RunToEndAsync("--demo", "--config", config);
+
+        Assert.Equal(4, exit);
+        Assert.Contains("Could not read the state of konsole-roles back from the journal (konsole.persistence): the host stops", output);
+        Assert.Contains("Konsole stopped: the state of konsole-roles could not be read back from the journal", output);
     }
 
     [Fact]

@@ -51,11 +51,13 @@ public static class PersistenceSetup
         // SQLite has one writer at a time: concurrent batches only meet SQLITE_BUSY, which Microsoft.Data.Sqlite waits out
         // by sleeping on a thread-pool thread. One writer batching everything waiting is faster and never blocks.
         var writers = settings.IsSqlite ? 1 : 3;
+        // Reading state back competes with every CLI process starting at once (hundreds, on a few cores): Akka's 30 s can
+        // pass before the snapshot store answers, and a host whose roles did not recover stops (StateUnrecoverable).
         return ConfigurationFactory.ParseString($$"""
             akka.persistence {
               journal {
                 plugin = "akka.persistence.journal.sql"
-                sql { connection-string = {{connection}}, provider-name = {{provider}}, auto-initialize = true, parallelism = {{writers}} }
+                sql { connection-string = {{connection}}, provider-name = {{provider}}, auto-initialize = true, parallelism = {{writers}}, recovery-event-timeout = 120s }
               }
               snapshot-store {
                 plugin = "akka.persistence.snapshot-store.sql"

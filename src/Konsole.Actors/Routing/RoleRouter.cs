@@ -98,6 +98,9 @@ public sealed class RoleRouter : ReceivePersistentActor
 
     public override string PersistenceId => "konsole-roles";
 
+    protected override void OnRecoveryFailure(Exception reason, object? message = null) =>
+        StateUnrecoverable.StopHost(Context, PersistenceId, reason);
+
     public static Props Props(KonsoleSettings settings) => Akka.Actor.Props.Create(() => new RoleRouter(settings));
 
     private void ChangeRoles(RoleAssignment roles)

@@ -140,6 +140,9 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
 
     public override string PersistenceId => "konsole-sessions";
 
+    protected override void OnRecoveryFailure(Exception reason, object? message = null) =>
+        StateUnrecoverable.StopHost(Context, PersistenceId, reason);
+
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(IActorRef router, SessionSettings settings) =>
