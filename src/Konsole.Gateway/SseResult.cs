@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using System.Net.ServerSentEvents;
 using System.Text;
 using Microsoft.AspNetCore.Http;
@@ -43,17 +44,29 @@ public sealed class SseResult(IAsyncEnumerable<SseItem<string>> items) : IResult
         }
     }
 
-    private static void Write(System.IO.Pipelines.PipeWriter writer, SseItem<string> item)
+    /// <summary>Writes one event straight into the response's buffer (UTF-8, no intermediate string).</summary>
+    internal static void Write(PipeWriter writer, SseItem<string> item)
     {
-        var text = new StringBuilder(item.Data.Length + 64);
         if (item.EventId is { } id)
-            text.Append("id: ").Append(id).Append('\n');
+            WriteField(writer, "id: "u8, id);
         if (item.EventType is { } type)
-            text.Append("event: ").Append(type).Append('\n');
-        foreach (var line in item.Data.Split('\n'))
-            text.Append("data: ").Append(line.TrimEnd('\r')).Append('\n');
-        text.Append('\n');
-        var bytes = Encoding.UTF8.GetBytes(text.ToString());
-        writer.Write(bytes);
+            WriteField(writer, "event: "u8, type);
+        var data = item.Data.AsSpan();
+        while (true)
+        {
+            var newline = data.IndexOf('\n');
+            WriteField(writer, "data: "u8, (newline < 0 ? data : data[..newline]).TrimEnd('\r'));
+            if (newline < 0)
+                break;
+            data = data[(newline + 1)..];
+        }
+        writer.Write("\n"u8);
+    }
+
+    private static void WriteField(PipeWriter writer, ReadOnlySpan<byte> name, ReadOnlySpan<char> value)
+    {
+        writer.Write(name);
+        Encoding.UTF8.GetBytes(value, writer);
+        writer.Write("\n"u8);
     }
 }

@@ -636,7 +636,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         {
             var previous = _state;
             _state = state;
-            _log.Info("Account {0}: {1} -> {2}", Id, previous, state);
+            // Busy and idle alternate with every prompt: only the other changes are worth the log's attention.
+            var routine = state is AccountState.Busy or AccountState.Idle && previous is AccountState.Busy or AccountState.Idle;
+            _log.Log(routine ? LogLevel.DebugLevel : LogLevel.InfoLevel, null, "Account {0}: {1} -> {2}", Id, previous, state);
             Context.System.EventStream.Publish(new AccountStateChanged(Id, state, previous, Status().StateReason));
         }
         Context.Parent.Tell(Status());

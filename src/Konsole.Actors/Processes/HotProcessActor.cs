@@ -37,6 +37,8 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private bool _turnSent;
     private bool _turnStarted;
     private bool _timedOut; // the watchdog interrupted the turn
+    private long _lastOutputMs; // Environment.TickCount64 at the turn's latest output
+    private bool _watchdogArmed;
     private string? _clearId;
 
     public HotProcessActor(HotProcessSpec spec)
@@ -241,6 +243,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         _turnSent = false;
         _turnStarted = false;
         _timedOut = false;
+        _watchdogArmed = false;
         Timers.Cancel(nameof(TurnSilent));
         Timers.Cancel(nameof(InterruptUnanswered));
         if (_spec.Mode == ProcessMode.Chat)
@@ -287,17 +290,36 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             _log.Warning("{0}: stdin is closed; a line was not written", Name);
     }
 
-    /// <summary>Restarts the watchdog: a turn (or the clear before it) that prints nothing for turn-timeout is silent.</summary>
+    /// <summary>
+    /// Feeds the watchdog: a turn (or the clear before it) that prints nothing for turn-timeout is silent. Output only
+    /// notes the time; the one timer, when it fires, looks at how long the turn has really been quiet.
+    /// </summary>
     private void FedWatchdog()
     {
-        if (_turn is not null && !_timedOut)
-            Timers.StartSingleTimer(nameof(TurnSilent), TurnSilent.Instance, _spec.Claude.TurnTimeout);
+        if (_turn is null || _timedOut)
+            return;
+        _lastOutputMs = Environment.TickCount64;
+        if (!_watchdogArmed)
+            ArmWatchdog(_spec.Claude.TurnTimeout);
+    }
+
+    private void ArmWatchdog(TimeSpan after)
+    {
+        _watchdogArmed = true;
+        Timers.StartSingleTimer(nameof(TurnSilent), TurnSilent.Instance, after);
     }
 
     private void OnTurnSilent()
     {
+        _watchdogArmed = false;
         if (_turn is null)
             return;
+        var quiet = TimeSpan.FromMilliseconds(Environment.TickCount64 - _lastOutputMs);
+        if (quiet < _spec.Claude.TurnTimeout)
+        {
+            ArmWatchdog(_spec.Claude.TurnTimeout - quiet);
+            return;
+        }
         if (!_turnSent)
         {
             KillForTimeout($"the /clear before the turn printed nothing for {Seconds(_spec.Claude.TurnTimeout)}");

@@ -17,7 +17,9 @@ public static class LineReader
         Action<long> onOversizedLine,
         CancellationToken cancellationToken = default)
     {
-        var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, leaveOpen: true));
+        // Small segments: every idle process holds one while its read waits (a pipe's zero-byte read does not wait here), and a
+        // long line just takes more of them.
+        var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4 * 1024, leaveOpen: true));
         long skipped = -1; // >= 0 while discarding the rest of an oversized line: bytes dropped so far
         long scanned = 0;  // bytes at the start of the buffer already known to hold no newline
         try

@@ -1,0 +1,35 @@
+using System.IO.Pipelines;
+using System.Net.ServerSentEvents;
+using System.Text;
+using Xunit;
+
+namespace Konsole.Gateway.Tests;
+
+/// <summary>How one event is written on the wire: id, event, one data line per line of the data, a blank line.</summary>
+public sealed class SseWriterSpecs
+{
+    [Fact]
+    public async Task A_json_line_is_written_verbatim_as_one_data_line()
+    {
+        var text = await WrittenAsync(new SseItem<string>("""{"type":"assistant","text":"grüße 👋"}""", "assistant") { EventId = "7" });
+
+        Assert.Equal("id: 7\nevent: assistant\ndata: {\"type\":\"assistant\",\"text\":\"grüße 👋\"}\n\n", text);
+    }
+
+    [Fact]
+    public async Task Data_of_several_lines_becomes_several_data_lines_without_carriage_returns()
+    {
+        var text = await WrittenAsync(new SseItem<string>("one\r\ntwo\n\nthree", "note"));
+
+        Assert.Equal("event: note\ndata: one\ndata: two\ndata: \ndata: three\n\n", text);
+    }
+
+    private static async Task<string> WrittenAsync(SseItem<string> item)
+    {
+        var output = new MemoryStream();
+        var writer = PipeWriter.Create(output);
+        SseResult.Write(writer, item);
+        await writer.FlushAsync();
+        return Encoding.UTF8.GetString(output.ToArray());
+    }
+}
