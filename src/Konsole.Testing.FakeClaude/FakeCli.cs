@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Encodings.Web;
@@ -204,12 +205,12 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
                 EmitRaw(Garbage(i));
             for (var i = 0; i < directives.Chunks; i++)
             {
-                Emit(Assistant($"chunk {i + 1}/{directives.Chunks} ", stamped: true));
+                EmitRaw(Assistant($"chunk {i + 1}/{directives.Chunks} ", stamped: true));
                 await Task.Delay(directives.ChunkDelayMs, interrupted);
             }
             if (directives.CrashCode is { } code)
             {
-                Emit(Assistant("about to crash"));
+                EmitRaw(Assistant("about to crash"));
                 await stderr.WriteLineAsync("[fake-claude] crashing as asked");
                 Environment.Exit(code);
             }
@@ -218,13 +219,13 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
                 var resetsAt = DateTimeOffset.UtcNow.AddSeconds(resetIn).ToUnixTimeSeconds();
                 Emit(RateLimitEvent(new { status = "rejected", resetsAt, rateLimitType = "five_hour", isUsingOverage = false }));
                 const string error = "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited";
-                Emit(Assistant(error, model: "<synthetic>"));
+                EmitRaw(Assistant(error, model: "<synthetic>"));
                 Emit(Result("success", isError: true, error, batch[0], elapsed, new { api_error_status = 429, terminal_reason = "api_error" }));
                 return;
             }
             interrupted.ThrowIfCancellationRequested();
             var answer = directives.Answer(history);
-            Emit(Assistant(directives.Huge > 0 ? new string('x', directives.Huge) : answer));
+            EmitRaw(Assistant(directives.Huge > 0 ? new string('x', directives.Huge) : answer));
             Emit(RateLimitEvent(directives.RateWarning is { } utilization
                 ? new { status = "allowed_warning", resetsAt = DateTimeOffset.UtcNow.AddHours(3).ToUnixTimeSeconds(), rateLimitType = "five_hour", utilization, isUsingOverage = false }
                 : (object)new { status = "allowed", isUsingOverage = false }));
@@ -260,29 +261,43 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
         uuid = NewId(),
     };
 
+    /// <summary>
+    /// An assistant frame, written field by field rather than through a serializer: benchmarks stream thousands of these
+    /// per turn from a hundred processes at once, and the fake must not be what they measure.
+    /// </summary>
     /// <param name="stamped">Carry <c>emitted_ms</c>, when it was written (Unix ms): benchmarks measure event delays with it.</param>
-    private JsonObject Assistant(string text, string model = "fake-claude", bool stamped = false)
+    private byte[] Assistant(string text, string model = "fake-claude", bool stamped = false)
     {
-        var frame = new JsonObject
+        var buffer = new ArrayBufferWriter<byte>(256 + text.Length);
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = Json.Encoder }))
         {
-            ["type"] = "assistant",
-            ["message"] = JsonSerializer.SerializeToNode(new
-            {
-                id = $"msg_{Guid.NewGuid():N}",
-                type = "message",
-                role = "assistant",
-                model,
-                content = new[] { new { type = "text", text } },
-                stop_reason = (string?)null,
-                usage = new { input_tokens = 5, output_tokens = 3 },
-            }),
-            ["parent_tool_use_id"] = null,
-            ["session_id"] = Conversation.SessionId,
-            ["uuid"] = NewId(),
-        };
-        if (stamped)
-            frame["emitted_ms"] = (DateTime.UtcNow - DateTime.UnixEpoch).TotalMilliseconds;
-        return frame;
+            json.WriteStartObject();
+            json.WriteString("type", "assistant");
+            json.WriteStartObject("message");
+            json.WriteString("id", $"msg_{Guid.NewGuid():N}");
+            json.WriteString("type", "message");
+            json.WriteString("role", "assistant");
+            json.WriteString("model", model);
+            json.WriteStartArray("content");
+            json.WriteStartObject();
+            json.WriteString("type", "text");
+            json.WriteString("text", text);
+            json.WriteEndObject();
+            json.WriteEndArray();
+            json.WriteNull("stop_reason");
+            json.WriteStartObject("usage");
+            json.WriteNumber("input_tokens", 5);
+            json.WriteNumber("output_tokens", 3);
+            json.WriteEndObject();
+            json.WriteEndObject();
+            json.WriteNull("parent_tool_use_id");
+            json.WriteString("session_id", Conversation.SessionId);
+            json.WriteString("uuid", NewId());
+            if (stamped)
+                json.WriteNumber("emitted_ms", (DateTime.UtcNow - DateTime.UnixEpoch).TotalMilliseconds);
+            json.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
     }
 
     private object RateLimitEvent(object info) => new { type = "rate_limit_event", rate_limit_info = info, uuid = NewId(), session_id = Conversation.SessionId };
