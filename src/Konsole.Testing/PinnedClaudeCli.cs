@@ -1,6 +1,3 @@
-using System.ComponentModel;
-using System.Diagnostics;
-using System.Text;
 using System.Text.Json;
 
 namespace Konsole.Testing;
@@ -101,64 +98,12 @@ public static class PinnedClaudeCli
         }
     }
 
-    /// <summary>Runs a program to its end and returns its stdout and stderr; throws when it cannot start or fails.</summary>
+    /// <summary>Runs a program to its end and returns its stdout and stderr; throws when it cannot start, fails or takes too long.</summary>
     private static async Task<string> RunAsync(string program, string[] args, string workingDirectory, CancellationToken ct)
     {
-        var command = $"{program} {string.Join(' ', args)}";
-        var start = new ProcessStartInfo(program)
-        {
-            WorkingDirectory = workingDirectory,
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var arg in args)
-            start.ArgumentList.Add(arg);
-
-        using var process = new Process { StartInfo = start };
-        var output = new StringBuilder();
-        DataReceivedEventHandler collect = (_, e) =>
-        {
-            if (e.Data is not null)
-                lock (output)
-                    output.AppendLine(e.Data);
-        };
-        process.OutputDataReceived += collect;
-        process.ErrorDataReceived += collect;
-        try
-        {
-            process.Start();
-        }
-        catch (Win32Exception e)
-        {
-            throw new InvalidOperationException($"`{command}` could not start ({e.Message}). Installing {Package}@{Version} needs Node.js and npm on PATH.", e);
-        }
-        process.StandardInput.Close();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(NpmTimeout);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            ct.ThrowIfCancellationRequested();
-            throw new InvalidOperationException($"`{command}` did not finish within {NpmTimeout}:\n{Text(output)}");
-        }
-
-        if (process.ExitCode != 0)
-            throw new InvalidOperationException($"`{command}` exited with {process.ExitCode}:\n{Text(output)}");
-        return Text(output);
-    }
-
-    private static string Text(StringBuilder output)
-    {
-        lock (output)
-            return output.ToString();
+        var run = await ProgramRun.RunAsync(program, args, workingDirectory, NpmTimeout, $"Installing {Package}@{Version} needs Node.js and npm on PATH.", ct);
+        if (run.ExitCode != 0)
+            throw new InvalidOperationException($"`{program} {string.Join(' ', args)}` exited with {run.ExitCode}:\n{run.Output}{run.Errors}");
+        return run.Output + run.Errors;
     }
 }

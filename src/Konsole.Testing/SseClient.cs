@@ -38,10 +38,18 @@ public sealed class SseStream : IAsyncDisposable
     /// <summary>The next event, or null when the server ended the stream. Throws <see cref="TimeoutException"/> past <paramref name="timeout"/>.</summary>
     public async Task<SseEvent?> NextAsync(TimeSpan timeout)
     {
-        var next = _events.MoveNextAsync().AsTask();
-        if (await Task.WhenAny(next, Task.Delay(timeout)) != next)
+        var next = _events.MoveNextAsync();
+        bool more;
+        try
+        {
+            // An event already buffered costs no timer; a wait's timer goes as soon as the event comes.
+            more = next.IsCompletedSuccessfully ? next.Result : await next.AsTask().WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
             throw new TimeoutException($"no SSE event within {timeout.TotalSeconds:0.#}s after {Received.Count}: {Describe()}");
-        if (!await next)
+        }
+        if (!more)
             return null;
         Received.Add(_events.Current);
         return _events.Current;
