@@ -22,6 +22,9 @@ public interface ITurnPath : IAsyncDisposable
 
     /// <summary>Runs one turn to its result; returns how many stdout lines (events) it brought.</summary>
     Task<int> TurnAsync(string text);
+
+    /// <summary>Goes on in a new, empty conversation (one untimed turn), so what warming up said does not lengthen the measured turns.</summary>
+    Task StartOverAsync();
 }
 
 /// <summary>
@@ -58,6 +61,8 @@ public sealed class RawPipe : ITurnPath
         return _turn.Task;
     }
 
+    public Task StartOverAsync() => TurnAsync("/clear");
+
     public async ValueTask DisposeAsync() => await _process.StopAsync(TimeSpan.FromSeconds(2));
 
     private void OnLine(ReadOnlySequence<byte> line)
@@ -75,6 +80,7 @@ public sealed class ActorPath : ITurnPath
     private readonly IActorRef _router;
     private readonly IActorRef _caller;
     private ConversationRef? _conversation;
+    private int _sessions = 1;
 
     private ActorPath(ActorSystem system, IActorRef router)
     {
@@ -105,7 +111,14 @@ public sealed class ActorPath : ITurnPath
         return new ActorPath(system, router);
     }
 
-    public Task<int> TurnAsync(string text) => TurnAsync(text, Role.Dashboard, "bench", keepConversation: true);
+    public Task<int> TurnAsync(string text) => TurnAsync(text, Role.Dashboard, $"bench-{_sessions}", keepConversation: true);
+
+    public Task StartOverAsync()
+    {
+        _sessions++;
+        _conversation = null;
+        return TurnAsync("a new conversation");
+    }
 
     public async Task<int> TurnAsync(string text, Role role, string session, bool keepConversation)
     {
@@ -155,6 +168,8 @@ public sealed class ActorPath : ITurnPath
 /// <summary>The whole product: HTTP + SSE through the gateway, sessions journaled in SQLite, to the same kind of process.</summary>
 public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
 {
+    private int _sessions = 1;
+
     public string Name => name;
 
     public GatewayHost Host => host;
@@ -172,7 +187,13 @@ public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
         return new GatewayPath(host, name);
     }
 
-    public Task<int> TurnAsync(string text) => TurnAsync("/sessions/bench/hot-prompt", text);
+    public Task<int> TurnAsync(string text) => TurnAsync($"/sessions/bench-{_sessions}/hot-prompt", text);
+
+    public Task StartOverAsync()
+    {
+        _sessions++;
+        return TurnAsync("a new conversation");
+    }
 
     public async Task<int> TurnAsync(string path, string text)
     {
@@ -191,4 +212,22 @@ public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
 public static class Launches
 {
     public static ProcessLaunch Full(KonsoleSettings settings) => CliLaunch.For(settings.Accounts[0], settings.Claude, ProcessMode.Full);
+}
+
+/// <summary>Not a turn: one <c>GET /healthz</c> on a gateway, the HTTP round trip under every turn that goes over HTTP.</summary>
+public sealed class HttpFloor(HttpClient client) : ITurnPath
+{
+    public string Name => "HTTP floor: GET /healthz";
+
+    public async Task<int> TurnAsync(string text)
+    {
+        using var response = await client.GetAsync("/healthz");
+        response.EnsureSuccessStatusCode();
+        await response.Content.ReadAsStringAsync();
+        return 1;
+    }
+
+    public Task StartOverAsync() => Task.CompletedTask;
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

@@ -14,9 +14,13 @@ if (scenario == "micro")
 var reports = new List<Report>();
 var chunks = args.SkipWhile(a => a != "--chunks").Skip(1).Select(int.Parse).FirstOrDefault(2000);
 if (scenario is "latency" or "all")
-    reports.Add(await LatencyBench.RunAsync(turns, warmup: 30));
+    reports.Add(await LatencyBench.RunAsync(turns, warmup: 500));
 if (scenario is "streaming" or "all")
     reports.Add(await StreamingBench.RunAsync(chunks));
+if (scenario is "realcli" or "all")
+    reports.Add(await RealCliBench.RunAsync(args.Contains("--turns") ? turns : 50)); // real CLIs are slow: 50 by default
+if (scenario is "memory" or "all")
+    reports.Add(await MemoryBench.RunAsync());
 if (reports.Count == 0)
 {
     Console.Error.WriteLine($"unknown scenario '{scenario}': latency, streaming, realcli, memory, micro, all");

@@ -1,22 +1,26 @@
 #!/usr/bin/env node
 // Benchmark peer for Konsole.Actors: the official Claude Agent SDK drives the pinned Claude Code CLI
-// in streaming-input mode (ONE query, ONE hot CLI process) against a fake Messages API, and times
-// each turn from pushing the user message to receiving its `result` message.
+// in streaming-input mode (ONE query, ONE hot CLI process) against a fake Messages API that is already
+// running (the C# FakeMessagesApi the benchmark starts: `dotnet run -c Release --project
+// bench/Konsole.Bench -- realcli` runs this script), and times each turn from pushing the user message
+// to receiving its `result` message. Every answer is checked to be "echo: <prompt>".
 //
-//   node hot-turns.mjs [--turns N] [--warmup W] [--cli <path>] [--api <baseUrl>] [--config-dir <dir>]
+//   node hot-turns.mjs --api <baseUrl> [--turns N] [--warmup W] [--cli <path>] [--config-dir <dir>]
 //                      [--cwd <dir>] [--preset-prompt] [--turn-timeout-ms MS] [--verbose]
 //
-// Prints ONE line of JSON to stdout; diagnostics go to stderr. Exit code 0 on success, 1 on failure.
-//   --api          use an already running fake (e.g. the C# FakeMessagesApi); without it a Node fake
-//                  answering like FakeMessagesApi/FakeReplies is started on 127.0.0.1:0.
-//   --config-dir   CLAUDE_CONFIG_DIR for the CLI; without it a temp dir with fake OAuth credentials.
+// Prints ONE line of JSON to stdout (sdkVersion, turns, p50Ms, p99Ms, meanMs, samplesMs, firstTurnMs,
+// cliArgv and cliEnvAdded: the command line the SDK started the CLI with and the environment variables
+// it added, init: what the CLI's init message said); diagnostics go to stderr. Exit code 0 on success,
+// 1 on failure, 2 on bad arguments.
+//   --api          (required) base URL of the fake Messages API, e.g. http://127.0.0.1:PORT.
+//   --cli          the CLI to run (default ../../.tools/claude/node_modules/.bin/claude).
+//   --config-dir   CLAUDE_CONFIG_DIR for the CLI; without it a temp dir with made-up OAuth credentials.
 //   --cwd          the CLI's working directory; without it an empty temp dir.
-//   --preset-prompt  use the claude_code system prompt preset (the SDK default is an EMPTY system
-//                  prompt, unlike a bare `claude -p`).
+//   --preset-prompt  use the claude_code system prompt preset, as a bare `claude -p` does (the SDK's
+//                  default is an EMPTY custom system prompt, sent in its initialize request).
 //   --turn-timeout-ms  fail (exit 1) when a turn has no result within MS ms (default 120000).
 //   --verbose      echo the CLI's stderr and the SDK's message types to stderr.
 
-import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,146 +70,17 @@ function parseArgs(argv) {
       case '--verbose': o.verbose = true; break;
       case '--turn-timeout-ms': o.turnTimeoutMs = int(next()); break;
       case '-h': case '--help':
-        process.stderr.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 17).join('\n') + '\n');
+        process.stderr.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 22).join('\n') + '\n');
         process.exit(0);
       default: throw new Error(`unknown argument: ${a}`);
     }
   }
   if (o.turns < 1) throw new Error('--turns must be at least 1');
+  if (!o.api) throw new Error('--api <baseUrl> is required (the fake Messages API to run against)');
   return o;
 }
 
 const log = (...parts) => process.stderr.write(`[sdk-peer] ${parts.join(' ')}\n`);
-
-// ---------------------------------------------------------------- the Node fake Messages API
-// Mirrors src/Konsole.Testing/FakeApi/FakeMessagesApi.cs + FakeReplies.cs (minus the
-// [[api-slow]] / [[api-429]] directives): POST /v1/messages answers "echo: <last typed user text>",
-// streamed as message_start, content_block_start, ping, one content_block_delta per word,
-// content_block_stop, message_delta (end_turn), message_stop, with the OAuth rate-limit headers.
-
-const REMINDER = /<system-reminder>[\s\S]*?<\/system-reminder>\s*/g;
-const INJECTED = /^\s*(<([a-z][a-z0-9_-]*)[^>]*>[\s\S]*?<\/\2>\s*)+$/;
-
-function texts(content) {
-  if (typeof content === 'string') return [content];
-  if (Array.isArray(content))
-    return content.filter((b) => b && typeof b === 'object' && b.type === 'text' && typeof b.text === 'string').map((b) => b.text);
-  return [];
-}
-
-function lastUserText(body) {
-  const typedAll = [];
-  for (const m of Array.isArray(body.messages) ? body.messages : []) {
-    if (m?.role !== 'user') continue;
-    const typed = texts(m.content).map((t) => t.replace(REMINDER, '')).filter((t) => !INJECTED.test(t));
-    for (let i = 0; i < typed.length - 1; i++) if (typed[i].endsWith('\n')) typed[i] = typed[i].slice(0, -1);
-    typedAll.push(...typed.filter((t) => t.length > 0));
-  }
-  return typedAll.length ? typedAll[typedAll.length - 1] : '';
-}
-
-function allowedHeaders(now) {
-  const fiveHours = String(Math.floor(now / 1000) + 5 * 3600);
-  return {
-    'anthropic-ratelimit-unified-status': 'allowed',
-    'anthropic-ratelimit-unified-reset': fiveHours,
-    'anthropic-ratelimit-unified-representative-claim': 'five_hour',
-    'anthropic-ratelimit-unified-5h-status': 'allowed',
-    'anthropic-ratelimit-unified-5h-reset': fiveHours,
-    'anthropic-ratelimit-unified-5h-utilization': '0.01',
-    'anthropic-ratelimit-unified-7d-status': 'allowed',
-    'anthropic-ratelimit-unified-7d-reset': String(Math.floor(now / 1000) + 7 * 86400),
-    'anthropic-ratelimit-unified-7d-utilization': '0.01',
-  };
-}
-
-function json(res, status, value, headers = {}) {
-  const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
-  res.end(body);
-}
-
-function startFake(verbose) {
-  let turnRequests = 0;
-  const stats = { turnRequests: 0, side: [] };
-  const server = http.createServer({ noDelay: true }, (req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('error', () => res.destroy());
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
-      const url = new URL(req.url, 'http://fake');
-      if (req.method === 'POST' && url.pathname.toLowerCase() === '/v1/messages') {
-        let body;
-        try {
-          body = JSON.parse(raw);
-          if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('the request body must be a JSON object');
-        } catch (e) {
-          stats.side.push(`${req.method} ${req.url}`);
-          return json(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: `The request body is not a Messages API request: ${e.message}` } });
-        }
-        const number = ++turnRequests;
-        stats.turnRequests = turnRequests;
-        if (verbose) {
-          const system = texts(body.system).join('\n');
-          log(`fake: #${number} ${url.pathname}${url.search} ${raw.length} bytes, model ${body.model}, stream ${body.stream}, ` +
-            `messages ${body.messages?.length}, tools ${body.tools?.length ?? 0}, system ${system.length} chars, last "${lastUserText(body)}"`);
-        }
-        const num = String(number).padStart(6, '0');
-        const now = Date.now();
-        const answer = 'echo: ' + lastUserText(body);
-        const pieces = answer.match(/\S+\s*/g) ?? [];
-        const id = `msg_fake_${num}`;
-        const model = typeof body.model === 'string' ? body.model : 'claude-opus-5-5';
-        const headers = { 'request-id': `req_fake_${num}`, ...allowedHeaders(now) };
-        if (body.stream !== true) {
-          return json(res, 200, {
-            id, type: 'message', role: 'assistant', model,
-            content: [{ type: 'text', text: answer }],
-            stop_reason: 'end_turn', stop_sequence: null,
-            usage: { input_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: pieces.length },
-          }, headers);
-        }
-        res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
-        const event = (name, data) => res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
-        event('message_start', {
-          type: 'message_start',
-          message: {
-            id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null,
-            usage: { input_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 },
-          },
-        });
-        event('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
-        event('ping', { type: 'ping' });
-        for (const p of pieces) event('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: p } });
-        event('content_block_stop', { type: 'content_block_stop', index: 0 });
-        event('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: pieces.length } });
-        event('message_stop', { type: 'message_stop' });
-        res.end();
-        return;
-      }
-      // Side requests, as FakeMessagesApi.SideAsync answers them; 404 JSON for anything else.
-      stats.side.push(`${req.method} ${url.pathname}`);
-      if (req.method === 'HEAD') { res.writeHead(200); res.end(); return; }
-      if (req.method === 'POST' && url.pathname.toLowerCase() === '/v1/messages/count_tokens')
-        return json(res, 200, { input_tokens: Math.max(1, Math.floor(raw.length / 4)) });
-      if (req.method === 'GET' && url.pathname.toLowerCase() === '/v1/models')
-        return json(res, 200, { data: [], has_more: false, first_id: null, last_id: null });
-      return json(res, 404, { type: 'error', error: { type: 'not_found_error', message: `${req.method} ${url.pathname} is not served by the fake Messages API` } });
-    });
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      resolve({
-        baseUrl: `http://127.0.0.1:${port}`,
-        stats,
-        close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
-      });
-    });
-  });
-}
 
 // ---------------------------------------------------------------- streaming input
 
@@ -287,14 +162,19 @@ const round = (x) => Math.round(x * 1000) / 1000;
 // ---------------------------------------------------------------- main
 
 async function main() {
-  const opts = parseArgs(process.argv.slice(2));
+  let opts;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    log(`${e.message} (--help lists the options)`);
+    process.exit(2);
+  }
   if (!fs.existsSync(opts.cli)) throw new Error(`CLI not found: ${opts.cli} (pass --cli)`);
 
   const temps = [];
   const mkTemp = (prefix) => { const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix)); temps.push(d); return d; };
 
-  const fake = opts.api ? null : await startFake(opts.verbose);
-  const baseUrl = opts.api ?? fake.baseUrl;
+  const baseUrl = opts.api;
   let configDir = opts.configDir;
   if (!configDir) { configDir = mkTemp('sdk-peer-config-'); writeCredentials(configDir); }
   const cwd = opts.cwd ?? mkTemp('sdk-peer-cwd-');
@@ -312,7 +192,7 @@ async function main() {
     CLAUDE_CONFIG_DIR: configDir,
   });
 
-  log(`sdk ${sdkVersion}, cli ${opts.cli}, api ${baseUrl}${fake ? ' (node fake)' : ''}, config ${configDir}, cwd ${cwd}`);
+  log(`sdk ${sdkVersion}, cli ${opts.cli}, api ${baseUrl}, config ${configDir}, cwd ${cwd}`);
 
   const stderrLines = [];
   const input = inputQueue();
@@ -332,7 +212,7 @@ async function main() {
   });
 
   // Stop the CLI: end the input stream (stdin EOF), close the query (kills the process), then make
-  // sure no child is left; stop the fake; remove the temp dirs. Also on SIGINT/SIGTERM.
+  // sure no child is left; remove the temp dirs. Also on SIGINT/SIGTERM.
   let stopping = null;
   const stop = () => (stopping ??= (async () => {
     input.end();
@@ -342,7 +222,6 @@ async function main() {
       log(`killing leftover child ${pid}: ${JSON.stringify(cmdline(pid))}`);
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     }
-    if (fake) await fake.close();
     for (const d of temps) { try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ } }
   })());
   const onSignal = (signal) => {
@@ -354,6 +233,7 @@ async function main() {
 
   const seenTypes = new Map();
   let cliArgv = null;
+  let cliEnvAdded = null;
   let initInfo = null;
 
   /** Push one prompt, pull messages until its `result`; returns [ms, result]. */
@@ -383,12 +263,11 @@ async function main() {
         const kids = childPids();
         if (kids.length) {
           cliArgv = cmdline(kids[0]);
-          if (opts.verbose) {
-            try {
-              const childEnv = fs.readFileSync(`/proc/${kids[0]}/environ`, 'utf8').split('\0').filter(Boolean);
-              log(`cli env added by the SDK: ${JSON.stringify(childEnv.filter((kv) => { const k = kv.slice(0, kv.indexOf('=')); return env[k] !== kv.slice(k.length + 1); }))}`);
-            } catch { /* not Linux */ }
-          }
+          try {
+            const childEnv = fs.readFileSync(`/proc/${kids[0]}/environ`, 'utf8').split('\0').filter(Boolean);
+            cliEnvAdded = childEnv.filter((kv) => { const k = kv.slice(0, kv.indexOf('=')); return env[k] !== kv.slice(k.length + 1); });
+            if (opts.verbose) log(`cli env added by the SDK: ${JSON.stringify(cliEnvAdded)}`);
+          } catch { /* not Linux */ }
         }
       }
       if (m.type === 'result') {
@@ -405,9 +284,13 @@ async function main() {
   let output = null;
   try {
     const tStart = performance.now();
+    let firstTurnMs = null;
     for (let i = 1; i <= opts.warmup; i++) {
       const ms = await turn(`warmup turn ${i}`);
-      if (i === 1) log(`first (cold) turn incl. CLI start: ${round(ms)} ms (since query(): ${round(performance.now() - tStart)} ms)`);
+      if (i === 1) {
+        firstTurnMs = round(performance.now() - tStart);
+        log(`first (cold) turn incl. CLI start: ${round(ms)} ms (since query(): ${firstTurnMs} ms)`);
+      }
     }
     const samples = [];
     for (let i = 1; i <= opts.turns; i++) samples.push(await turn(`bench turn ${i}`));
@@ -420,12 +303,16 @@ async function main() {
       p99Ms: round(percentile(sorted, 99)),
       meanMs: round(samples.reduce((a, b) => a + b, 0) / samples.length),
       samplesMs: samples.map(round),
+      firstTurnMs,
+      cliArgv,
+      cliEnvAdded,
+      init: initInfo,
     };
     log(`init: ${JSON.stringify(initInfo)}`);
     log(`cli argv: ${cliArgv ? JSON.stringify(cliArgv) : '(not seen)'}`);
+    log(`cli env added by the SDK: ${cliEnvAdded ? JSON.stringify(cliEnvAdded) : '(not seen)'}`);
     log(`message types: ${JSON.stringify(Object.fromEntries(seenTypes))}`);
     log(`all ${opts.warmup + opts.turns} answers checked: "echo: <prompt>"; min ${round(sorted[0])} ms, max ${round(sorted[sorted.length - 1])} ms`);
-    if (fake) log(`node fake: ${fake.stats.turnRequests} POST /v1/messages, side requests: ${JSON.stringify(fake.stats.side)}`);
   } catch (e) {
     exitCode = 1;
     log(stopping ? `stopped: ${e?.message ?? e}` : `FAILED: ${e?.stack ?? e}`);

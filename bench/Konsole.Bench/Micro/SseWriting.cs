@@ -1,0 +1,60 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.ServerSentEvents;
+using System.Text;
+using BenchmarkDotNet.Attributes;
+using Konsole.Gateway;
+
+namespace Konsole.Bench.Micro;
+
+/// <summary>
+/// The recorded lines as SSE events (id, event, data): the gateway's writer against .NET's own
+/// <see cref="SseFormatter"/> (the baseline), and against the writer the gateway had before (a string built per event).
+/// </summary>
+[MemoryDiagnoser]
+public class SseWriting
+{
+    private SseItem<string>[] _items = [];
+
+    [GlobalSetup]
+    public void Setup() => _items = RecordedLines.Load()
+        .Select((l, i) => new SseItem<string>(Encoding.UTF8.GetString(l), "assistant") { EventId = i.ToString() })
+        .ToArray();
+
+    [Benchmark(Baseline = true)]
+    public Task SseFormatterWrite() => SseFormatter.WriteAsync(Items(), Stream.Null);
+
+    [Benchmark]
+    public async Task GatewayWrite()
+    {
+        var writer = PipeWriter.Create(Stream.Null);
+        foreach (var item in _items)
+            SseResult.Write(writer, item);
+        await writer.FlushAsync();
+    }
+
+    [Benchmark]
+    public async Task StringPerEventWrite()
+    {
+        var writer = PipeWriter.Create(Stream.Null);
+        foreach (var item in _items)
+        {
+            var text = new StringBuilder(item.Data.Length + 64);
+            text.Append("id: ").Append(item.EventId).Append('\n');
+            text.Append("event: ").Append(item.EventType).Append('\n');
+            foreach (var line in item.Data.Split('\n'))
+                text.Append("data: ").Append(line.TrimEnd('\r')).Append('\n');
+            text.Append('\n');
+            writer.Write(Encoding.UTF8.GetBytes(text.ToString()));
+        }
+        await writer.FlushAsync();
+    }
+
+#pragma warning disable CS1998 // an async iterator over an array
+    private async IAsyncEnumerable<SseItem<string>> Items()
+    {
+        foreach (var item in _items)
+            yield return item;
+    }
+#pragma warning restore CS1998
+}
