@@ -37,7 +37,7 @@ public sealed class RealClaudeGatewaySpecs(ITestOutputHelper output, RealClaudeF
         while ((await Client.GetAsync("/readyz")).StatusCode != HttpStatusCode.OK)
         {
             Assert.True(DateTime.UtcNow < deadline, "the host did not become ready");
-            await Task.Delay(100);
+            await Task.Delay(50);
         }
     }
 
