@@ -196,9 +196,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         var slot = submit.Mode == ProcessMode.Worker ? WorkerSlot(prompt.UserSessionId) : SlotFor(submit.Mode);
         slot.Queue.AddLast(prompt);
         if (slot.CanDispatch && _refresh == RefreshState.None && !_draining)
-            Dispatch(slot);
-        else
-            prompt.ReplyTo.Tell(new PromptQueued(prompt.PromptId, Id, slot.Queue.Count));
+        {
+            Dispatch(slot); // publishes the new status
+            return;
+        }
+        prompt.ReplyTo.Tell(new PromptQueued(prompt.PromptId, Id, slot.Queue.Count));
         PublishStatus();
     }
 
