@@ -14,6 +14,8 @@ public sealed class LoadSpecs(ITestOutputHelper output) : GatewayFault(output, "
     [Fact]
     public async Task A_burst_of_ten_times_the_queue_gets_429s_bounded_memory_and_loses_nothing_accepted()
     {
+        // Both paths (accepted, refused) run once first, so the bursts meet a warm host, not its just-in-time compiler.
+        await BurstAsync(2 * 64);
         var baseline = Retained();
         var first = await BurstAsync();
         var afterFirst = Retained();
@@ -36,13 +38,13 @@ public sealed class LoadSpecs(ITestOutputHelper output) : GatewayFault(output, "
             $"{afterFirst / 1048576} MB after the first, {afterSecond / 1048576} MB after the second; peak during them {Math.Max(first.Peak, second.Peak) / 1048576} MB");
     }
 
-    private async Task<BurstOutcome> BurstAsync()
+    private async Task<BurstOutcome> BurstAsync(int burst = Burst)
     {
         // A client of its own, let go afterwards, so its connection pool is not counted as the host's memory.
         using var client = new HttpClient { BaseAddress = Host.Client.BaseAddress, Timeout = System.Threading.Timeout.InfiniteTimeSpan };
         var clock = Stopwatch.StartNew();
         long peak = 0;
-        var outcomes = await Task.WhenAll(Enumerable.Range(0, Burst).Select(async n =>
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, burst).Select(async n =>
         {
             var request = new HttpRequestMessage(HttpMethod.Post, "/api/quick-turn") { Content = JsonContent.Create(new { prompt = $"[[chunks:2:1]] b{n}" }) };
             await using var stream = await SseStream.OpenAsync(client, request, Timeout);

@@ -57,6 +57,13 @@ public sealed class SessionActor : ReceivePersistentActor
         _replayBuffer = replayBuffer;
         _durable = durable;
         _events = new EventLog(replayBuffer);
+        if (!durable)
+        {
+            // It journals nothing and reads nothing back, so it stays off the database: even an empty recovery costs a
+            // query there, and a burst of quick turns queued hundreds of them (max-concurrent-recoveries) before answering.
+            JournalPluginId = "akka.persistence.journal.inmem";
+            SnapshotPluginId = "akka.persistence.snapshot-store.inmem";
+        }
 
         Recover<SnapshotOffer>(offer =>
         {
