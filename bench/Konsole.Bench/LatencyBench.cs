@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Konsole.Actors.Durability;
 using Konsole.Testing;
 
 namespace Konsole.Bench;
@@ -9,10 +10,7 @@ namespace Konsole.Bench;
 /// </summary>
 public static class LatencyBench
 {
-    private const string InMemoryJournal = """
-        akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
-        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
-        """;
+    private static readonly string InMemoryJournal = PersistenceSetup.InMemory.Root.ToString();
 
     public static async Task<Report> RunAsync(int turns, int warmup)
     {

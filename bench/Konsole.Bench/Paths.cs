@@ -195,14 +195,17 @@ public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
         return TurnAsync("a new conversation");
     }
 
-    public async Task<int> TurnAsync(string path, string text)
+    public async Task<int> TurnAsync(string path, string text) => (await EventsAsync(path, text, TimeSpan.FromSeconds(120))).Count;
+
+    /// <summary>One prompt's SSE events, the last its <c>result</c>; throws when it is refused or ends otherwise.</summary>
+    public async Task<IReadOnlyList<SseEvent>> EventsAsync(string path, string text, TimeSpan timeout)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(new { prompt = text }) };
-        await using var stream = await SseStream.OpenAsync(host.Client, request, TimeSpan.FromSeconds(120));
+        await using var stream = await SseStream.OpenAsync(host.Client, request, timeout);
         if (!stream.Response.IsSuccessStatusCode)
             throw new InvalidOperationException($"{path}: {(int)stream.Response.StatusCode} {await stream.Response.Content.ReadAsStringAsync()}");
-        var events = await stream.ReadToEndAsync(TimeSpan.FromSeconds(120));
-        return events is [.., { Event: "result" }] ? events.Count : throw new InvalidOperationException($"{path}: the stream ended with {events.LastOrDefault()}");
+        var events = await stream.ReadToEndAsync(timeout);
+        return events is [.., { Event: "result" }] ? events : throw new InvalidOperationException($"{path} \"{text}\": the stream ended with {events.LastOrDefault()}");
     }
 
     public async ValueTask DisposeAsync() => await host.DisposeAsync();

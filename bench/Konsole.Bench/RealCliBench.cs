@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -328,19 +327,13 @@ public static class RealCliBench
         return [.. view.Accounts.SelectMany(a => a.Status.Processes).Where(p => p.Mode != ProcessMode.Worker && p.ProcessId is not null).Select(p => p.ProcessId!.Value)];
     }
 
-    /// <summary>One prompt through the gateway (HTTP POST, the SSE stream read to its end), as GatewayPath runs it; the result checked.</summary>
+    /// <summary>One prompt through the gateway (HTTP POST, the SSE stream read to its end), timed; the result checked.</summary>
     private static async Task<double> GatewayTurnAsync(GatewayPath gateway, string path, string text)
     {
         var clock = Stopwatch.StartNew();
-        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(new { prompt = text }) };
-        await using var stream = await SseStream.OpenAsync(gateway.Host.Client, request, TurnTimeout);
-        if (!stream.Response.IsSuccessStatusCode)
-            throw new InvalidOperationException($"{path}: {(int)stream.Response.StatusCode} {await stream.Response.Content.ReadAsStringAsync()}");
-        var events = await stream.ReadToEndAsync(TurnTimeout);
+        var events = await gateway.EventsAsync(path, text, TurnTimeout);
         var ms = clock.Elapsed.TotalMilliseconds;
-        if (events is not [.., { Event: "result" } last])
-            throw new InvalidOperationException($"{path} \"{text}\": the stream ended with {events.LastOrDefault()}");
-        CheckResult(last.Data, text, path);
+        CheckResult(events[^1].Data, text, path);
         return ms;
     }
 

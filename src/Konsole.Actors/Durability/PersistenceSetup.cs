@@ -94,10 +94,16 @@ public static class PersistenceSetup
                 }));
     }
 
+    /// <summary>Akka.Persistence's in-memory journal: gone with the actor system.</summary>
+    public const string InMemoryJournalId = "akka.persistence.journal.inmem";
+
+    /// <summary>Akka.Persistence's in-memory snapshot store.</summary>
+    public const string InMemorySnapshotStoreId = "akka.persistence.snapshot-store.inmem";
+
     /// <summary>In memory, for tests: gone with the actor system.</summary>
-    public static Config InMemory { get; } = ConfigurationFactory.ParseString("""
-        akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
-        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+    public static Config InMemory { get; } = ConfigurationFactory.ParseString($"""
+        akka.persistence.journal.plugin = "{InMemoryJournalId}"
+        akka.persistence.snapshot-store.plugin = "{InMemorySnapshotStoreId}"
         """);
 
     private static string Quote(string value) => System.Text.Json.JsonSerializer.Serialize(value);

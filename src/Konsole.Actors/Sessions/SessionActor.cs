@@ -61,8 +61,8 @@ public sealed class SessionActor : ReceivePersistentActor
         {
             // It journals nothing and reads nothing back, so it stays off the database: even an empty recovery costs a
             // query there, and a burst of quick turns queued hundreds of them (max-concurrent-recoveries) before answering.
-            JournalPluginId = "akka.persistence.journal.inmem";
-            SnapshotPluginId = "akka.persistence.snapshot-store.inmem";
+            JournalPluginId = PersistenceSetup.InMemoryJournalId;
+            SnapshotPluginId = PersistenceSetup.InMemorySnapshotStoreId;
         }
 
         Recover<SnapshotOffer>(offer =>
