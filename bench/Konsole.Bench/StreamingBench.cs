@@ -66,14 +66,19 @@ public static class StreamingBench
         var failed = new List<string>();
         using var streaming = new CancellationTokenSource();
         var swapping = SwapWhileAsync(router, swaps, streaming.Token);
+        Console.Error.WriteLine("streaming: measuring the gateway");
         var clock = Stopwatch.StartNew();
         await Task.WhenAll(sessions.Select(async s =>
         {
             var request = new HttpRequestMessage(HttpMethod.Post, $"/api/session/{s}/prompt") { Content = JsonContent.Create(new { prompt }) };
-            await using var stream = await SseStream.OpenAsync(client, request, TimeSpan.FromSeconds(300));
+            await using var stream = await SseStream.OpenAsync(client, request, TimeSpan.FromSeconds(300), keep: false);
             var local = new List<double>();
+            SseEvent? last = null;
+            var count = 0;
             while (await stream.NextAsync(TimeSpan.FromSeconds(300)) is { } e)
             {
+                last = e;
+                count++;
                 if (EmittedMs(e.Data) is { } emitted)
                     local.Add((DateTime.UtcNow - DateTime.UnixEpoch).TotalMilliseconds - emitted);
                 Interlocked.Increment(ref events);
@@ -82,8 +87,8 @@ public static class StreamingBench
             {
                 foreach (var d in local)
                     delays.Add(d);
-                if (stream.Received is not [.., { Event: "result" }])
-                    failed.Add($"{s}: {(int)stream.Response.StatusCode}, {stream.Received.Count} events, the last {stream.Received.LastOrDefault()}");
+                if (last is not { Event: "result" })
+                    failed.Add($"{s}: {(int)stream.Response.StatusCode}, {count} events, the last {last}");
             }
         }));
         var seconds = clock.Elapsed.TotalSeconds;

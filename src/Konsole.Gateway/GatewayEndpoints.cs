@@ -178,7 +178,7 @@ public static class GatewayEndpoints
             ? new SseResult(SystemEvents(followed!, gateway.ActorRef, Stopping(context)))
             : Unanswered(context);
 
-    private static async IAsyncEnumerable<SseItem<string>> SystemEvents(SystemEventsFollowed followed, IActorRef gateway,
+    private static async IAsyncEnumerable<SseItem<ReadOnlyMemory<byte>>> SystemEvents(SystemEventsFollowed followed, IActorRef gateway,
         [EnumeratorCancellation] CancellationToken cancel)
     {
         var id = 0L;
@@ -187,7 +187,7 @@ public static class GatewayEndpoints
             await foreach (var domainEvent in followed.Events.ReadAllAsync(cancel))
             {
                 if (ApiViews.SystemEvent(domainEvent) is var (kind, body))
-                    yield return new SseItem<string>(JsonSerializer.Serialize(body), kind) { EventId = (++id).ToString(CultureInfo.InvariantCulture) };
+                    yield return SseResult.Json(body, kind, (++id).ToString(CultureInfo.InvariantCulture));
             }
         }
         finally

@@ -47,14 +47,14 @@ public static class PromptStreams
     public static IResult Follow(HttpContext context, IActorRef gateway, EventsFollowed followed, CancellationToken stopping) =>
         new SseResult(Stream(null, followed.Events, () => gateway.Tell(new Unfollow(followed.SessionId, followed.SubscriptionId)), stopping));
 
-    public static SseItem<string> Item(SessionEvent e) => new(e.Data, e.Type) { EventId = e.Id.ToString(CultureInfo.InvariantCulture) };
+    public static SseItem<ReadOnlyMemory<byte>> Item(SessionEvent e) => new(e.Data, e.Type) { EventId = e.Id.ToString(CultureInfo.InvariantCulture) };
 
     /// <summary>
     /// A prompt's events until its last. When the host starts stopping before the prompt has started (it still waits in
     /// a queue), the stream ends at once with <c>error</c> <c>account_unavailable</c>: the prompt stays accepted in its
     /// session and runs after the restart (its outcome then shows in the session's events). A running one drains.
     /// </summary>
-    private static async IAsyncEnumerable<SseItem<string>> PromptStream(SessionEvent first, PromptAccepted accepted, IActorRef gateway,
+    private static async IAsyncEnumerable<SseItem<ReadOnlyMemory<byte>>> PromptStream(SessionEvent first, PromptAccepted accepted, IActorRef gateway,
         CancellationToken aborted, [EnumeratorCancellation] CancellationToken stopping)
     {
         var started = first.Type != "queued";
@@ -84,14 +84,14 @@ public static class PromptStreams
             yield return items.Current;
         }
         if (stopped)
-            yield return new SseItem<string>(JsonSerializer.Serialize(new
+            yield return SseResult.Json(new
             {
                 code = TurnErrorCodes.AccountUnavailable,
                 message = $"the host is shutting down before this prompt started; it runs after the restart (see /api/session/{accepted.SessionId}/events)",
-            }), "error");
+            }, "error");
     }
 
-    private static async IAsyncEnumerable<SseItem<string>> Stream(SessionEvent? first, ChannelReader<SessionEvent> events, Action unfollow,
+    private static async IAsyncEnumerable<SseItem<ReadOnlyMemory<byte>>> Stream(SessionEvent? first, ChannelReader<SessionEvent> events, Action unfollow,
         [EnumeratorCancellation] CancellationToken cancel)
     {
         try
@@ -120,7 +120,7 @@ public static class PromptStreams
             gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId));
             return Results.Empty;
         }
-        return last.Type == "result" ? Results.Content(last.Data, "application/json") : ErrorProblem(context, last);
+        return last.Type == "result" ? Results.Bytes(last.Data, "application/json") : ErrorProblem(context, last);
     }
 
     private static IResult ErrorProblem(HttpContext context, SessionEvent error)

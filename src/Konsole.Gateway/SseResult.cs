@@ -2,17 +2,18 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.ServerSentEvents;
 using System.Text;
+using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Konsole.Gateway;
 
 /// <summary>
-/// A Server-Sent Events response (<c>id</c>, <c>event</c>, <c>data</c> written verbatim, a multi-line data as several
+/// A Server-Sent Events response (<c>id</c>, <c>event</c>, <c>data</c>: UTF-8 bytes written verbatim, a multi-line data as several
 /// <c>data:</c> lines), with the headers sent at once, so a client following a quiet stream (<c>/api/events</c>) knows
 /// it is connected. Events already waiting are written together and flushed once; a lone event is flushed at once.
 /// </summary>
-public sealed class SseResult(IAsyncEnumerable<SseItem<string>> items) : IResult
+public sealed class SseResult(IAsyncEnumerable<SseItem<ReadOnlyMemory<byte>>> items) : IResult
 {
     public async Task ExecuteAsync(HttpContext context)
     {
@@ -44,18 +45,28 @@ public sealed class SseResult(IAsyncEnumerable<SseItem<string>> items) : IResult
         }
     }
 
-    /// <summary>Writes one event straight into the response's buffer (UTF-8, no intermediate string).</summary>
-    internal static void Write(PipeWriter writer, SseItem<string> item)
+    /// <summary>Writes one event straight into the response's buffer.</summary>
+    internal static void Write(PipeWriter writer, SseItem<ReadOnlyMemory<byte>> item)
     {
         if (item.EventId is { } id)
-            WriteField(writer, "id: "u8, id);
+        {
+            writer.Write("id: "u8);
+            Encoding.UTF8.GetBytes(id, writer);
+            writer.Write("\n"u8);
+        }
         if (item.EventType is { } type)
-            WriteField(writer, "event: "u8, type);
-        var data = item.Data.AsSpan();
+        {
+            writer.Write("event: "u8);
+            Encoding.UTF8.GetBytes(type, writer);
+            writer.Write("\n"u8);
+        }
+        var data = item.Data.Span;
         while (true)
         {
-            var newline = data.IndexOf('\n');
-            WriteField(writer, "data: "u8, (newline < 0 ? data : data[..newline]).TrimEnd('\r'));
+            var newline = data.IndexOf((byte)'\n');
+            writer.Write("data: "u8);
+            writer.Write((newline < 0 ? data : data[..newline]).TrimEnd((byte)'\r'));
+            writer.Write("\n"u8);
             if (newline < 0)
                 break;
             data = data[(newline + 1)..];
@@ -63,10 +74,7 @@ public sealed class SseResult(IAsyncEnumerable<SseItem<string>> items) : IResult
         writer.Write("\n"u8);
     }
 
-    private static void WriteField(PipeWriter writer, ReadOnlySpan<byte> name, ReadOnlySpan<char> value)
-    {
-        writer.Write(name);
-        Encoding.UTF8.GetBytes(value, writer);
-        writer.Write("\n"u8);
-    }
+    /// <summary>An event whose data is <paramref name="body"/> serialized as JSON.</summary>
+    public static SseItem<ReadOnlyMemory<byte>> Json<T>(T body, string type, string? id = null) =>
+        new(JsonSerializer.SerializeToUtf8Bytes(body), type) { EventId = id };
 }

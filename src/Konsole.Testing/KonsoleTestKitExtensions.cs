@@ -30,7 +30,7 @@ public static class KonsoleTestKitExtensions
         catch (OperationCanceledException)
         {
             throw new TimeoutException($"the events did not end within {timeout.TotalSeconds:0.#}s; read {read.Count}" +
-                (read.Count > 0 ? $", the last: {read[^1].Type} {read[^1].Data[..Math.Min(200, read[^1].Data.Length)]}" : ""));
+                (read.Count > 0 ? $", the last: {read[^1].Type} {read[^1].Text[..Math.Min(200, read[^1].Text.Length)]}" : ""));
         }
         return read;
     }

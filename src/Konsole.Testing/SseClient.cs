@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using System.Text;
 
@@ -15,24 +17,31 @@ public sealed class SseStream : IAsyncDisposable
     private readonly HttpResponseMessage _response;
     private readonly IAsyncEnumerator<SseEvent> _events;
     private readonly CancellationTokenSource _closed = new();
+    private readonly bool _keep;
+    private readonly Queue<SseEvent> _latest = new(); // for error messages when not every event is kept
+    private int _count;
 
-    private SseStream(HttpResponseMessage response, Stream body)
+    private SseStream(HttpResponseMessage response, Stream body, bool keep)
     {
         _response = response;
+        _keep = keep;
         _events = ParseAsync(body, _closed.Token).GetAsyncEnumerator(_closed.Token);
     }
 
     public HttpResponseMessage Response => _response;
 
-    /// <summary>Every event read so far.</summary>
+    /// <summary>Every event read so far (none when opened with <c>keep: false</c>).</summary>
     public List<SseEvent> Received { get; } = [];
 
-    /// <summary>Sends <paramref name="request"/> and returns once the response headers are in; the body is read as events.</summary>
-    public static async Task<SseStream> OpenAsync(HttpClient client, HttpRequestMessage request, TimeSpan timeout)
+    /// <summary>
+    /// Sends <paramref name="request"/> and returns once the response headers are in; the body is read as events. With
+    /// <paramref name="keep"/> false, events are not collected in <see cref="Received"/> (a load test reading millions).
+    /// </summary>
+    public static async Task<SseStream> OpenAsync(HttpClient client, HttpRequestMessage request, TimeSpan timeout, bool keep = true)
     {
         using var cancel = new CancellationTokenSource(timeout);
         var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel.Token);
-        return new SseStream(response, await response.Content.ReadAsStreamAsync(cancel.Token));
+        return new SseStream(response, await response.Content.ReadAsStreamAsync(cancel.Token), keep);
     }
 
     /// <summary>The next event, or null when the server ended the stream. Throws <see cref="TimeoutException"/> past <paramref name="timeout"/>.</summary>
@@ -47,12 +56,18 @@ public sealed class SseStream : IAsyncDisposable
         }
         catch (TimeoutException)
         {
-            throw new TimeoutException($"no SSE event within {timeout.TotalSeconds:0.#}s after {Received.Count}: {Describe()}");
+            throw new TimeoutException($"no SSE event within {timeout.TotalSeconds:0.#}s after {_count}: {Describe()}");
         }
         if (!more)
             return null;
-        Received.Add(_events.Current);
-        return _events.Current;
+        var item = _events.Current;
+        _count++;
+        if (_keep)
+            Received.Add(item);
+        _latest.Enqueue(item);
+        if (_latest.Count > 5)
+            _latest.Dequeue();
+        return item;
     }
 
     /// <summary>Reads until an event of <paramref name="type"/> (returned) arrives.</summary>
@@ -91,43 +106,74 @@ public sealed class SseStream : IAsyncDisposable
         _closed.Dispose();
     }
 
-    private string Describe() => string.Join(", ", Received.TakeLast(5).Select(e => $"{e.Id}:{e.Event}"));
+    private string Describe() => string.Join(", ", _latest.Select(e => $"{e.Id}:{e.Event}"));
 
+    /// <summary>Parses the body as UTF-8 bytes: one string for each event's data, and its id and type (a repeated type is shared).</summary>
     private static async IAsyncEnumerable<SseEvent> ParseAsync(Stream body, [EnumeratorCancellation] CancellationToken cancel)
     {
-        using var reader = new StreamReader(body, Encoding.UTF8);
-        string? id = null, type = null;
-        var data = new StringBuilder();
+        var reader = PipeReader.Create(body, new StreamPipeReaderOptions(leaveOpen: false));
+        var data = new ArrayBufferWriter<byte>();
+        string? id = null, type = null, lastTypeName = null;
+        byte[] lastType = [];
         var hasData = false;
-        while (await reader.ReadLineAsync(cancel) is { } line)
+        try
         {
-            if (line.Length == 0)
+            while (true)
             {
-                if (hasData)
-                    yield return new SseEvent(id, type ?? "message", data.ToString());
-                type = null;
-                data.Clear();
-                hasData = false;
-                continue;
-            }
-            if (line[0] == ':')
-                continue;
-            var colon = line.IndexOf(':');
-            var field = colon < 0 ? line : line[..colon];
-            var value = colon < 0 ? "" : line[(colon + 1)..];
-            if (value.StartsWith(' '))
-                value = value[1..];
-            switch (field)
-            {
-                case "id": id = value; break;
-                case "event": type = value; break;
-                case "data":
-                    if (hasData)
-                        data.Append('\n');
-                    data.Append(value);
-                    hasData = true;
-                    break;
+                var read = await reader.ReadAsync(cancel);
+                var buffer = read.Buffer;
+                while (buffer.PositionOf((byte)'\n') is { } newline)
+                {
+                    var line = buffer.Slice(0, newline);
+                    buffer = buffer.Slice(buffer.GetPosition(1, newline));
+                    if (line.Length > 0 && line.Slice(line.Length - 1).FirstSpan[0] == (byte)'\r')
+                        line = line.Slice(0, line.Length - 1);
+                    if (line.Length == 0)
+                    {
+                        if (hasData)
+                            yield return new SseEvent(id, type ?? "message", Encoding.UTF8.GetString(data.WrittenSpan));
+                        type = null;
+                        data.ResetWrittenCount();
+                        hasData = false;
+                        continue;
+                    }
+                    var field = line.PositionOf((byte)':') is { } colon ? line.Slice(0, colon) : line;
+                    var value = field.Length < line.Length ? line.Slice(field.Length + 1) : default;
+                    if (value.Length > 0 && value.FirstSpan[0] == (byte)' ')
+                        value = value.Slice(1);
+                    if (field.Length == 0)
+                        continue; // a comment
+                    if (Is(field, "data"u8))
+                    {
+                        if (hasData)
+                            data.Write("\n"u8);
+                        foreach (var segment in value)
+                            data.Write(segment.Span);
+                        hasData = true;
+                    }
+                    else if (Is(field, "id"u8))
+                        id = Encoding.UTF8.GetString(value);
+                    else if (Is(field, "event"u8))
+                    {
+                        if (!Is(value, lastType))
+                        {
+                            lastType = value.ToArray();
+                            lastTypeName = Encoding.UTF8.GetString(lastType);
+                        }
+                        type = lastTypeName;
+                    }
+                }
+                if (read.IsCompleted)
+                    yield break;
+                reader.AdvanceTo(buffer.Start, buffer.End);
             }
         }
+        finally
+        {
+            await reader.CompleteAsync();
+        }
     }
+
+    private static bool Is(ReadOnlySequence<byte> bytes, ReadOnlySpan<byte> expected) =>
+        bytes.Length == expected.Length && (bytes.IsSingleSegment ? bytes.FirstSpan.SequenceEqual(expected) : bytes.ToArray().AsSpan().SequenceEqual(expected));
 }

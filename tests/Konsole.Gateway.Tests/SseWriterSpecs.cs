@@ -11,7 +11,7 @@ public sealed class SseWriterSpecs
     [Fact]
     public async Task A_json_line_is_written_verbatim_as_one_data_line()
     {
-        var text = await WrittenAsync(new SseItem<string>("""{"type":"assistant","text":"grüße 👋"}""", "assistant") { EventId = "7" });
+        var text = await WrittenAsync(new SseItem<ReadOnlyMemory<byte>>("""{"type":"assistant","text":"grüße 👋"}"""u8.ToArray(), "assistant") { EventId = "7" });
 
         Assert.Equal("id: 7\nevent: assistant\ndata: {\"type\":\"assistant\",\"text\":\"grüße 👋\"}\n\n", text);
     }
@@ -19,12 +19,12 @@ public sealed class SseWriterSpecs
     [Fact]
     public async Task Data_of_several_lines_becomes_several_data_lines_without_carriage_returns()
     {
-        var text = await WrittenAsync(new SseItem<string>("one\r\ntwo\n\nthree", "note"));
+        var text = await WrittenAsync(new SseItem<ReadOnlyMemory<byte>>("one\r\ntwo\n\nthree"u8.ToArray(), "note"));
 
         Assert.Equal("event: note\ndata: one\ndata: two\ndata: \ndata: three\n\n", text);
     }
 
-    private static async Task<string> WrittenAsync(SseItem<string> item)
+    private static async Task<string> WrittenAsync(SseItem<ReadOnlyMemory<byte>> item)
     {
         var output = new MemoryStream();
         var writer = PipeWriter.Create(output);

@@ -52,14 +52,15 @@ public sealed class CliProcess
     public Task<int> Exited { get; }
 
     /// <summary>
-    /// Starts the process. Throws (<see cref="FileNotFoundException"/> when the program is nowhere to be found,
+    /// Starts the process; <paramref name="onStdoutReadEnd"/> runs after the lines of each read from stdout. Throws (<see cref="FileNotFoundException"/> when the program is nowhere to be found,
     /// <see cref="System.ComponentModel.Win32Exception"/> when it cannot be run) when it cannot be started.
     /// </summary>
     public static CliProcess Start(
         ProcessLaunch launch,
         Action<ReadOnlySequence<byte>> onStdoutLine,
         Action<long> onOversizedLine,
-        Action<string> onStderrLine)
+        Action<string> onStderrLine,
+        Action? onStdoutReadEnd = null)
     {
         var stdin = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
         var stdinSource = PipeSource.Create(async (stream, ct) =>
@@ -71,7 +72,7 @@ public sealed class CliProcess
             }
         });
         var stdoutTarget = PipeTarget.Create((stream, ct) =>
-            Protocol.LineReader.ReadLinesAsync(stream, launch.MaxLineBytes, onStdoutLine, onOversizedLine, ct));
+            Protocol.LineReader.ReadLinesAsync(stream, launch.MaxLineBytes, onStdoutLine, onOversizedLine, onStdoutReadEnd, ct));
 
         var program = Executables.Locate(launch.FileName)
             ?? throw new FileNotFoundException("no such file, nor a program of that name on PATH", launch.FileName);

@@ -44,22 +44,11 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     public HotProcessActor(HotProcessSpec spec)
     {
         _spec = spec;
-        Receive<Stdout>(m =>
+        Receive<StdoutRead>(m =>
         {
             FedWatchdog();
-            OnFrame(m.Frame);
-        });
-        Receive<NonJsonLine>(m =>
-        {
-            FedWatchdog();
-            // A flood of junk must not flood the log: the first few are shown, then every thousandth.
-            if (++_skippedLines <= 5 || _skippedLines % 1000 == 0)
-                _log.Warning("{0}: skipped a stdout line that is not a JSON object ({1} so far): {2}", Name, _skippedLines, m.Preview);
-        });
-        Receive<OversizedLine>(m =>
-        {
-            FedWatchdog();
-            _log.Error("{0}: dropped a stdout line of {1:N0} bytes (konsole.claude.max-line-bytes = {2:N0})", Name, m.Bytes, _spec.Launch.MaxLineBytes);
+            foreach (var line in m.Lines)
+                OnLine(line);
         });
         Receive<TurnSilent>(_ => OnTurnSilent());
         Receive<InterruptUnanswered>(_ => KillForTimeout($"no output for {Seconds(_spec.Claude.TurnTimeout)}, and no result {Seconds(_spec.Claude.InterruptTimeout)} after an interrupt"));
@@ -86,13 +75,23 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         var launch = _spec.ResumeSessionId is { } resume
             ? _spec.Launch with { Arguments = [.. _spec.Launch.Arguments, "--resume", resume] }
             : _spec.Launch;
+        // Everything one read of stdout brought goes to the actor as one message: under load a read holds many lines, and
+        // one hand-off instead of one per line is what keeps up. The list is only touched by the stdout reader.
+        var lines = new List<object>();
         try
         {
             _process = CliProcess.Start(
                 launch,
-                line => self.Tell(ParseLine(line)),
-                bytes => self.Tell(new OversizedLine(bytes)),
-                line => self.Tell(new Stderr(line)));
+                line => lines.Add(ParseLine(line)),
+                bytes => lines.Add(new OversizedLine(bytes)),
+                line => self.Tell(new Stderr(line)),
+                onStdoutReadEnd: () =>
+                {
+                    if (lines.Count == 0)
+                        return;
+                    self.Tell(new StdoutRead(lines));
+                    lines = [];
+                });
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or UnauthorizedAccessException)
         {
@@ -115,9 +114,26 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     }
 
     private static object ParseLine(ReadOnlySequence<byte> line) =>
-        StreamJsonParser.Parse(line) is { } frame
-            ? new Stdout(frame)
-            : new NonJsonLine(SecretRedactor.Redact(Preview(line)));
+        (object?)StreamJsonParser.Parse(line) ?? new NonJsonLine(SecretRedactor.Redact(Preview(line)));
+
+    private void OnLine(object line)
+    {
+        switch (line)
+        {
+            case CliFrame frame:
+                OnFrame(frame);
+                break;
+            case NonJsonLine junk:
+                // A flood of junk must not flood the log: the first few are shown, then every thousandth.
+                if (++_skippedLines <= 5 || _skippedLines % 1000 == 0)
+                    _log.Warning("{0}: skipped a stdout line that is not a JSON object ({1} so far): {2}", Name, _skippedLines, junk.Preview);
+                break;
+            case OversizedLine oversized:
+                _log.Error("{0}: dropped a stdout line of {1:N0} bytes (konsole.claude.max-line-bytes = {2:N0})", Name, oversized.Bytes,
+                    _spec.Launch.MaxLineBytes);
+                break;
+        }
+    }
 
     private static string Preview(ReadOnlySequence<byte> line)
     {
@@ -355,11 +371,12 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private static string Truncate(string text) => text.Length <= 300 ? text : text[..300] + "...";
 
     // Output of a process can still arrive after its actor stopped: not worth a dead-letter warning.
-    private sealed record Stdout(CliFrame Frame) : IDeadLetterSuppression;
+    /// <param name="Lines">In order: a <see cref="CliFrame"/>, <see cref="NonJsonLine"/> or <see cref="OversizedLine"/> each.</param>
+    private sealed record StdoutRead(IReadOnlyList<object> Lines) : IDeadLetterSuppression;
 
-    private sealed record NonJsonLine(string Preview) : IDeadLetterSuppression;
+    private sealed record NonJsonLine(string Preview);
 
-    private sealed record OversizedLine(long Bytes) : IDeadLetterSuppression;
+    private sealed record OversizedLine(long Bytes);
 
     private sealed record Stderr(string Line) : IDeadLetterSuppression;
 

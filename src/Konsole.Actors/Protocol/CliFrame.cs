@@ -1,11 +1,13 @@
+using System.Text;
+
 namespace Konsole.Actors.Protocol;
 
 /// <summary>
-/// One line the CLI printed on stdout: the raw JSON text, kept verbatim for pass-through, and the few
-/// fields routing needs. Everything else in the line is left unparsed.
+/// One line the CLI printed on stdout: its UTF-8 bytes, kept verbatim for pass-through (never decoded on the way to a
+/// client), and the few fields routing needs. Everything else in the line is left unparsed.
 /// </summary>
 public sealed record CliFrame(
-    string Raw,
+    ReadOnlyMemory<byte> Line,
     string? Type,
     string? Subtype = null,
     string? SessionId = null,
@@ -16,6 +18,9 @@ public sealed record CliFrame(
     ControlResponseInfo? ControlResponse = null,
     CommandLifecycle? Lifecycle = null)
 {
+    /// <summary>The line as text, decoded on each call.</summary>
+    public string Raw => Encoding.UTF8.GetString(Line.Span);
+
     public bool IsResult => Type == "result";
     public bool IsInit => Type == "system" && Subtype == "init";
 }

@@ -6,7 +6,8 @@ namespace Konsole.Actors.Protocol;
 /// <summary>
 /// Splits a byte stream into lines of any length up to <c>maxLineBytes</c>. A longer line is
 /// discarded without being buffered past the cap (its size is reported), and reading goes on with
-/// the next line: an oversized frame must not take the process down with it.
+/// the next line: an oversized frame must not take the process down with it. <c>onReadEnd</c> runs after the lines of
+/// each read from the stream, so a consumer can hand on everything one read brought at once.
 /// </summary>
 public static class LineReader
 {
@@ -15,6 +16,7 @@ public static class LineReader
         long maxLineBytes,
         Action<ReadOnlySequence<byte>> onLine,
         Action<long> onOversizedLine,
+        Action? onReadEnd = null,
         CancellationToken cancellationToken = default)
     {
         // Small segments: every idle process holds one while its read waits (a pipe's zero-byte read does not wait here), and a
@@ -53,8 +55,10 @@ public static class LineReader
                 {
                     if (skipped >= 0) onOversizedLine(skipped);
                     else if (buffer.Length > 0) onLine(TrimCarriageReturn(buffer));
+                    onReadEnd?.Invoke();
                     return;
                 }
+                onReadEnd?.Invoke();
                 reader.AdvanceTo(buffer.Start, buffer.End);
             }
         }

@@ -59,7 +59,7 @@ public static class StreamJsonParser
         if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
             throw new JsonException("trailing content after the object");
 
-        return new CliFrame(Encoding.UTF8.GetString(line), type, subtype, sessionId, uuid, userMessageUuid,
+        return new CliFrame(line.ToArray(), type, subtype, sessionId, uuid, userMessageUuid,
             isError, rateLimit, type == "control_response" ? control : null,
             type == "command_lifecycle" ? new CommandLifecycle(commandUuid, state) : null);
     }

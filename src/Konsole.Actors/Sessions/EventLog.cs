@@ -18,7 +18,7 @@ public sealed class EventLog(int capacity, long startAfter = 0)
     /// <summary>The id of the oldest event still kept.</summary>
     public long FirstAvailable => Math.Max(_start + 1, _count - _ring.Length + 1);
 
-    public SessionEvent Append(string promptId, string type, string data, bool endsPrompt)
+    public SessionEvent Append(string promptId, string type, ReadOnlyMemory<byte> data, bool endsPrompt)
     {
         if (_count - _start == _ring.Length && _ring.Length < capacity)
         {

@@ -130,7 +130,7 @@ public sealed class SessionActor : ReceivePersistentActor
             if (!_inFlight.TryGetValue(m.PromptId, out var prompt))
                 return;
             _accountId ??= m.AccountId;
-            var queued = JsonSerializer.Serialize(new { position = m.Position, accountId = m.AccountId });
+            var queued = JsonSerializer.SerializeToUtf8Bytes(new { position = m.Position, accountId = m.AccountId });
             if (prompt.Recorded)
             {
                 Append(m.PromptId, "queued", queued, endsPrompt: false);
@@ -149,7 +149,7 @@ public sealed class SessionActor : ReceivePersistentActor
             Record(new PromptEndRecorded(m.PromptId, Completed: true, m.AccountId, conversation), e =>
             {
                 Ended(e);
-                Append(m.PromptId, m.Result.Type!, (prompt.Result ?? m.Result).Raw, endsPrompt: true);
+                Append(m.PromptId, m.Result.Type!, (prompt.Result ?? m.Result).Line, endsPrompt: true);
                 CloseIfDone();
             });
         });
@@ -169,7 +169,7 @@ public sealed class SessionActor : ReceivePersistentActor
             {
                 Ended(e);
                 if (prompt.Result is { } result)
-                    Append(m.PromptId, result.Type!, result.Raw, endsPrompt: false); // e.g. a turn the watchdog interrupted
+                    Append(m.PromptId, result.Type!, result.Line, endsPrompt: false); // e.g. a turn the watchdog interrupted
                 Append(m.PromptId, "error", Error(m.Code, m.Message, m.RetryAfter), endsPrompt: true);
                 CloseIfDone();
             });
@@ -325,17 +325,18 @@ public sealed class SessionActor : ReceivePersistentActor
         if (!_inFlight.TryGetValue(promptId, out var prompt))
             return;
         if (prompt.Result is { } earlier)
-            Append(promptId, earlier.Type!, earlier.Raw, endsPrompt: false); // another result came: that one did not end the turn
+            Append(promptId, earlier.Type!, earlier.Line, endsPrompt: false); // another result came: that one did not end the turn
         prompt.Result = frame.IsResult ? frame : null; // a result ends the prompt with TurnCompleted, which follows it
         if (!frame.IsResult)
-            Append(promptId, frame.Type ?? "unknown", frame.Raw, endsPrompt: false);
+            Append(promptId, frame.Type ?? "unknown", frame.Line, endsPrompt: false);
     }
 
-    private void Append(string promptId, string type, string data, bool endsPrompt)
+    private void Append(string promptId, string type, ReadOnlyMemory<byte> data, bool endsPrompt)
     {
         ReserveEventIds();
         var item = _events.Append(promptId, type, data, endsPrompt);
-        foreach (var subscription in _subscriptions.Values.ToList())
+        List<string>? ended = null;
+        foreach (var subscription in _subscriptions.Values)
         {
             if (subscription.PromptId is not null && subscription.PromptId != promptId)
                 continue;
@@ -343,16 +344,18 @@ public sealed class SessionActor : ReceivePersistentActor
             {
                 // A follower this far behind would only hold memory: its stream ends, and it can resume from its Last-Event-ID.
                 subscription.Writer.TryComplete();
-                _subscriptions.Remove(subscription.Id);
+                (ended ??= []).Add(subscription.Id);
                 continue;
             }
             subscription.Writer.TryWrite(item);
             if (endsPrompt && subscription.PromptId is not null)
             {
                 subscription.Writer.TryComplete();
-                _subscriptions.Remove(subscription.Id);
+                (ended ??= []).Add(subscription.Id);
             }
         }
+        foreach (var id in ended ?? [])
+            _subscriptions.Remove(id);
     }
 
     /// <summary>
@@ -437,9 +440,9 @@ public sealed class SessionActor : ReceivePersistentActor
     private SessionInfo Info() => new(_id, _type, _accountId, _inFlight.Count > 0 ? "busy" : "idle",
         _conversation?.SessionId, _turns, _events.LastId);
 
-    private static string Error(string code, string message, TimeSpan? retryAfter = null) => retryAfter is { } wait
-        ? JsonSerializer.Serialize(new { code, message, retryAfter = (long)Math.Ceiling(wait.TotalSeconds) })
-        : JsonSerializer.Serialize(new { code, message });
+    private static byte[] Error(string code, string message, TimeSpan? retryAfter = null) => retryAfter is { } wait
+        ? JsonSerializer.SerializeToUtf8Bytes(new { code, message, retryAfter = (long)Math.Ceiling(wait.TotalSeconds) })
+        : JsonSerializer.SerializeToUtf8Bytes(new { code, message });
 
     /// <param name="PromptId">Only this prompt's events, ending with its last; null: every event of the session.</param>
     private sealed record Subscription(string Id, string? PromptId, ChannelWriter<SessionEvent> Writer, ChannelReader<SessionEvent> Reader);

@@ -19,8 +19,13 @@ public enum SessionType
 /// (<see cref="Type"/> is the line's own <c>type</c>, <see cref="Data"/> the line verbatim), or a gateway
 /// event: <c>queued</c> <c>{"position":N,"accountId":"..."}</c> or <c>error</c> <c>{"code":"...","message":"..."}</c>.
 /// </summary>
+/// <param name="Data">UTF-8 JSON.</param>
 /// <param name="EndsPrompt">The prompt's last event: its <c>result</c>, or an <c>error</c>.</param>
-public sealed record SessionEvent(long Id, string PromptId, string Type, string Data, bool EndsPrompt);
+public sealed record SessionEvent(long Id, string PromptId, string Type, ReadOnlyMemory<byte> Data, bool EndsPrompt)
+{
+    /// <summary><see cref="Data"/> as text, decoded on each call.</summary>
+    public string Text => System.Text.Encoding.UTF8.GetString(Data.Span);
+}
 
 /// <param name="AccountId">The account serving the session: a worker's, or the one that ran its latest turn.</param>
 /// <param name="ClaudeSessionId">The CLI's session id of its conversation (full and worker sessions).</param>

@@ -51,6 +51,26 @@ public sealed class LineReaderTests
     }
 
     [Fact]
+    public async Task Each_read_ends_after_the_lines_it_completed_so_a_consumer_can_hand_them_on_together()
+    {
+        var reads = new List<List<string>>();
+        var current = new List<string>();
+
+        // 10-byte reads: "a\nbb\nccc\nd" | "ddd\ne\n" (the last line has no newline and ends the stream).
+        await LineReader.ReadLinesAsync(new ChunkedStream("a\nbb\nccc\ndddd\ne\nf"u8.ToArray(), 10), 100,
+            line => current.Add(Encoding.UTF8.GetString(line)), _ => { },
+            onReadEnd: () =>
+            {
+                reads.Add(current);
+                current = [];
+            });
+
+        Assert.Equal(["a", "bb", "ccc", "dddd", "e", "f"], reads.SelectMany(r => r));
+        Assert.Equal(["a", "bb", "ccc"], reads[0]);
+        Assert.Empty(current); // nothing came after the last read ended
+    }
+
+    [Fact]
     public async Task Invalid_utf8_is_passed_on_as_bytes()
     {
         var collected = new List<byte[]>();

@@ -1,3 +1,4 @@
+using System.Text;
 using Konsole.Actors.Sessions;
 
 namespace Konsole.Actors.Tests.Sessions;
@@ -9,18 +10,18 @@ public sealed class EventLogTests
     {
         var log = new EventLog(capacity: 5, startAfter: 100);
         foreach (var n in Enumerable.Range(0, 3))
-            log.Append("p", "assistant", $"{n}", endsPrompt: false);
+            log.Append("p", "assistant", Encoding.UTF8.GetBytes($"{n}"), endsPrompt: false);
 
         Assert.Equal([101L, 102, 103], log.After(0).Select(e => e.Id));
         Assert.Equal(101, log.FirstAvailable);
 
         foreach (var n in Enumerable.Range(3, 5))
-            log.Append("p", "assistant", $"{n}", endsPrompt: false);
+            log.Append("p", "assistant", Encoding.UTF8.GetBytes($"{n}"), endsPrompt: false);
 
         Assert.Equal(108, log.LastId);
         Assert.Equal(104, log.FirstAvailable);
-        Assert.Equal(["3", "4", "5", "6", "7"], log.After(0).Select(e => e.Data));
-        Assert.Equal(["5", "6", "7"], log.After(105).Select(e => e.Data));
+        Assert.Equal(["3", "4", "5", "6", "7"], log.After(0).Select(e => e.Text));
+        Assert.Equal(["5", "6", "7"], log.After(105).Select(e => e.Text));
     }
 
     [Fact]
@@ -28,9 +29,9 @@ public sealed class EventLogTests
     {
         var log = new EventLog(capacity: 40);
         foreach (var n in Enumerable.Range(1, 100))
-            log.Append("p", "assistant", $"{n}", endsPrompt: false);
+            log.Append("p", "assistant", Encoding.UTF8.GetBytes($"{n}"), endsPrompt: false);
 
-        Assert.Equal(Enumerable.Range(61, 40).Select(n => $"{n}"), log.After(0).Select(e => e.Data));
+        Assert.Equal(Enumerable.Range(61, 40).Select(n => $"{n}"), log.After(0).Select(e => e.Text));
         Assert.Equal(Enumerable.Range(61, 40).Select(n => (long)n), log.After(0).Select(e => e.Id));
     }
 }
