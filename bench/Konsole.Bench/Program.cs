@@ -5,6 +5,8 @@ using Konsole.Bench;
 // Scenarios: latency, streaming, realcli, memory, micro (BenchmarkDotNet), all (every end-to-end scenario).
 var scenario = args.FirstOrDefault() ?? "all";
 var turns = args.SkipWhile(a => a != "--turns").Skip(1).Select(int.Parse).FirstOrDefault(300);
+if (scenario == "sse-readers") // the streaming scenario's client process
+    return await SseReaders.RunAsync(args[1..]);
 if (scenario == "micro")
 {
     BenchmarkSwitcher.FromAssembly(typeof(Report).Assembly).Run(args[1..]);

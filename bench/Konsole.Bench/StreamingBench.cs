@@ -60,38 +60,18 @@ public static class StreamingBench
         var router = ActorRegistry.For(gateway.Host.System).Get<RoleRouter>();
         var before = await router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(10));
 
-        var delays = new Samples("event delay");
+        // The same swaps with nothing else running, for comparison.
+        var idleSwaps = new Samples("swap, idle");
+        using (var idle = new CancellationTokenSource(TimeSpan.FromSeconds(3)))
+            await SwapWhileAsync(router, idleSwaps, idle.Token);
+
+        using var readers = await SseReaders.StartAsync(client.BaseAddress!, prompt, sessions);
         var swaps = new Samples("swap");
-        var events = 0L;
-        var failed = new List<string>();
         using var streaming = new CancellationTokenSource();
         var swapping = SwapWhileAsync(router, swaps, streaming.Token);
         Console.Error.WriteLine("streaming: measuring the gateway");
-        var clock = Stopwatch.StartNew();
-        await Task.WhenAll(sessions.Select(async s =>
-        {
-            var request = new HttpRequestMessage(HttpMethod.Post, $"/api/session/{s}/prompt") { Content = JsonContent.Create(new { prompt }) };
-            await using var stream = await SseStream.OpenAsync(client, request, TimeSpan.FromSeconds(300), keep: false);
-            var local = new List<double>();
-            SseEvent? last = null;
-            var count = 0;
-            while (await stream.NextAsync(TimeSpan.FromSeconds(300)) is { } e)
-            {
-                last = e;
-                count++;
-                if (EmittedMs(e.Data) is { } emitted)
-                    local.Add((DateTime.UtcNow - DateTime.UnixEpoch).TotalMilliseconds - emitted);
-                Interlocked.Increment(ref events);
-            }
-            lock (delays)
-            {
-                foreach (var d in local)
-                    delays.Add(d);
-                if (last is not { Event: "result" })
-                    failed.Add($"{s}: {(int)stream.Response.StatusCode}, {count} events, the last {last}");
-            }
-        }));
-        var seconds = clock.Elapsed.TotalSeconds;
+        var outcome = await readers.GoAsync();
+        var (events, seconds, failed) = (outcome.Events, outcome.Seconds, outcome.Failed);
         await streaming.CancelAsync();
         await swapping;
         var after = await router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(10));
@@ -107,10 +87,11 @@ public static class StreamingBench
         report.Table(["path", "lines or events", "seconds", "per second", "vs raw", "p50 event delay ms", "p99 event delay ms"],
         [
             ["raw pipes (100 CliWrap pipes)", $"{rawLines:N0}", $"{rawSeconds:0.00}", $"{rawRate:N0}", "1.00", "", ""],
-            ["gateway (100 SSE streams)", $"{events:N0}", $"{seconds:0.00}", $"{rate:N0}", $"{rate / rawRate:0.00}", $"{delays.P50:0.0}", $"{delays.P99:0.0}"],
+            ["gateway (100 SSE streams)", $"{events:N0}", $"{seconds:0.00}", $"{rate:N0}", $"{rate / rawRate:0.00}", $"{outcome.DelayP50:0.0}", $"{outcome.DelayP99:0.0}"],
         ]);
         report.Line($"Role swaps during the streaming: {swaps.Count}, p50 {swaps.P50:0.000} ms, p99 {swaps.P99:0.000} ms (an Ask round trip to the router); " +
-            $"processes restarted meanwhile: {restarted}; the full and chat processes' pids {(pidsBefore.SetEquals(pidsAfter) ? "unchanged" : "CHANGED")}.");
+            $"processes restarted meanwhile: {restarted}; the full and chat processes' pids {(pidsBefore.SetEquals(pidsAfter) ? "unchanged" : "CHANGED")}. " +
+            $"The same swaps with the machine idle (before the streaming): {idleSwaps.Count}, p50 {idleSwaps.P50:0.000} ms, p99 {idleSwaps.P99:0.000} ms.");
         foreach (var stream in failed)
             report.Line($"- a stream that did not end with its result: {stream}");
         report.Verdict("every stream ended with its result", failed.Count == 0);
@@ -146,17 +127,5 @@ public static class StreamingBench
         if (!OperatingSystem.IsWindows())
             File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return script;
-    }
-
-    private static double? EmittedMs(string data)
-    {
-        var at = data.IndexOf("\"emitted_ms\":", StringComparison.Ordinal);
-        if (at < 0)
-            return null;
-        var start = at + "\"emitted_ms\":".Length;
-        var end = start;
-        while (end < data.Length && (char.IsDigit(data[end]) || data[end] is '.' or 'E' or 'e' or '-' or '+'))
-            end++;
-        return double.TryParse(data.AsSpan(start, end - start), NumberStyles.Float, CultureInfo.InvariantCulture, out var ms) ? ms : null;
     }
 }
