@@ -87,7 +87,7 @@ public static class StreamingBench
         report.Table(["path", "lines or events", "seconds", "per second", "vs raw", "p50 event delay ms", "p99 event delay ms"],
         [
             ["raw pipes (100 CliWrap pipes)", $"{rawLines:N0}", $"{rawSeconds:0.00}", $"{rawRate:N0}", "1.00", "", ""],
-            ["gateway (100 SSE streams)", $"{events:N0}", $"{seconds:0.00}", $"{rate:N0}", $"{rate / rawRate:0.00}", $"{outcome.DelayP50:0.0}", $"{outcome.DelayP99:0.0}"],
+            ["gateway (100 SSE streams)", $"{events:N0}", $"{seconds:0.00}", $"{rate:N0}", $"{rate / rawRate:0.000}", $"{outcome.DelayP50:0.0}", $"{outcome.DelayP99:0.0}"],
         ]);
         report.Line($"Role swaps during the streaming: {swaps.Count}, p50 {swaps.P50:0.000} ms, p99 {swaps.P99:0.000} ms (an Ask round trip to the router); " +
             $"processes restarted meanwhile: {restarted}; the full and chat processes' pids {(pidsBefore.SetEquals(pidsAfter) ? "unchanged" : "CHANGED")}. " +
