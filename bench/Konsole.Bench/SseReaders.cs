@@ -14,7 +14,7 @@ public static class SseReaders
 {
     public sealed record Outcome(long Events, double Seconds, double DelayP50, double DelayP99, List<string> Failed);
 
-    /// <summary>Starts the reader process; its streams open when <see cref="Running.GoAsync"/> is called.</summary>
+    /// <summary>Starts the reader process; its streams open at each <see cref="Running.GoAsync"/>, one turn per session.</summary>
     public static async Task<Running> StartAsync(Uri gateway, string prompt, IReadOnlyList<string> sessions)
     {
         var start = new ProcessStartInfo("dotnet")
@@ -50,7 +50,10 @@ public static class SseReaders
         }
     }
 
-    /// <summary>The reader process: waits for <c>go</c>, posts the prompt to every session at once, reads each stream to its end, reports.</summary>
+    /// <summary>
+    /// The reader process: at each <c>go</c> on stdin, posts the prompt to every session at once, reads each stream to its
+    /// end and reports on stdout; ends with stdin.
+    /// </summary>
     public static async Task<int> RunAsync(string[] args)
     {
         var (gateway, prompt, sessions) = (new Uri(args[0]), args[1], args[2].Split(','));
@@ -58,8 +61,13 @@ public static class SseReaders
         // One turn first, so this process's own code is compiled before the measured one.
         await ReadAsync(client, sessions[0], "[[chunks:200:0]] warm the reader");
         Console.WriteLine("ready");
-        if (await Console.In.ReadLineAsync() != "go")
-            return 2;
+        while (await Console.In.ReadLineAsync() == "go")
+            Console.WriteLine(JsonSerializer.Serialize(await TurnAsync(client, prompt, sessions)));
+        return 0;
+    }
+
+    private static async Task<Outcome> TurnAsync(HttpClient client, string prompt, string[] sessions)
+    {
         var delays = new Samples("event delay");
         var events = 0L;
         var failed = new List<string>();
@@ -76,9 +84,7 @@ public static class SseReaders
                     failed.Add($"{s}: {status}, {count} events, the last {last}");
             }
         }));
-        var seconds = clock.Elapsed.TotalSeconds;
-        Console.WriteLine(JsonSerializer.Serialize(new Outcome(events, seconds, delays.P50, delays.P99, failed)));
-        return 0;
+        return new Outcome(events, clock.Elapsed.TotalSeconds, delays.P50, delays.P99, failed);
     }
 
     private static async Task<(int Count, SseEvent? Last, List<double> Delays, int Status)> ReadAsync(HttpClient client, string session, string prompt)

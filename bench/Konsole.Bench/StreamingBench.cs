@@ -23,7 +23,7 @@ public static class StreamingBench
 {
     private const int Streams = 100;
 
-    public static async Task<Report> RunAsync(int chunks)
+    public static async Task<Report> RunAsync(int chunks, int rounds = 3)
     {
         var prompt = $"[[chunks:{chunks}:0]] stream";
         // A warm-up turn long enough that the supervisor's code (and the pipes' and the client's) is compiled and tiered up
@@ -33,14 +33,10 @@ public static class StreamingBench
         using var gatewayBox = KonsoleSandbox.Create(2);
         var cli = NicedFakeClaude(rawBox.Root);
 
-        // Raw: 100 pipes, the same turn at once.
+        // Raw: 100 pipes.
         var launch = Launches.Full(rawBox.Settings(cli));
         var pipes = await Task.WhenAll(Enumerable.Range(0, Streams).Select(_ => RawPipe.StartAsync(launch)));
         await Task.WhenAll(pipes.Select(p => p.TurnAsync(warm)));
-        var rawClock = Stopwatch.StartNew();
-        var rawLines = (await Task.WhenAll(pipes.Select(p => p.TurnAsync(prompt)))).Sum();
-        var rawSeconds = rawClock.Elapsed.TotalSeconds;
-        await Task.WhenAll(pipes.Select(p => p.DisposeAsync().AsTask()));
 
         // Gateway: 100 worker sessions, 50 worker processes per account.
         await using var gateway = await GatewayPath.StartAsync(gatewayBox.Hocon(cli, extraHocon: """
@@ -65,38 +61,55 @@ public static class StreamingBench
         using (var idle = new CancellationTokenSource(TimeSpan.FromSeconds(3)))
             await SwapWhileAsync(router, idleSwaps, idle.Token);
 
+        // Rounds, each the raw pipes' turn and then the gateway's (swapping meanwhile), so the machine's drift falls on both;
+        // the first, untimed, brings both back from idle.
         using var readers = await SseReaders.StartAsync(client.BaseAddress!, prompt, sessions);
         var swaps = new Samples("swap");
-        using var streaming = new CancellationTokenSource();
-        var swapping = SwapWhileAsync(router, swaps, streaming.Token);
-        Console.Error.WriteLine("streaming: measuring the gateway");
-        var outcome = await readers.GoAsync();
-        var (events, seconds, failed) = (outcome.Events, outcome.Seconds, outcome.Failed);
-        await streaming.CancelAsync();
-        await swapping;
+        var results = new List<(double RawRate, SseReaders.Outcome Gateway)>();
+        for (var round = 0; round <= rounds; round++)
+        {
+            var rawClock = Stopwatch.StartNew();
+            var rawLines = (await Task.WhenAll(pipes.Select(p => p.TurnAsync(prompt)))).Sum();
+            var rawRate = rawLines / rawClock.Elapsed.TotalSeconds;
+            using var streaming = new CancellationTokenSource();
+            var swapping = SwapWhileAsync(router, round == 0 ? new Samples("warm-up") : swaps, streaming.Token);
+            Console.Error.WriteLine(round == 0 ? "streaming: warming up" : $"streaming: measuring the gateway, round {round}");
+            var outcome = await readers.GoAsync();
+            await streaming.CancelAsync();
+            await swapping;
+            if (round > 0)
+                results.Add((rawRate, outcome));
+        }
+        await Task.WhenAll(pipes.Select(p => p.DisposeAsync().AsTask()));
         var after = await router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(10));
         var restarted = after.Accounts.SelectMany(a => a.Status.Processes).Sum(p => p.Restarts)
             - before.Accounts.SelectMany(a => a.Status.Processes).Sum(p => p.Restarts);
         var pidsBefore = before.Accounts.SelectMany(a => a.Status.Processes).Where(p => p.Mode != ProcessMode.Worker).Select(p => p.ProcessId).ToHashSet();
         var pidsAfter = after.Accounts.SelectMany(a => a.Status.Processes).Where(p => p.Mode != ProcessMode.Worker).Select(p => p.ProcessId).ToHashSet();
 
-        var rawRate = rawLines / rawSeconds;
-        var rate = events / seconds;
+        var ratios = results.Select(r => r.Gateway.Events / r.Gateway.Seconds / r.RawRate).Order().ToArray();
+        var medianRatio = ratios[ratios.Length / 2];
+        var rates = results.Select(r => r.Gateway.Events / r.Gateway.Seconds).Order().ToArray();
+        var medianRate = rates[rates.Length / 2];
+        var failed = results.SelectMany(r => r.Gateway.Failed).ToList();
         var report = new Report("Streaming: 100 SSE streams at once, and role swaps under that load (scenarios 2 and 3)");
-        report.Line($"{Streams} turns of {chunks} assistant chunks each (plus the turn's other lines), each on a CLI process of its own, all at once.");
-        report.Table(["path", "lines or events", "seconds", "per second", "vs raw", "p50 event delay ms", "p99 event delay ms"],
-        [
-            ["raw pipes (100 CliWrap pipes)", $"{rawLines:N0}", $"{rawSeconds:0.00}", $"{rawRate:N0}", "1.00", "", ""],
-            ["gateway (100 SSE streams)", $"{events:N0}", $"{seconds:0.00}", $"{rate:N0}", $"{rate / rawRate:0.000}", $"{outcome.DelayP50:0.0}", $"{outcome.DelayP99:0.0}"],
-        ]);
-        report.Line($"Role swaps during the streaming: {swaps.Count}, p50 {swaps.P50:0.000} ms, p99 {swaps.P99:0.000} ms (an Ask round trip to the router); " +
+        report.Line($"{Streams} turns of {chunks} assistant chunks each (plus the turn's other lines), each on a CLI process of its own, all at once; " +
+            $"{rounds} rounds after an untimed one, each the raw pipes' turn and then the gateway's.");
+        report.Table(["round", "raw pipes: lines/s", "gateway: events/s", "vs raw", "p50 event delay ms", "p99 event delay ms"],
+            results.Select((r, i) => new[]
+            {
+                $"{i + 1}", $"{r.RawRate:N0}", $"{r.Gateway.Events / r.Gateway.Seconds:N0}", $"{r.Gateway.Events / r.Gateway.Seconds / r.RawRate:0.000}",
+                $"{r.Gateway.DelayP50:0.0}", $"{r.Gateway.DelayP99:0.0}",
+            }).ToArray());
+        report.Line($"Median: {medianRate:N0} events/s, {medianRatio:0.000} × raw. Lines or events per turn: {results[0].Gateway.Events:N0} through the gateway.");
+        report.Line($"Role swaps during the gateway's turns: {swaps.Count}, p50 {swaps.P50:0.000} ms, p99 {swaps.P99:0.000} ms (an Ask round trip to the router); " +
             $"processes restarted meanwhile: {restarted}; the full and chat processes' pids {(pidsBefore.SetEquals(pidsAfter) ? "unchanged" : "CHANGED")}. " +
             $"The same swaps with the machine idle (before the streaming): {idleSwaps.Count}, p50 {idleSwaps.P50:0.000} ms, p99 {idleSwaps.P99:0.000} ms.");
         foreach (var stream in failed)
             report.Line($"- a stream that did not end with its result: {stream}");
         report.Verdict("every stream ended with its result", failed.Count == 0);
-        report.Verdict("≥ 100,000 events/s", rate >= 100_000);
-        report.Verdict("≥ 0.5 × raw", rate >= 0.5 * rawRate);
+        report.Verdict("≥ 100,000 events/s (median)", medianRate >= 100_000);
+        report.Verdict("≥ 0.5 × raw (median)", medianRatio >= 0.5);
         report.Verdict("swap p99 < 1 ms", swaps.P99 < 1);
         report.Verdict("0 processes restarted by swaps", restarted == 0 && pidsBefore.SetEquals(pidsAfter));
         return report;

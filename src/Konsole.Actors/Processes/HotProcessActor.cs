@@ -78,11 +78,18 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         // Everything one read of stdout brought goes to the actor as one message: under load a read holds many lines, and
         // one hand-off instead of one per line is what keeps up. The list is only touched by the stdout reader.
         var lines = new List<object>();
+        string? lastSessionId = null; // also only touched by the stdout reader
         try
         {
             _process = CliProcess.Start(
                 launch,
-                line => lines.Add(ParseLine(line)),
+                line =>
+                {
+                    var parsed = ParseLine(line, lastSessionId);
+                    if (parsed is CliFrame { SessionId: { } id })
+                        lastSessionId = id;
+                    lines.Add(parsed);
+                },
                 bytes => lines.Add(new OversizedLine(bytes)),
                 line => self.Tell(new Stderr(line)),
                 onStdoutReadEnd: () =>
@@ -113,8 +120,8 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             CliProcessTracker.Get(Context.System).Stop(_process);
     }
 
-    private static object ParseLine(ReadOnlySequence<byte> line) =>
-        (object?)StreamJsonParser.Parse(line) ?? new NonJsonLine(SecretRedactor.Redact(Preview(line)));
+    private static object ParseLine(ReadOnlySequence<byte> line, string? sessionId) =>
+        (object?)StreamJsonParser.Parse(line, sessionId) ?? new NonJsonLine(SecretRedactor.Redact(Preview(line)));
 
     private void OnLine(object line)
     {

@@ -10,14 +10,24 @@ namespace Konsole.Actors.Protocol;
 /// </summary>
 public static class StreamJsonParser
 {
-    /// <summary>Returns the frame, or null when the line is not a JSON object (the caller logs and skips it).</summary>
-    public static CliFrame? Parse(ReadOnlySequence<byte> line)
+    // The frame types the CLI prints, shared instead of a new string per line (a session keeps each event's type).
+    private static readonly string[] KnownTypes =
+    [
+        "assistant", "user", "system", "result", "stream_event", "rate_limit_event", "command_lifecycle", "control_response",
+        "control_request", "conversation_reset",
+    ];
+
+    /// <summary>
+    /// Returns the frame, or null when the line is not a JSON object (the caller logs and skips it). A
+    /// <paramref name="sessionId"/> the line carries again (every line of a conversation does) is returned as that instance.
+    /// </summary>
+    public static CliFrame? Parse(ReadOnlySequence<byte> line, string? sessionId = null)
     {
         if (line.IsEmpty || line.FirstSpan.IsEmpty || line.FirstSpan[0] != (byte)'{')
             return null;
         try
         {
-            return ParseObject(line);
+            return ParseObject(line, sessionId);
         }
         catch (JsonException)
         {
@@ -25,7 +35,7 @@ public static class StreamJsonParser
         }
     }
 
-    private static CliFrame ParseObject(ReadOnlySequence<byte> line)
+    private static CliFrame ParseObject(ReadOnlySequence<byte> line, string? knownSessionId)
     {
         var reader = new Utf8JsonReader(line, isFinalBlock: true, state: default);
         reader.Read(); // StartObject
@@ -36,9 +46,9 @@ public static class StreamJsonParser
 
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (reader.ValueTextEquals("type"u8)) type = ReadString(ref reader);
+            if (reader.ValueTextEquals("type"u8)) type = ReadString(ref reader, KnownTypes);
             else if (reader.ValueTextEquals("subtype"u8)) subtype = ReadString(ref reader);
-            else if (reader.ValueTextEquals("session_id"u8)) sessionId = ReadString(ref reader);
+            else if (reader.ValueTextEquals("session_id"u8)) sessionId = knownSessionId is null ? ReadString(ref reader) : ReadString(ref reader, [knownSessionId]);
             else if (reader.ValueTextEquals("uuid"u8)) uuid = ReadString(ref reader);
             else if (reader.ValueTextEquals("user_message_uuid"u8)) userMessageUuid = ReadString(ref reader);
             else if (reader.ValueTextEquals("command_uuid"u8)) commandUuid = ReadString(ref reader);
@@ -71,6 +81,23 @@ public static class StreamJsonParser
             return reader.GetString();
         reader.Skip();
         return null;
+    }
+
+    /// <summary>The string value, as one of <paramref name="known"/> when it equals one.</summary>
+    private static string? ReadString(ref Utf8JsonReader reader, scoped ReadOnlySpan<string> known)
+    {
+        reader.Read();
+        if (reader.TokenType != JsonTokenType.String)
+        {
+            reader.Skip();
+            return null;
+        }
+        foreach (var candidate in known)
+        {
+            if (reader.ValueTextEquals(candidate))
+                return candidate;
+        }
+        return reader.GetString();
     }
 
     private static RateLimitInfo? ReadRateLimit(ref Utf8JsonReader reader)

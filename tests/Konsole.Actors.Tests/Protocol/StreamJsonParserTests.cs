@@ -22,6 +22,19 @@ public sealed class StreamJsonParserTests
     }
 
     [Fact]
+    public void A_known_type_and_a_session_id_seen_before_are_shared_not_copied_per_line()
+    {
+        var line = new ReadOnlySequence<byte>("{\"type\":\"assistant\",\"session_id\":\"s-1\"}"u8.ToArray());
+        var first = StreamJsonParser.Parse(line)!;
+        var next = StreamJsonParser.Parse(line, first.SessionId)!;
+        var other = StreamJsonParser.Parse(new ReadOnlySequence<byte>("{\"type\":\"assistant\",\"session_id\":\"s-2\"}"u8.ToArray()), first.SessionId)!;
+
+        Assert.Same("assistant", first.Type);
+        Assert.Same(first.SessionId, next.SessionId);
+        Assert.Equal("s-2", other.SessionId);
+    }
+
+    [Fact]
     public void Invalid_utf8_never_throws()
     {
         Assert.Null(Parse([0xC3, 0x28, 0xFF, (byte)'{']));
