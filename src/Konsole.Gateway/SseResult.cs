@@ -49,28 +49,32 @@ public sealed class SseResult(IAsyncEnumerable<SseItem<ReadOnlyMemory<byte>>> it
     internal static void Write(PipeWriter writer, SseItem<ReadOnlyMemory<byte>> item)
     {
         if (item.EventId is { } id)
-        {
-            writer.Write("id: "u8);
-            Encoding.UTF8.GetBytes(id, writer);
-            writer.Write("\n"u8);
-        }
+            WriteField(writer, "id: "u8, id);
         if (item.EventType is { } type)
-        {
-            writer.Write("event: "u8);
-            Encoding.UTF8.GetBytes(type, writer);
-            writer.Write("\n"u8);
-        }
+            WriteField(writer, "event: "u8, type);
         var data = item.Data.Span;
         while (true)
         {
             var newline = data.IndexOf((byte)'\n');
-            writer.Write("data: "u8);
-            writer.Write((newline < 0 ? data : data[..newline]).TrimEnd((byte)'\r'));
-            writer.Write("\n"u8);
+            WriteField(writer, "data: "u8, (newline < 0 ? data : data[..newline]).TrimEnd((byte)'\r'));
             if (newline < 0)
                 break;
             data = data[(newline + 1)..];
         }
+        writer.Write("\n"u8);
+    }
+
+    private static void WriteField(PipeWriter writer, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+    {
+        writer.Write(name);
+        writer.Write(value);
+        writer.Write("\n"u8);
+    }
+
+    private static void WriteField(PipeWriter writer, ReadOnlySpan<byte> name, string value)
+    {
+        writer.Write(name);
+        Encoding.UTF8.GetBytes(value, writer);
         writer.Write("\n"u8);
     }
 

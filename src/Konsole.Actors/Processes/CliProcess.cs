@@ -52,8 +52,9 @@ public sealed class CliProcess
     public Task<int> Exited { get; }
 
     /// <summary>
-    /// Starts the process; <paramref name="onStdoutReadEnd"/> runs after the lines of each read from stdout. Throws (<see cref="FileNotFoundException"/> when the program is nowhere to be found,
-    /// <see cref="System.ComponentModel.Win32Exception"/> when it cannot be run) when it cannot be started.
+    /// Starts the process; <paramref name="onStdoutReadEnd"/> runs after the lines of each read from stdout. Throws
+    /// (<see cref="FileNotFoundException"/> when the program is nowhere to be found, <see cref="System.ComponentModel.Win32Exception"/>
+    /// when it cannot be run) when it cannot be started.
     /// </summary>
     public static CliProcess Start(
         ProcessLaunch launch,

@@ -48,7 +48,7 @@ public static class StreamJsonParser
         {
             if (reader.ValueTextEquals("type"u8)) type = ReadString(ref reader, KnownTypes);
             else if (reader.ValueTextEquals("subtype"u8)) subtype = ReadString(ref reader);
-            else if (reader.ValueTextEquals("session_id"u8)) sessionId = knownSessionId is null ? ReadString(ref reader) : ReadString(ref reader, [knownSessionId]);
+            else if (reader.ValueTextEquals("session_id"u8)) sessionId = ReadString(ref reader, knownSessionId is null ? [] : [knownSessionId]);
             else if (reader.ValueTextEquals("uuid"u8)) uuid = ReadString(ref reader);
             else if (reader.ValueTextEquals("user_message_uuid"u8)) userMessageUuid = ReadString(ref reader);
             else if (reader.ValueTextEquals("command_uuid"u8)) commandUuid = ReadString(ref reader);
@@ -74,17 +74,8 @@ public static class StreamJsonParser
             type == "command_lifecycle" ? new CommandLifecycle(commandUuid, state) : null);
     }
 
-    private static string? ReadString(ref Utf8JsonReader reader)
-    {
-        reader.Read();
-        if (reader.TokenType == JsonTokenType.String)
-            return reader.GetString();
-        reader.Skip();
-        return null;
-    }
-
-    /// <summary>The string value, as one of <paramref name="known"/> when it equals one.</summary>
-    private static string? ReadString(ref Utf8JsonReader reader, scoped ReadOnlySpan<string> known)
+    /// <summary>The string value (null when it is not a string), as one of <paramref name="known"/> when it equals one.</summary>
+    private static string? ReadString(ref Utf8JsonReader reader, scoped ReadOnlySpan<string> known = default)
     {
         reader.Read();
         if (reader.TokenType != JsonTokenType.String)
