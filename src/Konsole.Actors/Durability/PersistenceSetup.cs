@@ -8,8 +8,8 @@ using Microsoft.Data.Sqlite;
 namespace Konsole.Actors.Durability;
 
 /// <summary>
-/// The journal and snapshot store: Akka.Persistence.Sql (Linq2Db) on <c>konsole.persistence</c>, an embedded SQLite file by
-/// default. Journal and snapshots share the database; SQLite runs in WAL mode so readers and the writer do not block
+/// The journal and snapshot store on <c>konsole.persistence</c>, an embedded SQLite file by default: Akka.Persistence.Sql
+/// (Linq2Db), with <see cref="SqliteJournal"/> as the journal on SQLite. Journal and snapshots share the database; SQLite runs in WAL mode so readers and the writer do not block
 /// each other, and retries a busy database for the connection's <c>Default Timeout</c>.
 /// </summary>
 public static class PersistenceSetup
@@ -48,9 +48,6 @@ public static class PersistenceSetup
     {
         var connection = Quote(settings.ConnectionString);
         var provider = Quote(settings.Provider);
-        // SQLite has one writer at a time: concurrent batches only meet SQLITE_BUSY, which Microsoft.Data.Sqlite waits out
-        // by sleeping on a thread-pool thread. One writer batching everything waiting is faster and never blocks.
-        var writers = settings.IsSqlite ? 1 : 3;
         // Reading state back competes with every CLI process starting at once (hundreds, on a few cores): Akka's 30 s can
         // pass before the snapshot store answers, and a host whose roles did not recover stops (StateUnrecoverable).
         // use-clone-connection = off: the plugin's default clones its connection options for every write, and Linq2Db then
@@ -58,6 +55,7 @@ public static class PersistenceSetup
         // The plugins run on two threads of their own: Microsoft.Data.Sqlite's async calls run synchronously, and on the
         // shared thread pool a write held up whatever was queued behind it on that thread (an idle role swap's answer
         // waited 1.2 ms for the write that followed it, against 0.15 ms here).
+        var journal = settings.IsSqlite ? SqliteJournalId : "akka.persistence.journal.sql";
         return ConfigurationFactory.ParseString($$"""
             akka.persistence {
               dispatchers.konsole-journal-dispatcher {
@@ -66,9 +64,15 @@ public static class PersistenceSetup
                 dedicated-thread-pool { thread-count = 2, threadtype = background }
               }
               journal {
-                plugin = "akka.persistence.journal.sql"
+                plugin = "{{journal}}"
+                konsole-sqlite {
+                  class = "{{typeof(SqliteJournal).AssemblyQualifiedName}}"
+                  connection-string = {{connection}}
+                  recovery-event-timeout = 120s
+                  plugin-dispatcher = {{Dispatcher}}
+                }
                 sql {
-                  connection-string = {{connection}}, provider-name = {{provider}}, auto-initialize = true, parallelism = {{writers}}
+                  connection-string = {{connection}}, provider-name = {{provider}}, auto-initialize = true, parallelism = 3
                   recovery-event-timeout = 120s, use-clone-connection = off
                   plugin-dispatcher = {{Dispatcher}}, materializer-dispatcher = {{Dispatcher}}
                 }
@@ -84,29 +88,34 @@ public static class PersistenceSetup
             """).WithFallback(SqlPersistence.DefaultConfiguration);
     }
 
+    /// <summary>The journal on SQLite: <see cref="SqliteJournal"/>.</summary>
+    public const string SqliteJournalId = "akka.persistence.journal.konsole-sqlite";
+
     /// <summary>
-    /// For SQLite: <c>synchronous=NORMAL</c> on every connection the plugins open (a per-connection setting the file does
-    /// not keep). In WAL mode a commit then no longer waits for the disk, only for the OS: it survives the host being
-    /// killed, though not the machine losing power mid-write. Null for other databases.
+    /// Run on every SQLite connection (a per-connection setting the file does not keep): in WAL mode a commit then no
+    /// longer waits for the disk, only for the OS. It survives the host being killed, though not the machine losing power
+    /// mid-write.
     /// </summary>
+    internal const string SqliteConnectionPragma = "PRAGMA synchronous=NORMAL;";
+
+    /// <summary>For SQLite: <see cref="SqliteConnectionPragma"/> on every connection the plugin opens. Null for other databases.</summary>
     public static DataOptionsSetup? SqliteConnections(PersistenceSettings settings)
     {
         if (!settings.IsSqlite)
             return null;
-        const string pragma = "PRAGMA synchronous=NORMAL;";
         return new DataOptionsSetup(new DataOptions()
             .UseConnectionString(settings.Provider, settings.ConnectionString)
             .UseAfterConnectionOpened(
                 connection =>
                 {
                     using var command = connection.CreateCommand();
-                    command.CommandText = pragma;
+                    command.CommandText = SqliteConnectionPragma;
                     command.ExecuteNonQuery();
                 },
                 async (connection, cancel) =>
                 {
                     await using var command = connection.CreateCommand();
-                    command.CommandText = pragma;
+                    command.CommandText = SqliteConnectionPragma;
                     await command.ExecuteNonQueryAsync(cancel).ConfigureAwait(false);
                 }));
     }
