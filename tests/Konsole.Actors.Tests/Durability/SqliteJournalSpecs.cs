@@ -28,15 +28,17 @@ public sealed class SqliteJournalSpecs : IDisposable
     }
 
     [Fact]
-    public async Task Is_the_journal_on_sqlite_and_shares_its_table_with_the_plugin_both_ways()
+    public async Task Is_the_journal_on_sqlite_and_reads_and_writes_a_database_the_plugin_created_and_the_plugin_reads_it_back()
     {
         Assert.Equal(PersistenceSetup.SqliteJournalId, PersistenceSetup.Hocon(_settings).GetString("akka.persistence.journal.plugin"));
 
+        await WithRecorderAsync(PluginJournal, async recorder => Assert.Equal(1, await WriteAsync(recorder, "a"))); // as a host before it did
         await WithRecorderAsync(null, async recorder =>
         {
-            Assert.Equal(1, await WriteAsync(recorder, "a"));
+            Assert.Equal(new Recovered(["a"], 1), await recorder.Ask<Recovered>(Read.Instance, Timeout));
             Assert.Equal(2, await WriteAsync(recorder, "b"));
         });
+        Assert.Equal(["journal_uq"], OnDatabase("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'journal' AND sql IS NOT NULL"));
         await WithRecorderAsync(PluginJournal, async recorder =>
         {
             Assert.Equal(new Recovered(["a", "b"], 2), await recorder.Ask<Recovered>(Read.Instance, Timeout));
@@ -114,14 +116,14 @@ public sealed class SqliteJournalSpecs : IDisposable
         {
             var recorder = system.ActorOf(Props.Create(() => new Recorder("p-1")));
             Assert.Equal(1, await WriteAsync(recorder, "a"));
-            ExecuteOnDatabase("ALTER TABLE journal RENAME TO journal_away");
+            OnDatabase("ALTER TABLE journal RENAME TO journal_away");
 
             var watcher = new TaskCompletionSource();
             var probe = system.ActorOf(Props.Create(() => new Watcher(recorder, watcher)));
             recorder.Tell(new Write("b"), probe);
             await watcher.Task.WaitAsync(Timeout); // Akka stops a persistent actor whose write failed
 
-            ExecuteOnDatabase("ALTER TABLE journal_away RENAME TO journal");
+            OnDatabase("ALTER TABLE journal_away RENAME TO journal");
             var again = system.ActorOf(Props.Create(() => new Recorder("p-1")));
             Assert.Equal(new Recovered(["a"], 1), await again.Ask<Recovered>(Read.Instance, Timeout));
             Assert.Equal(2, await WriteAsync(again, "c"));
@@ -152,13 +154,18 @@ public sealed class SqliteJournalSpecs : IDisposable
         }
     }
 
-    private void ExecuteOnDatabase(string sql)
+    /// <summary>Runs <paramref name="sql"/> on a connection of its own; returns the first column of the rows it gives.</summary>
+    private List<string> OnDatabase(string sql)
     {
         using var connection = new SqliteConnection(_settings.ConnectionString + ";Pooling=false");
         connection.Open();
         using var command = connection.CreateCommand();
         command.CommandText = sql;
-        command.ExecuteNonQuery();
+        using var reader = command.ExecuteReader();
+        var rows = new List<string>();
+        while (reader.Read())
+            rows.Add(reader.GetString(0));
+        return rows;
     }
 
     private sealed record Write(string Text);
