@@ -11,7 +11,6 @@ public sealed record CliFrame(
     string? Type,
     string? Subtype = null,
     string? SessionId = null,
-    string? Uuid = null,
     string? UserMessageUuid = null,
     bool IsError = false,
     RateLimitInfo? RateLimit = null,
@@ -20,6 +19,9 @@ public sealed record CliFrame(
 {
     /// <summary>The line as text, decoded on each call.</summary>
     public string Raw => Encoding.UTF8.GetString(Line.Span);
+
+    /// <summary>The line's own <c>uuid</c>, read from the line on each call: routing never needs it, and most lines carry one.</summary>
+    public string? Uuid => StreamJsonParser.TopLevelString(Line.Span, "uuid"u8);
 
     public bool IsResult => Type == "result";
     public bool IsInit => Type == "system" && Subtype == "init";

@@ -39,7 +39,7 @@ public static class StreamJsonParser
     {
         var reader = new Utf8JsonReader(line, isFinalBlock: true, state: default);
         reader.Read(); // StartObject
-        string? type = null, subtype = null, sessionId = null, uuid = null, userMessageUuid = null, commandUuid = null, state = null;
+        string? type = null, subtype = null, sessionId = null, userMessageUuid = null, commandUuid = null, state = null;
         var isError = false;
         RateLimitInfo? rateLimit = null;
         ControlResponseInfo? control = null;
@@ -49,7 +49,6 @@ public static class StreamJsonParser
             if (reader.ValueTextEquals("type"u8)) type = ReadString(ref reader, KnownTypes);
             else if (reader.ValueTextEquals("subtype"u8)) subtype = ReadString(ref reader);
             else if (reader.ValueTextEquals("session_id"u8)) sessionId = ReadString(ref reader, knownSessionId is null ? [] : [knownSessionId]);
-            else if (reader.ValueTextEquals("uuid"u8)) uuid = ReadString(ref reader);
             else if (reader.ValueTextEquals("user_message_uuid"u8)) userMessageUuid = ReadString(ref reader);
             else if (reader.ValueTextEquals("command_uuid"u8)) commandUuid = ReadString(ref reader);
             else if (reader.ValueTextEquals("state"u8)) state = ReadString(ref reader);
@@ -69,9 +68,32 @@ public static class StreamJsonParser
         if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
             throw new JsonException("trailing content after the object");
 
-        return new CliFrame(line.ToArray(), type, subtype, sessionId, uuid, userMessageUuid,
+        return new CliFrame(line.ToArray(), type, subtype, sessionId, userMessageUuid,
             isError, rateLimit, type == "control_response" ? control : null,
             type == "command_lifecycle" ? new CommandLifecycle(commandUuid, state) : null);
+    }
+
+    /// <summary>A top-level string field of a line (null when absent, not a string, or the line is not JSON), read again.</summary>
+    internal static string? TopLevelString(ReadOnlySpan<byte> line, ReadOnlySpan<byte> name)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(line);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                return null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals(name))
+                    return ReadString(ref reader);
+                reader.Read();
+                reader.Skip();
+            }
+            return null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>The string value (null when it is not a string), as one of <paramref name="known"/> when it equals one.</summary>

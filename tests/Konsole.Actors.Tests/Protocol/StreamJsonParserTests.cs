@@ -35,6 +35,17 @@ public sealed class StreamJsonParserTests
     }
 
     [Fact]
+    public void A_line_s_own_uuid_is_read_from_the_line_when_asked()
+    {
+        var frame = StreamJsonParser.Parse(new ReadOnlySequence<byte>(
+            "{\"type\":\"assistant\",\"message\":{\"uuid\":\"inner\"},\"uuid\":\"u-1\",\"session_id\":\"s-1\"}"u8.ToArray()))!;
+        var none = StreamJsonParser.Parse(new ReadOnlySequence<byte>("{\"type\":\"assistant\",\"uuid\":7}"u8.ToArray()))!;
+
+        Assert.Equal(("u-1", "s-1"), (frame.Uuid, frame.SessionId));
+        Assert.Null(none.Uuid);
+    }
+
+    [Fact]
     public void Invalid_utf8_never_throws()
     {
         Assert.Null(Parse([0xC3, 0x28, 0xFF, (byte)'{']));
