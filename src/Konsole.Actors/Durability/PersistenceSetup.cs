@@ -9,8 +9,9 @@ namespace Konsole.Actors.Durability;
 
 /// <summary>
 /// The journal and snapshot store on <c>konsole.persistence</c>, an embedded SQLite file by default: Akka.Persistence.Sql
-/// (Linq2Db), with <see cref="SqliteJournal"/> as the journal on SQLite. Journal and snapshots share the database; SQLite runs in WAL mode so readers and the writer do not block
-/// each other, and retries a busy database for the connection's <c>Default Timeout</c>.
+/// (Linq2Db), with <see cref="SqliteJournal"/> as the journal on SQLite. Journal and snapshots share the database;
+/// SQLite runs in WAL mode so readers and the writer do not block each other, and retries a busy database for the
+/// connection's <c>Default Timeout</c>.
 /// </summary>
 public static class PersistenceSetup
 {

@@ -68,137 +68,101 @@ public sealed class SqliteJournal : AsyncWriteJournal
             """, "$pid", "$from", "$to", "$max");
     }
 
-    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
-    {
-        try
+    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken) =>
+        Locked<IImmutableList<Exception?>>(() =>
         {
             var now = DateTime.UtcNow.Ticks;
             var results = ImmutableList.CreateBuilder<Exception?>();
             var rows = new List<(IPersistentRepresentation Event, byte[] Message, string Manifest, int Serializer)>();
-            lock (_connection)
+            using var transaction = _connection.BeginTransaction();
+            _insert.Transaction = transaction;
+            foreach (var write in messages)
             {
-                using var transaction = _connection.BeginTransaction();
-                _insert.Transaction = transaction;
-                foreach (var write in messages)
+                // A write whose event cannot be serialized is rejected alone (its actor is told, and lives on).
+                rows.Clear();
+                try
                 {
-                    // A write whose event cannot be serialized is rejected alone (its actor is told, and lives on).
-                    rows.Clear();
-                    try
+                    foreach (var e in (IImmutableList<IPersistentRepresentation>)write.Payload)
                     {
-                        foreach (var e in (IImmutableList<IPersistentRepresentation>)write.Payload)
-                        {
-                            var serializer = _serialization.FindSerializerFor(e.Payload);
-                            rows.Add((e, serializer.ToBinary(e.Payload), Akka.Serialization.Serialization.ManifestFor(serializer, e.Payload), serializer.Identifier));
-                        }
+                        var serializer = _serialization.FindSerializerFor(e.Payload);
+                        rows.Add((e, serializer.ToBinary(e.Payload), Akka.Serialization.Serialization.ManifestFor(serializer, e.Payload), serializer.Identifier));
                     }
-                    catch (Exception rejected)
-                    {
-                        results.Add(rejected);
-                        continue;
-                    }
-                    foreach (var (e, message, manifest, serializer) in rows)
-                    {
-                        var p = _insert.Parameters;
-                        p[0].Value = e.Timestamp == 0 ? now : e.Timestamp;
-                        p[1].Value = e.PersistenceId;
-                        p[2].Value = e.SequenceNr;
-                        p[3].Value = message;
-                        p[4].Value = manifest;
-                        p[5].Value = serializer;
-                        p[6].Value = _writerUuid;
-                        _insert.ExecuteNonQuery();
-                    }
-                    results.Add(null);
                 }
-                transaction.Commit();
+                catch (Exception rejected)
+                {
+                    results.Add(rejected);
+                    continue;
+                }
+                foreach (var (e, message, manifest, serializer) in rows)
+                {
+                    var p = _insert.Parameters;
+                    p[0].Value = e.Timestamp == 0 ? now : e.Timestamp;
+                    p[1].Value = e.PersistenceId;
+                    p[2].Value = e.SequenceNr;
+                    p[3].Value = message;
+                    p[4].Value = manifest;
+                    p[5].Value = serializer;
+                    p[6].Value = _writerUuid;
+                    _insert.ExecuteNonQuery();
+                }
+                results.Add(null);
             }
-            return Task.FromResult<IImmutableList<Exception?>>(results.ToImmutable());
-        }
-        catch (Exception e)
-        {
-            return Task.FromException<IImmutableList<Exception?>>(e);
-        }
-    }
+            transaction.Commit();
+            return results.ToImmutable();
+        });
 
     public override Task ReplayMessagesAsync(
-        IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<IPersistentRepresentation> recoveryCallback)
-    {
-        try
+        IActorContext context, string persistenceId, long fromSequenceNr, long toSequenceNr, long max, Action<IPersistentRepresentation> recoveryCallback) =>
+        Locked(() =>
         {
-            lock (_connection)
+            var p = _replay.Parameters;
+            p[0].Value = persistenceId;
+            p[1].Value = fromSequenceNr;
+            p[2].Value = toSequenceNr;
+            p[3].Value = max;
+            using var reader = _replay.ExecuteReader();
+            while (reader.Read())
             {
-                var p = _replay.Parameters;
-                p[0].Value = persistenceId;
-                p[1].Value = fromSequenceNr;
-                p[2].Value = toSequenceNr;
-                p[3].Value = max;
-                using var reader = _replay.ExecuteReader();
-                while (reader.Read())
-                {
-                    var sequenceNr = reader.GetInt64(0);
-                    if (reader.IsDBNull(3))
-                        throw new InvalidDataException($"journal row {persistenceId} #{sequenceNr} names no serializer");
-                    var manifest = reader.IsDBNull(2) ? "" : reader.GetString(2);
-                    var payload = _serialization.Deserialize((byte[])reader.GetValue(1), reader.GetInt32(3), manifest);
-                    recoveryCallback(new Persistent(
-                        payload, sequenceNr, persistenceId, manifest, false, ActorRefs.NoSender,
-                        reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt64(5)));
-                }
+                var sequenceNr = reader.GetInt64(0);
+                if (reader.IsDBNull(3))
+                    throw new InvalidDataException($"journal row {persistenceId} #{sequenceNr} names no serializer");
+                var manifest = reader.IsDBNull(2) ? "" : reader.GetString(2);
+                var payload = _serialization.Deserialize((byte[])reader.GetValue(1), reader.GetInt32(3), manifest);
+                recoveryCallback(new Persistent(
+                    payload, sequenceNr, persistenceId, manifest, false, ActorRefs.NoSender,
+                    reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetInt64(5)));
             }
-            return Task.CompletedTask;
-        }
-        catch (Exception e)
-        {
-            return Task.FromException(e);
-        }
-    }
+            return true;
+        });
 
     /// <summary>Counts rows marked deleted: <see cref="DeleteMessagesToAsync"/> keeps the highest one for this.</summary>
-    public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
-    {
-        try
+    public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken) =>
+        Locked(() =>
         {
-            lock (_connection)
-            {
-                _highest.Parameters[0].Value = persistenceId;
-                _highest.Parameters[1].Value = fromSequenceNr;
-                return Task.FromResult(_highest.ExecuteScalar() is long highest ? highest : 0L);
-            }
-        }
-        catch (Exception e)
-        {
-            return Task.FromException<long>(e);
-        }
-    }
+            _highest.Parameters[0].Value = persistenceId;
+            _highest.Parameters[1].Value = fromSequenceNr;
+            return _highest.ExecuteScalar() is long highest ? highest : 0L;
+        });
 
     /// <summary>As the plugin does: the last row up to <paramref name="toSequenceNr"/> stays, marked deleted, the rest go.</summary>
-    protected override Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken)
-    {
-        try
+    protected override Task DeleteMessagesToAsync(string persistenceId, long toSequenceNr, CancellationToken cancellationToken) =>
+        Locked(() =>
         {
-            lock (_connection)
-            {
-                using var transaction = _connection.BeginTransaction();
-                using var delete = _connection.CreateCommand();
-                delete.Transaction = transaction;
-                delete.CommandText = """
-                    UPDATE journal SET deleted = 1 WHERE persistence_id = $pid AND sequence_number =
-                        (SELECT MAX(sequence_number) FROM journal WHERE persistence_id = $pid AND sequence_number <= $to);
-                    DELETE FROM journal WHERE persistence_id = $pid AND sequence_number <
-                        (SELECT MAX(sequence_number) FROM journal WHERE persistence_id = $pid AND sequence_number <= $to);
-                    """;
-                delete.Parameters.AddWithValue("$pid", persistenceId);
-                delete.Parameters.AddWithValue("$to", toSequenceNr);
-                delete.ExecuteNonQuery();
-                transaction.Commit();
-            }
-            return Task.CompletedTask;
-        }
-        catch (Exception e)
-        {
-            return Task.FromException(e);
-        }
-    }
+            using var transaction = _connection.BeginTransaction();
+            using var delete = _connection.CreateCommand();
+            delete.Transaction = transaction;
+            delete.CommandText = """
+                UPDATE journal SET deleted = 1 WHERE persistence_id = $pid AND sequence_number =
+                    (SELECT MAX(sequence_number) FROM journal WHERE persistence_id = $pid AND sequence_number <= $to);
+                DELETE FROM journal WHERE persistence_id = $pid AND sequence_number <
+                    (SELECT MAX(sequence_number) FROM journal WHERE persistence_id = $pid AND sequence_number <= $to);
+                """;
+            delete.Parameters.AddWithValue("$pid", persistenceId);
+            delete.Parameters.AddWithValue("$to", toSequenceNr);
+            delete.ExecuteNonQuery();
+            transaction.Commit();
+            return true;
+        });
 
     protected override void PostStop()
     {
@@ -210,6 +174,20 @@ public sealed class SqliteJournal : AsyncWriteJournal
             _connection.Dispose();
         }
         base.PostStop();
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the connection, alone; its result, or its exception, as a completed task.</summary>
+    private Task<T> Locked<T>(Func<T> work)
+    {
+        try
+        {
+            lock (_connection)
+                return Task.FromResult(work());
+        }
+        catch (Exception e)
+        {
+            return Task.FromException<T>(e);
+        }
     }
 
     private void Execute(string sql)
