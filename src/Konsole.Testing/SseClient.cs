@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using System.Text;
+using Konsole.Actors.Protocol;
 
 namespace Konsole.Testing;
 
@@ -124,10 +125,8 @@ public sealed class SseStream : IAsyncDisposable
                 var buffer = read.Buffer;
                 while (buffer.PositionOf((byte)'\n') is { } newline)
                 {
-                    var line = buffer.Slice(0, newline);
+                    var line = LineReader.TrimCarriageReturn(buffer.Slice(0, newline));
                     buffer = buffer.Slice(buffer.GetPosition(1, newline));
-                    if (line.Length > 0 && line.Slice(line.Length - 1).FirstSpan[0] == (byte)'\r')
-                        line = line.Slice(0, line.Length - 1);
                     if (line.Length == 0)
                     {
                         if (hasData)

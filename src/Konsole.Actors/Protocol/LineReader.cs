@@ -83,6 +83,7 @@ public static class LineReader
         return true;
     }
 
-    private static ReadOnlySequence<byte> TrimCarriageReturn(ReadOnlySequence<byte> line) =>
+    /// <summary>The line without a trailing <c>\r</c> (a CRLF line ending).</summary>
+    public static ReadOnlySequence<byte> TrimCarriageReturn(ReadOnlySequence<byte> line) =>
         line.Length > 0 && line.Slice(line.Length - 1).FirstSpan[0] == (byte)'\r' ? line.Slice(0, line.Length - 1) : line;
 }
