@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net.Http.Json;
 using Akka.Actor;
 using Akka.Configuration;
@@ -65,7 +64,7 @@ public sealed class RawPipe : ITurnPath
 
     public async ValueTask DisposeAsync() => await _process.StopAsync(TimeSpan.FromSeconds(2));
 
-    private void OnLine(ReadOnlySequence<byte> line)
+    private void OnLine(ReadOnlyMemory<byte> line)
     {
         _lines++;
         if (StreamJsonParser.Parse(line) is { } frame && (frame.IsResult || frame.Type == "control_response"))

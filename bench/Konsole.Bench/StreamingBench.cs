@@ -65,7 +65,7 @@ public static class StreamingBench
         // the first, untimed, brings both back from idle.
         using var readers = await SseReaders.StartAsync(client.BaseAddress!, prompt, sessions);
         var swaps = new Samples("swap");
-        var results = new List<(double RawRate, SseReaders.Outcome Gateway)>();
+        var results = new List<(double RawRate, SseReaders.Outcome Gateway, GcDuring Gc)>();
         for (var round = 0; round <= rounds; round++)
         {
             var rawClock = Stopwatch.StartNew();
@@ -74,11 +74,13 @@ public static class StreamingBench
             using var streaming = new CancellationTokenSource();
             var swapping = SwapWhileAsync(router, round == 0 ? new Samples("warm-up") : swaps, streaming.Token);
             Console.Error.WriteLine(round == 0 ? "streaming: warming up" : $"streaming: measuring the gateway, round {round}");
+            var gc = GcDuring.Start();
             var outcome = await readers.GoAsync();
+            var gcDuring = gc.Stop();
             await streaming.CancelAsync();
             await swapping;
             if (round > 0)
-                results.Add((rawRate, outcome));
+                results.Add((rawRate, outcome, gcDuring));
         }
         await Task.WhenAll(pipes.Select(p => p.DisposeAsync().AsTask()));
         var after = await router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(10));
@@ -95,11 +97,13 @@ public static class StreamingBench
         var report = new Report("Streaming: 100 SSE streams at once, and role swaps under that load (scenarios 2 and 3)");
         report.Line($"{Streams} turns of {chunks} assistant chunks each (plus the turn's other lines), each on a CLI process of its own, all at once; " +
             $"{rounds} rounds after an untimed one, each the raw pipes' turn and then the gateway's.");
-        report.Table(["round", "raw pipes: lines/s", "gateway: events/s", "vs raw", "p50 event delay ms", "p99 event delay ms"],
+        report.Table(["round", "raw pipes: lines/s", "gateway: events/s", "vs raw", "p50 event delay ms", "p99 event delay ms",
+                "gateway's GC pauses: ms (% of its time)", "GCs gen0/1/2"],
             results.Select((r, i) => new[]
             {
                 $"{i + 1}", $"{r.RawRate:N0}", $"{r.Gateway.Events / r.Gateway.Seconds:N0}", $"{r.Gateway.Events / r.Gateway.Seconds / r.RawRate:0.000}",
                 $"{r.Gateway.DelayP50:0.0}", $"{r.Gateway.DelayP99:0.0}",
+                $"{r.Gc.Paused.TotalMilliseconds:0} ({r.Gc.Paused / r.Gc.Elapsed:0.0%})", string.Join("/", r.Gc.Collections),
             }).ToArray());
         report.Line($"Median: {medianRate:N0} events/s, {medianRatio:0.000} × raw. Lines or events per turn: {results[0].Gateway.Events:N0} through the gateway.");
         report.Line($"Role swaps during the gateway's turns: {swaps.Count}, p50 {swaps.P50:0.000} ms, p99 {swaps.P99:0.000} ms (an Ask round trip to the router); " +
@@ -113,6 +117,24 @@ public static class StreamingBench
         report.Verdict("swap p99 < 1 ms", swaps.P99 < 1);
         report.Verdict("0 processes restarted by swaps", restarted == 0 && pidsBefore.SetEquals(pidsAfter));
         return report;
+    }
+
+    /// <summary>This process's garbage collections while the gateway (in it) serves the streams.</summary>
+    private sealed record GcDuring(TimeSpan Paused, TimeSpan Elapsed, int[] Collections)
+    {
+        public static Clock Start() => new();
+
+        public sealed class Clock
+        {
+            private readonly TimeSpan _paused = GC.GetTotalPauseDuration();
+            private readonly long _started = Stopwatch.GetTimestamp();
+            private readonly int[] _collections = Counts();
+
+            public GcDuring Stop() => new(GC.GetTotalPauseDuration() - _paused, Stopwatch.GetElapsedTime(_started),
+                Counts().Zip(_collections, (now, then) => now - then).ToArray());
+        }
+
+        private static int[] Counts() => [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
     }
 
     private static async Task SwapWhileAsync(IActorRef router, Samples swaps, CancellationToken stop)

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 using BenchmarkDotNet.Attributes;
 using Konsole.Actors.Protocol;
@@ -12,10 +11,10 @@ namespace Konsole.Bench.Micro;
 [MemoryDiagnoser]
 public class LineParsing
 {
-    private ReadOnlySequence<byte>[] _lines = [];
+    private ReadOnlyMemory<byte>[] _lines = [];
 
     [GlobalSetup]
-    public void Setup() => _lines = RecordedLines.Load().Select(l => new ReadOnlySequence<byte>(l)).ToArray();
+    public void Setup() => _lines = RecordedLines.Load().Select(l => new ReadOnlyMemory<byte>(l)).ToArray();
 
     [Benchmark(Baseline = true)]
     public int JsonDocumentParse()

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Text;
 using System.Threading.Channels;
@@ -58,7 +57,7 @@ public sealed class CliProcess
     /// </summary>
     public static CliProcess Start(
         ProcessLaunch launch,
-        Action<ReadOnlySequence<byte>> onStdoutLine,
+        Action<ReadOnlyMemory<byte>> onStdoutLine,
         Action<long> onOversizedLine,
         Action<string> onStderrLine,
         Action? onStdoutReadEnd = null)

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using Akka.Actor;
 using Akka.Event;
@@ -97,7 +96,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                     if (lines.Count == 0)
                         return;
                     self.Tell(new StdoutRead(lines));
-                    lines = [];
+                    lines = new List<object>(lines.Count); // the next read likely brings as many: no regrowing
                 });
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or UnauthorizedAccessException)
@@ -120,7 +119,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             CliProcessTracker.Get(Context.System).Stop(_process);
     }
 
-    private static object ParseLine(ReadOnlySequence<byte> line, string? sessionId) =>
+    private static object ParseLine(ReadOnlyMemory<byte> line, string? sessionId) =>
         (object?)StreamJsonParser.Parse(line, sessionId) ?? new NonJsonLine(SecretRedactor.Redact(Preview(line)));
 
     private void OnLine(object line)
@@ -142,9 +141,9 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         }
     }
 
-    private static string Preview(ReadOnlySequence<byte> line)
+    private static string Preview(ReadOnlyMemory<byte> line)
     {
-        var head = line.Slice(0, Math.Min(line.Length, 200));
+        var head = line.Span[..Math.Min(line.Length, 200)];
         return Encoding.UTF8.GetString(head) + (line.Length > 200 ? $"... ({line.Length:N0} bytes)" : "");
     }
 

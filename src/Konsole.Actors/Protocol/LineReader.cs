@@ -8,13 +8,15 @@ namespace Konsole.Actors.Protocol;
 /// discarded without being buffered past the cap (its size is reported), and reading goes on with
 /// the next line: an oversized frame must not take the process down with it. <c>onReadEnd</c> runs after the lines of
 /// each read from the stream, so a consumer can hand on everything one read brought at once.
+/// Each line is handed on as memory of its own that is never written again (a consumer may keep it): the lines of one read
+/// are copied together into one array, so a consumer keeping thousands of lines keeps few objects.
 /// </summary>
 public static class LineReader
 {
     public static async Task ReadLinesAsync(
         Stream stream,
         long maxLineBytes,
-        Action<ReadOnlySequence<byte>> onLine,
+        Action<ReadOnlyMemory<byte>> onLine,
         Action<long> onOversizedLine,
         Action? onReadEnd = null,
         CancellationToken cancellationToken = default)
@@ -22,6 +24,7 @@ public static class LineReader
         // Small segments: every idle process holds one while its read waits (a pipe's zero-byte read does not wait here), and a
         // long line just takes more of them.
         var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4 * 1024, leaveOpen: true));
+        var lines = new Batch(onLine);
         long skipped = -1; // >= 0 while discarding the rest of an oversized line: bytes dropped so far
         long scanned = 0;  // bytes at the start of the buffer already known to hold no newline
         try
@@ -34,14 +37,19 @@ public static class LineReader
                 {
                     if (skipped >= 0)
                     {
+                        lines.Flush();
                         onOversizedLine(skipped + line.Length);
                         skipped = -1;
                     }
                     else if (line.Length > maxLineBytes)
+                    {
+                        lines.Flush();
                         onOversizedLine(line.Length);
+                    }
                     else
-                        onLine(TrimCarriageReturn(line));
+                        lines.Add(TrimCarriageReturn(line));
                 }
+                lines.Flush(); // before the buffer they point into is given back
 
                 if (skipped >= 0 || buffer.Length > maxLineBytes)
                 {
@@ -54,7 +62,7 @@ public static class LineReader
                 if (read.IsCompleted)
                 {
                     if (skipped >= 0) onOversizedLine(skipped);
-                    else if (buffer.Length > 0) onLine(TrimCarriageReturn(buffer));
+                    else if (buffer.Length > 0) onLine(TrimCarriageReturn(buffer).ToArray());
                     onReadEnd?.Invoke();
                     return;
                 }
@@ -65,6 +73,40 @@ public static class LineReader
         finally
         {
             await reader.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Lines of one read, handed on together from one array (up to <see cref="MaxBlock"/> bytes each unless a line is longer).</summary>
+    private sealed class Batch(Action<ReadOnlyMemory<byte>> onLine)
+    {
+        // Under the large object heap's threshold; and a line a consumer keeps keeps at most this much of other lines alive.
+        private const long MaxBlock = 64 * 1024;
+
+        private readonly List<ReadOnlySequence<byte>> _lines = [];
+        private long _bytes;
+
+        public void Add(ReadOnlySequence<byte> line)
+        {
+            if (_bytes + line.Length > MaxBlock)
+                Flush();
+            _lines.Add(line);
+            _bytes += line.Length;
+        }
+
+        public void Flush()
+        {
+            if (_lines.Count == 0)
+                return;
+            var block = GC.AllocateUninitializedArray<byte>((int)_bytes, pinned: true);
+            var at = 0;
+            foreach (var line in _lines)
+            {
+                line.CopyTo(block.AsSpan(at));
+                onLine(block.AsMemory(at, (int)line.Length));
+                at += (int)line.Length;
+            }
+            _lines.Clear();
+            _bytes = 0;
         }
     }
 

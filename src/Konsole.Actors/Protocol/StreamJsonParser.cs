@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using System.Text.Json;
 
@@ -20,10 +19,11 @@ public static class StreamJsonParser
     /// <summary>
     /// Returns the frame, or null when the line is not a JSON object (the caller logs and skips it). A
     /// <paramref name="sessionId"/> the line carries again (every line of a conversation does) is returned as that instance.
+    /// The frame keeps <paramref name="line"/> as its <see cref="CliFrame.Line"/>, not a copy: pass memory nothing writes to again.
     /// </summary>
-    public static CliFrame? Parse(ReadOnlySequence<byte> line, string? sessionId = null)
+    public static CliFrame? Parse(ReadOnlyMemory<byte> line, string? sessionId = null)
     {
-        if (line.IsEmpty || line.FirstSpan.IsEmpty || line.FirstSpan[0] != (byte)'{')
+        if (line.IsEmpty || line.Span[0] != (byte)'{')
             return null;
         try
         {
@@ -35,9 +35,9 @@ public static class StreamJsonParser
         }
     }
 
-    private static CliFrame ParseObject(ReadOnlySequence<byte> line, string? knownSessionId)
+    private static CliFrame ParseObject(ReadOnlyMemory<byte> line, string? knownSessionId)
     {
-        var reader = new Utf8JsonReader(line, isFinalBlock: true, state: default);
+        var reader = new Utf8JsonReader(line.Span, isFinalBlock: true, state: default);
         reader.Read(); // StartObject
         string? type = null, subtype = null, sessionId = null, userMessageUuid = null, commandUuid = null, state = null;
         var isError = false;
@@ -68,7 +68,7 @@ public static class StreamJsonParser
         if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
             throw new JsonException("trailing content after the object");
 
-        return new CliFrame(line.ToArray(), type, subtype, sessionId, userMessageUuid,
+        return new CliFrame(line, type, subtype, sessionId, userMessageUuid,
             isError, rateLimit, type == "control_response" ? control : null,
             type == "command_lifecycle" ? new CommandLifecycle(commandUuid, state) : null);
     }

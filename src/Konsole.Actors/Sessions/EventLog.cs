@@ -9,7 +9,9 @@ public sealed class EventLog(int capacity, long startAfter = 0)
     private const int InitialSize = 16;
 
     private readonly long _start = startAfter;
-    private SessionEvent[] _ring = new SessionEvent[Math.Min(InitialSize, capacity)];
+    // Kept as values, not as SessionEvent objects: a busy session keeps thousands, and each object that survives costs the
+    // garbage collector a copy on every promotion. Readers get a SessionEvent made when they ask.
+    private Entry[] _ring = new Entry[Math.Min(InitialSize, capacity)];
     private long _count = startAfter;
 
     /// <summary>The id of the latest event; <c>startAfter</c> before the first.</summary>
@@ -25,18 +27,25 @@ public sealed class EventLog(int capacity, long startAfter = 0)
             // Not wrapped yet (it only wraps at full capacity): the events are in order from index 0.
             Array.Resize(ref _ring, (int)Math.Min((long)_ring.Length * 2, capacity));
         }
-        var item = new SessionEvent(_count + 1, promptId, type, data, endsPrompt);
-        _ring[Index(_count + 1)] = item;
         _count++;
-        return item;
+        _ring[Index(_count)] = new Entry(promptId, type, data, endsPrompt);
+        return Event(_count);
     }
 
     private long Index(long id) => (id - _start - 1) % _ring.Length;
+
+    private SessionEvent Event(long id)
+    {
+        var entry = _ring[Index(id)];
+        return new SessionEvent(id, entry.PromptId, entry.Type, entry.Data, entry.EndsPrompt);
+    }
 
     /// <summary>The kept events with an id above <paramref name="id"/>, oldest first.</summary>
     public IEnumerable<SessionEvent> After(long id)
     {
         for (var next = Math.Max(id + 1, FirstAvailable); next <= _count; next++)
-            yield return _ring[Index(next)];
+            yield return Event(next);
     }
+
+    private readonly record struct Entry(string PromptId, string Type, ReadOnlyMemory<byte> Data, bool EndsPrompt);
 }

@@ -354,7 +354,9 @@ public sealed class SessionActor : ReceivePersistentActor
                 (ended ??= []).Add(subscription.Id);
             }
         }
-        foreach (var id in ended ?? [])
+        if (ended is null)
+            return;
+        foreach (var id in ended)
             _subscriptions.Remove(id);
     }
 

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using Konsole.Actors.Protocol;
 
@@ -58,7 +57,7 @@ public sealed class LineReaderTests
 
         // 10-byte reads: "a\nbb\nccc\nd" | "ddd\ne\n" (the last line has no newline and ends the stream).
         await LineReader.ReadLinesAsync(new ChunkedStream("a\nbb\nccc\ndddd\ne\nf"u8.ToArray(), 10), 100,
-            line => current.Add(Encoding.UTF8.GetString(line)), _ => { },
+            line => current.Add(Encoding.UTF8.GetString(line.Span)), _ => { },
             onReadEnd: () =>
             {
                 reads.Add(current);
@@ -68,6 +67,22 @@ public sealed class LineReaderTests
         Assert.Equal(["a", "bb", "ccc", "dddd", "e", "f"], reads.SelectMany(r => r));
         Assert.Equal(["a", "bb", "ccc"], reads[0]);
         Assert.Empty(current); // nothing came after the last read ended
+    }
+
+    [Fact]
+    public async Task Lines_kept_as_handed_on_stay_intact_after_later_reads_and_one_over_many_segments_parses_whole()
+    {
+        var frame = $"{{\"type\":\"assistant\",\"message\":\"{new string('x', 100_000)}\",\"session_id\":\"s1\"}}";
+        var expected = Enumerable.Range(0, 500).Select(i => $"line {i} " + new string('y', i % 90)).Append(frame).Append("after").ToList();
+        var kept = new List<ReadOnlyMemory<byte>>();
+
+        // 4 KB reads, as from a pipe: the 100 KB line spans many of the reader's buffer segments.
+        await LineReader.ReadLinesAsync(new ChunkedStream(Encoding.UTF8.GetBytes(string.Join("\n", expected) + "\n"), 4096), 1 << 20,
+            kept.Add, _ => { });
+
+        Assert.Equal(expected, kept.Select(line => Encoding.UTF8.GetString(line.Span)));
+        var parsed = StreamJsonParser.Parse(kept[500]);
+        Assert.Equal(("assistant", "s1"), (parsed?.Type, parsed?.SessionId));
     }
 
     [Fact]
@@ -84,7 +99,7 @@ public sealed class LineReaderTests
         var lines = new List<string>();
         var oversized = new List<long>();
         await LineReader.ReadLinesAsync(new ChunkedStream(Encoding.UTF8.GetBytes(text), chunk), cap,
-            line => lines.Add(Encoding.UTF8.GetString(line)), oversized.Add);
+            line => lines.Add(Encoding.UTF8.GetString(line.Span)), oversized.Add);
         return (lines, oversized);
     }
 

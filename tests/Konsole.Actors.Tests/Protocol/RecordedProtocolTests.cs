@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using System.Text.Json.Nodes;
 using Konsole.Actors.Protocol;
@@ -122,7 +121,7 @@ public sealed class RecordedProtocolTests
         Assert.Equal(new ControlResponseInfo("success", "req_1_interrupt", null), response.ControlResponse);
     }
 
-    private static CliFrame? Parse(string line) => StreamJsonParser.Parse(new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes(line)));
+    private static CliFrame? Parse(string line) => StreamJsonParser.Parse(Encoding.UTF8.GetBytes(line));
 
     private static IEnumerable<string> Lines(string file, string prefix) =>
         File.ReadLines(Path.Combine(Fixtures, file)).Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).Select(l => l[prefix.Length..]);

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using Konsole.Actors.Protocol;
 
@@ -24,10 +23,10 @@ public sealed class StreamJsonParserTests
     [Fact]
     public void A_known_type_and_a_session_id_seen_before_are_shared_not_copied_per_line()
     {
-        var line = new ReadOnlySequence<byte>("{\"type\":\"assistant\",\"session_id\":\"s-1\"}"u8.ToArray());
+        var line = "{\"type\":\"assistant\",\"session_id\":\"s-1\"}"u8.ToArray();
         var first = StreamJsonParser.Parse(line)!;
         var next = StreamJsonParser.Parse(line, first.SessionId)!;
-        var other = StreamJsonParser.Parse(new ReadOnlySequence<byte>("{\"type\":\"assistant\",\"session_id\":\"s-2\"}"u8.ToArray()), first.SessionId)!;
+        var other = StreamJsonParser.Parse("{\"type\":\"assistant\",\"session_id\":\"s-2\"}"u8.ToArray(), first.SessionId)!;
 
         Assert.Same("assistant", first.Type);
         Assert.Same(first.SessionId, next.SessionId);
@@ -37,9 +36,9 @@ public sealed class StreamJsonParserTests
     [Fact]
     public void A_line_s_own_uuid_is_read_from_the_line_when_asked()
     {
-        var frame = StreamJsonParser.Parse(new ReadOnlySequence<byte>(
-            "{\"type\":\"assistant\",\"message\":{\"uuid\":\"inner\"},\"uuid\":\"u-1\",\"session_id\":\"s-1\"}"u8.ToArray()))!;
-        var none = StreamJsonParser.Parse(new ReadOnlySequence<byte>("{\"type\":\"assistant\",\"uuid\":7}"u8.ToArray()))!;
+        var frame = StreamJsonParser.Parse(
+            "{\"type\":\"assistant\",\"message\":{\"uuid\":\"inner\"},\"uuid\":\"u-1\",\"session_id\":\"s-1\"}"u8.ToArray())!;
+        var none = StreamJsonParser.Parse("{\"type\":\"assistant\",\"uuid\":7}"u8.ToArray())!;
 
         Assert.Equal(("u-1", "s-1"), (frame.Uuid, frame.SessionId));
         Assert.Null(none.Uuid);
@@ -77,41 +76,5 @@ public sealed class StreamJsonParserTests
         Assert.Equal("assistant", frame?.Type);
     }
 
-    [Fact]
-    public void A_line_split_over_many_buffer_segments_parses()
-    {
-        var text = $"{{\"type\":\"assistant\",\"message\":\"{new string('x', 100_000)}\",\"session_id\":\"s1\"}}";
-        var bytes = Encoding.UTF8.GetBytes(text);
-
-        var frame = StreamJsonParser.Parse(Segmented(bytes, 4096));
-
-        Assert.Equal("assistant", frame?.Type);
-        Assert.Equal("s1", frame?.SessionId);
-        Assert.Equal(text, frame?.Raw);
-    }
-
-    private static CliFrame? Parse(byte[] line) => StreamJsonParser.Parse(new ReadOnlySequence<byte>(line));
-
-    internal static ReadOnlySequence<byte> Segmented(byte[] bytes, int size)
-    {
-        Segment? first = null, last = null;
-        for (var i = 0; i < bytes.Length; i += size)
-        {
-            var segment = new Segment(bytes.AsMemory(i, Math.Min(size, bytes.Length - i)), last);
-            first ??= segment;
-            last = segment;
-        }
-        return new ReadOnlySequence<byte>(first!, 0, last!, last!.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, Segment? previous)
-        {
-            Memory = memory;
-            if (previous is null) return;
-            RunningIndex = previous.RunningIndex + previous.Memory.Length;
-            previous.Next = this;
-        }
-    }
+    private static CliFrame? Parse(byte[] line) => StreamJsonParser.Parse(line);
 }
