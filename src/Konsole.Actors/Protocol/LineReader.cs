@@ -97,7 +97,7 @@ public static class LineReader
         {
             if (_lines.Count == 0)
                 return;
-            var block = GC.AllocateUninitializedArray<byte>((int)_bytes, pinned: true);
+            var block = GC.AllocateUninitializedArray<byte>((int)_bytes);
             var at = 0;
             foreach (var line in _lines)
             {
