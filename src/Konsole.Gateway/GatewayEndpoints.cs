@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Akka.Actor;
@@ -178,7 +177,7 @@ public static class GatewayEndpoints
             ? new SseResult(SystemEvents(followed!, gateway.ActorRef, Stopping(context)))
             : Unanswered(context);
 
-    private static async IAsyncEnumerable<SseItem<ReadOnlyMemory<byte>>> SystemEvents(SystemEventsFollowed followed, IActorRef gateway,
+    private static async IAsyncEnumerable<SseMessage> SystemEvents(SystemEventsFollowed followed, IActorRef gateway,
         [EnumeratorCancellation] CancellationToken cancel)
     {
         var id = 0L;
@@ -187,7 +186,7 @@ public static class GatewayEndpoints
             await foreach (var domainEvent in followed.Events.ReadAllAsync(cancel))
             {
                 if (ApiViews.SystemEvent(domainEvent) is var (kind, body))
-                    yield return SseResult.Json(body, kind, (++id).ToString(CultureInfo.InvariantCulture));
+                    yield return SseResult.Json(body, kind, ++id);
             }
         }
         finally

@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -47,14 +45,14 @@ public static class PromptStreams
     public static IResult Follow(HttpContext context, IActorRef gateway, EventsFollowed followed, CancellationToken stopping) =>
         new SseResult(Stream(null, followed.Events, () => gateway.Tell(new Unfollow(followed.SessionId, followed.SubscriptionId)), stopping));
 
-    public static SseItem<ReadOnlyMemory<byte>> Item(SessionEvent e) => new(e.Data, e.Type) { EventId = e.Id.ToString(CultureInfo.InvariantCulture) };
+    public static SseMessage Item(SessionEvent e) => new(e.Data, e.Type, e.Id);
 
     /// <summary>
     /// A prompt's events until its last. When the host starts stopping before the prompt has started (it still waits in
     /// a queue), the stream ends at once with <c>error</c> <c>account_unavailable</c>: the prompt stays accepted in its
     /// session and runs after the restart (its outcome then shows in the session's events). A running one drains.
     /// </summary>
-    private static async IAsyncEnumerable<SseItem<ReadOnlyMemory<byte>>> PromptStream(SessionEvent first, PromptAccepted accepted, IActorRef gateway,
+    private static async IAsyncEnumerable<SseMessage> PromptStream(SessionEvent first, PromptAccepted accepted, IActorRef gateway,
         CancellationToken aborted, [EnumeratorCancellation] CancellationToken stopping)
     {
         var started = first.Type != "queued";
@@ -79,7 +77,7 @@ public static class PromptStreams
                 stopped = true;
                 break;
             }
-            if (items.Current.EventType != "queued")
+            if (items.Current.Type != "queued")
                 Volatile.Write(ref started, true);
             yield return items.Current;
         }
@@ -91,7 +89,7 @@ public static class PromptStreams
             }, "error");
     }
 
-    private static async IAsyncEnumerable<SseItem<ReadOnlyMemory<byte>>> Stream(SessionEvent? first, ChannelReader<SessionEvent> events, Action unfollow,
+    private static async IAsyncEnumerable<SseMessage> Stream(SessionEvent? first, ChannelReader<SessionEvent> events, Action unfollow,
         [EnumeratorCancellation] CancellationToken cancel)
     {
         try

@@ -1,6 +1,6 @@
 using System.Buffers;
+using System.Globalization;
 using System.IO.Pipelines;
-using System.Net.ServerSentEvents;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
@@ -13,7 +13,7 @@ namespace Konsole.Gateway;
 /// <c>data:</c> lines), with the headers sent at once, so a client following a quiet stream (<c>/api/events</c>) knows
 /// it is connected. Events already waiting are written together and flushed once; a lone event is flushed at once.
 /// </summary>
-public sealed class SseResult(IAsyncEnumerable<SseItem<ReadOnlyMemory<byte>>> items) : IResult
+public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
 {
     public async Task ExecuteAsync(HttpContext context)
     {
@@ -46,12 +46,19 @@ public sealed class SseResult(IAsyncEnumerable<SseItem<ReadOnlyMemory<byte>>> it
     }
 
     /// <summary>Writes one event straight into the response's buffer.</summary>
-    internal static void Write(PipeWriter writer, SseItem<ReadOnlyMemory<byte>> item)
+    internal static void Write(PipeWriter writer, SseMessage item)
     {
-        if (item.EventId is { } id)
-            WriteField(writer, "id: "u8, id);
-        if (item.EventType is { } type)
-            WriteField(writer, "event: "u8, type);
+        if (item.Id is { } id)
+        {
+            writer.Write("id: "u8);
+            id.TryFormat(writer.GetSpan(20), out var digits, provider: CultureInfo.InvariantCulture);
+            writer.Advance(digits);
+            writer.Write("\n"u8);
+        }
+        writer.Write("event: "u8);
+        // A type is the CLI's, read from its line: one with a line break must not end the field early.
+        Encoding.UTF8.GetBytes(item.Type.AsSpan().ContainsAny('\r', '\n') ? item.Type.ReplaceLineEndings(" ") : item.Type, writer);
+        writer.Write("\n"u8);
         var data = item.Data.Span;
         while (true)
         {
@@ -71,14 +78,6 @@ public sealed class SseResult(IAsyncEnumerable<SseItem<ReadOnlyMemory<byte>>> it
         writer.Write("\n"u8);
     }
 
-    private static void WriteField(PipeWriter writer, ReadOnlySpan<byte> name, string value)
-    {
-        writer.Write(name);
-        Encoding.UTF8.GetBytes(value, writer);
-        writer.Write("\n"u8);
-    }
-
     /// <summary>An event whose data is <paramref name="body"/> serialized as JSON.</summary>
-    public static SseItem<ReadOnlyMemory<byte>> Json<T>(T body, string type, string? id = null) =>
-        new(JsonSerializer.SerializeToUtf8Bytes(body), type) { EventId = id };
+    public static SseMessage Json<T>(T body, string type, long? id = null) => new(JsonSerializer.SerializeToUtf8Bytes(body), type, id);
 }

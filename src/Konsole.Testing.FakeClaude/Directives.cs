@@ -8,7 +8,7 @@ namespace Konsole.Testing.FakeClaude;
 /// <list type="bullet">
 /// <item><c>[[delay:MS]]</c> wait before answering; <c>[[chunks:N:MS]]</c> stream N assistant frames MS apart.</item>
 /// <item><c>[[crash]]</c> / <c>[[crash:CODE]]</c> exit mid-turn (code 3 by default); <c>[[hang]]</c> go silent for good, interrupts included.</item>
-/// <item><c>[[garbage:N]]</c> N hostile stdout lines (not JSON, invalid UTF-8, truncated, untyped, unknown types).</item>
+/// <item><c>[[garbage:N]]</c> N hostile stdout lines (not JSON, invalid UTF-8, truncated, untyped, unknown types, a type with line breaks).</item>
 /// <item><c>[[huge:BYTES]]</c> the assistant frame carries BYTES of text; <c>[[stderr:N]]</c> N lines on stderr first.</item>
 /// <item><c>[[env:NAME]]</c> append <c>env NAME=value</c> (or <c>&lt;unset&gt;</c>) to the answer.</item>
 /// <item><c>[[rate-limit]]</c> / <c>[[rate-limit:SECONDS]]</c> a rejected rate limit resetting in an hour (or SECONDS) and

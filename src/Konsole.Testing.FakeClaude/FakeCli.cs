@@ -335,7 +335,7 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
         new { type = "control_response", response = new { subtype = "success", request_id = requestId, response } };
 
     /// <summary>Lines a supervisor must survive: each is skipped or passed through, none may throw.</summary>
-    private static byte[] Garbage(int i) => (i % 7) switch
+    private static byte[] Garbage(int i) => (i % 8) switch
     {
         0 => "this is not json at all"u8.ToArray(),
         1 => [0xff, 0xfe, 0x80, (byte)'{', 0xc3, 0x28],
@@ -343,6 +343,7 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
         3 => "[1,2,3]"u8.ToArray(),
         4 => """{"no_type":true}"""u8.ToArray(),
         5 => """{"type":"result"} trailing garbage"""u8.ToArray(),
+        6 => """{"type":"odd\r\ndata: forged\ntype"}"""u8.ToArray(), // a type that would end an SSE field early
         _ => """{"type":"mystery_frame","payload":{"nested":[1,{"deep":true}]}}"""u8.ToArray(),
     };
 

@@ -59,6 +59,17 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
     }
 
     [Fact]
+    public async Task Hostile_cli_lines_never_break_the_stream_and_a_type_with_line_breaks_stays_one_event()
+    {
+        var events = await RunAsync("/sessions/ui-hostile/hot-prompt", "[[garbage:16]] survived");
+
+        Assert.Equal("echo: survived", ResultText(events));
+        Assert.Equal(2, events.Count(e => e.Event == "odd data: forged type"));
+        Assert.DoesNotContain(events, e => e.Data == "forged" || e.Event.Contains('\n'));
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => i.ToString()), events.Select(e => e.Id));
+    }
+
+    [Fact]
     public async Task With_accept_json_a_prompt_answers_its_result_line_alone()
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/api/quick-turn") { Content = JsonContent.Create(new { prompt = "hi there" }) };

@@ -1,5 +1,4 @@
 using System.IO.Pipelines;
-using System.Net.ServerSentEvents;
 using System.Text;
 using Xunit;
 
@@ -11,7 +10,7 @@ public sealed class SseWriterSpecs
     [Fact]
     public async Task A_json_line_is_written_verbatim_as_one_data_line()
     {
-        var text = await WrittenAsync(new SseItem<ReadOnlyMemory<byte>>("""{"type":"assistant","text":"grüße 👋"}"""u8.ToArray(), "assistant") { EventId = "7" });
+        var text = await WrittenAsync(new SseMessage("""{"type":"assistant","text":"grüße 👋"}"""u8.ToArray(), "assistant", 7));
 
         Assert.Equal("id: 7\nevent: assistant\ndata: {\"type\":\"assistant\",\"text\":\"grüße 👋\"}\n\n", text);
     }
@@ -19,12 +18,20 @@ public sealed class SseWriterSpecs
     [Fact]
     public async Task Data_of_several_lines_becomes_several_data_lines_without_carriage_returns()
     {
-        var text = await WrittenAsync(new SseItem<ReadOnlyMemory<byte>>("one\r\ntwo\n\nthree"u8.ToArray(), "note"));
+        var text = await WrittenAsync(new SseMessage("one\r\ntwo\n\nthree"u8.ToArray(), "note"));
 
         Assert.Equal("event: note\ndata: one\ndata: two\ndata: \ndata: three\n\n", text);
     }
 
-    private static async Task<string> WrittenAsync(SseItem<ReadOnlyMemory<byte>> item)
+    [Fact]
+    public async Task A_type_with_line_breaks_from_a_CLI_line_stays_one_field_and_large_ids_are_written_whole()
+    {
+        var text = await WrittenAsync(new SseMessage("{}"u8.ToArray(), "a\r\ndata: forged\nb", long.MaxValue));
+
+        Assert.Equal($"id: {long.MaxValue}\nevent: a data: forged b\ndata: {{}}\n\n", text);
+    }
+
+    private static async Task<string> WrittenAsync(SseMessage item)
     {
         var output = new MemoryStream();
         var writer = PipeWriter.Create(output);

@@ -9,22 +9,25 @@ namespace Konsole.Bench.Micro;
 
 /// <summary>
 /// The recorded lines as SSE events (id, event, data): the gateway's writer against .NET's own
-/// <see cref="SseFormatter"/> (the baseline, given the same UTF-8 lines), and against the writer the gateway had before
-/// (the line kept as a string, and a string built per event).
+/// <see cref="SseFormatter"/> (the baseline, given the same UTF-8 lines, and their ids as strings made beforehand: the
+/// gateway's writer formats each id itself), and against the writer the gateway had before (the line kept as a string,
+/// and a string built per event).
 /// </summary>
 [MemoryDiagnoser]
 public class SseWriting
 {
-    private SseItem<ReadOnlyMemory<byte>>[] _items = [];
+    private SseItem<ReadOnlyMemory<byte>>[] _sseItems = [];
+    private SseMessage[] _items = [];
     private SseItem<string>[] _texts = [];
 
     [GlobalSetup]
     public void Setup()
     {
         _items = RecordedLines.Load()
-            .Select((l, i) => new SseItem<ReadOnlyMemory<byte>>(l, "assistant") { EventId = i.ToString() })
+            .Select((l, i) => new SseMessage(l, "assistant", i))
             .ToArray();
-        _texts = _items.Select(i => new SseItem<string>(Encoding.UTF8.GetString(i.Data.Span), i.EventType) { EventId = i.EventId }).ToArray();
+        _sseItems = _items.Select(i => new SseItem<ReadOnlyMemory<byte>>(i.Data, i.Type) { EventId = i.Id.ToString() }).ToArray();
+        _texts = _items.Select(i => new SseItem<string>(Encoding.UTF8.GetString(i.Data.Span), i.Type) { EventId = i.Id.ToString() }).ToArray();
     }
 
     [Benchmark(Baseline = true)]
@@ -59,7 +62,7 @@ public class SseWriting
 #pragma warning disable CS1998 // an async iterator over an array
     private async IAsyncEnumerable<SseItem<ReadOnlyMemory<byte>>> Items()
     {
-        foreach (var item in _items)
+        foreach (var item in _sseItems)
             yield return item;
     }
 #pragma warning restore CS1998
