@@ -115,6 +115,8 @@ public static partial class KonsoleConfig
                 r.Duration("konsole.claude.restart.window")));
         if (claude.Restart.MaxBackoff < claude.Restart.MinBackoff)
             throw r.Error("konsole.claude.restart.max-backoff", "must not be shorter than min-backoff");
+        if (claude.MaxLineBytes > Array.MaxLength)
+            throw r.Error("konsole.claude.max-line-bytes", $"must be at most {Array.MaxLength} bytes (2 GiB): a line is kept in one array");
 
         var accounts = ReadAccounts(r, dataDir);
         var roles = ResolveRoles(r, accounts);

@@ -94,6 +94,7 @@ public sealed class KonsoleConfigTests
     [InlineData("konsole.claude.environment { ANTHROPIC_API_KEY = x }", "konsole.claude.environment.ANTHROPIC_API_KEY credentials are per account")]
     [InlineData("konsole.claude.restart.random-factor = 3", "random-factor must be a number from 0 to 1")]
     [InlineData("konsole.claude.restart { min-backoff = 10s\n max-backoff = 1s }", "max-backoff must not be shorter than min-backoff")]
+    [InlineData("konsole.claude.max-line-bytes = 3GiB", "konsole.claude.max-line-bytes must be at most 2147483591 bytes (2 GiB)")]
     [InlineData("konsole { claude { path = x } } }", "malformed HOCON: unexpected '}' at line 1, column 33")]
     [InlineData("konsole {\n claude { path = x }\n", "malformed HOCON: '{' opened at line 1, column 9 is never closed")]
     [InlineData("konsole.claude.path = \"unterminated", "malformed HOCON: unterminated string at line 1")]
