@@ -50,15 +50,12 @@ public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
     {
         if (item.Id is { } id)
         {
-            writer.Write("id: "u8);
-            id.TryFormat(writer.GetSpan(20), out var digits, provider: CultureInfo.InvariantCulture);
-            writer.Advance(digits);
-            writer.Write("\n"u8);
+            Span<byte> digits = stackalloc byte[20]; // long.MinValue's length
+            id.TryFormat(digits, out var length, provider: CultureInfo.InvariantCulture);
+            WriteField(writer, "id: "u8, digits[..length]);
         }
-        writer.Write("event: "u8);
         // A type is the CLI's, read from its line: one with a line break must not end the field early.
-        Encoding.UTF8.GetBytes(item.Type.AsSpan().ContainsAny('\r', '\n') ? item.Type.ReplaceLineEndings(" ") : item.Type, writer);
-        writer.Write("\n"u8);
+        WriteField(writer, "event: "u8, item.Type.AsSpan().ContainsAny('\r', '\n') ? item.Type.ReplaceLineEndings(" ") : item.Type);
         var data = item.Data.Span;
         while (true)
         {
@@ -75,6 +72,13 @@ public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
     {
         writer.Write(name);
         writer.Write(value);
+        writer.Write("\n"u8);
+    }
+
+    private static void WriteField(PipeWriter writer, ReadOnlySpan<byte> name, string value)
+    {
+        writer.Write(name);
+        Encoding.UTF8.GetBytes(value, writer);
         writer.Write("\n"u8);
     }
 

@@ -62,7 +62,11 @@ public static class LineReader
                 if (read.IsCompleted)
                 {
                     if (skipped >= 0) onOversizedLine(skipped);
-                    else if (buffer.Length > 0) onLine(TrimCarriageReturn(buffer).ToArray());
+                    else if (buffer.Length > 0)
+                    {
+                        lines.Add(TrimCarriageReturn(buffer));
+                        lines.Flush();
+                    }
                     onReadEnd?.Invoke();
                     return;
                 }
