@@ -9,8 +9,10 @@ namespace Konsole.Testing.FakeClaude;
 /// <item><c>[[delay:MS]]</c> wait before answering; <c>[[chunks:N:MS]]</c> stream N assistant frames MS apart.</item>
 /// <item><c>[[crash]]</c> / <c>[[crash:CODE]]</c> exit mid-turn (code 3 by default); <c>[[hang]]</c> go silent for good, interrupts included.</item>
 /// <item><c>[[garbage:N]]</c> N hostile stdout lines (not JSON, invalid UTF-8, truncated, untyped, unknown types, a type with line breaks).</item>
-/// <item><c>[[huge:BYTES]]</c> the assistant frame carries BYTES of text; <c>[[stderr:N]]</c> N lines on stderr first.</item>
+/// <item><c>[[huge:BYTES]]</c> the assistant frame carries BYTES of text; <c>[[stderr:N]]</c> / <c>[[stderr:N:BYTES]]</c> N lines (of about BYTES) on stderr first.</item>
 /// <item><c>[[env:NAME]]</c> append <c>env NAME=value</c> (or <c>&lt;unset&gt;</c>) to the answer.</item>
+/// <item><c>[[child]]</c> start a <c>sleep</c> that runs on after the turn (as a tool's background command would) and
+/// append <c>child PID</c> to the answer.</item>
 /// <item><c>[[rate-limit]]</c> / <c>[[rate-limit:SECONDS]]</c> a rejected rate limit resetting in an hour (or SECONDS) and
 /// an <c>is_error</c> result, as the real CLI shows an API 429;
 /// <c>[[rate-warning:UTILIZATION]]</c> an <c>allowed_warning</c> rate limit event.</item>
@@ -28,15 +30,17 @@ public sealed partial record Directives(
     int Garbage,
     int Huge,
     int Stderr,
+    int StderrBytes,
     IReadOnlyList<string> Env,
     int? RateLimitSeconds,
-    double? RateWarning)
+    double? RateWarning,
+    bool Child)
 {
     public static Directives Parse(string prompt)
     {
-        int delay = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, stderr = 0;
+        int delay = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, stderr = 0, stderrBytes = 80;
         int? crash = null;
-        var hang = false;
+        bool hang = false, child = false;
         int? rateLimit = null;
         double? rateWarning = null;
         var env = new List<string>();
@@ -50,9 +54,10 @@ public sealed partial record Directives(
                 case "chunks": chunks = Int(0, 10); chunkDelay = Int(1, 0); break;
                 case "crash": crash = Int(0, 3); break;
                 case "hang": hang = true; break;
+                case "child": child = true; break;
                 case "garbage": garbage = Int(0, 10); break;
                 case "huge": huge = Int(0, 1 << 20); break;
-                case "stderr": stderr = Int(0, 100); break;
+                case "stderr": stderr = Int(0, 100); stderrBytes = Int(1, 80); break;
                 case "env": env.Add(args.Length > 0 ? args[0] : ""); break;
                 case "rate-limit": rateLimit = Int(0, 3600); break;
                 case "rate-warning":
@@ -62,7 +67,7 @@ public sealed partial record Directives(
             }
             return "";
         }).Trim();
-        return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, stderr, env, rateLimit, rateWarning);
+        return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, stderr, stderrBytes, env, rateLimit, rateWarning, child);
     }
 
     /// <summary>The answer to this prompt in a conversation that held <paramref name="history"/> before it.</summary>

@@ -196,7 +196,7 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
         try
         {
             for (var i = 0; i < directives.Stderr; i++)
-                await stderr.WriteLineAsync($"[fake-claude] diagnostic line {i} {new string('.', 80)}");
+                await stderr.WriteLineAsync($"[fake-claude] diagnostic line {i} {new string('.', directives.StderrBytes)}");
             if (directives.Hang)
                 await Task.Delay(Timeout.Infinite); // deaf to interrupts too: only a kill ends it
             interrupted.ThrowIfCancellationRequested();
@@ -225,6 +225,8 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
             }
             interrupted.ThrowIfCancellationRequested();
             var answer = directives.Answer(history);
+            if (directives.Child)
+                answer += $" child {StartChild()}";
             EmitRaw(Assistant(directives.Huge > 0 ? new string('x', directives.Huge) : answer));
             Emit(RateLimitEvent(directives.RateWarning is { } utilization
                 ? new { status = "allowed_warning", resetsAt = DateTimeOffset.UtcNow.AddHours(3).ToUnixTimeSeconds(), rateLimitType = "five_hour", utilization, isUsingOverage = false }
@@ -334,8 +336,18 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
     private static object ControlSuccess(string? requestId, object response) =>
         new { type = "control_response", response = new { subtype = "success", request_id = requestId, response } };
 
+    /// <summary>A child in this process's group, on pipes of its own (a tool's output is not the CLI's stdout).</summary>
+    private static int StartChild()
+    {
+        var child = Process.Start(new ProcessStartInfo("sleep", "600")
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+        })!;
+        return child.Id;
+    }
+
     /// <summary>Lines a supervisor must survive: each is skipped or passed through, none may throw.</summary>
-    private static byte[] Garbage(int i) => (i % 8) switch
+    private static byte[] Garbage(int i) => (i % 12) switch
     {
         0 => "this is not json at all"u8.ToArray(),
         1 => [0xff, 0xfe, 0x80, (byte)'{', 0xc3, 0x28],
@@ -344,6 +356,11 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
         4 => """{"no_type":true}"""u8.ToArray(),
         5 => """{"type":"result"} trailing garbage"""u8.ToArray(),
         6 => """{"type":"odd\r\ndata: forged\ntype"}"""u8.ToArray(), // a type that would end an SSE field early
+        // JSON that .NET cannot decode into strings: a lone surrogate escape (Node prints one for a cut emoji), invalid UTF-8 inside the quotes
+        8 => """{"type":"system","subtype":"odd\ud800","text":"a cut emoji \ud83d"}"""u8.ToArray(),
+        9 => [.. "{\"type\":\"mystery"u8, 0xC3, 0x28, .. "\",\"text\":\""u8, 0xFF, 0xFE, .. "\"}"u8],
+        10 => """{"type":"rate_limit_event","rate_limit_info":{"status":"allowed","resetsAt":1e400,"utilization":1e400}}"""u8.ToArray(),
+        11 => Encoding.UTF8.GetBytes($"{{\"type\":\"deep_frame\",\"x\":{new string('[', 200)}{new string(']', 200)}}}"),
         _ => """{"type":"mystery_frame","payload":{"nested":[1,{"deep":true}]}}"""u8.ToArray(),
     };
 

@@ -61,7 +61,7 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
     [Fact]
     public async Task Hostile_cli_lines_never_break_the_stream_and_a_type_with_line_breaks_stays_one_event()
     {
-        var events = await RunAsync("/sessions/ui-hostile/hot-prompt", "[[garbage:16]] survived");
+        var events = await RunAsync("/sessions/ui-hostile/hot-prompt", "[[garbage:24]] survived");
 
         Assert.Equal("echo: survived", ResultText(events));
         Assert.Equal(2, events.Count(e => e.Event == "odd data: forged type"));

@@ -292,7 +292,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         {
             var until = info.ResetsAt ?? DateTimeOffset.UtcNow.AddMinutes(5);
             _rateLimitedUntil = until;
-            Timers.StartSingleTimer(nameof(RateLimitReset), RateLimitReset.Instance, until - DateTimeOffset.UtcNow);
+            // A reset time already past (the API's clock ahead of the host's) ends the hold at once instead of a negative delay.
+            var left = until - DateTimeOffset.UtcNow;
+            Timers.StartSingleTimer(nameof(RateLimitReset), RateLimitReset.Instance, left > TimeSpan.Zero ? left : TimeSpan.Zero);
             _log.Warning("Account {0}: rate-limited until {1:u}; its role's traffic goes to a healthy account meanwhile", Id, until);
         }
         if (info.Status == "rejected" || strained)

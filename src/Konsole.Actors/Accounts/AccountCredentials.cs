@@ -9,6 +9,9 @@ public sealed record AccountCredentials(DateTimeOffset? ExpiresAt, string? Subsc
 {
     public const string FileName = ".credentials.json";
 
+    private const long MinUnixMilliseconds = -62_135_596_800_000; // DateTimeOffset.MinValue
+    private const long MaxUnixMilliseconds = 253_402_300_799_999; // DateTimeOffset.MaxValue
+
     /// <summary>Reads the file; null when it is missing or unreadable (the account may use an API key).</summary>
     public static async Task<AccountCredentials?> ReadAsync(string configDir)
     {
@@ -18,12 +21,14 @@ public sealed record AccountCredentials(DateTimeOffset? ExpiresAt, string? Subsc
             using var document = await JsonDocument.ParseAsync(stream).ConfigureAwait(false);
             if (!document.RootElement.TryGetProperty("claudeAiOauth", out var oauth) || oauth.ValueKind != JsonValueKind.Object)
                 return null;
-            DateTimeOffset? expiresAt = oauth.TryGetProperty("expiresAt", out var e) && e.TryGetInt64(out var ms)
+            DateTimeOffset? expiresAt = oauth.TryGetProperty("expiresAt", out var e) && e.ValueKind == JsonValueKind.Number
+                && e.TryGetInt64(out var ms) && ms >= MinUnixMilliseconds && ms <= MaxUnixMilliseconds
                 ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
                 : null;
             return new AccountCredentials(expiresAt, StringOf(oauth, "subscriptionType"), StringOf(oauth, "rateLimitTier"));
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException
+            or InvalidOperationException) // a string .NET cannot decode (a lone surrogate escape)
         {
             return null;
         }

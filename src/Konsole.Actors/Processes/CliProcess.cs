@@ -15,12 +15,17 @@ public sealed record ProcessLaunch(
 
 /// <summary>
 /// One running CLI process driven through CliWrap: stdin fed from a channel (so writes never block the
-/// caller), stdout split into lines, stderr drained line by line. It holds no actor state; the owner
-/// receives everything through the callbacks, which run on I/O threads. Where <c>setsid</c> exists the
-/// process leads a process group of its own, and stopping it signals the whole group.
+/// caller), stdout split into lines, stderr drained line by line (a stderr line over <see cref="MaxStderrLineBytes"/>
+/// is reported by its size instead). It holds no actor state; the owner receives everything through the callbacks,
+/// which run on I/O threads. Where <c>setsid</c> exists the process leads a process group of its own: stopping it
+/// signals the whole group, and once it has exited, whatever it left running in its group (a tool's background
+/// command) is killed.
 /// </summary>
 public sealed class CliProcess
 {
+    /// <summary>stderr is for the log: a longer line is not kept, however long stdout lines may be.</summary>
+    public const int MaxStderrLineBytes = 64 * 1024;
+
     private readonly Channel<byte[]> _stdin;
     private readonly CancellationTokenSource _kill;
     private readonly Process? _process;
@@ -83,7 +88,10 @@ public sealed class CliProcess
             .WithEnvironmentVariables(launch.Environment)
             .WithStandardInputPipe(stdinSource)
             .WithStandardOutputPipe(stdoutTarget)
-            .WithStandardErrorPipe(PipeTarget.ToDelegate(onStderrLine, Encoding.UTF8))
+            .WithStandardErrorPipe(PipeTarget.Create((stream, ct) => Protocol.LineReader.ReadLinesAsync(stream, MaxStderrLineBytes,
+                line => onStderrLine(Encoding.UTF8.GetString(line.Span)),
+                bytes => onStderrLine($"(a stderr line of {bytes:N0} bytes, over the {MaxStderrLineBytes / 1024} KB kept for the log, skipped)"),
+                cancellationToken: ct)))
             .WithValidation(CommandResultValidation.None);
 
         var kill = new CancellationTokenSource();
@@ -159,6 +167,8 @@ public sealed class CliProcess
         finally
         {
             _stdin.Writer.TryComplete();
+            if (OwnGroup)
+                Posix.Signal(ProcessId, Posix.SigKill, group: true); // no process outlives the CLI that started it
             _process?.Dispose();
         }
     }

@@ -55,6 +55,11 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         Receive<RunTurn>(OnRunTurn);
         Receive<InterruptTurn>(m => OnInterrupt(m.PromptId));
         Receive<Exited>(m => Fail(m.ExitCode, $"the CLI exited with code {m.ExitCode}"));
+        Receive<ReadingFailed>(m =>
+        {
+            _process?.Kill(); // nobody reads its output any more: it must not go on alone
+            Fail(null, $"reading the CLI's output failed ({m.Error.GetType().Name}: {m.Error.Message}); the process was killed");
+        });
         Receive<StartTimedOut>(_ =>
         {
             _process?.Kill();
@@ -105,7 +110,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             return;
         }
         CliProcessTracker.Get(Context.System).Track(_process, _spec.Claude.StopGrace);
-        _process.Exited.PipeTo(self, success: code => new Exited(code));
+        _process.Exited.PipeTo(self, success: code => new Exited(code), failure: e => new ReadingFailed(e));
         _log.Info("{0}: started {1} (pid {2}){3}", Name, _spec.Launch.FileName, _process.ProcessId,
             _spec.ResumeSessionId is { } id ? $", resuming {id}" : "");
         _sessionId = _spec.ResumeSessionId;
@@ -301,7 +306,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     {
         line = SecretRedactor.Redact(line);
         _log.Debug("{0} stderr: {1}", Name, line);
-        _stderrTail.Enqueue(line);
+        _stderrTail.Enqueue(Truncate(line)); // the tail goes into a crash's error message
         if (_stderrTail.Count > StderrTailLines)
             _stderrTail.Dequeue();
     }
@@ -387,6 +392,8 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private sealed record Stderr(string Line) : IDeadLetterSuppression;
 
     private sealed record Exited(int ExitCode) : IDeadLetterSuppression;
+
+    private sealed record ReadingFailed(Exception Error) : IDeadLetterSuppression;
 
     private sealed record StartTimedOut
     {

@@ -16,6 +16,10 @@ public static class StreamJsonParser
         "control_request", "conversation_reset",
     ];
 
+    // Routing reads only the top level, but the rest is skipped token by token: a line nested deeper than the reader's
+    // default 64 levels is still one JSON object to pass through.
+    private static readonly JsonReaderOptions Options = new() { MaxDepth = int.MaxValue };
+
     /// <summary>
     /// Returns the frame, or null when the line is not a JSON object (the caller logs and skips it). A
     /// <paramref name="sessionId"/> the line carries again (every line of a conversation does) is returned as that instance.
@@ -29,7 +33,7 @@ public static class StreamJsonParser
         {
             return ParseObject(line, sessionId);
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException) // an undecodable top-level name
         {
             return null;
         }
@@ -37,7 +41,7 @@ public static class StreamJsonParser
 
     private static CliFrame ParseObject(ReadOnlyMemory<byte> line, string? knownSessionId)
     {
-        var reader = new Utf8JsonReader(line.Span, isFinalBlock: true, state: default);
+        var reader = new Utf8JsonReader(line.Span, Options);
         reader.Read(); // StartObject
         string? type = null, subtype = null, sessionId = null, userMessageUuid = null, commandUuid = null, state = null;
         var isError = false;
@@ -78,7 +82,7 @@ public static class StreamJsonParser
     {
         try
         {
-            var reader = new Utf8JsonReader(line);
+            var reader = new Utf8JsonReader(line, Options);
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
                 return null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -90,13 +94,17 @@ public static class StreamJsonParser
             }
             return null;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException) // an undecodable top-level name
         {
             return null;
         }
     }
 
-    /// <summary>The string value (null when it is not a string), as one of <paramref name="known"/> when it equals one.</summary>
+    /// <summary>
+    /// The string value (null when it is not a string), as one of <paramref name="known"/> when it equals one. A string
+    /// .NET cannot decode (invalid UTF-8 inside the quotes, or a lone surrogate such as <c>\ud800</c>, which JSON allows)
+    /// is returned as its bytes decoded with replacement characters, escapes as written.
+    /// </summary>
     private static string? ReadString(ref Utf8JsonReader reader, scoped ReadOnlySpan<string> known = default)
     {
         reader.Read();
@@ -105,13 +113,23 @@ public static class StreamJsonParser
             reader.Skip();
             return null;
         }
-        foreach (var candidate in known)
+        try
         {
-            if (reader.ValueTextEquals(candidate))
-                return candidate;
+            foreach (var candidate in known)
+            {
+                if (reader.ValueTextEquals(candidate))
+                    return candidate;
+            }
+            return reader.GetString();
         }
-        return reader.GetString();
+        catch (InvalidOperationException)
+        {
+            return Encoding.UTF8.GetString(reader.ValueSpan);
+        }
     }
+
+    private const long MinUnixSeconds = -62_135_596_800; // DateTimeOffset.MinValue
+    private const long MaxUnixSeconds = 253_402_300_799; // DateTimeOffset.MaxValue
 
     private static RateLimitInfo? ReadRateLimit(ref Utf8JsonReader reader)
     {
@@ -131,14 +149,15 @@ public static class StreamJsonParser
             else if (reader.ValueTextEquals("resetsAt"u8))
             {
                 reader.Read();
-                if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var seconds))
+                if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var seconds)
+                    && seconds is >= MinUnixSeconds and <= MaxUnixSeconds)
                     resetsAt = DateTimeOffset.FromUnixTimeSeconds(seconds);
                 else reader.Skip();
             }
             else if (reader.ValueTextEquals("utilization"u8))
             {
                 reader.Read();
-                if (reader.TokenType == JsonTokenType.Number) utilization = reader.GetDouble();
+                if (reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out var value) && double.IsFinite(value)) utilization = value;
                 else reader.Skip();
             }
             else

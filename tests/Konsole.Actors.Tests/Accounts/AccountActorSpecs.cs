@@ -419,6 +419,24 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_rejected_rate_limit_whose_reset_time_has_passed_ends_at_once_without_restarting_anything()
+    {
+        var states = CreateTestProbe();
+        Sys.EventStream.Subscribe(states, typeof(AccountStateChanged));
+        var account = await StartAccountAsync();
+        var pids = (await StatusAsync()).Processes.Select(p => p.ProcessId).ToList();
+
+        var hit = await RunAsync(account, NewPrompt("[[rate-limit:-60]] over"));
+
+        Assert.True(hit.Completed!.Result.IsError);
+        await states.FishForMessageAsync<AccountStateChanged>(s => s.Previous == AccountState.RateLimited, TurnTimeout);
+        Assert.StartsWith("echo: after", (await RunAsync(account, NewPrompt("after"))).ResultText);
+        var status = await StatusAsync();
+        Assert.Equal(AccountState.Idle, status.State);
+        Assert.Equal(pids, status.Processes.Select(p => p.ProcessId).ToList()); // the account was not restarted by a failed timer
+    }
+
+    [Fact]
     public async Task An_api_key_account_has_nothing_to_refresh()
     {
         Environment.SetEnvironmentVariable("KONSOLE_TEST_API_KEY", "sk-ant-api03-test-key");

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
 using Akka.Actor;
 using Akka.TestKit;
 using Konsole.Actors.Accounts;
@@ -171,6 +173,52 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task A_stderr_line_over_the_log_cap_is_reported_by_its_size_and_a_crash_message_stays_short()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+
+        process.Tell(new RunTurn(NewPrompt($"[[stderr:3:{CliProcess.MaxStderrLineBytes * 2}]] [[crash]]").Prompt, ClearFirst: false));
+
+        var exited = await _account.ExpectMsgAsync<ProcessExited>(Turn);
+        Assert.Contains($"(a stderr line of {CliProcess.MaxStderrLineBytes * 2 + "[fake-claude] diagnostic line 2 ".Length:N0} bytes, over the 64 KB kept for the log, skipped)", exited.Reason);
+        Assert.InRange(exited.Reason.Length, 1, 2000);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task What_the_CLI_left_running_in_its_process_group_is_killed_once_it_exits(bool crash)
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        var started = await RunAsync(process, "[[child]] a background command");
+        var child = int.Parse(Regex.Match(started.ResultText!, @"child (\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.True(Running(child));
+        Watch(process);
+
+        if (crash)
+            process.Tell(new RunTurn(NewPrompt("[[crash]]").Prompt, ClearFirst: false));
+        else
+            Sys.Stop(process); // stdin closed: the CLI exits on its own
+
+        await ExpectTerminatedAsync(process, Turn);
+        await AwaitConditionAsync(() => Task.FromResult(!Running(child)), Turn);
+    }
+
+    /// <summary>The process exists and is not a zombie waiting for its new parent to reap it.</summary>
+    private static bool Running(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault() is not ('Z' or 'X');
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    [Fact]
     public async Task A_rejected_rate_limit_reaches_the_account_and_the_turn_ends_with_the_error_result()
     {
         var process = await StartAsync(ProcessMode.Full);
@@ -194,6 +242,9 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
 
         Assert.Equal("echo: still fine", turn.ResultText);
         Assert.Contains(turn.Outputs, o => o.Frame.Type == "mystery_frame");
+        Assert.Contains(turn.Outputs, o => o.Frame.Type == "deep_frame"); // nested deeper than 64 levels
+        Assert.Contains(turn.Outputs, o => o.Frame.Type?.StartsWith("mystery\uFFFD", StringComparison.Ordinal) == true); // invalid UTF-8 in its type
+        Assert.Contains(turn.Outputs, o => o.Frame is { Type: "rate_limit_event", RateLimit.Utilization: null }); // 1e400
         Assert.All(turn.Outputs, o => Assert.StartsWith("{", o.Frame.Raw));
     }
 

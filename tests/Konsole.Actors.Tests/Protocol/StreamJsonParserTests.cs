@@ -66,15 +66,53 @@ public sealed class StreamJsonParserTests
         Assert.Equal(line, frame.Raw);
     }
 
-    [Fact]
-    public void Deep_nesting_inside_a_skipped_field_is_fine()
+    [Theory]
+    [InlineData(60)]
+    [InlineData(10_000)] // deeper than Utf8JsonReader's default limit of 64
+    public void Deep_nesting_inside_a_skipped_field_is_fine(int depth)
     {
-        var deep = string.Concat(Enumerable.Repeat("[", 60)) + string.Concat(Enumerable.Repeat("]", 60));
+        var deep = string.Concat(Enumerable.Repeat("[", depth)) + string.Concat(Enumerable.Repeat("]", depth));
 
         var frame = Parse(Encoding.UTF8.GetBytes($"{{\"message\":{deep},\"type\":\"assistant\"}}"));
 
         Assert.Equal("assistant", frame?.Type);
     }
+
+    [Fact]
+    public void Strings_dotnet_cannot_decode_are_read_lossily_and_the_line_passes_through()
+    {
+        // Valid JSON escapes for a lone surrogate (Node prints them for a cut emoji), and invalid UTF-8 inside the quotes.
+        byte[][] lines =
+        [
+            Encoding.UTF8.GetBytes("""{"type":"result","subtype":"x\ud800","session_id":"s\udc00","is_error":false}"""),
+            Encoding.UTF8.GetBytes("""{"type":"assistant\ud83d","session_id":"s1"}"""),
+            [.. "{\"type\":\"result\",\"subtype\":\""u8, 0xC3, 0x28, 0xFF, .. "\",\"session_id\":\"s1\"}"u8],
+            Encoding.UTF8.GetBytes("""{"type":"control_response","response":{"subtype":"error","request_id":"r\ud800","error":"bad \udfff"}}"""),
+            Encoding.UTF8.GetBytes("""{"type":"rate_limit_event","rate_limit_info":{"status":"rejected\ud800","resetsAt":1e400,"utilization":1e400,"rateLimitType":"x"}}"""),
+            Encoding.UTF8.GetBytes("""{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":9223372036854775807,"utilization":-1e999}}"""),
+            Encoding.UTF8.GetBytes("""{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":-9223372036854775808}}"""),
+        ];
+
+        foreach (var line in lines)
+        {
+            var frame = Parse(line);
+            Assert.NotNull(frame);
+            Assert.Equal(line, frame.Line.ToArray());
+        }
+        Assert.Equal("result", Parse(lines[0])!.Type);
+        Assert.StartsWith("x", Parse(lines[0])!.Subtype);
+        Assert.Equal("result", Parse(lines[2])!.Type);
+        Assert.Equal("s1", Parse(lines[2])!.SessionId);
+        Assert.Equal("r\\ud800", Parse(lines[3])!.ControlResponse!.RequestId);
+        var limit = Parse(lines[5])!.RateLimit!;
+        Assert.Equal("rejected", limit.Status);
+        Assert.Null(limit.ResetsAt);
+        Assert.Null(limit.Utilization);
+    }
+
+    [Fact]
+    public void A_top_level_name_dotnet_cannot_decode_makes_the_line_skipped_not_thrown() =>
+        Assert.Null(Parse(Encoding.UTF8.GetBytes("""{"\ud800":1,"type":"assistant"}""")));
 
     private static CliFrame? Parse(byte[] line) => StreamJsonParser.Parse(line);
 }

@@ -1,0 +1,36 @@
+using Konsole.Actors.Accounts;
+
+namespace Konsole.Actors.Tests.Accounts;
+
+public sealed class AccountCredentialsTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("konsole-credentials-").FullName;
+
+    [Theory]
+    [InlineData("\"1795982153000\"")]
+    [InlineData("null")]
+    [InlineData("1e30")]
+    [InlineData("9223372036854775807")]
+    [InlineData("-9223372036854775808")]
+    [InlineData("17959821530.5")]
+    public async Task An_expiry_that_is_not_a_time_reads_as_unknown_and_the_rest_still_reads(string expiresAt)
+    {
+        await File.WriteAllTextAsync(Path.Combine(_dir, AccountCredentials.FileName),
+            $$$"""{"claudeAiOauth":{"accessToken":"a","expiresAt":{{{expiresAt}}},"subscriptionType":"max","rateLimitTier":"20x"}}""");
+
+        var credentials = await AccountCredentials.ReadAsync(_dir);
+
+        Assert.Equal(new AccountCredentials(null, "max", "20x"), credentials);
+    }
+
+    [Fact]
+    public async Task A_string_dotnet_cannot_decode_makes_the_file_unreadable_instead_of_throwing()
+    {
+        await File.WriteAllTextAsync(Path.Combine(_dir, AccountCredentials.FileName),
+            """{"claudeAiOauth":{"expiresAt":1795982153000,"subscriptionType":"max\ud800"}}""");
+
+        Assert.Null(await AccountCredentials.ReadAsync(_dir));
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+}
