@@ -40,7 +40,8 @@ public static class ApiViews
 
     public sealed record HotStatusBody(int PoolSize, int TargetSize, int ActiveSessions);
 
-    public sealed record SessionBody(string SessionId, string Type, string? AccountId, string State, string? ClaudeSessionId, int Turns, long LastEventId);
+    public sealed record SessionBody(string SessionId, string Type, string? AccountId, string State, string? ClaudeSessionId, int Turns, long LastEventId,
+        string? Model);
 
     public static AccountsBody Accounts(AccountsView view, IReadOnlyDictionary<string, bool> simulated, DateTimeOffset now) =>
         new(view.Accounts.Select(a => Account(a, simulated.GetValueOrDefault(a.Status.AccountId), now)).ToArray());
@@ -58,7 +59,7 @@ public static class ApiViews
     }
 
     public static SessionBody Session(SessionInfo info) =>
-        new(info.SessionId, Name(info.Type), info.AccountId, info.State, info.ClaudeSessionId, info.Turns, info.LastEventId);
+        new(info.SessionId, Name(info.Type), info.AccountId, info.State, info.ClaudeSessionId, info.Turns, info.LastEventId, info.Model);
 
     public static string Name(SessionType type) => type.ToString().ToLowerInvariant();
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Akka.Actor;
 using Akka.Hosting;
 using Konsole.Actors.Accounts;
@@ -18,7 +19,7 @@ using static Konsole.Gateway.GatewayProtocol;
 namespace Konsole.Gateway;
 
 /// <summary>The endpoints of the v1 HTTP contract. Each asks the <see cref="GatewayActor"/>, with a timeout and the request's cancellation.</summary>
-public static class GatewayEndpoints
+public static partial class GatewayEndpoints
 {
     /// <summary>How long an endpoint waits for the actors to answer; beyond it: 503.</summary>
     public static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
@@ -130,10 +131,10 @@ public static class GatewayEndpoints
                 return RequestBodies.BadRequest(context, "invalid_type", $"\"type\" must be \"full\", \"chat\" or \"worker\"{(type is null ? "" : $", not \"{type}\"")}");
             if (provider is not null && provider != "claude")
                 return RequestBodies.BadRequest(context, "unsupported_provider", $"\"provider\" can only be \"claude\", not \"{provider}\"");
-            if (model is not null)
-                return RequestBodies.BadRequest(context, "unsupported_model",
-                    "a model cannot be chosen per session yet: sessions share their account's CLI processes (set konsole.claude.extra-args = [\"--model\", ...])");
-            return await AskAsync<object>(context, gateway, new CreateSession(sessionType.Value)) switch
+            if (model is not null && !ModelName().IsMatch(model))
+                return RequestBodies.BadRequest(context, "invalid_model",
+                    "\"model\" is a model name or alias such as \"sonnet\" or \"claude-sonnet-4-5\": 1 to 200 letters, digits and . _ : [ ] @ / -");
+            return await AskAsync<object>(context, gateway, new CreateSession(sessionType.Value, Model: model)) switch
             {
                 (SessionInfo info, _) => Results.Created($"/api/session/{Uri.EscapeDataString(info.SessionId)}", new { sessionId = info.SessionId }),
                 var (reply, failure) => Refused(context, reply, failure),
@@ -232,4 +233,8 @@ public static class GatewayEndpoints
 
     private static IResult Unanswered(HttpContext context) =>
         Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "unavailable", "the actor system did not answer in time; try again");
+
+    // Ids (claude-sonnet-4-5), aliases (sonnet, opus[1m]), Vertex (claude-opus-4-1@20250805) and Bedrock (arn:aws:...:.../...) names.
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._:\[\]@/-]{0,199}$")]
+    private static partial Regex ModelName();
 }

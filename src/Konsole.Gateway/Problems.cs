@@ -39,6 +39,7 @@ public static class Problems
         TurnErrorCodes.TurnTimeout => StatusCodes.Status504GatewayTimeout,
         TurnErrorCodes.Interrupted or TurnErrorCodes.SessionClosed or SessionErrorCodes.Exists => StatusCodes.Status409Conflict,
         SessionErrorCodes.NotFound or "account_not_found" => StatusCodes.Status404NotFound,
+        TurnErrorCodes.ModelUnavailable => StatusCodes.Status422UnprocessableEntity,
         _ => StatusCodes.Status400BadRequest,
     };
 
@@ -51,6 +52,7 @@ public static class Problems
         TurnErrorCodes.Interrupted => "The turn was interrupted",
         TurnErrorCodes.SessionClosed => "The session is closed",
         TurnErrorCodes.JournalUnavailable => "The session's journal failed",
+        TurnErrorCodes.ModelUnavailable => "The CLI refused the session's model",
         SessionErrorCodes.Unavailable => "The session is restarting",
         SessionErrorCodes.NotFound => "No such session",
         SessionErrorCodes.Exists => "The session exists already",

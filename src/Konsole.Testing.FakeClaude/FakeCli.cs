@@ -24,10 +24,13 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
     private readonly string _configDir = Environment.GetEnvironmentVariable("CLAUDE_CONFIG_DIR")
         ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".claude");
     private readonly string _cwd = Directory.GetCurrentDirectory();
+    private volatile string? _model = options.Model; // --model, or what set_model chose
     private Transcript? _transcript;
     private CancellationTokenSource? _turn;
     private bool _lastTurnFailed;
     private int _results;
+
+    private string Model => _model ?? "fake-claude";
 
     private Transcript Conversation => _transcript ??= Transcript.New(_configDir, _cwd);
 
@@ -159,6 +162,17 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
             case "initialize":
                 Emit(ControlSuccess(requestId, new { commands = Array.Empty<string>(), output_style = "default", pid = Environment.ProcessId }));
                 break;
+            case "set_model":
+                // As the CLI: "default" is its own default; a name it does not know is refused.
+                var model = request.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString()! : "default";
+                if (model.StartsWith("unknown-", StringComparison.Ordinal))
+                {
+                    Emit(new { type = "control_response", response = new { subtype = "error", request_id = requestId, error = $"Model '{model}' was not found" } });
+                    break;
+                }
+                _model = model == "default" ? null : model;
+                Emit(ControlSuccess(requestId, new { model = Model }));
+                break;
             case "interrupt":
                 Emit(ControlSuccess(requestId, new { still_queued = Array.Empty<string>() }));
                 Interrupt(request.TryGetProperty("cancel_queued", out var c) && c.ValueKind == JsonValueKind.True);
@@ -227,7 +241,7 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
             var answer = directives.Answer(history);
             if (directives.Child)
                 answer += $" child {StartChild()}";
-            EmitRaw(Assistant(directives.Huge > 0 ? new string('x', directives.Huge) : answer));
+            EmitRaw(Assistant(directives.Huge > 0 ? new string('x', directives.Huge) : answer, Model));
             Emit(RateLimitEvent(directives.RateWarning is { } utilization
                 ? new { status = "allowed_warning", resetsAt = DateTimeOffset.UtcNow.AddHours(3).ToUnixTimeSeconds(), rateLimitType = "five_hour", utilization, isUsingOverage = false }
                 : (object)new { status = "allowed", isUsingOverage = false }));
@@ -255,7 +269,7 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
         session_id = Conversation.SessionId,
         tools = options.ToolList,
         mcp_servers = Array.Empty<string>(),
-        model = options.Model ?? "fake-claude",
+        model = Model,
         permissionMode = "default",
         apiKeySource = "none",
         claude_code_version = "fake",

@@ -51,7 +51,11 @@ public sealed class BadRequestSpecs(ITestOutputHelper output) : GatewaySpec(outp
         { "POST", "/api/session", """{"type": 3}""", 400 },
         { "POST", "/api/session", """{"type": "Full, Chat"}""", 400 },
         { "POST", "/api/session", """{"type": "chat", "provider": "openai"}""", 400 },
-        { "POST", "/api/session", """{"type": "chat", "model": "claude-3-5-sonnet"}""", 400 },
+        { "POST", "/api/session", """{"type": "chat", "model": "claude sonnet"}""", 400 },
+        { "POST", "/api/session", """{"type": "chat", "model": ""}""", 400 },
+        { "POST", "/api/session", """{"type": "chat", "model": 4}""", 400 },
+        { "POST", "/api/session", """{"type": "chat", "model": "--tools"}""", 400 },
+        { "POST", "/api/session", $$"""{"type": "chat", "model": "{{new string('m', 201)}}"}""", 400 },
         { "POST", "/api/session", "null", 400 },
         // Accounts
         { "POST", "/api/accounts/switch", """{"dashboard": "nobody"}""", 404 },

@@ -137,11 +137,39 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
         Assert.Equal(Field(turn[^1], "session_id"), info.GetProperty("claudeSessionId").GetString());
         Assert.Equal(1, info.GetProperty("turns").GetInt32());
         Assert.Equal(turn.Count, info.GetProperty("lastEventId").GetInt32());
+        Assert.Equal(JsonValueKind.Null, info.GetProperty("model").ValueKind); // the account's
         Assert.Equal(HttpStatusCode.NoContent, (await Client.DeleteAsync($"/api/session/{id}")).StatusCode);
         Assert.Equal(id, Field(await events.NextOfTypeAsync("session.closed", Timeout), "sessionId"));
         Assert.Equal(HttpStatusCode.NotFound, (await Client.DeleteAsync($"/api/session/{id}-other")).StatusCode);
         var late = await Client.PostAsJsonAsync($"/api/session/{id}/prompt", new { prompt = "late" });
         Assert.Equal(HttpStatusCode.Conflict, late.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_session_created_with_a_model_runs_its_turns_on_it_and_a_model_the_cli_refuses_is_a_422()
+    {
+        var id = await CreateSessionAsync(new { type = "full", model = "fake-opus" });
+        var refusing = await CreateSessionAsync(new { type = "full", model = "unknown-model" });
+
+        var turn = await RunAsync($"/api/session/{id}/prompt", "hello");
+        var ui = await RunAsync("/sessions/ui-no-model/hot-prompt", "on the account's model");
+        var request = new HttpRequestMessage(HttpMethod.Post, $"/api/session/{refusing}/prompt") { Content = JsonContent.Create(new { prompt = "hi" }) };
+        request.Headers.Accept.ParseAdd("application/json");
+        var refused = await Client.SendAsync(request);
+        var again = await RunAsync($"/api/session/{id}/prompt", "again");
+
+        Assert.Equal("fake-opus", (await GetJsonAsync($"/api/session/{id}")).GetProperty("model").GetString());
+        Assert.Equal(["fake-opus", "fake-claude", "fake-opus"], new[] { turn, ui, again }.Select(t => Field(t.Single(e => e.Event == "system"), "model")));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+        Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("model_unavailable", JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+    }
+
+    private async Task<string> CreateSessionAsync(object body)
+    {
+        var created = await Client.PostAsJsonAsync("/api/session", body);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        return JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("sessionId").GetString()!;
     }
 
     [Fact]

@@ -161,6 +161,23 @@ public sealed class RealClaudeGatewaySpecs(ITestOutputHelper output, RealClaudeF
     }
 
     [Fact]
+    public async Task A_session_with_a_model_runs_on_it_and_the_next_ui_session_on_the_same_process_on_the_clis_own()
+    {
+        var created = await Client.PostAsJsonAsync("/api/session", new { type = "full", model = "claude-haiku-4-5" });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var id = JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("sessionId").GetString();
+
+        await RunAsync($"/api/session/{id}/prompt", "Which model?");
+        await RunAsync("/sessions/ui-default/hot-prompt", "And now?");
+
+        var chosen = await _api.WaitForRequestAsync(r => r.LastUserText == "Which model?", Turn);
+        var own = await _api.WaitForRequestAsync(r => r.LastUserText == "And now?", Turn);
+        Assert.Equal("claude-haiku-4-5", chosen.Model);
+        Assert.NotEqual("claude-haiku-4-5", own.Model);
+        Assert.False(string.IsNullOrEmpty(own.Model));
+    }
+
+    [Fact]
     public async Task Without_the_token_the_api_answers_401()
     {
         using var anonymous = new HttpClient { BaseAddress = Client.BaseAddress };

@@ -11,8 +11,8 @@ public interface IDurableEvent;
 /// <summary>The roles after a swap or an assignment (the <c>RoleRouter</c>'s journal).</summary>
 public sealed record RolesAssigned(string Dashboard, string QuickTurn) : IDurableEvent;
 
-/// <summary>A session was opened (the <c>SessionManager</c>'s journal).</summary>
-public sealed record SessionRegistered(string SessionId, SessionType Type) : IDurableEvent;
+/// <summary>A session was opened (the <c>SessionManager</c>'s journal), with the model its turns run on (null: the account's).</summary>
+public sealed record SessionRegistered(string SessionId, SessionType Type, string? Model = null) : IDurableEvent;
 
 /// <summary>A session was closed; its id stays taken.</summary>
 public sealed record SessionUnregistered(string SessionId) : IDurableEvent;

@@ -15,6 +15,8 @@ namespace Konsole.Actors.Processes;
 /// for the clear itself. The process dies with the actor; an unexpected exit is reported to the parent.
 /// A watchdog guards each turn: no output for <c>turn-timeout</c> and the turn is interrupted; no result within
 /// <c>interrupt-timeout</c> after that and the process is killed. Either way the caller gets <c>turn_timeout</c>.
+/// A prompt for another model than the process runs is preceded by a <c>set_model</c> (a model the CLI refuses ends the
+/// prompt with <c>model_unavailable</c>; the process stays on the model it had).
 /// </summary>
 public sealed class HotProcessActor : ReceiveActor, IWithTimers
 {
@@ -22,6 +24,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private const int StderrTailLines = 20;
 
     private readonly HotProcessSpec _spec;
+    private readonly string _launchModel; // what set_model calls the model it started on
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Queue<string> _stderrTail = new();
     private CliProcess? _process;
@@ -39,10 +42,13 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private long _lastOutputMs; // Environment.TickCount64 at the turn's latest output
     private bool _watchdogArmed;
     private string? _clearId;
+    private string? _model; // the model a set_model put it on; null: the one it started on
+    private (string RequestId, string? Model)? _modelChange; // a set_model waiting for its answer
 
     public HotProcessActor(HotProcessSpec spec)
     {
         _spec = spec;
+        _launchModel = LaunchModel(spec.Launch.Arguments);
         Receive<StdoutRead>(m =>
         {
             FedWatchdog();
@@ -164,10 +170,37 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         _turn = run.Prompt;
         _turnSent = false;
         FedWatchdog();
-        if (run.ClearFirst || _clearId is not null)
+        if (run.ClearFirst)
             StartClear();
-        else
-            SendTurn();
+        Prepare();
+    }
+
+    /// <summary>Sends the turn once nothing runs before it: a <c>/clear</c>, then a <c>set_model</c> when it needs another model.</summary>
+    private void Prepare()
+    {
+        if (_turn is null || _turnSent || _clearId is not null || _modelChange is not null)
+            return;
+        if (_turn.Model != _model)
+        {
+            var requestId = $"konsole_model_{++_controlRequests}";
+            _modelChange = (requestId, _turn.Model);
+            Write(StreamJsonWriter.SetModel(requestId, _turn.Model ?? _launchModel));
+            return;
+        }
+        SendTurn();
+    }
+
+    /// <summary>The model named by the last <c>--model</c> of the command line; <c>default</c> (the CLI's) without one.</summary>
+    private static string LaunchModel(IReadOnlyList<string> arguments)
+    {
+        for (var i = arguments.Count - 1; i >= 0; i--)
+        {
+            if (arguments[i] == "--model" && i + 1 < arguments.Count)
+                return arguments[i + 1];
+            if (arguments[i].StartsWith("--model=", StringComparison.Ordinal))
+                return arguments[i]["--model=".Length..];
+        }
+        return "default";
     }
 
     private void SendTurn()
@@ -190,7 +223,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             return;
         if (!_turnSent)
         {
-            // Still waiting for a /clear: the prompt never reached the CLI.
+            // Still waiting for a /clear or set_model: the prompt never reached the CLI.
             _turn.ReplyTo.Tell(new TurnFailed(promptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
             EndTurn(null, isError: true);
             return;
@@ -283,8 +316,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         _clearId = null;
         if (result.IsError)
             _log.Warning("{0}: /clear ended with an error: {1}", Name, Truncate(result.Raw));
-        if (_turn is not null && !_turnSent)
-            SendTurn();
+        Prepare();
     }
 
     private void OnControlResponse(CliFrame frame)
@@ -298,8 +330,29 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             _ready = true;
             Context.Parent.Tell(new ProcessReady(_process!.ProcessId));
         }
+        else if (_modelChange is { } change && response?.RequestId == change.RequestId)
+        {
+            _modelChange = null;
+            if (response.Subtype == "success")
+            {
+                _model = change.Model;
+                Prepare();
+            }
+            else
+                ModelRefused(change.Model ?? _launchModel, response.Error);
+        }
         else if (response?.Subtype != "success")
             _log.Warning("{0}: control request {1} failed: {2}", Name, response?.RequestId, response?.Error);
+    }
+
+    private void ModelRefused(string model, string? error)
+    {
+        _log.Warning("{0}: the CLI refused model {1}: {2}", Name, model, error);
+        if (_turn is null || _turnSent)
+            return; // interrupted meanwhile
+        _turn.ReplyTo.Tell(new TurnFailed(_turn.PromptId, TurnErrorCodes.ModelUnavailable,
+            $"the CLI refused model '{model}': {error ?? "no reason given"}"));
+        EndTurn(_sessionId, isError: true);
     }
 
     private void OnStderr(string line)
@@ -349,7 +402,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         }
         if (!_turnSent)
         {
-            KillForTimeout($"the /clear before the turn printed nothing for {Seconds(_spec.Claude.TurnTimeout)}");
+            KillForTimeout($"the /clear or set_model before the turn printed nothing for {Seconds(_spec.Claude.TurnTimeout)}");
             return;
         }
         _log.Warning("{0}: prompt {1} printed nothing for {2} (konsole.claude.turn-timeout): interrupting it", Name, _turn.PromptId,

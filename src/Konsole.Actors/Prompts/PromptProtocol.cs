@@ -34,8 +34,10 @@ public sealed record ConversationRef(string SessionId, string AccountId, string 
 /// Before the prompt reaches a CLI, its caller is sent <see cref="DispatchRequested"/> and must answer
 /// <see cref="DispatchConfirmed"/> (having recorded that it may have run) or <see cref="DispatchRefused"/>.
 /// </param>
+/// <param name="Model">The model the turn runs on (<c>set_model</c> before it when the process runs another); null: the
+/// process's own (its <c>--model</c> in <c>konsole.claude.extra-args</c>, else the CLI's default).</param>
 public sealed record Prompt(string PromptId, string UserSessionId, string Text, ConversationRef? Conversation, IActorRef ReplyTo,
-    bool ConfirmDispatch = false)
+    bool ConfirmDispatch = false, string? Model = null)
 {
     public static string NewId() => Guid.NewGuid().ToString();
 }
@@ -73,4 +75,5 @@ public static class TurnErrorCodes
     public const string AccountUnavailable = "account_unavailable";
     public const string SessionClosed = "session_closed";
     public const string JournalUnavailable = "journal_unavailable";
+    public const string ModelUnavailable = "model_unavailable";
 }

@@ -43,6 +43,17 @@ public static class StreamJsonWriter
         w.WriteEndObject();
     });
 
+    /// <summary>A <c>set_model</c>: the next turns run on <paramref name="model"/> (<c>default</c>: the CLI's own default).</summary>
+    public static byte[] SetModel(string requestId, string model) => Write(w =>
+    {
+        w.WriteString("type"u8, "control_request"u8);
+        w.WriteString("request_id"u8, requestId);
+        w.WriteStartObject("request"u8);
+        w.WriteString("subtype"u8, "set_model"u8);
+        w.WriteString("model"u8, model);
+        w.WriteEndObject();
+    });
+
     /// <summary>
     /// An <c>interrupt</c> that also drops what the CLI has queued (<c>cancel_queued</c>): a prompt written just
     /// before it may still wait in the CLI's queue, where a plain interrupt would miss it.

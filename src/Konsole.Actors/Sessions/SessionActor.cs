@@ -35,6 +35,7 @@ public sealed class SessionActor : ReceivePersistentActor
     private readonly IActorRef _router;
     private readonly int _replayBuffer;
     private readonly bool _durable;
+    private readonly string? _model;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
 
@@ -49,13 +50,15 @@ public sealed class SessionActor : ReceivePersistentActor
     private bool _closing;
 
     /// <param name="durable">Journal its state (false: a quick turn's session, which closes once its prompt has ended).</param>
-    public SessionActor(string id, SessionType type, IActorRef router, int replayBuffer, bool durable)
+    /// <param name="model">The model its turns run on; null: the account's.</param>
+    public SessionActor(string id, SessionType type, IActorRef router, int replayBuffer, bool durable, string? model)
     {
         _id = id;
         _type = type;
         _router = router;
         _replayBuffer = replayBuffer;
         _durable = durable;
+        _model = model;
         _events = new EventLog(replayBuffer);
         if (!durable)
         {
@@ -200,8 +203,8 @@ public sealed class SessionActor : ReceivePersistentActor
 
     public override Recovery Recovery => _durable ? Recovery.Default : Recovery.None;
 
-    public static Props Props(string id, SessionType type, IActorRef router, int replayBuffer, bool durable = true) =>
-        Akka.Actor.Props.Create(() => new SessionActor(id, type, router, replayBuffer, durable));
+    public static Props Props(string id, SessionType type, IActorRef router, int replayBuffer, bool durable = true, string? model = null) =>
+        Akka.Actor.Props.Create(() => new SessionActor(id, type, router, replayBuffer, durable, model));
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
@@ -262,7 +265,7 @@ public sealed class SessionActor : ReceivePersistentActor
             else
             {
                 _log.Info("Session {0}: prompt {1} was accepted before the host stopped; it runs now", _id, promptId);
-                Route(new Prompt(promptId, _id, prompt.Text, _conversation, Self, _durable));
+                Route(NewPrompt(promptId, prompt.Text));
             }
         }
     }
@@ -273,9 +276,11 @@ public sealed class SessionActor : ReceivePersistentActor
         var promptId = Prompt.NewId();
         _inFlight[promptId] = new InFlight(text);
         var subscription = Subscribe(promptId);
-        Route(new Prompt(promptId, _id, text, _conversation, Self, _durable));
+        Route(NewPrompt(promptId, text));
         Sender.Tell(new PromptAccepted(_id, promptId, subscription.Id, subscription.Reader));
     }
+
+    private Prompt NewPrompt(string promptId, string text) => new(promptId, _id, text, _conversation, Self, _durable, _model);
 
     private void Route(Prompt prompt) => _router.Tell(_type switch
     {
@@ -440,7 +445,7 @@ public sealed class SessionActor : ReceivePersistentActor
     }
 
     private SessionInfo Info() => new(_id, _type, _accountId, _inFlight.Count > 0 ? "busy" : "idle",
-        _conversation?.SessionId, _turns, _events.LastId);
+        _conversation?.SessionId, _turns, _events.LastId, _model);
 
     private static byte[] Error(string code, string message, TimeSpan? retryAfter = null) => retryAfter is { } wait
         ? JsonSerializer.SerializeToUtf8Bytes(new { code, message, retryAfter = (long)Math.Ceiling(wait.TotalSeconds) })

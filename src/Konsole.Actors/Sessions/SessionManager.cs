@@ -25,7 +25,7 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
 
     private readonly IActorRef _router;
     private readonly SessionSettings _settings;
-    private readonly Dictionary<string, (IActorRef? Actor, SessionType Type)> _sessions = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Registered> _sessions = new(StringComparer.Ordinal);
     private readonly HashSet<string> _closed = new(StringComparer.Ordinal);
     private readonly Queue<string> _closedOrder = new();
     private readonly HashSet<string> _restarting = new(StringComparer.Ordinal); // stopped on a fault, starting again
@@ -42,11 +42,11 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
             if (offer.Snapshot is not SessionsSnapshot snapshot)
                 return;
             foreach (var open in snapshot.Open)
-                _sessions[open.SessionId] = (null, open.Type);
+                _sessions[open.SessionId] = new Registered(null, open.Type, open.Model);
             foreach (var id in snapshot.Closed)
                 Remember(id);
         });
-        Recover<SessionRegistered>(e => _sessions[e.SessionId] = (null, e.Type));
+        Recover<SessionRegistered>(e => _sessions[e.SessionId] = new Registered(null, e.Type, e.Model));
         Recover<SessionUnregistered>(e =>
         {
             _sessions.Remove(e.SessionId);
@@ -55,7 +55,7 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ =>
         {
             foreach (var (id, session) in _sessions.ToList())
-                _sessions[id] = (Start(id, session.Type), session.Type);
+                _sessions[id] = session with { Actor = Start(id, session) };
         });
 
         Command<CreateSession>(m =>
@@ -64,12 +64,12 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
             if (Refusal(id, creating: true) is { } refused)
                 Sender.Tell(refused);
             else
-                Open(id, m.Type, m);
+                Open(id, new Registered(null, m.Type, m.Model), m);
         });
         Command<SubmitPrompt>(m =>
         {
             if (!_sessions.ContainsKey(m.SessionId) && m.CreateAs is { } type && Refusal(m.SessionId, creating: true) is null)
-                Open(m.SessionId, type, m);
+                Open(m.SessionId, new Registered(null, type, null), m);
             else
                 ForwardTo(m.SessionId, m);
         });
@@ -109,11 +109,11 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
         });
         Command<Terminated>(m =>
         {
-            var (id, (_, type)) = _sessions.FirstOrDefault(s => m.ActorRef.Equals(s.Value.Actor));
+            var (id, stopped) = _sessions.FirstOrDefault(s => m.ActorRef.Equals(s.Value.Actor));
             if (id is null)
                 return;
             // It stopped on a fault (its journal failed, or a bug): still open, it starts again from its journal.
-            _sessions[id] = (null, type);
+            _sessions[id] = stopped with { Actor = null };
             _restarting.Add(id);
             var failures = _failures.TryGetValue(id, out var f) && DateTime.UtcNow - f.Last < FaultsForgottenAfter ? f.Count : 0;
             _failures[id] = (failures + 1, DateTime.UtcNow);
@@ -130,7 +130,7 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
         Command<RestartSession>(m =>
         {
             if (_sessions.TryGetValue(m.SessionId, out var session) && _restarting.Remove(m.SessionId))
-                _sessions[m.SessionId] = (Start(m.SessionId, session.Type), session.Type);
+                _sessions[m.SessionId] = session with { Actor = Start(m.SessionId, session) };
         });
         Command<SaveSnapshotSuccess>(m => DeleteMessages(m.Metadata.SequenceNr));
         Command<SaveSnapshotFailure>(_ => { });
@@ -156,21 +156,22 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
     /// <summary>Journals the new session, then starts it and hands it <paramref name="first"/> (its creation or first prompt).</summary>
-    private void Open(string id, SessionType type, object first)
+    private void Open(string id, Registered session, object first)
     {
-        _sessions[id] = (null, type); // taken at once: a second create of the same id waits for nothing
-        Persist(new SessionRegistered(id, type), _ =>
+        _sessions[id] = session; // taken at once: a second create of the same id waits for nothing
+        Persist(new SessionRegistered(id, session.Type, session.Model), _ =>
         {
-            var actor = Start(id, type);
-            _sessions[id] = (actor, type);
-            Context.System.EventStream.Publish(new SessionOpened(new SessionInfo(id, type, null, "idle", null, 0, 0)));
+            var actor = Start(id, session);
+            _sessions[id] = session with { Actor = actor };
+            Context.System.EventStream.Publish(new SessionOpened(new SessionInfo(id, session.Type, null, "idle", null, 0, 0, session.Model)));
             actor.Forward(first is CreateSession ? new GetSession(id) : first);
             SnapshotNow();
         });
     }
 
-    private IActorRef Start(string id, SessionType type) =>
-        Context.Watch(Context.ActorOf(SessionActor.Props(id, type, _router, _settings.ReplayBuffer), Uri.EscapeDataString(id)));
+    private IActorRef Start(string id, Registered session) =>
+        Context.Watch(Context.ActorOf(SessionActor.Props(id, session.Type, _router, _settings.ReplayBuffer, model: session.Model),
+            Uri.EscapeDataString(id)));
 
     private void ForwardTo(string id, object message)
     {
@@ -211,7 +212,7 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
     {
         if (LastSequenceNr % SnapshotEvery == 0)
             SaveSnapshot(new SessionsSnapshot(
-                _sessions.Select(s => new SessionRegistered(s.Key, s.Value.Type)).ToList(), [.. _closedOrder]));
+                _sessions.Select(s => new SessionRegistered(s.Key, s.Value.Type, s.Value.Model)).ToList(), [.. _closedOrder]));
     }
 
     private sealed record RestartSession(string SessionId);
@@ -220,4 +221,7 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
     private static partial Regex ValidId();
+
+    /// <summary>An open session: its actor (null while it starts or starts again), its type, and the model its turns run on.</summary>
+    private sealed record Registered(IActorRef? Actor, SessionType Type, string? Model);
 }

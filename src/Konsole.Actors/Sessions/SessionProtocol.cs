@@ -30,6 +30,7 @@ public sealed record SessionEvent(long Id, string PromptId, string Type, ReadOnl
 /// <param name="AccountId">The account serving the session: a worker's, or the one that ran its latest turn.</param>
 /// <param name="ClaudeSessionId">The CLI's session id of its conversation (full and worker sessions).</param>
 /// <param name="LastEventId">The id of its latest event; 0 before the first.</param>
+/// <param name="Model">The model its turns run on; null: the account's.</param>
 public sealed record SessionInfo(
     string SessionId,
     SessionType Type,
@@ -37,7 +38,8 @@ public sealed record SessionInfo(
     string State,
     string? ClaudeSessionId,
     int Turns,
-    long LastEventId);
+    long LastEventId,
+    string? Model = null);
 
 public static class SessionErrorCodes
 {
@@ -54,8 +56,11 @@ public static class SessionProtocol
 {
     // Commands
 
-    /// <summary>Creates a session (with <paramref name="SessionId"/>, or a new id); replied with <see cref="SessionInfo"/>.</summary>
-    public sealed record CreateSession(SessionType Type, string? SessionId = null);
+    /// <summary>
+    /// Creates a session (with <paramref name="SessionId"/>, or a new id) whose turns run on <paramref name="Model"/> (null:
+    /// the account's); replied with <see cref="SessionInfo"/>.
+    /// </summary>
+    public sealed record CreateSession(SessionType Type, string? SessionId = null, string? Model = null);
 
     /// <summary>
     /// Runs a prompt in a session; replied with <see cref="PromptAccepted"/>, whose reader carries every event of the

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Akka.Actor;
 using Akka.TestKit;
@@ -171,6 +172,54 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         await caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, Turn);
         await caller.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(200));
     }
+
+    [Theory]
+    [InlineData(ProcessMode.Full)]
+    [InlineData(ProcessMode.Chat)]
+    public async Task A_prompt_for_another_model_switches_the_process_to_it_and_one_for_none_switches_back(ProcessMode mode)
+    {
+        var process = await StartAsync(mode);
+
+        var first = await RunAsync(process, "hello", model: "fake-opus");
+        var second = await RunAsync(process, "again", model: "fake-opus");
+        var third = await RunAsync(process, "and back");
+
+        Assert.Equal(["fake-opus", "fake-opus", "fake-claude"], new[] { first, second, third }.Select(ModelOf));
+        Assert.StartsWith("echo: and back", third.ResultText);
+    }
+
+    [Fact]
+    public async Task A_model_the_CLI_refuses_ends_the_prompt_with_model_unavailable_and_the_process_stays_on_its_model()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        await RunAsync(process, "on opus", model: "fake-opus");
+
+        var refused = await RunAsync(process, "hello", model: "unknown-model");
+        var after = await RunAsync(process, "still here", model: "fake-opus");
+
+        Assert.Equal(TurnErrorCodes.ModelUnavailable, refused.Failed?.Code);
+        Assert.Contains("'unknown-model'", refused.Failed!.Message);
+        Assert.Contains("was not found", refused.Failed.Message);
+        Assert.Empty(refused.Outputs); // it never reached the CLI
+        Assert.Equal("fake-opus", ModelOf(after));
+        Assert.StartsWith("echo: still here [history: on opus]", after.ResultText);
+    }
+
+    [Fact]
+    public async Task Going_back_to_no_model_means_the_model_of_the_command_line()
+    {
+        var spec = Spec(ProcessMode.Full);
+        var process = await StartAsync(spec with { Launch = spec.Launch with { Arguments = [.. spec.Launch.Arguments, "--model", "fake-haiku"] } });
+
+        var own = await RunAsync(process, "hello");
+        var other = await RunAsync(process, "again", model: "fake-opus");
+        var back = await RunAsync(process, "back");
+
+        Assert.Equal(["fake-haiku", "fake-opus", "fake-haiku"], new[] { own, other, back }.Select(ModelOf));
+    }
+
+    private static string? ModelOf(TurnRecord turn) =>
+        JsonDocument.Parse(turn.Outputs.Single(o => o.Frame.IsInit).Frame.Raw).RootElement.GetProperty("model").GetString();
 
     [Fact]
     public async Task A_stderr_line_over_the_log_cap_is_reported_by_its_size_and_a_crash_message_stays_short()
@@ -363,9 +412,10 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         return parent;
     }
 
-    private async Task<TurnRecord> RunAsync(IActorRef process, string text)
+    private async Task<TurnRecord> RunAsync(IActorRef process, string text, string? model = null)
     {
         var (prompt, caller) = NewPrompt(text);
+        prompt = prompt with { Model = model };
         process.Tell(new RunTurn(prompt, ClearFirst: false));
         var turn = await caller.ReceiveTurnAsync(Turn);
         await _account.FishForMessageAsync(m => m is TurnFinished f && f.PromptId == prompt.PromptId, Turn);

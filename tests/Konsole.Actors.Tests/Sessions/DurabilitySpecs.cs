@@ -1,5 +1,7 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Akka.Actor;
+using Konsole.Actors.Durability;
 using Konsole.Actors.Sessions;
 using Konsole.Testing;
 using Xunit.Abstractions;
@@ -60,6 +62,38 @@ public sealed class DurabilitySpecs(ITestOutputHelper output) : SessionSpec(outp
         Assert.Equal(1, (await _sessions.Ask<SessionInfo>(new GetSession(waiting), Ask)).Turns);
         Assert.Equal("idle", (await _sessions.Ask<SessionInfo>(new GetSession(running), Ask)).State);
     }
+
+    [Fact]
+    public async Task A_sessions_model_is_back_after_a_restart_and_its_turns_still_run_on_it()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full, Model: "fake-opus"), Ask)).SessionId;
+        var other = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        Assert.Equal("fake-opus", ModelOf(await PromptAsync(session, "hello")));
+
+        await CrashAsync();
+        await RestartAsync();
+
+        Assert.Equal("fake-opus", (await _sessions.Ask<SessionInfo>(new GetSession(session), Ask)).Model);
+        Assert.Equal("fake-claude", ModelOf(await PromptAsync(other, "on the account's model")));
+        Assert.Equal("fake-opus", ModelOf(await PromptAsync(session, "again")));
+    }
+
+    [Fact]
+    public void A_session_journaled_before_sessions_had_models_reads_back_without_one()
+    {
+        var serializer = new DurableEventSerializer((ExtendedActorSystem)Sys);
+        var written = serializer.ToBinary(new SessionRegistered("ui-1", SessionType.Worker, "fake-opus"));
+        var old = JsonNode.Parse(written)!.AsObject();
+        Assert.True(old.Remove("model"));
+
+        var read = serializer.FromBinary(JsonSerializer.SerializeToUtf8Bytes(old), serializer.Manifest(new SessionRegistered("x", SessionType.Full)));
+
+        Assert.Equal(new SessionRegistered("ui-1", SessionType.Worker), read);
+    }
+
+    private static string? ModelOf(IReadOnlyList<SessionEvent> events) =>
+        JsonDocument.Parse(events.Single(e => e.Type == "system").Data).RootElement.GetProperty("model").GetString();
 
     [Fact]
     public async Task A_closed_session_stays_closed_after_a_restart()
