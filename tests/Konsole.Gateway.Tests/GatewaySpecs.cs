@@ -205,6 +205,19 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
     }
 
     [Fact]
+    public async Task An_event_id_at_or_beyond_the_latest_up_to_long_max_replays_nothing_then_follows_live()
+    {
+        var first = await RunAsync("/sessions/ui-max/hot-prompt", "one");
+        await using var header = await GetEventsAsync("/api/session/ui-max/events", lastEventId: long.MaxValue.ToString());
+        await using var query = await GetEventsAsync($"/api/session/ui-max/events?after={first.Count}");
+
+        var second = await RunAsync("/sessions/ui-max/hot-prompt", "two");
+
+        Assert.Equal(second[0], await header.NextAsync(Timeout));
+        Assert.Equal(second[0], await query.NextAsync(Timeout));
+    }
+
+    [Fact]
     public async Task A_slow_client_is_held_back_but_loses_no_event_and_the_turn_runs_on()
     {
         await using var stream = await PostPromptAsync("/sessions/ui-slow/hot-prompt", "[[chunks:3000:0]] many");

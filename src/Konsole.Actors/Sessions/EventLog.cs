@@ -40,9 +40,11 @@ public sealed class EventLog(int capacity, long startAfter = 0)
         return new SessionEvent(id, entry.PromptId, entry.Type, entry.Data, entry.EndsPrompt);
     }
 
-    /// <summary>The kept events with an id above <paramref name="id"/>, oldest first.</summary>
+    /// <summary>The kept events with an id above <paramref name="id"/>, oldest first (none for an id at or beyond the latest).</summary>
     public IEnumerable<SessionEvent> After(long id)
     {
+        if (id >= _count)
+            yield break; // and id + 1 would wrap to long.MinValue for long.MaxValue
         for (var next = Math.Max(id + 1, FirstAvailable); next <= _count; next++)
             yield return Event(next);
     }

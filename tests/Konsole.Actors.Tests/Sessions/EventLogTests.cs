@@ -25,6 +25,19 @@ public sealed class EventLogTests
     }
 
     [Fact]
+    public void After_the_latest_id_or_beyond_it_gives_nothing_up_to_long_max()
+    {
+        var log = new EventLog(capacity: 5);
+        foreach (var n in Enumerable.Range(0, 3))
+            log.Append("p", "assistant", Encoding.UTF8.GetBytes($"{n}"), endsPrompt: false);
+
+        Assert.Empty(log.After(3));
+        Assert.Empty(log.After(4));
+        Assert.Empty(log.After(long.MaxValue));
+        Assert.Empty(new EventLog(capacity: 5).After(long.MaxValue));
+    }
+
+    [Fact]
     public void It_grows_with_what_it_holds_up_to_its_capacity()
     {
         var log = new EventLog(capacity: 40);
