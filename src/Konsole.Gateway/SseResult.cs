@@ -23,25 +23,52 @@ public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
         response.Headers["X-Accel-Buffering"] = "no"; // reverse proxies: do not buffer the stream
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         var cancel = context.RequestAborted;
+        IAsyncEnumerator<SseMessage>? events = null;
+        var next = default(ValueTask<bool>);
+        var pending = false; // next is not awaited yet
         try
         {
             await response.StartAsync(cancel);
             await response.BodyWriter.FlushAsync(cancel); // Kestrel only buffers the headers on start
-            await using var events = items.GetAsyncEnumerator(cancel);
+            events = items.GetAsyncEnumerator(cancel);
             while (true)
             {
-                var next = events.MoveNextAsync();
+                next = events.MoveNextAsync();
                 if (!next.IsCompleted)
+                {
+                    pending = true;
                     await response.BodyWriter.FlushAsync(cancel); // nothing else waiting: send what is written
+                    pending = false;
+                }
                 if (!await next)
                     break;
                 Write(response.BodyWriter, events.Current);
             }
             await response.BodyWriter.FlushAsync(cancel);
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or IOException)
         {
-            // The client went away, or the stream was told to end (the host is stopping): either way it is over.
+            // The client went away (the request was aborted, or a write to it failed), or the stream was told to end (the
+            // host is stopping): either way it is over.
+            if (pending)
+            {
+                // A flush failed while the events waited for the next one: an enumerator cannot be disposed before that
+                // wait ends. Aborting the request ends it (every stream ends with its request).
+                context.Abort();
+                try
+                {
+                    await next;
+                }
+                catch (Exception)
+                {
+                    // its outcome is of no use now
+                }
+            }
+        }
+        finally
+        {
+            if (events is not null)
+                await events.DisposeAsync();
         }
     }
 
