@@ -24,6 +24,9 @@ public static partial class GatewayEndpoints
     /// <summary>How long an endpoint waits for the actors to answer; beyond it: 503.</summary>
     public static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>The code of the last event of an <c>/api/events</c> stream that fell too far behind.</summary>
+    public const string TooSlow = "too_slow";
+
     /// <summary>The rate-limiter policy of every endpoint that answers with a stream (konsole.gateway.max-streams).</summary>
     public const string StreamsPolicy = "streams";
 
@@ -178,22 +181,48 @@ public static partial class GatewayEndpoints
             ? new SseResult(SystemEvents(followed!, gateway.ActorRef, Stopping(context)))
             : Unanswered(context);
 
+    /// <summary>
+    /// The system's events until the host stops or the client leaves. A client that fell too far behind gets what was
+    /// kept for it and then a last event, <c>error</c> <c>too_slow</c>, and its stream ends: it may follow again.
+    /// </summary>
     private static async IAsyncEnumerable<SseMessage> SystemEvents(SystemEventsFollowed followed, IActorRef gateway,
         [EnumeratorCancellation] CancellationToken cancel)
     {
         var id = 0L;
+        var fellBehind = false;
         try
         {
-            await foreach (var domainEvent in followed.Events.ReadAllAsync(cancel))
+            while (true)
             {
-                if (ApiViews.SystemEvent(domainEvent) is var (kind, body))
-                    yield return SseResult.Json(body, kind, ++id);
+                try
+                {
+                    if (!await followed.Events.WaitToReadAsync(cancel))
+                        break;
+                }
+                catch (SystemEventsActor.FellBehindException)
+                {
+                    fellBehind = true;
+                    break;
+                }
+                while (followed.Events.TryRead(out var domainEvent))
+                {
+                    if (ApiViews.SystemEvent(domainEvent) is var (kind, body))
+                        yield return SseResult.Json(body, kind, ++id);
+                }
             }
         }
         finally
         {
             gateway.Tell(new UnfollowSystemEvents(followed.SubscriptionId));
         }
+        if (fellBehind)
+            yield return SseResult.Json(new
+            {
+                kind = "error",
+                code = TooSlow,
+                message = $"this stream fell {SystemEventsActor.Capacity:N0} events behind (the client reads too slowly) and ends here; " +
+                    "follow /api/events again (events published meanwhile are not replayed)",
+            }, "error", ++id);
     }
 
     /// <summary>

@@ -16,7 +16,8 @@ public static class GatewayProtocol
 
     /// <summary>
     /// The events, as the domain objects published on the event stream, from now on. The reader completes when the
-    /// follower is ended, or with an error when the reader fell more than its capacity behind.
+    /// follower is ended, or with a <see cref="SystemEventsActor.FellBehindException"/> when the reader fell more than
+    /// its capacity behind.
     /// </summary>
     public sealed record SystemEventsFollowed(string SubscriptionId, ChannelReader<object> Events);
 

@@ -8,8 +8,9 @@ namespace Konsole.Gateway;
 
 /// <summary>
 /// One follower of the system's events: subscribes to them on the event stream and writes them to a bounded reader.
-/// A follower that falls <see cref="Capacity"/> events behind is ended (its reader completes with an error), so
-/// a stuck client cannot make the host hold an ever-growing backlog.
+/// A follower that falls <see cref="Capacity"/> events behind is ended (its reader completes with a
+/// <see cref="FellBehindException"/> once the events it holds are read), so a stuck client cannot make the host hold
+/// an ever-growing backlog.
 /// </summary>
 public sealed class SystemEventsActor : ReceiveActor
 {
@@ -37,10 +38,13 @@ public sealed class SystemEventsActor : ReceiveActor
         {
             if (_writer.TryWrite(e))
                 return;
-            _writer.TryComplete(new InvalidOperationException($"the follower fell {Capacity} events behind"));
+            _writer.TryComplete(new FellBehindException());
             Context.Stop(Self);
         });
     }
+
+    /// <summary>How a follower's reader ends when it fell <see cref="Capacity"/> events behind.</summary>
+    public sealed class FellBehindException() : Exception($"the follower fell {Capacity} events behind");
 
     public static Props Props(ChannelWriter<object> writer) => Akka.Actor.Props.Create(() => new SystemEventsActor(writer));
 
