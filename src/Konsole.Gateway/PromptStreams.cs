@@ -14,11 +14,23 @@ namespace Konsole.Gateway;
 /// <summary>
 /// A prompt's answer over HTTP: its events as SSE (<c>id</c> = the session's event number, <c>event</c> = the CLI
 /// line's type or <c>queued</c>/<c>error</c>, <c>data</c> = the line verbatim), or with <c>Accept: application/json</c>
-/// the <c>result</c> line alone. A prompt refused at once (its first event an error) is answered with the matching
-/// status instead. A client that goes away does not stop the turn: its events stay in the session's buffer.
+/// the <c>result</c> line alone. A prompt refused at once (its first event an error of <see cref="Refusals"/>) is
+/// answered with the matching status instead; one taken to run that failed before any output still gets its stream,
+/// which ends with that <c>error</c> (as JSON: the error's problem). A client that goes away does not stop the turn:
+/// its events stay in the session's buffer.
 /// </summary>
 public static class PromptStreams
 {
+    /// <summary>
+    /// The errors that refuse a prompt before it was taken to run: as a first event, answered with their status (429,
+    /// 503, 409) instead of a stream. Any other error (<c>process_crashed</c>, <c>turn_timeout</c>, <c>interrupted</c>)
+    /// ends a prompt that was accepted, so it ends its stream as every accepted prompt's end does.
+    /// </summary>
+    internal static readonly IReadOnlySet<string> Refusals = new HashSet<string>(StringComparer.Ordinal)
+    {
+        TurnErrorCodes.QueueFull, TurnErrorCodes.AccountUnavailable, TurnErrorCodes.SessionClosed, TurnErrorCodes.JournalUnavailable,
+    };
+
     public static async Task<IResult> AnswerAsync(HttpContext context, IActorRef gateway, PromptAccepted accepted)
     {
         SessionEvent first;
@@ -33,7 +45,7 @@ public static class PromptStreams
                 ? Problems.ForCode(context, TurnErrorCodes.SessionClosed, $"session {accepted.SessionId} closed before the prompt started")
                 : Results.Empty;
         }
-        if (first is { Type: "error", EndsPrompt: true })
+        if (first is { Type: "error", EndsPrompt: true } && Refusals.Contains(ErrorOf(first).Code))
             return ErrorProblem(context, first);
         if (WantsJson(context.Request))
             return await ResultOnlyAsync(context, gateway, accepted, first);
@@ -123,11 +135,16 @@ public static class PromptStreams
 
     private static IResult ErrorProblem(HttpContext context, SessionEvent error)
     {
-        using var data = JsonDocument.Parse(error.Data);
-        var code = data.RootElement.GetProperty("code").GetString()!;
-        var message = data.RootElement.GetProperty("message").GetString()!;
-        var retryAfter = data.RootElement.TryGetProperty("retryAfter", out var wait) ? wait.GetInt64() : (long?)null;
+        var (code, message, retryAfter) = ErrorOf(error);
         return Problems.ForCode(context, code, message, retryAfter);
+    }
+
+    private static (string Code, string Message, long? RetryAfter) ErrorOf(SessionEvent error)
+    {
+        using var data = JsonDocument.Parse(error.Data);
+        var root = data.RootElement;
+        return (root.GetProperty("code").GetString()!, root.GetProperty("message").GetString()!,
+            root.TryGetProperty("retryAfter", out var wait) ? wait.GetInt64() : null);
     }
 
     private static bool WantsJson(HttpRequest request)

@@ -1,0 +1,98 @@
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+using Akka.Actor;
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Sessions;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using static Konsole.Actors.Sessions.SessionProtocol;
+
+namespace Konsole.Gateway.Tests;
+
+/// <summary>
+/// How a prompt is answered when it ends before any output: the gateway's own part, on an HttpContext of the test's.
+/// Through the whole host an accepted prompt fails before any output only by chance of timing (say, an interrupt
+/// while its dispatch is confirmed): FakeClaude, as the CLI, prints as soon as it reads a prompt.
+/// </summary>
+public sealed class PromptAnswerSpecs
+{
+    [Theory]
+    [InlineData(TurnErrorCodes.Interrupted)]
+    [InlineData(TurnErrorCodes.ProcessCrashed)]
+    [InlineData(TurnErrorCodes.TurnTimeout)]
+    public async Task A_prompt_taken_to_run_that_fails_before_any_output_gets_a_200_stream_ending_with_its_error(string code)
+    {
+        var (status, type, body) = await AnswerAsync(Error(code), "text/event-stream");
+
+        Assert.Equal((200, "text/event-stream"), (status, type));
+        Assert.Equal($"id: 1\nevent: error\ndata: {{\"code\":\"{code}\",\"message\":\"it ended\"}}\n\n", body);
+    }
+
+    [Theory]
+    [InlineData(TurnErrorCodes.QueueFull, 429)]
+    [InlineData(TurnErrorCodes.AccountUnavailable, 503)]
+    [InlineData(TurnErrorCodes.SessionClosed, 409)]
+    [InlineData(TurnErrorCodes.JournalUnavailable, 503)]
+    public async Task A_prompt_refused_before_it_was_taken_to_run_gets_its_status(string code, int expected)
+    {
+        var (status, type, body) = await AnswerAsync(Error(code), "text/event-stream");
+
+        Assert.Equal((expected, "application/problem+json"), (status, type));
+        Assert.Equal(code, JsonDocument.Parse(body).RootElement.GetProperty("code").GetString());
+    }
+
+    [Theory]
+    [InlineData(TurnErrorCodes.Interrupted, 409)]
+    [InlineData(TurnErrorCodes.ProcessCrashed, 502)]
+    [InlineData(TurnErrorCodes.TurnTimeout, 504)]
+    [InlineData(TurnErrorCodes.QueueFull, 429)]
+    public async Task With_accept_json_every_error_is_its_problem(string code, int expected)
+    {
+        var (status, type, body) = await AnswerAsync(Error(code), "application/json");
+
+        Assert.Equal((expected, "application/problem+json"), (status, type));
+        Assert.Equal(code, JsonDocument.Parse(body).RootElement.GetProperty("code").GetString());
+    }
+
+    private static SessionEvent Error(string code) =>
+        new(1, "p-1", "error", Encoding.UTF8.GetBytes($"{{\"code\":\"{code}\",\"message\":\"it ended\"}}"), EndsPrompt: true);
+
+    /// <summary>The answer to a prompt whose only event is <paramref name="first"/> (its reader then completes, as a session's does).</summary>
+    private static async Task<(int Status, string? Type, string Body)> AnswerAsync(SessionEvent first, string accept)
+    {
+        var events = Channel.CreateUnbounded<SessionEvent>();
+        events.Writer.TryWrite(first);
+        events.Writer.TryComplete();
+        var (context, body) = await ExecuteAsync(context =>
+        {
+            context.Request.Headers.Accept = accept;
+            return PromptStreams.AnswerAsync(context, ActorRefs.Nobody, new PromptAccepted("ui-1", "p-1", "sub-1", events.Reader));
+        });
+        return (context.Response.StatusCode, context.Response.ContentType?.Split(';')[0], body);
+    }
+
+    private static async Task<(HttpContext Context, string Body)> ExecuteAsync(Func<HttpContext, Task<IResult>> answer)
+    {
+        var body = new MemoryStream();
+        var context = new DefaultHttpContext
+        {
+            RequestServices = new ServiceCollection().AddLogging().AddSingleton<IHostApplicationLifetime, Running>().BuildServiceProvider(),
+        };
+        context.Response.Body = body;
+        await (await answer(context)).ExecuteAsync(context);
+        return (context, Encoding.UTF8.GetString(body.ToArray()));
+    }
+
+    private sealed class Running : IHostApplicationLifetime
+    {
+        public CancellationToken ApplicationStarted => CancellationToken.None;
+        public CancellationToken ApplicationStopping => CancellationToken.None;
+        public CancellationToken ApplicationStopped => CancellationToken.None;
+
+        public void StopApplication()
+        {
+        }
+    }
+}
