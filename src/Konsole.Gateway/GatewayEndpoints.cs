@@ -21,8 +21,11 @@ namespace Konsole.Gateway;
 /// <summary>The endpoints of the v1 HTTP contract. Each asks the <see cref="GatewayActor"/>, with a timeout and the request's cancellation.</summary>
 public static partial class GatewayEndpoints
 {
-    /// <summary>How long an endpoint waits for the actors to answer; beyond it: 503.</summary>
+    /// <summary>How long an endpoint waits for the actors to answer; beyond it: 503 (504 for a prompt, see <see cref="SubmitUnanswered"/>).</summary>
     public static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>The code of a prompt submission the actors did not answer in time: its outcome is unknown.</summary>
+    public const string GatewayTimeout = "gateway_timeout";
 
     /// <summary>The code of the last event of an <c>/api/events</c> stream that fell too far behind.</summary>
     public const string TooSlow = "too_slow";
@@ -59,13 +62,13 @@ public static partial class GatewayEndpoints
                 : Unanswered(context));
 
         app.MapPost("/sessions/{id}/hot-prompt", (HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings, string id) =>
-            PromptAsync(context, gateway, settings, text => new SubmitPrompt(id, text, CreateAs: SessionType.Full))).RequireRateLimiting(StreamsPolicy);
+            PromptAsync(context, gateway, settings, id, text => new SubmitPrompt(id, text, CreateAs: SessionType.Full))).RequireRateLimiting(StreamsPolicy);
         app.MapPost("/api/quick-turn", (HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings) =>
-            PromptAsync(context, gateway, settings, text => new SubmitQuickTurn(text))).RequireRateLimiting(StreamsPolicy);
+            PromptAsync(context, gateway, settings, sessionId: null, text => new SubmitQuickTurn(text))).RequireRateLimiting(StreamsPolicy);
 
         app.MapPost("/api/session", CreateSessionAsync);
         app.MapPost("/api/session/{id}/prompt", (HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings, string id) =>
-            PromptAsync(context, gateway, settings, text => new SubmitPrompt(id, text))).RequireRateLimiting(StreamsPolicy);
+            PromptAsync(context, gateway, settings, id, text => new SubmitPrompt(id, text))).RequireRateLimiting(StreamsPolicy);
         app.MapPost("/api/session/{id}/interrupt", async (HttpContext context, IRequiredActor<GatewayActor> gateway, string id) =>
             await AskAsync<object>(context, gateway, new InterruptSession(id)) switch
             {
@@ -145,15 +148,16 @@ public static partial class GatewayEndpoints
         }
     }
 
+    /// <param name="sessionId">The session the prompt goes to; null for a quick turn (a session of its own, named by no one).</param>
     private static async Task<IResult> PromptAsync(HttpContext context, IRequiredActor<GatewayActor> gateway, KonsoleSettings settings,
-        Func<string, object> submit)
+        string? sessionId, Func<string, object> submit)
     {
         if (Stopping(context).IsCancellationRequested)
             return Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "shutting_down", "the host is shutting down; try again once it is back");
         var (text, problem) = await RequestBodies.ReadPromptAsync(context, settings.Gateway.MaxPromptBytes);
         if (problem is not null)
             return problem;
-        return await AskAsync<object>(context, gateway, submit(text!)) switch
+        return await AskAsync<object>(context, gateway, submit(text!), timedOut: () => SubmitUnanswered(context, sessionId)) switch
         {
             (PromptAccepted accepted, _) => await PromptStreams.AnswerAsync(context, gateway.ActorRef, accepted),
             var (reply, failure) => Refused(context, reply, failure),
@@ -232,8 +236,12 @@ public static partial class GatewayEndpoints
     private static CancellationToken Stopping(HttpContext context) =>
         context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
 
-    /// <summary>The actors' answer, or (null, a 503 problem) when they did not answer in time.</summary>
-    private static async Task<(T? Reply, IResult? Problem)> AskAsync<T>(HttpContext context, IRequiredActor<GatewayActor> gateway, object message)
+    /// <summary>
+    /// The actors' answer, or (null, a problem) when they did not answer in time: <paramref name="timedOut"/>'s, or by
+    /// default a 503.
+    /// </summary>
+    private static async Task<(T? Reply, IResult? Problem)> AskAsync<T>(HttpContext context, IRequiredActor<GatewayActor> gateway, object message,
+        Func<IResult>? timedOut = null)
         where T : class
     {
         try
@@ -242,7 +250,7 @@ public static partial class GatewayEndpoints
         }
         catch (AskTimeoutException)
         {
-            return (null, Unanswered(context));
+            return (null, timedOut?.Invoke() ?? Unanswered(context));
         }
         catch (InvalidCastException)
         {
@@ -262,6 +270,17 @@ public static partial class GatewayEndpoints
 
     private static IResult Unanswered(HttpContext context) =>
         Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "unavailable", "the actor system did not answer in time; try again");
+
+    /// <summary>
+    /// A prompt whose submission was not answered in time: the session may have accepted it all the same (and it may run),
+    /// so the answer is 504 <c>gateway_timeout</c> telling where to look, not an invitation to send it again.
+    /// </summary>
+    internal static IResult SubmitUnanswered(HttpContext context, string? sessionId) =>
+        Problems.Problem(context, StatusCodes.Status504GatewayTimeout, GatewayTimeout,
+            $"the actor system did not answer in {AskTimeout.TotalSeconds:0} s: the prompt may have been accepted and may still run, " +
+            (sessionId is null
+                ? "so sending it again may run it twice"
+                : $"so sending it again may run it twice; GET /api/session/{Uri.EscapeDataString(sessionId)}/events says whether it ran"));
 
     // Ids (claude-sonnet-4-5), aliases (sonnet, opus[1m]), Vertex (claude-opus-4-1@20250805) and Bedrock (arn:aws:...:.../...) names.
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._:\[\]@/-]{0,199}$")]

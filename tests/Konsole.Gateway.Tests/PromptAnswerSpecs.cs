@@ -12,9 +12,10 @@ using static Konsole.Actors.Sessions.SessionProtocol;
 namespace Konsole.Gateway.Tests;
 
 /// <summary>
-/// How a prompt is answered when it ends before any output: the gateway's own part, on an HttpContext of the test's.
-/// Through the whole host an accepted prompt fails before any output only by chance of timing (say, an interrupt
-/// while its dispatch is confirmed): FakeClaude, as the CLI, prints as soon as it reads a prompt.
+/// How a prompt is answered when it ends before any output, and when its submission goes unanswered: the gateway's own
+/// part, on an HttpContext of the test's. Through the whole host an accepted prompt fails before any output only by
+/// chance of timing (say, an interrupt while its dispatch is confirmed): FakeClaude, as the CLI, prints as soon as it
+/// reads a prompt. An ask times out only after the fixed 10 s, from actors that never answer.
 /// </summary>
 public sealed class PromptAnswerSpecs
 {
@@ -54,6 +55,21 @@ public sealed class PromptAnswerSpecs
 
         Assert.Equal((expected, "application/problem+json"), (status, type));
         Assert.Equal(code, JsonDocument.Parse(body).RootElement.GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task A_prompt_submission_not_answered_in_time_is_a_504_that_says_where_to_look_instead_of_inviting_a_retry()
+    {
+        var (session, sessionBody) = await ExecuteAsync(context => Task.FromResult(GatewayEndpoints.SubmitUnanswered(context, "ui-1")));
+        var (quickTurn, quickTurnBody) = await ExecuteAsync(context => Task.FromResult(GatewayEndpoints.SubmitUnanswered(context, null)));
+
+        Assert.Equal(504, session.Response.StatusCode);
+        Assert.False(session.Response.Headers.ContainsKey("Retry-After"));
+        var problem = JsonDocument.Parse(sessionBody).RootElement;
+        Assert.Equal(GatewayEndpoints.GatewayTimeout, problem.GetProperty("code").GetString());
+        Assert.Contains("may run it twice; GET /api/session/ui-1/events says whether it ran", problem.GetProperty("detail").GetString());
+        Assert.Equal(504, quickTurn.Response.StatusCode);
+        Assert.DoesNotContain("/api/session", JsonDocument.Parse(quickTurnBody).RootElement.GetProperty("detail").GetString());
     }
 
     private static SessionEvent Error(string code) =>
