@@ -48,6 +48,13 @@ public abstract class GatewaySpec(ITestOutputHelper output, int accounts = 2) : 
         return host;
     }
 
+    /// <summary>Stops the host and starts another on the same configuration and data: a restart.</summary>
+    protected async Task RestartHostAsync()
+    {
+        await Host.DisposeAsync();
+        Host = await StartHostAsync(Sandbox.Hocon(FakeClaudeCli.Path, extraHocon: ExtraHocon));
+    }
+
     protected Task<SseStream> PostPromptAsync(string path, string prompt, HttpClient? client = null) =>
         SseStream.OpenAsync(client ?? Client, new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(new { prompt }) }, Timeout);
 

@@ -1,0 +1,36 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Xunit.Abstractions;
+
+namespace Konsole.Gateway.Tests;
+
+/// <summary>The durable state in PostgreSQL instead of the embedded SQLite file, by configuration alone, on a real server.</summary>
+public sealed class PostgresSpecs(ITestOutputHelper output, PostgresServer postgres) : GatewaySpec(output), IClassFixture<PostgresServer>
+{
+    protected override string ExtraHocon =>
+        $"konsole.persistence {{ provider = \"PostgreSQL.15\", connection-string = \"{postgres.ConnectionString}\" }}";
+
+    [Fact]
+    public async Task Roles_sessions_their_models_and_conversations_are_back_after_a_restart()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await Client.PostAsync("/api/accounts/switch", null)).StatusCode);
+        var created = await Client.PostAsJsonAsync("/api/session", new { type = "full", model = "fake-opus" });
+        var id = JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("sessionId").GetString()!;
+        Assert.StartsWith("echo: Remember 42", ResultText(await RunAsync($"/api/session/{id}/prompt", "Remember 42")));
+
+        await RestartHostAsync();
+
+        var accounts = await GetJsonAsync("/api/accounts");
+        Assert.Equal(["quickturn", "dashboard"], accounts.GetProperty("accounts").EnumerateArray().Select(a => a.GetProperty("role").GetString()));
+        var session = await GetJsonAsync($"/api/session/{id}");
+        Assert.Equal(("full", "fake-opus", 1), (session.GetProperty("type").GetString(), session.GetProperty("model").GetString(), session.GetProperty("turns").GetInt32()));
+        var next = await RunAsync($"/api/session/{id}/prompt", "What number?");
+        Assert.StartsWith("echo: What number? [history: Remember 42", ResultText(next));
+        Assert.Equal("fake-opus", Field(next.Single(e => e.Event == "system"), "model"));
+        // Where it was kept: in PostgreSQL, and no SQLite file beside it.
+        Assert.True(await postgres.ScalarAsync("SELECT count(*) FROM journal WHERE persistence_id IN ('konsole-roles', 'konsole-sessions')") >= 2);
+        Assert.True(await postgres.ScalarAsync($"SELECT count(*) FROM journal WHERE persistence_id = 'session-{id}'") > 0);
+        Assert.False(File.Exists(Path.Combine(Sandbox.DataDir, "konsole.db")));
+    }
+}
