@@ -1,12 +1,12 @@
 using Akka.Actor;
 using Akka.Event;
 using Konsole.Actors.Accounts;
-using Akka.Persistence;
 using Konsole.Actors.Configuration;
 using Konsole.Actors.Durability;
 using Konsole.Actors.Prompts;
 using static Konsole.Actors.Accounts.AccountProtocol;
 using static Konsole.Actors.Routing.RoleRouterProtocol;
+using static Konsole.Actors.Routing.RolesJournalProtocol;
 
 namespace Konsole.Actors.Routing;
 
@@ -14,11 +14,13 @@ namespace Konsole.Actors.Routing;
 /// Maps the two kinds of traffic to accounts and owns the account actors. A role change is one message:
 /// it takes effect for every prompt routed after it, while turns already running finish where they
 /// started, and it starts or stops no process. Account status is pushed here by the accounts, so
-/// queries are answered at once. Role changes are journaled: after a restart the roles are as they were
-/// (unless they name an account no longer configured).
+/// queries are answered at once. Role changes are journaled (<see cref="RolesJournal"/>): after a restart the roles
+/// are as they were (unless they name an account no longer configured). Messages wait until the journal has been read
+/// back; a journal write that fails does not stop the routing: the journal starts again and records the roles then held.
 /// </summary>
-public sealed class RoleRouter : ReceivePersistentActor
+public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
+
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<string> _order = [];
     private readonly Dictionary<string, IActorRef> _accounts = new(StringComparer.Ordinal);
@@ -27,16 +29,12 @@ public sealed class RoleRouter : ReceivePersistentActor
     private readonly Dictionary<Role, string> _routedTo = []; // where each role's traffic went last, to log a failover once
     private readonly double _rateLimitWarning;
     private RoleAssignment _roles;
+    private IActorRef _journal;
+    private readonly FaultBackoff _journalBackoff = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
 
     public RoleRouter(KonsoleSettings settings)
     {
         _roles = new RoleAssignment(settings.Roles.Dashboard, settings.Roles.QuickTurn);
-        Recover<RolesAssigned>(e =>
-        {
-            if (_accounts.ContainsKey(e.Dashboard) && _accounts.ContainsKey(e.QuickTurn))
-                _roles = new RoleAssignment(e.Dashboard, e.QuickTurn);
-        });
-        Recover<RecoveryCompleted>(_ => _log.Info("Roles: dashboard {0}, quickturn {1}", _roles.Dashboard, _roles.QuickTurn));
         _rateLimitWarning = settings.RateLimitWarningUtilization;
         foreach (var account in settings.Accounts)
         {
@@ -44,42 +42,62 @@ public sealed class RoleRouter : ReceivePersistentActor
             _status[account.Id] = AccountStatus.Starting(account);
             _accounts[account.Id] = Context.ActorOf(AccountActor.Props(account, settings), account.Id);
         }
+        _journal = StartJournal();
 
-        Command<RoutePrompt>(m => Route(m.Role, m.Prompt));
-        Command<RouteToAccount>(m =>
+        Receive<RolesRecovered>(m =>
+        {
+            if (m.Roles is { } roles && _accounts.ContainsKey(roles.Dashboard) && _accounts.ContainsKey(roles.QuickTurn))
+                _roles = roles;
+            _log.Info("Roles: dashboard {0}, quickturn {1}", _roles.Dashboard, _roles.QuickTurn);
+            Stash.UnstashAll();
+            Become(Routing);
+        });
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    public IStash Stash { get; set; } = null!;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(KonsoleSettings settings) => Akka.Actor.Props.Create(() => new RoleRouter(settings));
+
+    private void Routing()
+    {
+        Receive<RoutePrompt>(m => Route(m.Role, m.Prompt));
+        Receive<RouteToAccount>(m =>
         {
             if (_accounts.TryGetValue(m.AccountId, out var account))
                 account.Tell(new SubmitPrompt(m.Prompt, m.Mode));
             else
                 m.Prompt.ReplyTo.Tell(new TurnFailed(m.Prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"no account '{m.AccountId}'"));
         });
-        Command<AssignWorker>(m => Sender.Tell(new WorkerAssigned(m.SessionId, WorkerAccount(m.SessionId, m.PreferredAccountId))));
-        Command<RouteWorkerPrompt>(m =>
+        Receive<AssignWorker>(m => Sender.Tell(new WorkerAssigned(m.SessionId, WorkerAccount(m.SessionId, m.PreferredAccountId))));
+        Receive<RouteWorkerPrompt>(m =>
             _accounts[WorkerAccount(m.Prompt.UserSessionId)].Tell(new SubmitPrompt(m.Prompt, ProcessMode.Worker)));
-        Command<CloseWorker>(m =>
+        Receive<CloseWorker>(m =>
         {
             if (_workers.Remove(m.SessionId, out var accountId))
                 _accounts[accountId].Tell(new StopWorker(m.SessionId));
         });
-        Command<DrainAccounts>(m =>
+        Receive<DrainAccounts>(m =>
         {
             foreach (var account in _accounts.Values)
                 account.Tell(new Drain(m.Timeout));
         });
-        Command<RefreshAccount>(m =>
+        Receive<RefreshAccount>(m =>
         {
             if (_accounts.TryGetValue(m.AccountId, out var account))
                 account.Forward(RefreshCredentials.Instance);
             else
                 Sender.Tell(new RefreshRefused(m.AccountId, "account_not_found", $"no account '{m.AccountId}' (accounts: {string.Join(", ", _order)})"));
         });
-        Command<RoleRouterProtocol.InterruptPrompt>(m =>
+        Receive<RoleRouterProtocol.InterruptPrompt>(m =>
         {
             foreach (var account in _accounts.Values)
                 account.Tell(new AccountProtocol.InterruptPrompt(m.PromptId));
         });
-        Command<SwapRoles>(_ => ChangeRoles(new RoleAssignment(_roles.QuickTurn, _roles.Dashboard)));
-        Command<AssignDashboard>(m =>
+        Receive<SwapRoles>(_ => ChangeRoles(new RoleAssignment(_roles.QuickTurn, _roles.Dashboard)));
+        Receive<AssignDashboard>(m =>
         {
             if (!_accounts.ContainsKey(m.AccountId))
                 Sender.Tell(new RoleChangeRejected($"no account '{m.AccountId}' (accounts: {string.Join(", ", _order)})"));
@@ -90,18 +108,27 @@ public sealed class RoleRouter : ReceivePersistentActor
             else
                 ChangeRoles(new RoleAssignment(m.AccountId, _roles.Dashboard));
         });
-        Command<GetRoleStatus>(_ => Sender.Tell(new RoleStatus(SlotOf(_roles.Dashboard), SlotOf(_roles.QuickTurn))));
-        Command<GetAccounts>(_ => Sender.Tell(new AccountsView(_roles,
+        Receive<GetRoleStatus>(_ => Sender.Tell(new RoleStatus(SlotOf(_roles.Dashboard), SlotOf(_roles.QuickTurn))));
+        Receive<GetAccounts>(_ => Sender.Tell(new AccountsView(_roles,
             _order.Select(id => new AccountView(_status[id], RoleOf(id))).ToArray())));
-        Command<AccountStatus>(m => _status[m.AccountId] = m);
+        Receive<AccountStatus>(m => _status[m.AccountId] = m);
+        Receive<RolesRecovered>(m =>
+        {
+            if (m.Roles != _roles)
+                _journal.Tell(new RecordRoles(_roles)); // a journal started again after a failed write catches up
+        });
+        Receive<Terminated>(m =>
+        {
+            if (!m.ActorRef.Equals(_journal))
+                return;
+            var backoff = _journalBackoff.Next();
+            _log.Warning("The roles' journal failed a write; routing goes on, and the roles are recorded again in {0:0.0}s", backoff.TotalSeconds);
+            Timers.StartSingleTimer(nameof(RestartJournal), RestartJournal.Instance, backoff);
+        });
+        Receive<RestartJournal>(_ => _journal = StartJournal());
     }
 
-    public override string PersistenceId => "konsole-roles";
-
-    protected override void OnRecoveryFailure(Exception reason, object? message = null) =>
-        StateUnrecoverable.StopHost(Context, PersistenceId, reason);
-
-    public static Props Props(KonsoleSettings settings) => Akka.Actor.Props.Create(() => new RoleRouter(settings));
+    private IActorRef StartJournal() => Context.Watch(Context.ActorOf(RolesJournal.Props(), "journal"));
 
     private void ChangeRoles(RoleAssignment roles)
     {
@@ -113,7 +140,7 @@ public sealed class RoleRouter : ReceivePersistentActor
         _log.Info("Roles: dashboard {0} (was {1}), quickturn {2} (was {3})", roles.Dashboard, previous.Dashboard, roles.QuickTurn, previous.QuickTurn);
         Context.System.EventStream.Publish(new AccountsSwapped(previous, roles));
         // A swap answers at once; the journal catches up a moment later without holding other messages back.
-        PersistAsync(new RolesAssigned(roles.Dashboard, roles.QuickTurn), _ => { });
+        _journal.Tell(new RecordRoles(roles));
     }
 
     /// <summary>
@@ -169,4 +196,9 @@ public sealed class RoleRouter : ReceivePersistentActor
         : null;
 
     private RoleSlot SlotOf(string accountId) => new(accountId, _status[accountId].Busy, _status[accountId].ActiveSessionId);
+
+    private sealed record RestartJournal
+    {
+        public static readonly RestartJournal Instance = new();
+    }
 }

@@ -1,27 +1,26 @@
 using System.Text.RegularExpressions;
 using Akka.Actor;
 using Akka.Event;
-using Akka.Persistence;
 using Konsole.Actors.Configuration;
 using Konsole.Actors.Durability;
 using static Konsole.Actors.Sessions.SessionProtocol;
+using static Konsole.Actors.Sessions.SessionRegistryProtocol;
 
 namespace Konsole.Actors.Sessions;
 
 /// <summary>
 /// Creates, finds and closes sessions, one <see cref="SessionActor"/> each, and forwards each session's messages
 /// to it (the session answers the asker directly). A closed session's id stays known, so a prompt to it is told
-/// the session was closed rather than that it never existed. Opened and closed sessions are journaled (after a
-/// restart every open session is back, recovering its own state) and published on the event stream (quick
-/// turns' one-prompt sessions aside).
+/// the session was closed rather than that it never existed. Opened and closed sessions are journaled by its
+/// <see cref="SessionRegistry"/> (after a restart every open session is back, recovering its own state; messages wait
+/// until the registry is read back) and published on the event stream (quick turns' one-prompt sessions aside). A
+/// registry write that fails stops no session: sessions being opened are refused as unavailable, and the registry
+/// starts again and catches up with what the manager holds.
 /// </summary>
-public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
+public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnboundedStash
 {
-    private const int ClosedIdsKept = 10_000;
-    private const int SnapshotEvery = 500;
     private static readonly TimeSpan RestartMinBackoff = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan RestartMaxBackoff = TimeSpan.FromSeconds(30);
-    private static readonly TimeSpan FaultsForgottenAfter = TimeSpan.FromMinutes(5);
 
     private readonly IActorRef _router;
     private readonly SessionSettings _settings;
@@ -29,36 +28,49 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
     private readonly HashSet<string> _closed = new(StringComparer.Ordinal);
     private readonly Queue<string> _closedOrder = new();
     private readonly HashSet<string> _restarting = new(StringComparer.Ordinal); // stopped on a fault, starting again
-    private readonly Dictionary<string, (int Count, DateTime Last)> _failures = new(StringComparer.Ordinal); // recent faults, for the backoff
+    private readonly Dictionary<string, FaultBackoff> _failures = new(StringComparer.Ordinal); // recent faults, for the backoff
+    private readonly Dictionary<string, (object First, IActorRef Asker)> _opening = new(StringComparer.Ordinal); // waiting for the registry
+    private readonly FaultBackoff _registryBackoff = new(RestartMinBackoff, RestartMaxBackoff);
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private IActorRef? _registry; // null while it starts again after a failed write
 
     public SessionManager(IActorRef router, SessionSettings settings)
     {
         _router = router;
         _settings = settings;
+        _registry = StartRegistry();
 
-        Recover<SnapshotOffer>(offer =>
+        Receive<RegistryRecovered>(m =>
         {
-            if (offer.Snapshot is not SessionsSnapshot snapshot)
-                return;
-            foreach (var open in snapshot.Open)
-                _sessions[open.SessionId] = new Registered(null, open.Type, open.Model);
-            foreach (var id in snapshot.Closed)
+            foreach (var id in m.Closed)
                 Remember(id);
-        });
-        Recover<SessionRegistered>(e => _sessions[e.SessionId] = new Registered(null, e.Type, e.Model));
-        Recover<SessionUnregistered>(e =>
-        {
-            _sessions.Remove(e.SessionId);
-            Remember(e.SessionId);
-        });
-        Recover<RecoveryCompleted>(_ =>
-        {
+            foreach (var open in m.Open)
+                _sessions[open.SessionId] = new Registered(null, open.Type, open.Model);
             foreach (var (id, session) in _sessions.ToList())
                 _sessions[id] = session with { Actor = Start(id, session) };
+            Stash.UnstashAll();
+            Become(Serving);
         });
+        ReceiveAny(_ => Stash.Stash());
+    }
 
-        Command<CreateSession>(m =>
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public IStash Stash { get; set; } = null!;
+
+    public static Props Props(IActorRef router, SessionSettings settings) =>
+        Akka.Actor.Props.Create(() => new SessionManager(router, settings));
+
+    /// <summary>Session ids: letters, digits and <c>- _ . :</c>, up to 128 characters.</summary>
+    public static bool IsValidId(string id) => ValidId().IsMatch(id);
+
+    // A session actor that fails is stopped, never restarted in place with state its journal may not have; it starts
+    // again from its journal (see Terminated). So is the registry.
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
+
+    private void Serving()
+    {
+        Receive<CreateSession>(m =>
         {
             var id = m.SessionId ?? NewId(m.Type);
             if (Refusal(id, creating: true) is { } refused)
@@ -66,27 +78,27 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
             else
                 Open(id, new Registered(null, m.Type, m.Model), m);
         });
-        Command<SubmitPrompt>(m =>
+        Receive<SubmitPrompt>(m =>
         {
             if (!_sessions.ContainsKey(m.SessionId) && m.CreateAs is { } type && Refusal(m.SessionId, creating: true) is null)
                 Open(m.SessionId, new Registered(null, type, null), m);
             else
                 ForwardTo(m.SessionId, m);
         });
-        Command<SubmitQuickTurn>(m =>
+        Receive<SubmitQuickTurn>(m =>
         {
             var id = NewId(SessionType.Chat);
             Context.ActorOf(SessionActor.Props(id, SessionType.Chat, _router, _settings.ReplayBuffer, durable: false), id).Forward(m);
         });
-        Command<FollowEvents>(m => ForwardTo(m.SessionId, m));
-        Command<Unfollow>(m =>
+        Receive<FollowEvents>(m => ForwardTo(m.SessionId, m));
+        Receive<Unfollow>(m =>
         {
             if (_sessions.TryGetValue(m.SessionId, out var session))
                 session.Actor?.Tell(m);
         });
-        Command<InterruptSession>(m => ForwardTo(m.SessionId, m));
-        Command<GetSession>(m => ForwardTo(m.SessionId, m));
-        Command<CloseSession>(m =>
+        Receive<InterruptSession>(m => ForwardTo(m.SessionId, m));
+        Receive<GetSession>(m => ForwardTo(m.SessionId, m));
+        Receive<CloseSession>(m =>
         {
             if (!_sessions.TryGetValue(m.SessionId, out var session))
             {
@@ -105,68 +117,95 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
             Context.Unwatch(session.Actor);
             session.Actor!.Forward(m);
             Context.System.EventStream.Publish(new SessionEnded(m.SessionId, session.Type));
-            Persist(new SessionUnregistered(m.SessionId), _ => SnapshotNow());
+            _registry?.Tell(new RecordClosed(m.SessionId)); // without one now, the next catches up (RegistryRecovered)
         });
-        Command<Terminated>(m =>
+        Receive<SessionRecorded>(m =>
         {
+            if (!_opening.Remove(m.SessionId, out var opening) || !_sessions.TryGetValue(m.SessionId, out var session))
+                return;
+            var actor = Start(m.SessionId, session);
+            _sessions[m.SessionId] = session with { Actor = actor };
+            Context.System.EventStream.Publish(new SessionOpened(new SessionInfo(m.SessionId, session.Type, null, "idle", null, 0, 0, session.Model)));
+            actor.Tell(opening.First is CreateSession ? new GetSession(m.SessionId) : opening.First, opening.Asker);
+        });
+        Receive<RegistryRecovered>(CatchUp);
+        Receive<RestartRegistry>(_ => _registry = StartRegistry());
+        Receive<Terminated>(m =>
+        {
+            if (m.ActorRef.Equals(_registry))
+            {
+                RegistryStopped();
+                return;
+            }
             var (id, stopped) = _sessions.FirstOrDefault(s => m.ActorRef.Equals(s.Value.Actor));
             if (id is null)
                 return;
             // It stopped on a fault (its journal failed, or a bug): still open, it starts again from its journal.
             _sessions[id] = stopped with { Actor = null };
             _restarting.Add(id);
-            var failures = _failures.TryGetValue(id, out var f) && DateTime.UtcNow - f.Last < FaultsForgottenAfter ? f.Count : 0;
-            _failures[id] = (failures + 1, DateTime.UtcNow);
-            var backoff = TimeSpan.FromMilliseconds(Math.Min(RestartMaxBackoff.TotalMilliseconds,
-                RestartMinBackoff.TotalMilliseconds * Math.Pow(2, failures) * (0.8 + 0.4 * Random.Shared.NextDouble())));
+            if (!_failures.TryGetValue(id, out var faults))
+                _failures[id] = faults = new FaultBackoff(RestartMinBackoff, RestartMaxBackoff);
+            var backoff = faults.Next();
             _log.Warning("Session {0} stopped on a fault; it starts again from its journal in {1:0.0}s", id, backoff.TotalSeconds);
             Timers.StartSingleTimer(id, new RestartSession(id), backoff);
         });
-        Command<SessionFaulted>(m =>
+        Receive<SessionFaulted>(m =>
         {
             if (_sessions.TryGetValue(m.SessionId, out var session) && Sender.Equals(session.Actor))
                 _restarting.Add(m.SessionId); // until it is back: see Terminated
         });
-        Command<RestartSession>(m =>
+        Receive<RestartSession>(m =>
         {
             if (_sessions.TryGetValue(m.SessionId, out var session) && _restarting.Remove(m.SessionId))
                 _sessions[m.SessionId] = session with { Actor = Start(m.SessionId, session) };
         });
-        Command<SaveSnapshotSuccess>(m => DeleteMessages(m.Metadata.SequenceNr));
-        Command<SaveSnapshotFailure>(_ => { });
-        Command<DeleteMessagesSuccess>(_ => { });
-        Command<DeleteMessagesFailure>(_ => { });
     }
-
-    public override string PersistenceId => "konsole-sessions";
-
-    protected override void OnRecoveryFailure(Exception reason, object? message = null) =>
-        StateUnrecoverable.StopHost(Context, PersistenceId, reason);
-
-    public ITimerScheduler Timers { get; set; } = null!;
-
-    public static Props Props(IActorRef router, SessionSettings settings) =>
-        Akka.Actor.Props.Create(() => new SessionManager(router, settings));
-
-    /// <summary>Session ids: letters, digits and <c>- _ . :</c>, up to 128 characters.</summary>
-    public static bool IsValidId(string id) => ValidId().IsMatch(id);
-
-    // A session actor that fails is stopped, never restarted in place with state its journal may not have; it starts
-    // again from its journal (see Terminated).
-    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
     /// <summary>Journals the new session, then starts it and hands it <paramref name="first"/> (its creation or first prompt).</summary>
     private void Open(string id, Registered session, object first)
     {
-        _sessions[id] = session; // taken at once: a second create of the same id waits for nothing
-        Persist(new SessionRegistered(id, session.Type, session.Model), _ =>
+        if (_registry is null)
         {
-            var actor = Start(id, session);
-            _sessions[id] = session with { Actor = actor };
-            Context.System.EventStream.Publish(new SessionOpened(new SessionInfo(id, session.Type, null, "idle", null, 0, 0, session.Model)));
-            actor.Forward(first is CreateSession ? new GetSession(id) : first);
-            SnapshotNow();
-        });
+            Sender.Tell(new SessionRejected(SessionErrorCodes.Unavailable,
+                "the session registry's journal failed a write and is starting again; try again in a moment"));
+            return;
+        }
+        _sessions[id] = session; // taken at once: a second create of the same id waits for nothing
+        _opening[id] = (first, Sender);
+        _registry.Tell(new RecordOpened(new SessionRegistered(id, session.Type, session.Model)));
+    }
+
+    private IActorRef StartRegistry() => Context.Watch(Context.ActorOf(SessionRegistry.Props(), "registry"));
+
+    /// <summary>Sessions being opened are refused (their record may or may not have landed), and the registry starts again.</summary>
+    private void RegistryStopped()
+    {
+        _registry = null;
+        foreach (var (id, opening) in _opening)
+        {
+            _sessions.Remove(id);
+            opening.Asker.Tell(new SessionRejected(SessionErrorCodes.Unavailable,
+                $"session {id} could not be recorded (the session registry's journal failed a write); try again in a moment"));
+        }
+        _opening.Clear();
+        var backoff = _registryBackoff.Next();
+        _log.Warning("The session registry's journal failed a write; open sessions go on, new ones are refused for {0:0.0}s", backoff.TotalSeconds);
+        Timers.StartSingleTimer(nameof(RestartRegistry), RestartRegistry.Instance, backoff);
+    }
+
+    /// <summary>
+    /// A registry started again reads back what was recorded: sessions closed meanwhile are recorded as closed, and a
+    /// session whose opening was refused but did land in the journal is opened after all.
+    /// </summary>
+    private void CatchUp(RegistryRecovered recovered)
+    {
+        foreach (var open in recovered.Open)
+        {
+            if (_closed.Contains(open.SessionId))
+                _registry?.Tell(new RecordClosed(open.SessionId));
+            else if (!_sessions.ContainsKey(open.SessionId))
+                _sessions[open.SessionId] = new Registered(Start(open.SessionId, new Registered(null, open.Type, open.Model)), open.Type, open.Model);
+        }
     }
 
     private IActorRef Start(string id, Registered session) =>
@@ -204,18 +243,16 @@ public sealed partial class SessionManager : ReceivePersistentActor, IWithTimers
         if (!_closed.Add(id))
             return;
         _closedOrder.Enqueue(id);
-        if (_closedOrder.Count > ClosedIdsKept)
+        if (_closedOrder.Count > SessionRegistry.ClosedIdsKept)
             _closed.Remove(_closedOrder.Dequeue());
     }
 
-    private void SnapshotNow()
-    {
-        if (LastSequenceNr % SnapshotEvery == 0)
-            SaveSnapshot(new SessionsSnapshot(
-                _sessions.Select(s => new SessionRegistered(s.Key, s.Value.Type, s.Value.Model)).ToList(), [.. _closedOrder]));
-    }
-
     private sealed record RestartSession(string SessionId);
+
+    private sealed record RestartRegistry
+    {
+        public static readonly RestartRegistry Instance = new();
+    }
 
     private static string NewId(SessionType type) => $"{type.ToString().ToLowerInvariant()}-{Guid.NewGuid().ToString("N")[..12]}";
 

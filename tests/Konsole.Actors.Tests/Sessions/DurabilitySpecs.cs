@@ -108,21 +108,6 @@ public sealed class DurabilitySpecs(ITestOutputHelper output) : SessionSpec(outp
         Assert.Equal(SessionErrorCodes.Closed, (await _sessions.Ask<SessionRejected>(new SubmitPrompt(session, "hello"), Ask)).Code);
     }
 
-    /// <summary>The sessions stop first, so nothing the accounts say as they stop reaches them: as if the host died.</summary>
-    private async Task CrashAsync()
-    {
-        await _sessions.GracefulStop(Ask);
-        await _router.GracefulStop(Ask);
-    }
-
-    private async Task RestartAsync()
-    {
-        var settings = Sandbox.Settings(FakeClaudeCli.Path);
-        _router = this.StartAccounts(settings);
-        await this.WaitUntilWarmAsync(_router);
-        _sessions = this.StartSessions(_router, settings);
-    }
-
     private static async Task<SessionEvent> NextAsync(EventsFollowed followed, string type)
     {
         using var cancel = new CancellationTokenSource(TurnTimeout);

@@ -20,8 +20,15 @@ public sealed class FailingJournal : MemoryJournal
         """;
 
     private static readonly ConcurrentDictionary<string, int> Failing = new(StringComparer.Ordinal); // id -> writes failed
+    private static readonly ConcurrentDictionary<string, int> Written = new(StringComparer.Ordinal); // id -> writes that succeeded
 
     public static void FailWritesOf(string persistenceId) => Failing[persistenceId] = 0;
+
+    /// <summary>Writes of <paramref name="persistenceId"/> failed so far, since <see cref="FailWritesOf"/>.</summary>
+    public static int Failures(string persistenceId) => Failing.GetValueOrDefault(persistenceId);
+
+    /// <summary>Writes of <paramref name="persistenceId"/> that succeeded, in this test run.</summary>
+    public static int Writes(string persistenceId) => Written.GetValueOrDefault(persistenceId);
 
     /// <summary>Writes of <paramref name="persistenceId"/> succeed again; returns how many failed.</summary>
     public static int Heal(string persistenceId) => Failing.TryRemove(persistenceId, out var failed) ? failed : 0;
@@ -34,6 +41,8 @@ public sealed class FailingJournal : MemoryJournal
             Failing.AddOrUpdate(write.PersistenceId, 1, (_, n) => n + 1);
             return Task.FromException<IImmutableList<Exception?>>(new TimeoutException($"journal write for {write.PersistenceId} timed out (test fault)"));
         }
+        foreach (var write in writes)
+            Written.AddOrUpdate(write.PersistenceId, 1, (_, n) => n + 1);
         return base.WriteMessagesAsync(writes, cancellationToken);
     }
 }

@@ -4,13 +4,67 @@ using Konsole.Actors.Prompts;
 using Konsole.Actors.Sessions;
 using Konsole.Testing;
 using Xunit.Abstractions;
+using static Konsole.Actors.Routing.RoleRouterProtocol;
 using static Konsole.Actors.Sessions.SessionProtocol;
 
 namespace Konsole.Actors.Tests.Sessions;
 
-/// <summary>A session whose journal write fails: its prompt ends with an error, and the session comes back from its journal.</summary>
-public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(output, accounts: 1, FailingJournal.Config)
+/// <summary>
+/// Journal writes failing, as a database that times out does: a session's (its prompt ends with an error, and the session
+/// comes back from its journal), the session registry's and the roles'. One class: the registry's and the roles' persistence
+/// ids are the same in every actor system, so tests failing them must not run side by side.
+/// </summary>
+public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(output, accounts: 2, FailingJournal.Config)
 {
+    private const string Roles = "konsole-roles";
+    private const string Registry = "konsole-sessions";
+
+    [Fact]
+    public async Task A_failed_roles_write_stops_no_routing_and_the_roles_are_recorded_once_the_journal_writes_again()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        FailingJournal.FailWritesOf(Roles);
+
+        await _router.Ask<RolesChanged>(SwapRoles.Instance, Ask);
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.Failures(Roles) > 0), TurnTimeout);
+        var during = await PromptAsync(session, "on the new dashboard [[env:CLAUDE_CONFIG_DIR]]");
+        var writes = FailingJournal.Writes(Roles);
+        FailingJournal.Heal(Roles);
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.Writes(Roles) > writes), TurnTimeout);
+        await CrashAsync();
+        await RestartAsync();
+
+        Assert.Contains(Sandbox.Accounts[1].ConfigDir, ResultText(during)); // beta, dashboard since the swap
+        Assert.Equal(new RoleAssignment("beta", "alpha"), (await AccountsAsync()).Roles);
+    }
+
+    [Fact]
+    public async Task A_failed_registry_write_refuses_that_opening_stops_no_session_and_the_registry_catches_up()
+    {
+        await StartAsync();
+        var kept = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var closed = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Chat), Ask)).SessionId;
+        FailingJournal.FailWritesOf(Registry);
+
+        var refused = await _sessions.Ask<SessionRejected>(new CreateSession(SessionType.Full, "ui-refused"), Ask);
+        var served = await PromptAsync(kept, "still served");
+        await _sessions.Ask<SessionClosed>(new CloseSession(closed), Ask);
+        var writes = FailingJournal.Writes(Registry);
+        FailingJournal.Heal(Registry);
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.Writes(Registry) > writes), TurnTimeout); // the close, caught up
+        var opened = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full, "ui-refused"), Ask);
+        await CrashAsync();
+        await RestartAsync();
+
+        Assert.Equal(SessionErrorCodes.Unavailable, refused.Code);
+        Assert.StartsWith("echo: still served", ResultText(served));
+        Assert.Equal("ui-refused", opened.SessionId);
+        Assert.Equal(1, (await _sessions.Ask<SessionInfo>(new GetSession(kept), Ask)).Turns);
+        Assert.Equal(SessionType.Full, (await _sessions.Ask<SessionInfo>(new GetSession("ui-refused"), Ask)).Type);
+        Assert.Equal(SessionErrorCodes.Closed, (await _sessions.Ask<SessionRejected>(new SubmitPrompt(closed, "hello"), Ask)).Code);
+    }
+
     [Fact]
     public async Task A_failed_journal_write_ends_the_prompt_with_journal_unavailable_and_the_session_comes_back()
     {

@@ -24,6 +24,22 @@ public abstract class SessionSpec(ITestOutputHelper output, int accounts, string
         _sessions = this.StartSessions(_router, settings);
     }
 
+    /// <summary>The sessions stop first, so nothing the accounts say as they stop reaches them: as if the host died.</summary>
+    protected async Task CrashAsync()
+    {
+        await _sessions.GracefulStop(Ask);
+        await _router.GracefulStop(Ask);
+    }
+
+    /// <summary>Accounts and sessions again, on the same journal (as a database is shared by two runs of the host).</summary>
+    protected async Task RestartAsync()
+    {
+        var settings = Sandbox.Settings(FakeClaudeCli.Path);
+        _router = this.StartAccounts(settings);
+        await this.WaitUntilWarmAsync(_router);
+        _sessions = this.StartSessions(_router, settings);
+    }
+
     protected async Task<IReadOnlyList<SessionEvent>> PromptAsync(string session, string text)
     {
         var accepted = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, text), Ask);

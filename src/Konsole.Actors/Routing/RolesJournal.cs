@@ -1,0 +1,38 @@
+using Akka.Actor;
+using Akka.Persistence;
+using Konsole.Actors.Durability;
+using static Konsole.Actors.Routing.RoleRouterProtocol;
+using static Konsole.Actors.Routing.RolesJournalProtocol;
+
+namespace Konsole.Actors.Routing;
+
+/// <summary>
+/// The roles' journal, a child of the <see cref="RoleRouter"/>: reads the last assignment back when it starts
+/// (<see cref="RolesRecovered"/> to its parent) and records each new one. A write that fails stops it, as Akka.Persistence
+/// stops any persistent actor then; the router, which routes from the roles it holds all along, starts another, which
+/// records them again. Roles that cannot be read back stop the host (<see cref="StateUnrecoverable"/>).
+/// </summary>
+public sealed class RolesJournal : ReceivePersistentActor
+{
+    private RoleAssignment? _recorded;
+
+    public RolesJournal()
+    {
+        Recover<RolesAssigned>(e => _recorded = new RoleAssignment(e.Dashboard, e.QuickTurn));
+        Recover<RecoveryCompleted>(_ => Context.Parent.Tell(new RolesRecovered(_recorded)));
+        Command<RecordRoles>(m =>
+        {
+            if (m.Roles == _recorded)
+                return;
+            _recorded = m.Roles;
+            Persist(new RolesAssigned(m.Roles.Dashboard, m.Roles.QuickTurn), _ => { });
+        });
+    }
+
+    public override string PersistenceId => "konsole-roles";
+
+    protected override void OnRecoveryFailure(Exception reason, object? message = null) =>
+        StateUnrecoverable.StopHost(Context, PersistenceId, reason);
+
+    public static Akka.Actor.Props Props() => Akka.Actor.Props.Create(() => new RolesJournal());
+}
