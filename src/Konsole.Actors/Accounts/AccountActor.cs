@@ -623,7 +623,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         _account.UsesApiKey,
         _credentials?.ExpiresAt,
         _rateLimit,
-        _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession)).ToArray(),
+        _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession,
+            s.Running?.UserSessionId)).ToArray(),
         _failure ?? (_rateLimitedUntil is { } until ? $"rate-limited until {until:u}" : null),
         _oauthError);
 

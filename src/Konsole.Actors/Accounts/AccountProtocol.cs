@@ -98,7 +98,9 @@ public static class AccountProtocol
     /// <param name="ProcessId">The OS process id, null while (re)starting or, for a worker, waiting for a place.</param>
     /// <param name="ConversationId">The Claude session id the process holds, if known.</param>
     /// <param name="WorkerSessionId">The worker session a worker process serves.</param>
-    public sealed record ProcessStatus(ProcessMode Mode, int? ProcessId, bool Busy, string? ConversationId, int Restarts, string? WorkerSessionId = null);
+    /// <param name="ActiveSessionId">The user session whose turn the process runs, if any.</param>
+    public sealed record ProcessStatus(ProcessMode Mode, int? ProcessId, bool Busy, string? ConversationId, int Restarts,
+        string? WorkerSessionId = null, string? ActiveSessionId = null);
 
     // Events, on the actor system's event stream
 

@@ -108,7 +108,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             else
                 ChangeRoles(new RoleAssignment(m.AccountId, _roles.Dashboard));
         });
-        Receive<GetRoleStatus>(_ => Sender.Tell(new RoleStatus(SlotOf(_roles.Dashboard), SlotOf(_roles.QuickTurn))));
+        Receive<GetRoleStatus>(_ => Sender.Tell(new RoleStatus(SlotOf(_roles.Dashboard, ProcessMode.Full), SlotOf(_roles.QuickTurn, ProcessMode.Chat))));
         Receive<GetAccounts>(_ => Sender.Tell(new AccountsView(_roles,
             _order.Select(id => new AccountView(_status[id], RoleOf(id))).ToArray())));
         Receive<AccountStatus>(m => _status[m.AccountId] = m);
@@ -195,7 +195,11 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         : accountId == _roles.QuickTurn ? Role.QuickTurn
         : null;
 
-    private RoleSlot SlotOf(string accountId) => new(accountId, _status[accountId].Busy, _status[accountId].ActiveSessionId);
+    /// <summary>A role's slot: its account and the process that serves the role there (one account may serve both).</summary>
+    private RoleSlot SlotOf(string accountId, ProcessMode mode) =>
+        _status[accountId].Processes.FirstOrDefault(p => p.Mode == mode) is { } process
+            ? new(accountId, process.Busy, process.ActiveSessionId)
+            : new(accountId, false, null);
 
     private sealed record RestartJournal
     {

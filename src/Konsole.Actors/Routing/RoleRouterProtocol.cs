@@ -72,7 +72,8 @@ public static class RoleRouterProtocol
 
     public sealed record RoleStatus(RoleSlot Dashboard, RoleSlot QuickTurn);
 
-    /// <param name="SessionId">The user session whose turn runs on the account, if any.</param>
+    /// <param name="Busy">The process serving the role on that account (full for the dashboard, chat for quick turns) runs a turn.</param>
+    /// <param name="SessionId">The user session whose turn that process runs, if any.</param>
     public sealed record RoleSlot(string AccountId, bool Busy, string? SessionId);
 
     /// <summary>Replied with <see cref="AccountsView"/>: every account, in configuration order, with its role.</summary>

@@ -100,6 +100,23 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     [Fact]
+    public async Task With_one_account_serving_both_roles_each_role_shows_its_own_process()
+    {
+        var two = Sandbox.Settings(FakeClaudeCli.Path);
+        var router = this.StartAccounts(two with { Accounts = [two.Accounts[0]], Roles = new Konsole.Actors.Configuration.RoleSettings("alpha", "alpha") });
+        await this.WaitUntilWarmAsync(router);
+        var running = NewPrompt($"{Long} busy", session: "ses_abc");
+        router.Tell(new RoutePrompt(Role.Dashboard, running.Prompt));
+        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+
+        var status = await router.Ask<RoleStatus>(GetRoleStatus.Instance, TurnTimeout);
+
+        Assert.Equal(new RoleStatus(new RoleSlot("alpha", true, "ses_abc"), new RoleSlot("alpha", false, null)), status);
+        router.Tell(new InterruptPrompt(running.Prompt.PromptId));
+        await running.Caller.ReceiveTurnAsync(TurnTimeout);
+    }
+
+    [Fact]
     public async Task A_rejected_rate_limit_moves_the_roles_traffic_to_a_healthy_account_and_with_none_left_prompts_fail_at_once()
     {
         var limited = CreateTestProbe();
