@@ -47,9 +47,9 @@ public static class PromptStreams
         }
         if (first is { Type: "error", EndsPrompt: true } && Refusals.Contains(ErrorOf(first).Code))
             return ErrorProblem(context, first);
-        if (WantsJson(context.Request))
-            return await ResultOnlyAsync(context, gateway, accepted, first);
         var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        if (WantsJson(context.Request))
+            return await ResultOnlyAsync(context, gateway, accepted, first, stopping);
         return new SseResult(PromptStream(first, accepted, gateway, context.RequestAborted, stopping));
     }
 
@@ -67,13 +67,7 @@ public static class PromptStreams
     private static async IAsyncEnumerable<SseMessage> PromptStream(SessionEvent first, PromptAccepted accepted, IActorRef gateway,
         CancellationToken aborted, [EnumeratorCancellation] CancellationToken stopping)
     {
-        var started = first.Type != "queued";
-        using var notStarted = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-        using var onStop = stopping.Register(() =>
-        {
-            if (!Volatile.Read(ref started))
-                notStarted.Cancel();
-        });
+        using var notStarted = new UntilStarted(first, aborted, stopping);
         var stopped = false;
         await using var items = Stream(first, accepted.Events, () => gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId)),
             notStarted.Token).GetAsyncEnumerator();
@@ -89,16 +83,52 @@ public static class PromptStreams
                 stopped = true;
                 break;
             }
-            if (items.Current.Type != "queued")
-                Volatile.Write(ref started, true);
+            notStarted.Saw(items.Current.Type);
             yield return items.Current;
         }
         if (stopped)
             yield return SseResult.Json(new
             {
                 code = TurnErrorCodes.AccountUnavailable,
-                message = $"the host is shutting down before this prompt started; it runs after the restart (see /api/session/{accepted.SessionId}/events)",
+                message = StoppedBeforeStart(accepted.SessionId),
             }, "error");
+    }
+
+    private static string StoppedBeforeStart(string sessionId) =>
+        $"the host is shutting down before this prompt started; it runs after the restart (see /api/session/{sessionId}/events)";
+
+    /// <summary>Cancelled when the client leaves, or when the host starts stopping before the prompt has started (only <c>queued</c> so far).</summary>
+    private sealed class UntilStarted : IDisposable
+    {
+        private readonly CancellationTokenSource _cancel;
+        private readonly CancellationTokenRegistration _onStop;
+        private int _started;
+
+        public UntilStarted(SessionEvent first, CancellationToken aborted, CancellationToken stopping)
+        {
+            _cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+            Saw(first.Type);
+            _onStop = stopping.Register(() =>
+            {
+                if (Volatile.Read(ref _started) == 0)
+                    _cancel.Cancel();
+            });
+        }
+
+        public CancellationToken Token => _cancel.Token;
+
+        /// <summary>An event of <paramref name="type"/> went out: anything but <c>queued</c> means the prompt started.</summary>
+        public void Saw(string type)
+        {
+            if (type != "queued")
+                Volatile.Write(ref _started, 1);
+        }
+
+        public void Dispose()
+        {
+            _onStop.Dispose();
+            _cancel.Dispose();
+        }
     }
 
     private static async IAsyncEnumerable<SseMessage> Stream(SessionEvent? first, ChannelReader<SessionEvent> events, Action unfollow,
@@ -117,18 +147,26 @@ public static class PromptStreams
         }
     }
 
-    private static async Task<IResult> ResultOnlyAsync(HttpContext context, IActorRef gateway, PromptAccepted accepted, SessionEvent first)
+    /// <summary>The prompt's result line; when the host starts stopping before the prompt has started, 503 at once (it runs after the restart).</summary>
+    private static async Task<IResult> ResultOnlyAsync(HttpContext context, IActorRef gateway, PromptAccepted accepted, SessionEvent first,
+        CancellationToken stopping)
     {
+        using var notStarted = new UntilStarted(first, context.RequestAborted, stopping);
         var last = first;
         try
         {
             while (!last.EndsPrompt)
-                last = await accepted.Events.ReadAsync(context.RequestAborted);
+            {
+                last = await accepted.Events.ReadAsync(notStarted.Token);
+                notStarted.Saw(last.Type);
+            }
         }
         catch (OperationCanceledException)
         {
             gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId));
-            return Results.Empty;
+            return context.RequestAborted.IsCancellationRequested
+                ? Results.Empty
+                : Problems.ForCode(context, TurnErrorCodes.AccountUnavailable, StoppedBeforeStart(accepted.SessionId));
         }
         return last.Type == "result" ? Results.Bytes(last.Data, "application/json") : ErrorProblem(context, last);
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using System.Net.Http.Json;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -184,20 +185,42 @@ public sealed partial class HostSpecs : IDisposable
             await running.NextOfTypeAsync("assistant", Timeout);
             await using var queued = await OpenAsync(host.Client, "/sessions/ui-2/hot-prompt", "after the restart");
             Assert.Equal("queued", (await queued.NextAsync(Timeout))!.Event);
+            // The same, answered with its result line alone: it must not hold the host's stop up either.
+            var json = new HttpRequestMessage(HttpMethod.Post, "/sessions/ui-3/hot-prompt") { Content = JsonContent.Create(new { prompt = "as json" }) };
+            json.Headers.Accept.ParseAdd("application/json");
+            var jsonAnswer = host.Client.SendAsync(json);
+            await AwaitQueueDepthAsync(host.Client, 2);
 
             Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
             Assert.Equal("echo: finishes", ResultOf((await running.ReadToEndAsync(Timeout))[^1]));
             var told = (await queued.ReadToEndAsync(Timeout))[^1]; // its stream ends at once; the prompt stays accepted
             Assert.Equal("error", told.Event);
             Assert.Contains("runs after the restart", told.Data);
+            var refused = await jsonAnswer.WaitAsync(Timeout);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.Contains("runs after the restart", await refused.Content.ReadAsStringAsync());
             await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
         }
 
         await using var next = await HostProcess.StartAsync(config);
 
         Assert.Equal(1, JsonDocument.Parse(await next.Client.GetStringAsync("/api/session/ui-1")).RootElement.GetProperty("turns").GetInt32());
-        await using var events = await SseStream.OpenAsync(next.Client, new HttpRequestMessage(HttpMethod.Get, "/api/session/ui-2/events?after=0"), Timeout);
-        Assert.Equal("echo: after the restart", ResultOf(await events.NextOfTypeAsync("result", Timeout)));
+        foreach (var (session, text) in new[] { ("ui-2", "after the restart"), ("ui-3", "as json") })
+        {
+            await using var events = await SseStream.OpenAsync(next.Client, new HttpRequestMessage(HttpMethod.Get, $"/api/session/{session}/events?after=0"), Timeout);
+            Assert.Equal($"echo: {text}", ResultOf(await events.NextOfTypeAsync("result", Timeout)));
+        }
+    }
+
+    /// <summary>Waits until the first account has <paramref name="depth"/> prompts queued.</summary>
+    private static async Task AwaitQueueDepthAsync(HttpClient client, int depth)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        while (JsonDocument.Parse(await client.GetStringAsync("/api/accounts")).RootElement.GetProperty("accounts")[0].GetProperty("queueDepth").GetInt32() < depth)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the account never had {depth} prompts queued");
+            await Task.Delay(20);
+        }
     }
 
     [Fact]
