@@ -186,6 +186,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 _failure is not null ? $"account {Id} failed: {_failure}" : "the host is shutting down"));
             return;
         }
+        if (RateLimitedFor() is not null)
+        {
+            HandOn(prompt, submit.Mode);
+            return;
+        }
         var waiting = _slots.Sum(s => s.Queue.Count);
         if (waiting >= _settings.QueueMaxDepth)
         {
@@ -299,7 +304,36 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         }
         if (info.Status == "rejected" || strained)
             Context.System.EventStream.Publish(new AccountRateLimited(Id, info.Status ?? "unknown", info.ResetsAt, info.Utilization));
+        PublishStatus(); // the router hears of it before the prompts handed back to it
+        if (RateLimitedFor() is null)
+            return;
+        foreach (var slot in _slots)
+        {
+            while (slot.Queue.First is { } next)
+            {
+                slot.Queue.RemoveFirst();
+                HandOn(next.Value, slot.Mode);
+            }
+        }
         PublishStatus();
+    }
+
+    /// <summary>How long the account stays rate-limited; null when it is not.</summary>
+    private TimeSpan? RateLimitedFor() =>
+        _rateLimitedUntil is { } until && until > DateTimeOffset.UtcNow ? until - DateTimeOffset.UtcNow : null;
+
+    /// <summary>
+    /// A prompt that has not started while the account is rate-limited: a role's goes back to the router, which sends it to
+    /// a healthy account (or fails it with account_unavailable); a worker's, whose session stays on this account, fails at
+    /// once with account_unavailable and the wait until the limit resets.
+    /// </summary>
+    private void HandOn(Prompt prompt, ProcessMode mode)
+    {
+        if (mode == ProcessMode.Worker)
+            prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable,
+                $"account {Id}, where this worker session runs, is rate-limited until {_rateLimitedUntil:u}", RateLimitedFor()));
+        else
+            Context.Parent.Tell(new PromptHandedBack(prompt, mode));
     }
 
     private Slot? ConfirmingSlot(string promptId) =>

@@ -102,6 +102,12 @@ public static class AccountProtocol
     public sealed record ProcessStatus(ProcessMode Mode, int? ProcessId, bool Busy, string? ConversationId, int Restarts,
         string? WorkerSessionId = null, string? ActiveSessionId = null);
 
+    /// <summary>
+    /// To the parent: a full or chat prompt the account will not run now (it is rate-limited), sent after the status that
+    /// says so; the parent routes it again by its mode's role.
+    /// </summary>
+    public sealed record PromptHandedBack(Prompt Prompt, ProcessMode Mode);
+
     // Events, on the actor system's event stream
 
     public sealed record AccountStateChanged(string AccountId, AccountState State, AccountState Previous, string? Reason);

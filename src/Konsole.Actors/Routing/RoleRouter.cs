@@ -112,6 +112,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<GetAccounts>(_ => Sender.Tell(new AccountsView(_roles,
             _order.Select(id => new AccountView(_status[id], RoleOf(id))).ToArray())));
         Receive<AccountStatus>(m => _status[m.AccountId] = m);
+        Receive<PromptHandedBack>(m => Route(m.Mode == ProcessMode.Full ? Role.Dashboard : Role.QuickTurn, m.Prompt));
         Receive<RolesRecovered>(m =>
         {
             if (m.Roles != _roles)

@@ -143,6 +143,30 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     [Fact]
+    public async Task Prompts_queued_on_an_account_when_it_hits_its_rate_limit_go_to_a_healthy_one_and_a_workers_fail_at_once()
+    {
+        var router = await StartAsync();
+        var hit = NewPrompt("[[delay:3000]] [[rate-limit]] over");
+        router.Tell(new RoutePrompt(Role.Dashboard, hit.Prompt));
+        await hit.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.IsInit: true }, TurnTimeout);
+        var behind = NewPrompt($"queued behind it {WhoServes}", session: "ses-2");
+        router.Tell(new RoutePrompt(Role.Dashboard, behind.Prompt));
+        Assert.Equal("alpha", (await behind.Caller.ExpectMsgAsync<PromptQueued>(TurnTimeout)).AccountId);
+
+        var limited = await hit.Caller.ReceiveTurnAsync(TurnTimeout);
+        var moved = await behind.Caller.ReceiveTurnAsync(TurnTimeout);
+        var worker = NewPrompt("a worker on alpha", session: "worker-1");
+        router.Tell(new RouteToAccount("alpha", ProcessMode.Worker, worker.Prompt));
+        var refused = await worker.Caller.ExpectMsgAsync<TurnFailed>(TurnTimeout);
+
+        Assert.True(limited.Completed!.Result.IsError);
+        Assert.Contains(BetaDir, moved.ResultText); // handed back, and routed to the healthy account
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, refused.Code);
+        Assert.Contains("rate-limited until", refused.Message);
+        Assert.InRange(refused.RetryAfter!.Value, TimeSpan.FromMinutes(55), TimeSpan.FromMinutes(61));
+    }
+
+    [Fact]
     public async Task An_account_close_to_its_limit_gets_no_new_role_traffic_while_another_is_healthy()
     {
         var router = await StartAsync();
