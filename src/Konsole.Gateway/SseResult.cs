@@ -11,10 +11,14 @@ namespace Konsole.Gateway;
 /// <summary>
 /// A Server-Sent Events response (<c>id</c>, <c>event</c>, <c>data</c>: UTF-8 bytes written verbatim, a multi-line data as several
 /// <c>data:</c> lines), with the headers sent at once, so a client following a quiet stream (<c>/api/events</c>) knows
-/// it is connected. Events already waiting are written together and flushed once; a lone event is flushed at once.
+/// it is connected. Events already waiting are written together and flushed once (every <see cref="FlushAtBytes"/> at
+/// least, so a stream that never pauses still goes out, and a client that does not read holds it back); a lone event is
+/// flushed at once.
 /// </summary>
 public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
 {
+    public const int FlushAtBytes = 32 * 1024;
+
     public async Task ExecuteAsync(HttpContext context)
     {
         var response = context.Response;
@@ -43,6 +47,8 @@ public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
                 if (!await next)
                     break;
                 Write(response.BodyWriter, events.Current);
+                if (response.BodyWriter.CanGetUnflushedBytes && response.BodyWriter.UnflushedBytes >= FlushAtBytes)
+                    await response.BodyWriter.FlushAsync(cancel);
             }
             await response.BodyWriter.FlushAsync(cancel);
         }

@@ -4,9 +4,36 @@ using Microsoft.AspNetCore.Http.Features;
 
 namespace Konsole.Gateway.Tests;
 
-/// <summary>An SSE response whose client goes away while the events wait for the next one.</summary>
+/// <summary>SSE responses: events that never pause, and a client that goes away while the events wait for the next one.</summary>
 public sealed class SseResultSpecs
 {
+    [Fact]
+    public async Task Events_that_never_pause_still_go_out_as_they_come_not_all_at_the_end()
+    {
+        var context = new DefaultHttpContext();
+        var client = new Received();
+        context.Response.Body = client;
+        var yielded = 0;
+
+        async IAsyncEnumerable<SseMessage> Unpausing()
+        {
+            var data = new byte[1024];
+            while (client.Length == 0 && yielded < 10_000) // each one at once, as from a replay buffer
+            {
+                yielded++;
+                yield return new SseMessage(data, "assistant", yielded);
+            }
+            await Task.CompletedTask;
+        }
+
+        await new SseResult(Unpausing()).ExecuteAsync(context).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.InRange(yielded, 1, SseResult.FlushAtBytes / 1024 + 1); // the client had data after about 32 KB, not 10 MB
+    }
+
+    /// <summary>What the client received (the headers' flush sends no bytes of the body).</summary>
+    private sealed class Received : MemoryStream;
+
     [Fact]
     public async Task A_write_that_fails_while_the_events_wait_ends_the_response_and_the_events_without_an_exception()
     {
