@@ -240,25 +240,49 @@ public static partial class GatewayEndpoints
     /// The actors' answer, or (null, a problem) when they did not answer in time: <paramref name="timedOut"/>'s, or by
     /// default a 503.
     /// </summary>
-    private static async Task<(T? Reply, IResult? Problem)> AskAsync<T>(HttpContext context, IRequiredActor<GatewayActor> gateway, object message,
+    private static Task<(T? Reply, IResult? Problem)> AskAsync<T>(HttpContext context, IRequiredActor<GatewayActor> gateway, object message,
+        Func<IResult>? timedOut = null)
+        where T : class =>
+        AskAsync<T>(context, gateway.ActorRef, message, AskTimeout, timedOut);
+
+    /// <summary>Asks <paramref name="gateway"/>, waiting up to <paramref name="wait"/> and no longer than the client stays.</summary>
+    internal static async Task<(T? Reply, IResult? Problem)> AskAsync<T>(HttpContext context, IActorRef gateway, object message, TimeSpan wait,
         Func<IResult>? timedOut = null)
         where T : class
     {
+        // The ask itself outlives the wait: a reply that comes after the client left or the wait timed out is still seen,
+        // and what it opened for this request (a follower, a prompt's stream) is given up instead of left behind.
+        var ask = gateway.Ask<object>(message, AbandonedAfter);
         try
         {
-            return (await gateway.ActorRef.Ask<T>(message, AskTimeout, context.RequestAborted), null);
+            var reply = await ask.WaitAsync(wait, context.RequestAborted);
+            return reply is T answer ? (answer, null) : (null, Unanswered(context));
         }
-        catch (AskTimeoutException)
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
         {
-            return (null, timedOut?.Invoke() ?? Unanswered(context));
+            _ = ask.ContinueWith(late => GiveUp(gateway, late), TaskScheduler.Default);
+            return e is TimeoutException ? (null, timedOut?.Invoke() ?? Unanswered(context)) : (null, Results.Empty); // or the client left
         }
-        catch (InvalidCastException)
+    }
+
+    /// <summary>How long an ask whose answer nobody waits for any more is kept, to give up what that answer opened.</summary>
+    private static readonly TimeSpan AbandonedAfter = TimeSpan.FromMinutes(5);
+
+    private static void GiveUp(IActorRef gateway, Task<object> late)
+    {
+        if (!late.IsCompletedSuccessfully)
         {
-            return (null, Unanswered(context));
+            _ = late.Exception; // no answer at all: nothing was opened
+            return;
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        switch (late.Result)
         {
-            return (null, Results.Empty); // the client left
+            case EventsFollowed followed:
+                gateway.Tell(new Unfollow(followed.SessionId, followed.SubscriptionId));
+                break;
+            case PromptAccepted accepted: // the prompt runs on; its events stay in the session's buffer
+                gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId));
+                break;
         }
     }
 
