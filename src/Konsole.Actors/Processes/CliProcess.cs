@@ -91,7 +91,7 @@ public sealed class CliProcess
             .WithStandardErrorPipe(PipeTarget.Create((stream, ct) => Protocol.LineReader.ReadLinesAsync(stream, MaxStderrLineBytes,
                 line => onStderrLine(Encoding.UTF8.GetString(line.Span)),
                 bytes => onStderrLine($"(a stderr line of {bytes:N0} bytes, over the {MaxStderrLineBytes / 1024} KB kept for the log, skipped)"),
-                cancellationToken: ct)))
+                cancellationToken: ct, segmentBytes: 1024))) // stderr is quiet: a small buffer held while it waits
             .WithValidation(CommandResultValidation.None);
 
         var kill = new CancellationTokenSource();

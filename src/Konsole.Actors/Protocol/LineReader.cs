@@ -19,11 +19,12 @@ public static class LineReader
         Action<ReadOnlyMemory<byte>> onLine,
         Action<long> onOversizedLine,
         Action? onReadEnd = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default,
+        int segmentBytes = 4 * 1024)
     {
         // Small segments: every idle process holds one while its read waits (a pipe's zero-byte read does not wait here), and a
         // long line just takes more of them.
-        var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4 * 1024, leaveOpen: true));
+        var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: segmentBytes, leaveOpen: true));
         var lines = new Batch(onLine);
         long skipped = -1; // >= 0 while discarding the rest of an oversized line: bytes dropped so far
         long scanned = 0;  // bytes at the start of the buffer already known to hold no newline

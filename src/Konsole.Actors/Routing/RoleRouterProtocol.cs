@@ -19,7 +19,10 @@ public static class RoleRouterProtocol
     /// <summary>Sends a prompt to the account that has <paramref name="Role"/> now. Replies go to the prompt's ReplyTo.</summary>
     public sealed record RoutePrompt(Role Role, Prompt Prompt);
 
-    /// <summary>Sends a prompt to a named account, whatever its role; unknown accounts fail it with <c>account_unavailable</c>.</summary>
+    /// <summary>
+    /// Sends a prompt to a named account, whatever its role; unknown accounts fail it with <c>account_unavailable</c>. While
+    /// that account is rate-limited, a full or chat prompt goes where its mode's role is routed (a worker's fails).
+    /// </summary>
     public sealed record RouteToAccount(string AccountId, ProcessMode Mode, Prompt Prompt);
 
     /// <summary>
