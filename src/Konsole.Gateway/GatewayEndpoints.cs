@@ -283,6 +283,9 @@ public static partial class GatewayEndpoints
             case PromptAccepted accepted: // the prompt runs on; its events stay in the session's buffer
                 gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId));
                 break;
+            case SystemEventsFollowed system:
+                gateway.Tell(new UnfollowSystemEvents(system.SubscriptionId));
+                break;
         }
     }
 

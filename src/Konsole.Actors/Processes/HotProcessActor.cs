@@ -43,7 +43,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private bool _watchdogArmed;
     private string? _clearId;
     private string? _model; // the model a set_model put it on; null: the one it started on
-    private (string RequestId, string? Model)? _modelChange; // a set_model waiting for its answer
+    private (string RequestId, string? Model, string PromptId)? _modelChange; // a set_model waiting for its answer, and for whom
 
     public HotProcessActor(HotProcessSpec spec)
     {
@@ -183,7 +183,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         if (_turn.Model != _model)
         {
             var requestId = $"konsole_model_{++_controlRequests}";
-            _modelChange = (requestId, _turn.Model);
+            _modelChange = (requestId, _turn.Model, _turn.PromptId);
             Write(StreamJsonWriter.SetModel(requestId, _turn.Model ?? _launchModel));
             return;
         }
@@ -334,12 +334,15 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         {
             _modelChange = null;
             if (response.Subtype == "success")
-            {
                 _model = change.Model;
-                Prepare();
+            else if (_turn is { } turn && !_turnSent && turn.PromptId == change.PromptId)
+            {
+                ModelRefused(change.Model ?? _launchModel, response.Error);
+                return;
             }
             else
-                ModelRefused(change.Model ?? _launchModel, response.Error);
+                _log.Warning("{0}: the CLI refused model {1} for a prompt that ended meanwhile: {2}", Name, change.Model ?? _launchModel, response.Error);
+            Prepare(); // the turn waiting now (another prompt's, after an interrupt) may want another model
         }
         else if (response?.Subtype != "success")
             _log.Warning("{0}: control request {1} failed: {2}", Name, response?.RequestId, response?.Error);
@@ -348,11 +351,9 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private void ModelRefused(string model, string? error)
     {
         _log.Warning("{0}: the CLI refused model {1}: {2}", Name, model, error);
-        if (_turn is null || _turnSent)
-            return; // interrupted meanwhile
-        _turn.ReplyTo.Tell(new TurnFailed(_turn.PromptId, TurnErrorCodes.ModelUnavailable,
+        _turn!.ReplyTo.Tell(new TurnFailed(_turn.PromptId, TurnErrorCodes.ModelUnavailable,
             $"the CLI refused model '{model}': {error ?? "no reason given"}"));
-        EndTurn(_sessionId, isError: true);
+        EndTurn(null, isError: true); // it never reached the CLI: the conversation is not this prompt's
     }
 
     private void OnStderr(string line)

@@ -42,7 +42,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             _status[account.Id] = AccountStatus.Starting(account);
             _accounts[account.Id] = Context.ActorOf(AccountActor.Props(account, settings), account.Id);
         }
-        _journal = StartJournal();
+        _journal = StartJournal(firstStart: true);
 
         Receive<RolesRecovered>(m =>
         {
@@ -123,13 +123,13 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             if (!m.ActorRef.Equals(_journal))
                 return;
             var backoff = _journalBackoff.Next();
-            _log.Warning("The roles' journal failed a write; routing goes on, and the roles are recorded again in {0:0.0}s", backoff.TotalSeconds);
+            _log.Warning("The roles' journal stopped (a write failed, or it could not read the journal back); routing goes on, and the roles are recorded again in {0:0.0}s", backoff.TotalSeconds);
             Timers.StartSingleTimer(nameof(RestartJournal), RestartJournal.Instance, backoff);
         });
-        Receive<RestartJournal>(_ => _journal = StartJournal());
+        Receive<RestartJournal>(_ => _journal = StartJournal(firstStart: false));
     }
 
-    private IActorRef StartJournal() => Context.Watch(Context.ActorOf(RolesJournal.Props(), "journal"));
+    private IActorRef StartJournal(bool firstStart) => Context.Watch(Context.ActorOf(RolesJournal.Props(firstStart), "journal"));
 
     private void ChangeRoles(RoleAssignment roles)
     {

@@ -10,29 +10,37 @@ namespace Konsole.Actors.Routing;
 /// The roles' journal, a child of the <see cref="RoleRouter"/>: reads the last assignment back when it starts
 /// (<see cref="RolesRecovered"/> to its parent) and records each new one. A write that fails stops it, as Akka.Persistence
 /// stops any persistent actor then; the router, which routes from the roles it holds all along, starts another, which
-/// records them again. Roles that cannot be read back stop the host (<see cref="StateUnrecoverable"/>).
+/// records them again. Roles that cannot be read back when the host starts stop the host (<see cref="StateUnrecoverable"/>);
+/// a journal started again after a failed write stops alone, and is started again later.
 /// </summary>
 public sealed class RolesJournal : ReceivePersistentActor
 {
+    private readonly bool _firstStart;
     private RoleAssignment? _recorded;
 
-    public RolesJournal()
+    public RolesJournal(bool firstStart)
     {
+        _firstStart = firstStart;
         Recover<RolesAssigned>(e => _recorded = new RoleAssignment(e.Dashboard, e.QuickTurn));
         Recover<RecoveryCompleted>(_ => Context.Parent.Tell(new RolesRecovered(_recorded)));
         Command<RecordRoles>(m =>
         {
             if (m.Roles == _recorded)
                 return;
-            _recorded = m.Roles;
-            Persist(new RolesAssigned(m.Roles.Dashboard, m.Roles.QuickTurn), _ => { });
+            Persist(new RolesAssigned(m.Roles.Dashboard, m.Roles.QuickTurn), _ => _recorded = m.Roles);
         });
     }
 
     public override string PersistenceId => "konsole-roles";
 
-    protected override void OnRecoveryFailure(Exception reason, object? message = null) =>
-        StateUnrecoverable.StopHost(Context, PersistenceId, reason);
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        if (_firstStart)
+            StateUnrecoverable.StopHost(Context, PersistenceId, reason);
+        else
+            base.OnRecoveryFailure(reason, message); // it stops; its parent starts another later
+    }
 
-    public static Akka.Actor.Props Props() => Akka.Actor.Props.Create(() => new RolesJournal());
+    /// <param name="firstStart">Started with the host: if it cannot be read back, the host stops.</param>
+    public static Akka.Actor.Props Props(bool firstStart) => Akka.Actor.Props.Create(() => new RolesJournal(firstStart));
 }

@@ -29,7 +29,8 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     private readonly Queue<string> _closedOrder = new();
     private readonly HashSet<string> _restarting = new(StringComparer.Ordinal); // stopped on a fault, starting again
     private readonly Dictionary<string, FaultBackoff> _failures = new(StringComparer.Ordinal); // recent faults, for the backoff
-    private readonly Dictionary<string, (object First, IActorRef Asker)> _opening = new(StringComparer.Ordinal); // waiting for the registry
+    private readonly Dictionary<string, Opening> _opening = new(StringComparer.Ordinal); // waiting for the registry to record them
+    private readonly Dictionary<string, (IActorRef Session, CloseSession Close, IActorRef Asker)> _closing = new(StringComparer.Ordinal); // likewise
     private readonly FaultBackoff _registryBackoff = new(RestartMinBackoff, RestartMaxBackoff);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef? _registry; // null while it starts again after a failed write
@@ -38,7 +39,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     {
         _router = router;
         _settings = settings;
-        _registry = StartRegistry();
+        _registry = StartRegistry(firstStart: true);
 
         Receive<RegistryRecovered>(m =>
         {
@@ -115,9 +116,20 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             // Closed from now on: what comes for it next is refused here, not lost on a stopping actor.
             Remember(m.SessionId);
             Context.Unwatch(session.Actor);
-            session.Actor!.Forward(m);
             Context.System.EventStream.Publish(new SessionEnded(m.SessionId, session.Type));
-            _registry?.Tell(new RecordClosed(m.SessionId)); // without one now, the next catches up (RegistryRecovered)
+            if (_registry is null)
+            {
+                session.Actor!.Forward(m); // the next registry catches up (RegistryRecovered)
+                return;
+            }
+            // The session closes (and answers) once its close is on record: a stop right after the answer loses nothing.
+            _closing[m.SessionId] = (session.Actor!, m, Sender);
+            _registry.Tell(new RecordClosed(m.SessionId));
+        });
+        Receive<CloseRecorded>(m =>
+        {
+            if (_closing.Remove(m.SessionId, out var closing))
+                closing.Session.Tell(closing.Close, closing.Asker);
         });
         Receive<SessionRecorded>(m =>
         {
@@ -127,9 +139,11 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             _sessions[m.SessionId] = session with { Actor = actor };
             Context.System.EventStream.Publish(new SessionOpened(new SessionInfo(m.SessionId, session.Type, null, "idle", null, 0, 0, session.Model)));
             actor.Tell(opening.First is CreateSession ? new GetSession(m.SessionId) : opening.First, opening.Asker);
+            foreach (var (message, sender) in opening.Waiting)
+                actor.Tell(message, sender);
         });
         Receive<RegistryRecovered>(CatchUp);
-        Receive<RestartRegistry>(_ => _registry = StartRegistry());
+        Receive<RestartRegistry>(_ => _registry = StartRegistry(firstStart: false));
         Receive<Terminated>(m =>
         {
             if (m.ActorRef.Equals(_registry))
@@ -171,25 +185,35 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             return;
         }
         _sessions[id] = session; // taken at once: a second create of the same id waits for nothing
-        _opening[id] = (first, Sender);
+        _opening[id] = new Opening(first, Sender, []);
         _registry.Tell(new RecordOpened(new SessionRegistered(id, session.Type, session.Model)));
     }
 
-    private IActorRef StartRegistry() => Context.Watch(Context.ActorOf(SessionRegistry.Props(), "registry"));
+    private IActorRef StartRegistry(bool firstStart) =>
+        Context.Watch(Context.ActorOf(SessionRegistry.Props(firstStart), "registry"));
 
-    /// <summary>Sessions being opened are refused (their record may or may not have landed), and the registry starts again.</summary>
+    /// <summary>
+    /// Sessions being opened are refused (their record may or may not have landed), sessions being closed close (the next
+    /// registry records it), and the registry starts again.
+    /// </summary>
     private void RegistryStopped()
     {
         _registry = null;
         foreach (var (id, opening) in _opening)
         {
             _sessions.Remove(id);
-            opening.Asker.Tell(new SessionRejected(SessionErrorCodes.Unavailable,
-                $"session {id} could not be recorded (the session registry's journal failed a write); try again in a moment"));
+            var refused = new SessionRejected(SessionErrorCodes.Unavailable,
+                $"session {id} could not be recorded (the session registry's journal failed a write); try again in a moment");
+            opening.Asker.Tell(refused);
+            foreach (var (_, sender) in opening.Waiting)
+                sender.Tell(refused);
         }
         _opening.Clear();
+        foreach (var (session, close, asker) in _closing.Values)
+            session.Tell(close, asker);
+        _closing.Clear();
         var backoff = _registryBackoff.Next();
-        _log.Warning("The session registry's journal failed a write; open sessions go on, new ones are refused for {0:0.0}s", backoff.TotalSeconds);
+        _log.Warning("The session registry stopped (a journal write failed, or it could not read the journal back); open sessions go on, new ones are refused for {0:0.0}s", backoff.TotalSeconds);
         Timers.StartSingleTimer(nameof(RestartRegistry), RestartRegistry.Instance, backoff);
     }
 
@@ -214,7 +238,9 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
 
     private void ForwardTo(string id, object message)
     {
-        if (!_sessions.TryGetValue(id, out var session))
+        if (_opening.TryGetValue(id, out var opening))
+            opening.Waiting.Add((message, Sender)); // handed on once it is recorded and started
+        else if (!_sessions.TryGetValue(id, out var session))
             Sender.Tell(Refusal(id, creating: false)!);
         else if (session.Actor is { } actor && !_restarting.Contains(id))
             actor.Forward(message);
@@ -258,6 +284,9 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
     private static partial Regex ValidId();
+
+    /// <summary>A session being opened: what opened it, who asked, and what came for it meanwhile.</summary>
+    private sealed record Opening(object First, IActorRef Asker, List<(object Message, IActorRef Sender)> Waiting);
 
     /// <summary>An open session: its actor (null while it starts or starts again), its type, and the model its turns run on.</summary>
     private sealed record Registered(IActorRef? Actor, SessionType Type, string? Model);

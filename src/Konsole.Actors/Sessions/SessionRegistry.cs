@@ -9,10 +9,12 @@ namespace Konsole.Actors.Sessions;
 /// The journal of which sessions are open and which were closed, a child of the <see cref="SessionManager"/>: reads them
 /// back when it starts (<see cref="RegistryRecovered"/> to its parent) and records each session opened and closed. A
 /// write that fails stops it, as Akka.Persistence stops any persistent actor then; the manager goes on serving the
-/// sessions it holds and starts another. A registry that cannot be read back stops the host (<see cref="StateUnrecoverable"/>).
+/// sessions it holds and starts another. A registry that cannot be read back when the host starts stops the host
+/// (<see cref="StateUnrecoverable"/>); one started again after a failed write stops alone, and is started again later.
 /// </summary>
 public sealed class SessionRegistry : ReceivePersistentActor
 {
+    private readonly bool _firstStart;
     public const int ClosedIdsKept = 10_000;
     private const int SnapshotEvery = 500;
 
@@ -20,8 +22,9 @@ public sealed class SessionRegistry : ReceivePersistentActor
     private readonly HashSet<string> _closed = new(StringComparer.Ordinal);
     private readonly Queue<string> _closedOrder = new();
 
-    public SessionRegistry()
+    public SessionRegistry(bool firstStart)
     {
+        _firstStart = firstStart;
         Recover<SnapshotOffer>(offer =>
         {
             if (offer.Snapshot is not SessionsSnapshot snapshot)
@@ -44,10 +47,14 @@ public sealed class SessionRegistry : ReceivePersistentActor
         Command<RecordClosed>(m =>
         {
             if (_closed.Contains(m.SessionId))
+            {
+                Sender.Tell(new CloseRecorded(m.SessionId));
                 return;
+            }
             Persist(new SessionUnregistered(m.SessionId), e =>
             {
                 Closed(e.SessionId);
+                Sender.Tell(new CloseRecorded(e.SessionId));
                 SnapshotNow();
             });
         });
@@ -59,10 +66,23 @@ public sealed class SessionRegistry : ReceivePersistentActor
 
     public override string PersistenceId => "konsole-sessions";
 
-    protected override void OnRecoveryFailure(Exception reason, object? message = null) =>
-        StateUnrecoverable.StopHost(Context, PersistenceId, reason);
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        if (_firstStart)
+            StateUnrecoverable.StopHost(Context, PersistenceId, reason);
+        else
+            base.OnRecoveryFailure(reason, message); // it stops; its parent starts another later
+    }
 
-    public static Props Props() => Akka.Actor.Props.Create(() => new SessionRegistry());
+    // A write the journal refused (it could not serialize it): as a failed one, it stops, so nothing waits for it.
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        base.OnPersistRejected(cause, @event, sequenceNr);
+        Context.Stop(Self);
+    }
+
+    /// <param name="firstStart">Started with the host: if it cannot be read back, the host stops.</param>
+    public static Props Props(bool firstStart) => Akka.Actor.Props.Create(() => new SessionRegistry(firstStart));
 
     private void Closed(string id)
     {

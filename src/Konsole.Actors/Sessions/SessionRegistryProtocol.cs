@@ -13,6 +13,8 @@ public static class SessionRegistryProtocol
 
     public sealed record SessionRecorded(string SessionId);
 
-    /// <summary>Records a closed session (its id stays taken).</summary>
+    /// <summary>Records a closed session (its id stays taken); answered with <see cref="CloseRecorded"/> once it is in the journal.</summary>
     public sealed record RecordClosed(string SessionId);
+
+    public sealed record CloseRecorded(string SessionId);
 }

@@ -206,6 +206,23 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task A_refusal_that_comes_after_its_prompt_was_interrupted_does_not_fail_the_next_prompt()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        var (refused, refusedCaller) = NewPrompt("never runs");
+        var (next, nextCaller) = NewPrompt("runs after it");
+
+        process.Tell(new RunTurn(refused with { Model = "unknown-model" }, ClearFirst: false));
+        process.Tell(new InterruptTurn(refused.PromptId)); // before the CLI answers the set_model
+        process.Tell(new RunTurn(next, ClearFirst: false));
+
+        Assert.Equal(TurnErrorCodes.Interrupted, (await refusedCaller.ReceiveTurnAsync(Turn)).Failed?.Code);
+        var turn = await nextCaller.ReceiveTurnAsync(Turn);
+        Assert.StartsWith("echo: runs after it", turn.ResultText);
+        Assert.Equal("fake-claude", ModelOf(turn));
+    }
+
+    [Fact]
     public async Task Going_back_to_no_model_means_the_model_of_the_command_line()
     {
         var spec = Spec(ProcessMode.Full);

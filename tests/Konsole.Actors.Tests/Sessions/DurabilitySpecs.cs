@@ -80,6 +80,17 @@ public sealed class DurabilitySpecs(ITestOutputHelper output) : SessionSpec(outp
     }
 
     [Fact]
+    public async Task What_comes_for_a_session_while_it_is_being_opened_waits_for_it_instead_of_being_refused()
+    {
+        await StartAsync();
+
+        _sessions.Tell(new SubmitPrompt("ui-new", "hello", CreateAs: SessionType.Full)); // opens it
+        var info = await _sessions.Ask<object>(new GetSession("ui-new"), Ask); // while its record is being written
+
+        Assert.Equal("ui-new", Assert.IsType<SessionInfo>(info).SessionId);
+    }
+
+    [Fact]
     public void A_session_journaled_before_sessions_had_models_reads_back_without_one()
     {
         var serializer = new DurableEventSerializer((ExtendedActorSystem)Sys);

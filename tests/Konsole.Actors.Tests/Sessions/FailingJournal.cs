@@ -21,6 +21,7 @@ public sealed class FailingJournal : MemoryJournal
 
     private static readonly ConcurrentDictionary<string, int> Failing = new(StringComparer.Ordinal); // id -> writes failed
     private static readonly ConcurrentDictionary<string, int> Written = new(StringComparer.Ordinal); // id -> writes that succeeded
+    private static readonly ConcurrentDictionary<string, int> FailingReads = new(StringComparer.Ordinal); // id -> reads failed
 
     public static void FailWritesOf(string persistenceId) => Failing[persistenceId] = 0;
 
@@ -30,8 +31,26 @@ public sealed class FailingJournal : MemoryJournal
     /// <summary>Writes of <paramref name="persistenceId"/> that succeeded, in this test run.</summary>
     public static int Writes(string persistenceId) => Written.GetValueOrDefault(persistenceId);
 
-    /// <summary>Writes of <paramref name="persistenceId"/> succeed again; returns how many failed.</summary>
-    public static int Heal(string persistenceId) => Failing.TryRemove(persistenceId, out var failed) ? failed : 0;
+    /// <summary>Reading <paramref name="persistenceId"/> back fails too (as with a database that is down), until healed.</summary>
+    public static void FailReadsOf(string persistenceId) => FailingReads[persistenceId] = 0;
+
+    /// <summary>Reads of <paramref name="persistenceId"/> failed so far, since <see cref="FailReadsOf"/>.</summary>
+    public static int ReadFailures(string persistenceId) => FailingReads.GetValueOrDefault(persistenceId);
+
+    /// <summary>Writes (and reads) of <paramref name="persistenceId"/> succeed again; returns how many writes failed.</summary>
+    public static int Heal(string persistenceId)
+    {
+        FailingReads.TryRemove(persistenceId, out _);
+        return Failing.TryRemove(persistenceId, out var failed) ? failed : 0;
+    }
+
+    public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
+    {
+        if (!FailingReads.ContainsKey(persistenceId))
+            return base.ReadHighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken);
+        FailingReads.AddOrUpdate(persistenceId, 1, (_, n) => n + 1);
+        return Task.FromException<long>(new TimeoutException($"journal read for {persistenceId} timed out (test fault)"));
+    }
 
     protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
     {

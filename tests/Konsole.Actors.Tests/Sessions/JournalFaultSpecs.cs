@@ -40,6 +40,27 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     }
 
     [Fact]
+    public async Task A_registry_started_again_that_cannot_read_its_journal_back_stops_alone_not_the_host()
+    {
+        await StartAsync();
+        var kept = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        FailingJournal.FailWritesOf(Registry);
+        FailingJournal.FailReadsOf(Registry); // as a database that went down
+
+        var refused = await _sessions.Ask<SessionRejected>(new CreateSession(SessionType.Full), Ask);
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.ReadFailures(Registry) > 0), TurnTimeout); // a new registry tried
+        var served = await PromptAsync(kept, "still served");
+        FailingJournal.Heal(Registry);
+        SessionInfo? opened = null;
+        await AwaitAssertAsync(async () => opened = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Chat), Ask), TurnTimeout);
+
+        Assert.Equal(SessionErrorCodes.Unavailable, refused.Code);
+        Assert.StartsWith("echo: still served", ResultText(served));
+        Assert.NotNull(opened);
+        Assert.False(Sys.WhenTerminated.IsCompleted, "the host stopped");
+    }
+
+    [Fact]
     public async Task A_failed_registry_write_refuses_that_opening_stops_no_session_and_the_registry_catches_up()
     {
         await StartAsync();
