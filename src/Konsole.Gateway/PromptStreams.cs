@@ -45,8 +45,8 @@ public static class PromptStreams
                 ? Problems.ForCode(context, TurnErrorCodes.SessionClosed, $"session {accepted.SessionId} closed before the prompt started")
                 : Results.Empty;
         }
-        if (first is { Type: "error", EndsPrompt: true } && Refusals.Contains(ErrorOf(first).Code))
-            return ErrorProblem(context, first);
+        if (first is { Type: "error", EndsPrompt: true } && ErrorOf(first) is var refusal && Refusals.Contains(refusal.Code))
+            return Problems.ForCode(context, refusal.Code, refusal.Message, refusal.RetryAfter);
         var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
         if (WantsJson(context.Request))
             return await ResultOnlyAsync(context, gateway, accepted, first, stopping);

@@ -9,8 +9,8 @@ public sealed record AccountCredentials(DateTimeOffset? ExpiresAt, string? Subsc
 {
     public const string FileName = ".credentials.json";
 
-    private const long MinUnixMilliseconds = -62_135_596_800_000; // DateTimeOffset.MinValue
-    private const long MaxUnixMilliseconds = 253_402_300_799_999; // DateTimeOffset.MaxValue
+    private static readonly long MinUnixMilliseconds = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
+    private static readonly long MaxUnixMilliseconds = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
 
     /// <summary>Reads the file; null when it is missing or unreadable (the account may use an API key).</summary>
     public static async Task<AccountCredentials?> ReadAsync(string configDir)

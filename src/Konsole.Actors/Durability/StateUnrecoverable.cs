@@ -24,5 +24,19 @@ public sealed class StateUnrecoverable(string persistenceId, Exception cause) : 
         CoordinatedShutdown.Get(context.System).Run(new StateUnrecoverable(persistenceId, cause));
     }
 
+    /// <summary>
+    /// What an actor keeping state of its own in the journal does when it cannot read it back: started with the host, it stops
+    /// the host; started again by its parent later (after a failed write), it says so and stops alone (Akka.Persistence stops
+    /// it), and its parent tries again.
+    /// </summary>
+    public static void RecoveryFailed(IActorContext context, string persistenceId, Exception cause, bool hostStarting)
+    {
+        if (hostStarting)
+            StopHost(context, persistenceId, cause);
+        else
+            context.GetLogger().Warning(cause, "Could not read the state of {0} back from the journal (konsole.persistence); trying again later",
+                persistenceId);
+    }
+
     public override string ToString() => $"the state of {PersistenceId} could not be read back from the journal: {Cause.Message}";
 }

@@ -128,8 +128,8 @@ public static class StreamJsonParser
         }
     }
 
-    private const long MinUnixSeconds = -62_135_596_800; // DateTimeOffset.MinValue
-    private const long MaxUnixSeconds = 253_402_300_799; // DateTimeOffset.MaxValue
+    private static readonly long MinUnixSeconds = DateTimeOffset.MinValue.ToUnixTimeSeconds();
+    private static readonly long MaxUnixSeconds = DateTimeOffset.MaxValue.ToUnixTimeSeconds();
 
     private static RateLimitInfo? ReadRateLimit(ref Utf8JsonReader reader)
     {
@@ -150,7 +150,7 @@ public static class StreamJsonParser
             {
                 reader.Read();
                 if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var seconds)
-                    && seconds is >= MinUnixSeconds and <= MaxUnixSeconds)
+                    && seconds >= MinUnixSeconds && seconds <= MaxUnixSeconds)
                     resetsAt = DateTimeOffset.FromUnixTimeSeconds(seconds);
                 else reader.Skip();
             }

@@ -34,37 +34,27 @@ public static class StreamJsonWriter
     });
 
     /// <summary>A control request such as <c>initialize</c>.</summary>
-    public static byte[] ControlRequest(string requestId, string subtype) => Write(w =>
-    {
-        w.WriteString("type"u8, "control_request"u8);
-        w.WriteString("request_id"u8, requestId);
-        w.WriteStartObject("request"u8);
-        w.WriteString("subtype"u8, subtype);
-        w.WriteEndObject();
-    });
+    public static byte[] ControlRequest(string requestId, string subtype) => Control(requestId, subtype);
 
     /// <summary>A <c>set_model</c>: the next turns run on <paramref name="model"/> (<c>default</c>: the CLI's own default).</summary>
-    public static byte[] SetModel(string requestId, string model) => Write(w =>
-    {
-        w.WriteString("type"u8, "control_request"u8);
-        w.WriteString("request_id"u8, requestId);
-        w.WriteStartObject("request"u8);
-        w.WriteString("subtype"u8, "set_model"u8);
-        w.WriteString("model"u8, model);
-        w.WriteEndObject();
-    });
+    public static byte[] SetModel(string requestId, string model) =>
+        Control(requestId, "set_model", w => w.WriteString("model"u8, model));
 
     /// <summary>
     /// An <c>interrupt</c> that also drops what the CLI has queued (<c>cancel_queued</c>): a prompt written just
     /// before it may still wait in the CLI's queue, where a plain interrupt would miss it.
     /// </summary>
-    public static byte[] Interrupt(string requestId) => Write(w =>
+    public static byte[] Interrupt(string requestId) =>
+        Control(requestId, "interrupt", w => w.WriteBoolean("cancel_queued"u8, true));
+
+    /// <summary>A <c>control_request</c> of <paramref name="subtype"/>, with the request's other fields written by <paramref name="fields"/>.</summary>
+    private static byte[] Control(string requestId, string subtype, Action<Utf8JsonWriter>? fields = null) => Write(w =>
     {
         w.WriteString("type"u8, "control_request"u8);
         w.WriteString("request_id"u8, requestId);
         w.WriteStartObject("request"u8);
-        w.WriteString("subtype"u8, "interrupt"u8);
-        w.WriteBoolean("cancel_queued"u8, true);
+        w.WriteString("subtype"u8, subtype);
+        fields?.Invoke(w);
         w.WriteEndObject();
     });
 

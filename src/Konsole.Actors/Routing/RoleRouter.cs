@@ -20,7 +20,6 @@ namespace Konsole.Actors.Routing;
 /// </summary>
 public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
-
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<string> _order = [];
     private readonly Dictionary<string, IActorRef> _accounts = new(StringComparer.Ordinal);
@@ -108,11 +107,11 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             else
                 ChangeRoles(new RoleAssignment(m.AccountId, _roles.Dashboard));
         });
-        Receive<GetRoleStatus>(_ => Sender.Tell(new RoleStatus(SlotOf(_roles.Dashboard, ProcessMode.Full), SlotOf(_roles.QuickTurn, ProcessMode.Chat))));
+        Receive<GetRoleStatus>(_ => Sender.Tell(new RoleStatus(SlotOf(Role.Dashboard), SlotOf(Role.QuickTurn))));
         Receive<GetAccounts>(_ => Sender.Tell(new AccountsView(_roles,
             _order.Select(id => new AccountView(_status[id], RoleOf(id))).ToArray())));
         Receive<AccountStatus>(m => _status[m.AccountId] = m);
-        Receive<PromptHandedBack>(m => Route(m.Mode == ProcessMode.Full ? Role.Dashboard : Role.QuickTurn, m.Prompt));
+        Receive<PromptHandedBack>(m => Route(m.Mode == ModeOf(Role.Dashboard) ? Role.Dashboard : Role.QuickTurn, m.Prompt));
         Receive<RolesRecovered>(m =>
         {
             if (m.Roles != _roles)
@@ -150,7 +149,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     /// </summary>
     private void Route(Role role, Prompt prompt)
     {
-        var preferred = role == Role.Dashboard ? _roles.Dashboard : _roles.QuickTurn;
+        var preferred = AccountOf(role);
         var other = role == Role.Dashboard ? _roles.QuickTurn : _roles.Dashboard;
         var candidates = _order.OrderBy(id => id == preferred ? 0 : id == other ? 1 : 2).ToList();
         var target = candidates.FirstOrDefault(Healthy) ?? candidates.FirstOrDefault(Usable);
@@ -165,7 +164,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (_routedTo.GetValueOrDefault(role, preferred) != target)
             _log.Warning("{0} traffic goes to {1}: {2} is {3}", role, target, preferred, ApiState(_status[preferred]));
         _routedTo[role] = target;
-        _accounts[target].Tell(new SubmitPrompt(prompt, role == Role.Dashboard ? ProcessMode.Full : ProcessMode.Chat));
+        _accounts[target].Tell(new SubmitPrompt(prompt, ModeOf(role)));
     }
 
     private bool Usable(string accountId) => _status[accountId].State is not (AccountState.Failed or AccountState.RateLimited);
@@ -196,11 +195,19 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         : accountId == _roles.QuickTurn ? Role.QuickTurn
         : null;
 
+    private string AccountOf(Role role) => role == Role.Dashboard ? _roles.Dashboard : _roles.QuickTurn;
+
+    /// <summary>The process that serves a role on an account: dashboard turns are full turns, quick turns chat turns.</summary>
+    private static ProcessMode ModeOf(Role role) => role == Role.Dashboard ? ProcessMode.Full : ProcessMode.Chat;
+
     /// <summary>A role's slot: its account and the process that serves the role there (one account may serve both).</summary>
-    private RoleSlot SlotOf(string accountId, ProcessMode mode) =>
-        _status[accountId].Processes.FirstOrDefault(p => p.Mode == mode) is { } process
+    private RoleSlot SlotOf(Role role)
+    {
+        var accountId = AccountOf(role);
+        return _status[accountId].Processes.FirstOrDefault(p => p.Mode == ModeOf(role)) is { } process
             ? new(accountId, process.Busy, process.ActiveSessionId)
             : new(accountId, false, null);
+    }
 
     private sealed record RestartJournal
     {

@@ -33,13 +33,8 @@ public sealed class RolesJournal : ReceivePersistentActor
 
     public override string PersistenceId => "konsole-roles";
 
-    protected override void OnRecoveryFailure(Exception reason, object? message = null)
-    {
-        if (_firstStart)
-            StateUnrecoverable.StopHost(Context, PersistenceId, reason);
-        else
-            base.OnRecoveryFailure(reason, message); // it stops; its parent starts another later
-    }
+    protected override void OnRecoveryFailure(Exception reason, object? message = null) =>
+        StateUnrecoverable.RecoveryFailed(Context, PersistenceId, reason, _firstStart);
 
     /// <param name="firstStart">Started with the host: if it cannot be read back, the host stops.</param>
     public static Akka.Actor.Props Props(bool firstStart) => Akka.Actor.Props.Create(() => new RolesJournal(firstStart));

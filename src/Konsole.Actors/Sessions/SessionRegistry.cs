@@ -66,13 +66,8 @@ public sealed class SessionRegistry : ReceivePersistentActor
 
     public override string PersistenceId => "konsole-sessions";
 
-    protected override void OnRecoveryFailure(Exception reason, object? message = null)
-    {
-        if (_firstStart)
-            StateUnrecoverable.StopHost(Context, PersistenceId, reason);
-        else
-            base.OnRecoveryFailure(reason, message); // it stops; its parent starts another later
-    }
+    protected override void OnRecoveryFailure(Exception reason, object? message = null) =>
+        StateUnrecoverable.RecoveryFailed(Context, PersistenceId, reason, _firstStart);
 
     // A write the journal refused (it could not serialize it): as a failed one, it stops, so nothing waits for it.
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)

@@ -88,15 +88,10 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     public async Task Role_status_shows_which_account_is_busy_with_which_session()
     {
         var router = await StartAsync();
-        var running = NewPrompt($"{Long} busy", session: "ses_abc");
-        router.Tell(new RoutePrompt(Role.Dashboard, running.Prompt));
-        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
 
-        var status = await router.Ask<RoleStatus>(GetRoleStatus.Instance, TurnTimeout);
+        var status = await StatusWhileADashboardTurnRunsAsync(router, "ses_abc");
 
         Assert.Equal(new RoleStatus(new RoleSlot("alpha", true, "ses_abc"), new RoleSlot("beta", false, null)), status);
-        router.Tell(new InterruptPrompt(running.Prompt.PromptId));
-        await running.Caller.ReceiveTurnAsync(TurnTimeout);
     }
 
     [Fact]
@@ -105,15 +100,22 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         var two = Sandbox.Settings(FakeClaudeCli.Path);
         var router = this.StartAccounts(two with { Accounts = [two.Accounts[0]], Roles = new Konsole.Actors.Configuration.RoleSettings("alpha", "alpha") });
         await this.WaitUntilWarmAsync(router);
-        var running = NewPrompt($"{Long} busy", session: "ses_abc");
-        router.Tell(new RoutePrompt(Role.Dashboard, running.Prompt));
-        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
 
-        var status = await router.Ask<RoleStatus>(GetRoleStatus.Instance, TurnTimeout);
+        var status = await StatusWhileADashboardTurnRunsAsync(router, "ses_abc");
 
         Assert.Equal(new RoleStatus(new RoleSlot("alpha", true, "ses_abc"), new RoleSlot("alpha", false, null)), status);
+    }
+
+    /// <summary>The role status asked while a long dashboard turn of <paramref name="session"/> runs (it is interrupted after).</summary>
+    private async Task<RoleStatus> StatusWhileADashboardTurnRunsAsync(IActorRef router, string session)
+    {
+        var running = NewPrompt($"{Long} busy", session: session);
+        router.Tell(new RoutePrompt(Role.Dashboard, running.Prompt));
+        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+        var status = await router.Ask<RoleStatus>(GetRoleStatus.Instance, TurnTimeout);
         router.Tell(new InterruptPrompt(running.Prompt.PromptId));
         await running.Caller.ReceiveTurnAsync(TurnTimeout);
+        return status;
     }
 
     [Fact]
