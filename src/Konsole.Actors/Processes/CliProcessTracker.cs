@@ -12,7 +12,7 @@ namespace Konsole.Actors.Processes;
 /// </summary>
 public sealed class CliProcessTracker : IExtension
 {
-    private readonly ConcurrentDictionary<int, (CliProcess Process, TimeSpan Grace)> _live = new();
+    private readonly ConcurrentDictionary<int, (CliProcess Process, TimeSpan Grace, Task Untracked)> _live = new();
     private string? _runDir;
 
     /// <summary>Keeps a pid record of each process in <paramref name="runDir"/> while it lives.</summary>
@@ -30,13 +30,15 @@ public sealed class CliProcessTracker : IExtension
     /// <summary>Tracks <paramref name="process"/> until it exits; <paramref name="grace"/> is how long stopping it waits for it to finish.</summary>
     public void Track(CliProcess process, TimeSpan grace)
     {
-        _live[process.ProcessId] = (process, grace);
         var record = _runDir is null ? null : OrphanReaper.Record(_runDir, process);
+        var untracked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _live[process.ProcessId] = (process, grace, untracked.Task);
         process.Exited.ContinueWith(exited =>
         {
             _live.TryRemove(process.ProcessId, out _);
             if (record is not null)
                 File.Delete(record);
+            untracked.SetResult();
         }, TaskScheduler.Default);
     }
 
@@ -44,8 +46,13 @@ public sealed class CliProcessTracker : IExtension
     public void Stop(CliProcess process) =>
         _ = process.StopAsync(_live.TryGetValue(process.ProcessId, out var live) ? live.Grace : TimeSpan.Zero);
 
-    /// <summary>Stops every tracked process and waits for all of them to exit.</summary>
-    public Task StopAllAsync() => Task.WhenAll(_live.Values.Select(p => p.Process.StopAsync(p.Grace)));
+    /// <summary>Stops every tracked process and waits for all of them to exit and be untracked (none is listed live after it).</summary>
+    public Task StopAllAsync() => Task.WhenAll(_live.Values.Select(async p =>
+    {
+        await p.Process.StopAsync(p.Grace).ConfigureAwait(false);
+        if (p.Process.HasExited)
+            await p.Untracked.ConfigureAwait(false); // its exit's bookkeeping runs right after the exit, on another thread
+    }));
 }
 
 public sealed class CliProcessTrackerProvider : ExtensionIdProvider<CliProcessTracker>
