@@ -149,7 +149,16 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        Directory.CreateDirectory(_account.ConfigDir);
+        try
+        {
+            Directory.CreateDirectory(_account.ConfigDir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Thrown from here the actor would only be stopped, and the prompts routed to it lost: it fails instead, answering them.
+            FailAccount($"its config dir {_account.ConfigDir} cannot be created ({e.Message})");
+            return;
+        }
         _log.Info("Account {0} ({1}): starting its full and chat processes, config dir {2}{3}",
             Id, _account.Label, _account.ConfigDir, _account.UsesApiKey ? $", API key from ${_account.ApiKeyEnv}" : "");
         foreach (var slot in _slots)
@@ -431,7 +440,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         }
         if (prompt.Conversation is { } wanted)
         {
-            if (wanted == slot.Held)
+            if (wanted == slot.Held || FollowsOnHeld(slot, prompt))
                 Send(slot, clearFirst: false);
             else
                 Switch(slot, wanted);
@@ -442,12 +451,21 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Send(slot, clearFirst: slot.Held is not null && !followUp);
     }
 
+    /// <summary>
+    /// The prompt's session sent it while its previous prompt was still to run, and that one ran last on this process: the
+    /// process holds the conversation as that turn left it, newer than the reference the prompt carries (which may name
+    /// where the conversation was before, e.g. on another account before a swap).
+    /// </summary>
+    private static bool FollowsOnHeld(Slot slot, Prompt prompt) =>
+        prompt.After is not null && prompt.After == slot.HeldAfter && slot.HeldUserSession == prompt.UserSessionId;
+
     private void Send(Slot slot, bool clearFirst)
     {
         if (clearFirst)
         {
             slot.Held = null;
             slot.HeldUserSession = null;
+            slot.HeldAfter = null;
         }
         slot.Dispatched = true;
         slot.Process!.Tell(new RunTurn(slot.Running!, clearFirst));
@@ -494,6 +512,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         var userSession = slot.Running.UserSessionId;
         StartProcess(slot, resume);
         slot.HeldUserSession = userSession;
+        slot.HeldAfter = null;
     }
 
     private void OnReady(Slot slot, int processId)
@@ -519,6 +538,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         {
             slot.Held = new ConversationRef(finished.SessionId, Id, _account.ConfigDir);
             slot.HeldUserSession = slot.Running.UserSessionId;
+            slot.HeldAfter = finished.PromptId;
         }
         slot.Running = null;
         slot.Dispatched = false;
@@ -622,7 +642,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         slot.ProcessId = null;
         slot.Held = resume is null ? null : new ConversationRef(resume, Id, _account.ConfigDir);
         if (resume is null)
+        {
             slot.HeldUserSession = null;
+            slot.HeldAfter = null;
+        }
     }
 
     private void StopProcess(Slot slot)
@@ -726,6 +749,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         /// <summary>The conversation the process holds (null: an empty one), and the user session it belongs to.</summary>
         public ConversationRef? Held;
         public string? HeldUserSession;
+
+        /// <summary>The prompt whose turn last changed <see cref="Held"/> here (kept over a restart after a crash).</summary>
+        public string? HeldAfter;
 
         public bool Restarting;
         public int ConsecutiveCrashes;

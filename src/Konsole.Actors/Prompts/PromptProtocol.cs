@@ -36,8 +36,10 @@ public sealed record ConversationRef(string SessionId, string AccountId, string 
 /// </param>
 /// <param name="Model">The model the turn runs on (<c>set_model</c> before it when the process runs another); null: the
 /// process's own (its <c>--model</c> in <c>konsole.claude.extra-args</c>, else the CLI's default).</param>
+/// <param name="After">The same session's previous prompt, when that one had not ended yet as this one was sent: where it ran
+/// last, the conversation is newer than <paramref name="Conversation"/> says.</param>
 public sealed record Prompt(string PromptId, string UserSessionId, string Text, ConversationRef? Conversation, IActorRef ReplyTo,
-    bool ConfirmDispatch = false, string? Model = null)
+    bool ConfirmDispatch = false, string? Model = null, string? After = null)
 {
     public static string NewId() => Guid.NewGuid().ToString();
 }

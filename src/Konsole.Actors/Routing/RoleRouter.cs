@@ -28,6 +28,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly Dictionary<Role, string> _routedTo = []; // where each role's traffic went last, to log a failover once
     private readonly double _rateLimitWarning;
     private RoleAssignment _roles;
+    private readonly HashSet<string> _stopped = [];
     private IActorRef _journal;
     private readonly FaultBackoff _journalBackoff = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
 
@@ -39,7 +40,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             _order.Add(account.Id);
             _status[account.Id] = AccountStatus.Starting(account);
-            _accounts[account.Id] = Context.ActorOf(AccountActor.Props(account, settings), account.Id);
+            _accounts[account.Id] = Context.Watch(Context.ActorOf(AccountActor.Props(account, settings), account.Id));
         }
         _journal = StartJournal(firstStart: true);
 
@@ -65,14 +66,13 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<RoutePrompt>(m => Route(m.Role, m.Prompt));
         Receive<RouteToAccount>(m =>
         {
-            if (_accounts.TryGetValue(m.AccountId, out var account))
-                account.Tell(new SubmitPrompt(m.Prompt, m.Mode));
+            if (_accounts.ContainsKey(m.AccountId))
+                Submit(m.AccountId, m.Prompt, m.Mode);
             else
                 m.Prompt.ReplyTo.Tell(new TurnFailed(m.Prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"no account '{m.AccountId}'"));
         });
         Receive<AssignWorker>(m => Sender.Tell(new WorkerAssigned(m.SessionId, WorkerAccount(m.SessionId, m.PreferredAccountId))));
-        Receive<RouteWorkerPrompt>(m =>
-            _accounts[WorkerAccount(m.Prompt.UserSessionId)].Tell(new SubmitPrompt(m.Prompt, ProcessMode.Worker)));
+        Receive<RouteWorkerPrompt>(m => Submit(WorkerAccount(m.Prompt.UserSessionId), m.Prompt, ProcessMode.Worker));
         Receive<CloseWorker>(m =>
         {
             if (_workers.Remove(m.SessionId, out var accountId))
@@ -110,7 +110,11 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<GetRoleStatus>(_ => Sender.Tell(new RoleStatus(SlotOf(Role.Dashboard), SlotOf(Role.QuickTurn))));
         Receive<GetAccounts>(_ => Sender.Tell(new AccountsView(_roles,
             _order.Select(id => new AccountView(_status[id], RoleOf(id))).ToArray())));
-        Receive<AccountStatus>(m => _status[m.AccountId] = m);
+        Receive<AccountStatus>(m =>
+        {
+            if (!_stopped.Contains(m.AccountId))
+                _status[m.AccountId] = m;
+        });
         Receive<PromptHandedBack>(m => Route(m.Mode == ModeOf(Role.Dashboard) ? Role.Dashboard : Role.QuickTurn, m.Prompt));
         Receive<RolesRecovered>(m =>
         {
@@ -119,6 +123,14 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         Receive<Terminated>(m =>
         {
+            if (_accounts.FirstOrDefault(a => a.Value.Equals(m.ActorRef)).Key is { } stopped)
+            {
+                // Only a bug stops an account (it fails itself otherwise): no prompt may go to it any more.
+                _log.Error("Account {0} stopped; its prompts go to the other accounts until the host restarts", stopped);
+                _stopped.Add(stopped);
+                _status[stopped] = _status[stopped] with { State = AccountState.Failed, StateReason = "its actor stopped" };
+                return;
+            }
             if (!m.ActorRef.Equals(_journal))
                 return;
             var backoff = _journalBackoff.Next();
@@ -164,7 +176,15 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (_routedTo.GetValueOrDefault(role, preferred) != target)
             _log.Warning("{0} traffic goes to {1}: {2} is {3}", role, target, preferred, ApiState(_status[preferred]));
         _routedTo[role] = target;
-        _accounts[target].Tell(new SubmitPrompt(prompt, ModeOf(role)));
+        Submit(target, prompt, ModeOf(role));
+    }
+
+    private void Submit(string accountId, Prompt prompt, ProcessMode mode)
+    {
+        if (_stopped.Contains(accountId))
+            prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {accountId} stopped"));
+        else
+            _accounts[accountId].Tell(new SubmitPrompt(prompt, mode));
     }
 
     private bool Usable(string accountId) => _status[accountId].State is not (AccountState.Failed or AccountState.RateLimited);

@@ -41,6 +41,7 @@ public sealed class SessionActor : ReceivePersistentActor
 
     // Prompts not ended: their text, whether they were dispatched, and a result line waiting for TurnCompleted to end them.
     private readonly Dictionary<string, InFlight> _inFlight = new(StringComparer.Ordinal);
+    private string? _lastSubmitted;
     private EventLog _events;
     private ConversationRef? _conversation;
     private string? _accountId;
@@ -274,9 +275,11 @@ public sealed class SessionActor : ReceivePersistentActor
     private void Submit(string text)
     {
         var promptId = Prompt.NewId();
+        var after = _lastSubmitted is { } last && _inFlight.ContainsKey(last) ? last : null;
+        _lastSubmitted = promptId;
         _inFlight[promptId] = new InFlight(text);
         var subscription = Subscribe(promptId);
-        Route(NewPrompt(promptId, text));
+        Route(NewPrompt(promptId, text) with { After = after });
         Sender.Tell(new PromptAccepted(_id, promptId, subscription.Id, subscription.Reader));
     }
 

@@ -72,6 +72,25 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     [Fact]
+    public async Task A_prompt_sent_after_its_previous_one_continues_where_that_one_ran_not_where_the_conversation_was_before()
+    {
+        var router = await StartAsync();
+        var first = await RouteAsync(router, Role.Dashboard, "Remember 42", session: "ui-1");
+        await router.Ask<RolesChanged>(SwapRoles.Instance, TurnTimeout);
+        var onAlpha = first.Completed!.Conversation;
+
+        var previous = NewPrompt("Remember 7", "ui-1", onAlpha);
+        var next = NewPrompt("What numbers?", "ui-1", onAlpha);
+        router.Tell(new RoutePrompt(Role.Dashboard, previous.Prompt));
+        router.Tell(new RoutePrompt(Role.Dashboard, next.Prompt with { After = previous.Prompt.PromptId }));
+        await previous.Caller.ReceiveTurnAsync(TurnTimeout);
+        var pidAfterPrevious = await ProcessIdsAsync(router);
+
+        Assert.Equal("echo: What numbers? [history: Remember 42 | Remember 7]", (await next.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+        Assert.Equal(pidAfterPrevious, await ProcessIdsAsync(router)); // beta's process went on; it was not moved again
+    }
+
+    [Fact]
     public async Task Any_account_can_be_put_on_the_dashboard_and_unknown_ones_are_refused()
     {
         var router = await StartAsync();
@@ -104,6 +123,39 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         var status = await StatusWhileADashboardTurnRunsAsync(router, "ses_abc");
 
         Assert.Equal(new RoleStatus(new RoleSlot("alpha", true, "ses_abc"), new RoleSlot("alpha", false, null)), status);
+    }
+
+    [Fact]
+    public async Task An_account_whose_config_dir_cannot_be_created_fails_and_its_prompts_are_answered_not_lost()
+    {
+        var settings = Sandbox.Settings(FakeClaudeCli.Path);
+        var blocker = Path.Combine(Sandbox.Root, "a-file");
+        File.WriteAllText(blocker, "not a directory");
+        var alpha = settings.Accounts[0] with { ConfigDir = Path.Combine(blocker, "alpha") };
+        var router = this.StartAccounts(settings with { Accounts = [alpha, settings.Accounts[1]] });
+
+        await AwaitAssertAsync(async () => Assert.Equal(AccountState.Failed, (await StatusOfAsync(router, "alpha")).State), TurnTimeout);
+
+        Assert.Contains("config dir", (await StatusOfAsync(router, "alpha")).StateReason);
+        Assert.Contains(BetaDir, (await RouteAsync(router, Role.Dashboard, $"hi {WhoServes}")).ResultText); // the healthy account serves
+        var (prompt, caller) = NewPrompt("on alpha");
+        router.Tell(new RouteToAccount("alpha", ProcessMode.Full, prompt));
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, (await caller.ReceiveTurnAsync(TurnTimeout)).Failed!.Code);
+    }
+
+    [Fact]
+    public async Task An_account_actor_that_stops_is_taken_out_of_routing_and_prompts_for_it_are_answered()
+    {
+        var router = await StartAsync();
+
+        Sys.ActorSelection(router.Path / "alpha").Tell(Kill.Instance);
+
+        await AwaitAssertAsync(async () => Assert.Equal(AccountState.Failed, (await StatusOfAsync(router, "alpha")).State), TurnTimeout);
+        Assert.Contains(BetaDir, (await RouteAsync(router, Role.Dashboard, $"hi {WhoServes}")).ResultText);
+        var (prompt, caller) = NewPrompt("on alpha");
+        router.Tell(new RouteToAccount("alpha", ProcessMode.Full, prompt));
+        var failed = (await caller.ReceiveTurnAsync(TurnTimeout)).Failed!;
+        Assert.Equal((TurnErrorCodes.AccountUnavailable, "account alpha stopped"), (failed.Code, failed.Message));
     }
 
     /// <summary>The role status asked while a long dashboard turn of <paramref name="session"/> runs (it is interrupted after).</summary>

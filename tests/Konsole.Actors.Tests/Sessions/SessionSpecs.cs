@@ -38,6 +38,22 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task Prompts_sent_back_to_back_after_a_swap_continue_one_conversation_each_after_the_other()
+    {
+        await StartAsync();
+        var created = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask);
+        await PromptAsync(created.SessionId, "Remember 42");
+        await _router.Ask<RoleRouterProtocol.RolesChanged>(RoleRouterProtocol.SwapRoles.Instance, Ask);
+
+        // Both carry the conversation as it was on alpha; the second must not take it back from there once the first ran on beta.
+        var first = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(created.SessionId, "Remember 7"), Ask);
+        var second = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(created.SessionId, "What numbers?"), Ask);
+        await first.Events.ReadToEndAsync(TurnTimeout);
+
+        Assert.Equal("echo: What numbers? [history: Remember 42 | Remember 7]", ResultText(await second.Events.ReadToEndAsync(TurnTimeout)));
+    }
+
+    [Fact]
     public async Task Following_replays_what_was_missed_then_follows_live_events()
     {
         await StartAsync();
