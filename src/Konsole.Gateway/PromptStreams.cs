@@ -168,6 +168,11 @@ public static class PromptStreams
                 ? Results.Empty
                 : Problems.ForCode(context, TurnErrorCodes.AccountUnavailable, StoppedBeforeStart(accepted.SessionId));
         }
+        catch (ChannelClosedException)
+        {
+            return Problems.ForCode(context, SessionErrorCodes.Unavailable,
+                $"the session stopped before this prompt ended; see /api/session/{accepted.SessionId}/events for its outcome");
+        }
         return last.Type == "result" ? Results.Bytes(last.Data, "application/json") : ErrorProblem(context, last);
     }
 

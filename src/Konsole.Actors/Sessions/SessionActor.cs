@@ -42,6 +42,7 @@ public sealed class SessionActor : ReceivePersistentActor
     // Prompts not ended: their text, whether they were dispatched, and a result line waiting for TurnCompleted to end them.
     private readonly Dictionary<string, InFlight> _inFlight = new(StringComparer.Ordinal);
     private string? _lastSubmitted;
+    private Exception? _fault;
     private EventLog _events;
     private ConversationRef? _conversation;
     private string? _accountId;
@@ -227,20 +228,41 @@ public sealed class SessionActor : ReceivePersistentActor
     /// </summary>
     private void EndOnJournalFault(Exception cause)
     {
-        _log.Error("Session {0}: its journal failed ({1}); the session restarts from its journal", _id, cause.Message);
         Context.Parent.Tell(new SessionFaulted(_id)); // before any client hears of it, so nothing more is sent here
+        EndOnFault($"the session's journal failed ({cause.Message})", TurnErrorCodes.JournalUnavailable);
+    }
+
+    /// <summary>Ends every prompt's stream with an error and interrupts the running turns; the session starts again from its journal.</summary>
+    private void EndOnFault(string what, string code)
+    {
+        _log.Error("Session {0}: {1}; the session restarts from its journal", _id, what);
         foreach (var promptId in _inFlight.Keys)
         {
             _router.Tell(new RoleRouterProtocol.InterruptPrompt(promptId));
-            Append(promptId, "error", Error(TurnErrorCodes.JournalUnavailable,
-                $"the session's journal failed ({cause.Message}); the session restarts from its journal: see /api/session/{_id}/events for this prompt's outcome"),
+            Append(promptId, "error", Error(code,
+                $"{what}; the session restarts from its journal: see /api/session/{_id}/events for this prompt's outcome"),
                 endsPrompt: true);
         }
         _inFlight.Clear();
     }
 
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        try
+        {
+            return base.AroundReceive(receive, message);
+        }
+        catch (Exception e)
+        {
+            _fault = e; // its parent stops it (see PostStop)
+            throw;
+        }
+    }
+
     protected override void PostStop()
     {
+        if (_fault is not null)
+            EndOnFault($"the session stopped on a fault ({_fault.Message})", TurnErrorCodes.Interrupted);
         foreach (var subscription in _subscriptions.Values)
             subscription.Writer.TryComplete();
         base.PostStop();

@@ -54,6 +54,25 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task A_session_that_stops_on_a_fault_ends_its_prompts_with_an_error_and_interrupts_their_turns()
+    {
+        await StartAsync();
+        var created = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask);
+        var accepted = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(created.SessionId, $"{Long} busy"), Ask);
+        await FirstAsync(accepted, "assistant");
+        var session = await Sys.ActorSelection(_sessions.Path / created.SessionId).ResolveOne(Ask);
+
+        session.Tell(new TurnOutput(accepted.PromptId, null!)); // as a bug would: the session throws, and its parent stops it
+
+        var last = (await accepted.Events.ReadToEndAsync(TurnTimeout))[^1];
+        Assert.Equal(("error", true), (last.Type, last.EndsPrompt));
+        Assert.Equal(TurnErrorCodes.Interrupted, JsonDocument.Parse(last.Data).RootElement.GetProperty("code").GetString());
+        // Its turn (50 s long) was interrupted: the account is idle again.
+        await AwaitAssertAsync(async () => Assert.Equal(AccountState.Idle,
+            (await AccountsAsync()).Accounts.Single(a => a.Status.AccountId == "alpha").Status.State), TurnTimeout);
+    }
+
+    [Fact]
     public async Task Following_replays_what_was_missed_then_follows_live_events()
     {
         await StartAsync();
