@@ -105,7 +105,7 @@ public sealed class GatewaySecurity
         if (settings.AuthToken.Length > 0 && settings.AuthTokenFile.Length > 0)
             throw new KonsoleConfigException("konsole.gateway: set auth-token or auth-token-file, not both");
         if (settings.AuthToken.Length > 0)
-            return settings.AuthToken.Trim();
+            return settings.AuthToken.Trim() is { Length: > 0 } inline ? inline : throw new KonsoleConfigException("konsole.gateway.auth-token is blank");
         if (settings.AuthTokenFile.Length == 0)
             return null;
         string token;

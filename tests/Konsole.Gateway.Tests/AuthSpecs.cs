@@ -61,6 +61,7 @@ public sealed class AuthSpecs(ITestOutputHelper output) : GatewaySpec(output)
         Assert.True(GatewaySecurity.From(settings with { Urls = "http://0.0.0.0:5080", AuthToken = Token }).RequiresToken);
         Assert.False(GatewaySecurity.From(settings with { Urls = "http://localhost:5080;http://[::1]:5081" }).RequiresToken);
         Assert.Throws<KonsoleConfigException>(() => GatewaySecurity.From(settings with { AuthToken = Token, AuthTokenFile = "/x" }));
+        Assert.Contains("blank", Assert.Throws<KonsoleConfigException>(() => GatewaySecurity.From(settings with { Urls = "http://0.0.0.0:5080", AuthToken = "  " })).Message);
         Assert.Contains("cannot read", Assert.Throws<KonsoleConfigException>(() => GatewaySecurity.From(settings with { AuthTokenFile = "/nonexistent/token" })).Message);
     }
 

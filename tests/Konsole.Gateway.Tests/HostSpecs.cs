@@ -30,6 +30,20 @@ public sealed partial class HostSpecs : IDisposable
         Assert.DoesNotContain("   at ", output); // no stack trace
     }
 
+    [Fact]
+    public async Task A_cli_file_that_cannot_be_run_is_refused_the_same_way()
+    {
+        var cli = Path.Combine(_sandbox.Root, "claude");
+        await File.WriteAllTextAsync(cli, "#!/bin/sh\n");
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(cli, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        var (exit, output) = await RunToEndAsync("--config", WriteConfig($"konsole.claude.path = \"{cli}\""));
+
+        Assert.Equal(3, exit);
+        Assert.Contains($"cannot find the Claude Code CLI '{cli}' (konsole.claude.path): the file is not executable", output);
+    }
+
     [Theory]
     [InlineData("konsole.queue.max-dept = 3", "unknown key 'konsole.queue.max-dept'")]
     [InlineData("konsole { accounts = [ { id = \"a\", config-dir = \"/tmp/a\" }, { id = \"a\", config-dir = \"/tmp/b\" } ] }", "duplicate account id 'a'")]

@@ -80,7 +80,7 @@ public sealed class CliProcess
             Protocol.LineReader.ReadLinesAsync(stream, launch.MaxLineBytes, onStdoutLine, onOversizedLine, onStdoutReadEnd, ct));
 
         var program = Executables.Locate(launch.FileName)
-            ?? throw new FileNotFoundException("no such file, nor a program of that name on PATH", launch.FileName);
+            ?? throw new FileNotFoundException("no executable file of that name, nor a program of that name on PATH", launch.FileName);
         var ownGroup = Posix.SetSid is not null;
         var command = Cli.Wrap(Posix.SetSid ?? program)
             .WithArguments(ownGroup ? [program, .. launch.Arguments] : launch.Arguments)

@@ -44,14 +44,19 @@ public static class Posix
 /// <summary>Finds programs as a shell would.</summary>
 public static class Executables
 {
-    /// <summary>The full path of <paramref name="path"/> (a path, or a name looked up on PATH), or null.</summary>
+    /// <summary>The full path of <paramref name="path"/> (a path, or a name looked up on PATH) if it is a file that can be run, or null.</summary>
     public static string? Locate(string path)
     {
         if (path.Contains(Path.DirectorySeparatorChar))
-            return File.Exists(path) ? Path.GetFullPath(path) : null;
+            return IsExecutable(path) ? Path.GetFullPath(path) : null;
         return (Environment.GetEnvironmentVariable("PATH") ?? "")
             .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
             .Select(dir => Path.Combine(dir, path))
-            .FirstOrDefault(File.Exists);
+            .FirstOrDefault(IsExecutable);
     }
+
+    private const UnixFileMode AnyExecute = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+
+    private static bool IsExecutable(string file) =>
+        File.Exists(file) && (OperatingSystem.IsWindows() || (File.GetUnixFileMode(file) & AnyExecute) != 0);
 }
