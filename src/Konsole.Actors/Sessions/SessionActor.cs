@@ -173,8 +173,7 @@ public sealed class SessionActor : ReceivePersistentActor
             Record(new PromptEndRecorded(m.PromptId, Completed: false), e =>
             {
                 Ended(e);
-                if (prompt.Result is { } result)
-                    Append(m.PromptId, result.Type!, result.Line, endsPrompt: false); // e.g. a turn the watchdog interrupted
+                // A result held back (the CLI's, of a turn the watchdog interrupted) is not sent: a prompt ends with one of the two.
                 Append(m.PromptId, "error", Error(m.Code, m.Message, m.RetryAfter), endsPrompt: true);
                 CloseIfDone();
             });

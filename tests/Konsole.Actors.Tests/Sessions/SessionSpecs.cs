@@ -73,6 +73,19 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task A_turn_the_watchdog_interrupted_ends_with_its_turn_timeout_error_alone_not_a_result_before_it()
+    {
+        await StartAsync("konsole.claude { turn-timeout = 1s }");
+        var created = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask);
+
+        var events = await PromptAsync(created.SessionId, "[[delay:600000]] waits on something");
+
+        Assert.DoesNotContain(events, e => e.Type == "result");
+        Assert.Equal(("error", true), (events[^1].Type, events[^1].EndsPrompt));
+        Assert.Equal(TurnErrorCodes.TurnTimeout, JsonDocument.Parse(events[^1].Data).RootElement.GetProperty("code").GetString());
+    }
+
+    [Fact]
     public async Task Following_replays_what_was_missed_then_follows_live_events()
     {
         await StartAsync();
