@@ -105,8 +105,8 @@ public static partial class GatewayEndpoints
         using (body)
         {
             var (dashboard, invalid) = RequestBodies.OptionalString(context, body, "dashboard");
-            if (invalid is not null)
-                return invalid;
+            if ((invalid ?? RequestBodies.OnlyProperty(context, body, "dashboard")) is { } refused)
+                return refused; // a misspelt "dashboard" would otherwise swap the roles, maybe the other way
             object change = dashboard is null ? SwapRoles.Instance : new AssignDashboard(dashboard);
             switch (await AskAsync<object>(context, gateway, change))
             {

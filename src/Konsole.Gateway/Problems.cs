@@ -37,7 +37,7 @@ public static class Problems
         TurnErrorCodes.AccountUnavailable or TurnErrorCodes.JournalUnavailable or SessionErrorCodes.Unavailable => StatusCodes.Status503ServiceUnavailable,
         TurnErrorCodes.ProcessCrashed => StatusCodes.Status502BadGateway,
         TurnErrorCodes.TurnTimeout => StatusCodes.Status504GatewayTimeout,
-        TurnErrorCodes.Interrupted or TurnErrorCodes.SessionClosed or SessionErrorCodes.Exists => StatusCodes.Status409Conflict,
+        TurnErrorCodes.Interrupted or TurnErrorCodes.SessionClosed or SessionErrorCodes.Exists or SessionErrorCodes.TypeMismatch => StatusCodes.Status409Conflict,
         SessionErrorCodes.NotFound or "account_not_found" => StatusCodes.Status404NotFound,
         TurnErrorCodes.ModelUnavailable => StatusCodes.Status422UnprocessableEntity,
         _ => StatusCodes.Status400BadRequest,
@@ -56,6 +56,7 @@ public static class Problems
         SessionErrorCodes.Unavailable => "The session is restarting",
         SessionErrorCodes.NotFound => "No such session",
         SessionErrorCodes.Exists => "The session exists already",
+        SessionErrorCodes.TypeMismatch => "The session is of another type",
         SessionErrorCodes.InvalidId => "Invalid session id",
         _ => code.Replace('_', ' ') is var words ? char.ToUpperInvariant(words[0]) + words[1..] : code,
     };

@@ -54,6 +54,12 @@ public static class RequestBodies
             : (null, BadRequest(context, $"invalid_{name}", $"\"{name}\" is not valid text (invalid UTF-8, or a lone surrogate escape)"));
     }
 
+    /// <summary>A problem when the body has a property other than <paramref name="name"/>.</summary>
+    public static IResult? OnlyProperty(HttpContext context, JsonDocument? body, string name) =>
+        body?.RootElement.EnumerateObject().Select(p => p.Name).FirstOrDefault(other => other != name) is { } other
+            ? BadRequest(context, "unknown_field", $"unknown field \"{other}\": the body takes only \"{name}\"")
+            : null;
+
     /// <summary>A JSON string's text, or null when it cannot be text: the parser leaves invalid UTF-8 and lone surrogate escapes in strings to this.</summary>
     private static string? TextOf(JsonElement value)
     {

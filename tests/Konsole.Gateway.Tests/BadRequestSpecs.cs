@@ -61,6 +61,8 @@ public sealed class BadRequestSpecs(ITestOutputHelper output) : GatewaySpec(outp
         { "POST", "/api/accounts/switch", """{"dashboard": "nobody"}""", 404 },
         { "POST", "/api/accounts/switch", """{"dashboard": 5}""", 400 },
         { "POST", "/api/accounts/switch", "not json", 400 },
+        { "POST", "/api/accounts/switch", """{"dashbord": "alpha"}""", 400 },
+        { "POST", "/api/accounts/switch", """{"Dashboard": "alpha"}""", 400 },
         { "POST", "/api/accounts/nobody/refresh", null, 404 },
         // Wrong methods and paths
         { "PUT", "/api/accounts", null, 405 },

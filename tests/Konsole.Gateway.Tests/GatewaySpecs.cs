@@ -118,6 +118,20 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
     }
 
     [Fact]
+    public async Task A_hot_prompt_to_a_session_of_another_type_is_refused_with_409()
+    {
+        var created = await Client.PostAsJsonAsync("/api/session", new { type = "chat" });
+        var id = JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("sessionId").GetString()!;
+
+        var refused = await Client.PostAsJsonAsync($"/sessions/{id}/hot-prompt", new { prompt = "hi" });
+
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("session_type_mismatch", problem.GetProperty("code").GetString());
+        Assert.Equal($"session {id} is a chat session, not a full one", problem.GetProperty("detail").GetString());
+    }
+
+    [Fact]
     public async Task A_session_lives_from_create_to_delete()
     {
         await using var events = await GetEventsAsync("/api/events");

@@ -81,8 +81,12 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         });
         Receive<SubmitPrompt>(m =>
         {
-            if (!_sessions.ContainsKey(m.SessionId) && m.CreateAs is { } type && Refusal(m.SessionId, creating: true) is null)
+            var known = _sessions.GetValueOrDefault(m.SessionId);
+            if (known is null && m.CreateAs is { } type && Refusal(m.SessionId, creating: true) is null)
                 Open(m.SessionId, new Registered(null, type, null), m);
+            else if (known is not null && m.CreateAs is { } wanted && known.Type != wanted)
+                Sender.Tell(new SessionRejected(SessionErrorCodes.TypeMismatch,
+                    $"session {m.SessionId} is a {known.Type.ToString().ToLowerInvariant()} session, not a {wanted.ToString().ToLowerInvariant()} one"));
             else
                 ForwardTo(m.SessionId, m);
         });

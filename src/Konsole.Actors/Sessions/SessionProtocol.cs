@@ -48,6 +48,7 @@ public static class SessionErrorCodes
     public const string InvalidId = "invalid_session_id";
     public const string Exists = "session_exists";
     public const string Unavailable = "session_unavailable";
+    public const string TypeMismatch = "session_type_mismatch";
 }
 
 /// <summary>Messages of the <see cref="SessionManager"/> and its <see cref="SessionActor"/>s. Each command is
@@ -64,7 +65,8 @@ public static class SessionProtocol
 
     /// <summary>
     /// Runs a prompt in a session; replied with <see cref="PromptAccepted"/>, whose reader carries every event of the
-    /// prompt and completes after the last. With <paramref name="CreateAs"/>, a missing session is created first.
+    /// prompt and completes after the last. With <paramref name="CreateAs"/>, a missing session is created first, and a session
+    /// of another type refuses it (<see cref="SessionErrorCodes.TypeMismatch"/>).
     /// </summary>
     public sealed record SubmitPrompt(string SessionId, string Text, SessionType? CreateAs = null);
 
