@@ -23,7 +23,8 @@ public static class CliLaunch
             environment[name] = null; // CliWrap removes variables set to null
         foreach (var (name, value) in claude.Environment)
             environment[name] = value;
-        environment["CLAUDE_CONFIG_DIR"] = account.ConfigDir;
+        if (!account.CliDefaultLogin)
+            environment["CLAUDE_CONFIG_DIR"] = account.ConfigDir;
         if (account.ApiKeyEnv is { } keyVariable)
             environment["ANTHROPIC_API_KEY"] = Environment.GetEnvironmentVariable(keyVariable);
 

@@ -224,7 +224,7 @@ public static partial class KonsoleConfig
                 Field("simulated") is { } simulated && (simulated == "true" || simulated == "on" || simulated == "yes")));
         }
         if (accounts.Count == 0)
-            accounts.Add(new AccountSettings("default", "default", ExpandPath("~/.claude"), null, null));
+            accounts.Add(new AccountSettings("default", "default", ExpandPath("~/.claude"), null, null, CliDefaultLogin: true));
         return accounts;
     }
 

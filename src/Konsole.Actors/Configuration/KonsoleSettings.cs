@@ -50,7 +50,10 @@ public sealed record BackoffSettings(TimeSpan MinBackoff, TimeSpan MaxBackoff, d
 /// <c>CLAUDE_CONFIG_DIR</c>); an API-key account names the environment variable holding its key.
 /// </summary>
 /// <param name="Simulated">It runs on FakeClaude (the host's --demo), not on a real Claude login.</param>
-public sealed record AccountSettings(string Id, string Label, string ConfigDir, string? ApiKeyEnv, string? Tier, bool Simulated = false)
+/// <param name="CliDefaultLogin">The account of a configuration without accounts: the user's own login, where the CLI looks without
+/// <c>CLAUDE_CONFIG_DIR</c> (its processes get none; with one the CLI reads other files, e.g. <c>.claude.json</c> in that dir).</param>
+public sealed record AccountSettings(string Id, string Label, string ConfigDir, string? ApiKeyEnv, string? Tier, bool Simulated = false,
+    bool CliDefaultLogin = false)
 {
     public bool UsesApiKey => ApiKeyEnv is not null;
 }

@@ -12,6 +12,11 @@ public sealed class KonsoleConfigTests
         var account = Assert.Single(settings.Accounts);
         Assert.Equal("default", account.Id);
         Assert.Equal(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".claude"), account.ConfigDir);
+        Assert.True(account.CliDefaultLogin);
+        // Its processes get no CLAUDE_CONFIG_DIR (the host's own is removed): the CLI reads the user's login where it does by default.
+        var launch = Konsole.Actors.Accounts.CliLaunch.For(account, settings.Claude, Konsole.Actors.Prompts.ProcessMode.Full);
+        Assert.True(launch.Environment.TryGetValue("CLAUDE_CONFIG_DIR", out var configDir));
+        Assert.Null(configDir);
         Assert.Equal(new RoleSettings("default", "default"), settings.Roles);
         Assert.Equal("claude", settings.Claude.Path);
         Assert.Equal(64L * 1024 * 1024, settings.Claude.MaxLineBytes);
