@@ -50,6 +50,8 @@ public sealed partial class HostSpecs : IDisposable
     [InlineData("konsole.roles.dashboard = \"nobody\"", "konsole.roles.dashboard names no account")]
     [InlineData("konsole { queue { max-depth = 3 }", "malformed HOCON")]
     [InlineData("konsole.gateway.urls = \"http://0.0.0.0:5080\"", "no token protects it")]
+    [InlineData("konsole.gateway.max-prompt-bytes = 1GiB", "konsole.gateway.max-prompt-bytes must be a size such as 1048576 or 64MiB, at most 256MiB")]
+    [InlineData("akka.log-config-on-start = on\nkonsole.gateway.auth-token = \"s3cret\"", "akka.log-config-on-start would write konsole.gateway.auth-token")]
     public async Task A_configuration_it_cannot_honour_is_refused_with_the_file_and_key_named_and_exit_2(string hocon, string expected)
     {
         var config = WriteConfig(hocon + "\nkonsole.claude.path = \"" + FakeClaudeCli.Path + "\"");

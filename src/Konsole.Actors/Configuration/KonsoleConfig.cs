@@ -49,7 +49,12 @@ public static partial class KonsoleConfig
         var user = ParseText(hocon, source);
         RefuseUnknownKeys(user, source);
         var merged = user.WithFallback(Defaults);
-        return (merged, Read(merged, source));
+        var settings = Read(merged, source);
+        // Akka would log the whole configuration, this file's secrets with it.
+        if (merged.GetBoolean("akka.log-config-on-start") && (settings.Gateway.AuthToken.Length > 0 || settings.Claude.Environment.Count > 0))
+            throw new KonsoleConfigException($"{source}: akka.log-config-on-start would write konsole.gateway.auth-token and konsole.claude.environment " +
+                "to the log; turn it off, or keep the token in konsole.gateway.auth-token-file and the variables in the host's environment");
+        return (merged, settings);
     }
 
     private static Config ParseText(string text, string source)
@@ -132,7 +137,8 @@ public static partial class KonsoleConfig
                 r.NonEmptyString("konsole.gateway.urls"),
                 r.String("konsole.gateway.auth-token"),
                 r.String("konsole.gateway.auth-token-file"),
-                r.ByteSize("konsole.gateway.max-prompt-bytes"),
+                // A request body may hold it JSON-escaped (up to 6 bytes a byte): at most that must fit one buffer.
+                r.ByteSize("konsole.gateway.max-prompt-bytes", max: 256L * 1024 * 1024),
                 r.StringList("konsole.gateway.allowed-hosts"),
                 ReadOrigins(r),
                 r.PositiveInt("konsole.gateway.max-streams")),
@@ -368,7 +374,9 @@ public static partial class KonsoleConfig
 
         public TimeSpan Duration(string key) => Typed(key, "a duration such as 30s, 5m or 1h", v => v.GetTimeSpan(), d => d > TimeSpan.Zero);
 
-        public long ByteSize(string key) => Typed(key, "a size such as 1048576 or 64MiB", v => v.GetByteSize() ?? -1, b => b > 0);
+        public long ByteSize(string key, long max = long.MaxValue) => Typed(key,
+            max == long.MaxValue ? "a size such as 1048576 or 64MiB" : $"a size such as 1048576 or 64MiB, at most {max / 1024 / 1024}MiB",
+            v => v.GetByteSize() ?? -1, b => b > 0 && b <= max);
 
         public int PositiveInt(string key) => Typed(key, "a positive whole number", v => v.GetInt(), n => n > 0);
 

@@ -36,9 +36,9 @@ public sealed class CliProcessTracker : IExtension
         process.Exited.ContinueWith(exited =>
         {
             _live.TryRemove(process.ProcessId, out _);
-            if (record is not null)
-                File.Delete(record);
             untracked.SetResult();
+            if (record is not null)
+                OrphanReaper.Forget(record);
         }, TaskScheduler.Default);
     }
 

@@ -12,14 +12,37 @@ public static class OrphanReaper
 {
     private static readonly TimeSpan TermGrace = TimeSpan.FromSeconds(3);
 
-    /// <summary>Writes the record of <paramref name="process"/>; returns its path, or null where processes cannot be told apart (not Linux).</summary>
+    /// <summary>
+    /// Writes the record of <paramref name="process"/>; returns its path, or null where processes cannot be told apart (not Linux)
+    /// or the record cannot be written (the run dir was removed): records only serve to end orphans after a crash of the host.
+    /// </summary>
     public static string? Record(string runDir, CliProcess process)
     {
         if (Posix.StartTime(process.ProcessId) is not { } started)
             return null;
         var path = Path.Combine(runDir, $"cli-{process.ProcessId}.json");
-        File.WriteAllText(path, JsonSerializer.Serialize(new PidRecord(process.ProcessId, started, process.OwnGroup)));
-        return path;
+        try
+        {
+            File.WriteAllText(path, JsonSerializer.Serialize(new PidRecord(process.ProcessId, started, process.OwnGroup)));
+            return path;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Removes the record of a process that has exited, if it can.</summary>
+    public static void Forget(string record)
+    {
+        try
+        {
+            File.Delete(record);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // the run dir went away: nothing is left to reap from it
+        }
     }
 
     /// <summary>Ends the processes the records in <paramref name="runDir"/> name (SIGTERM, then SIGKILL), removes the records, and returns their pids.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Konsole.Actors.Accounts;
+using Konsole.Actors.Processes;
 using Konsole.Actors.Prompts;
 using Konsole.Actors.Routing;
 using Konsole.Testing;
@@ -258,6 +259,19 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         await Sys.Terminate(); // runs coordinated shutdown, which waits for every CLI to exit
 
         Assert.All(processes, p => Assert.True(p.HasExited, $"pid {p.Id} still running"));
+        Assert.Empty(LiveCliProcesses);
+    }
+
+    [Fact]
+    public async Task Stopping_the_CLI_processes_does_not_wait_on_their_pid_records_when_the_run_dir_is_gone()
+    {
+        await StartAsync();
+        var runDir = Path.Combine(Sandbox.Settings(FakeClaudeCli.Path).DataDir, "run"); // where the accounts' processes are recorded
+        Assert.Equal(4, Directory.GetFiles(runDir).Length);
+
+        Directory.Delete(runDir, recursive: true);
+        await CliProcessTracker.Get(Sys).StopAllAsync().WaitAsync(TurnTimeout);
+
         Assert.Empty(LiveCliProcesses);
     }
 
