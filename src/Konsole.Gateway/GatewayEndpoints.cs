@@ -159,7 +159,7 @@ public static partial class GatewayEndpoints
             return problem;
         return await AskAsync<object>(context, gateway, submit(text!), timedOut: () => SubmitUnanswered(context, sessionId)) switch
         {
-            (PromptAccepted accepted, _) => await PromptStreams.AnswerAsync(context, gateway.ActorRef, accepted),
+            (PromptAccepted accepted, _) => await PromptStreams.AnswerAsync(context, gateway.ActorRef, accepted, quickTurn: sessionId is null),
             var (reply, failure) => Refused(context, reply, failure),
         };
     }

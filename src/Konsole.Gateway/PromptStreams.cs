@@ -31,7 +31,8 @@ public static class PromptStreams
         TurnErrorCodes.QueueFull, TurnErrorCodes.AccountUnavailable, TurnErrorCodes.SessionClosed, TurnErrorCodes.JournalUnavailable,
     };
 
-    public static async Task<IResult> AnswerAsync(HttpContext context, IActorRef gateway, PromptAccepted accepted)
+    /// <param name="quickTurn">A quick turn: its session keeps nothing over a restart, so one cut off by the host stopping does not run.</param>
+    public static async Task<IResult> AnswerAsync(HttpContext context, IActorRef gateway, PromptAccepted accepted, bool quickTurn)
     {
         SessionEvent first;
         try
@@ -48,9 +49,10 @@ public static class PromptStreams
         if (first is { Type: "error", EndsPrompt: true } && ErrorOf(first) is var refusal && Refusals.Contains(refusal.Code))
             return Problems.ForCode(context, refusal.Code, refusal.Message, refusal.RetryAfter);
         var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        var cutOff = StoppedBeforeStart(accepted.SessionId, quickTurn);
         if (WantsJson(context.Request))
-            return await ResultOnlyAsync(context, gateway, accepted, first, stopping);
-        return new SseResult(PromptStream(first, accepted, gateway, context.RequestAborted, stopping));
+            return await ResultOnlyAsync(context, gateway, accepted, first, cutOff, stopping);
+        return new SseResult(PromptStream(first, accepted, gateway, cutOff, context.RequestAborted, stopping));
     }
 
     /// <summary>A session's events from its buffer and then live, as SSE, until the session closes, the client leaves or <paramref name="stopping"/>.</summary>
@@ -65,7 +67,7 @@ public static class PromptStreams
     /// session and runs after the restart (its outcome then shows in the session's events). A running one drains.
     /// </summary>
     private static async IAsyncEnumerable<SseMessage> PromptStream(SessionEvent first, PromptAccepted accepted, IActorRef gateway,
-        CancellationToken aborted, [EnumeratorCancellation] CancellationToken stopping)
+        string cutOff, CancellationToken aborted, [EnumeratorCancellation] CancellationToken stopping)
     {
         using var notStarted = new UntilStarted(first, aborted, stopping);
         var stopped = false;
@@ -90,12 +92,13 @@ public static class PromptStreams
             yield return SseResult.Json(new
             {
                 code = TurnErrorCodes.AccountUnavailable,
-                message = StoppedBeforeStart(accepted.SessionId),
+                message = cutOff,
             }, "error");
     }
 
-    private static string StoppedBeforeStart(string sessionId) =>
-        $"the host is shutting down before this prompt started; it runs after the restart (see /api/session/{sessionId}/events)";
+    private static string StoppedBeforeStart(string sessionId, bool quickTurn) => quickTurn
+        ? "the host is shutting down before this quick turn started; it was not run: send it again once the host is back"
+        : $"the host is shutting down before this prompt started; it runs after the restart (see /api/session/{sessionId}/events)";
 
     /// <summary>Cancelled when the client leaves, or when the host starts stopping before the prompt has started (only <c>queued</c> so far).</summary>
     private sealed class UntilStarted : IDisposable
@@ -149,7 +152,7 @@ public static class PromptStreams
 
     /// <summary>The prompt's result line; when the host starts stopping before the prompt has started, 503 at once (it runs after the restart).</summary>
     private static async Task<IResult> ResultOnlyAsync(HttpContext context, IActorRef gateway, PromptAccepted accepted, SessionEvent first,
-        CancellationToken stopping)
+        string cutOff, CancellationToken stopping)
     {
         using var notStarted = new UntilStarted(first, context.RequestAborted, stopping);
         var last = first;
@@ -166,7 +169,7 @@ public static class PromptStreams
             gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId));
             return context.RequestAborted.IsCancellationRequested
                 ? Results.Empty
-                : Problems.ForCode(context, TurnErrorCodes.AccountUnavailable, StoppedBeforeStart(accepted.SessionId));
+                : Problems.ForCode(context, TurnErrorCodes.AccountUnavailable, cutOff);
         }
         catch (ChannelClosedException)
         {

@@ -201,6 +201,10 @@ public sealed partial class HostSpecs : IDisposable
             await running.NextOfTypeAsync("assistant", Timeout);
             await using var queued = await OpenAsync(host.Client, "/sessions/ui-2/hot-prompt", "after the restart");
             Assert.Equal("queued", (await queued.NextAsync(Timeout))!.Event);
+            await using var quickRunning = await OpenAsync(host.Client, "/api/quick-turn", "[[chunks:20:50]] quick");
+            await quickRunning.NextOfTypeAsync("assistant", Timeout);
+            await using var quickQueued = await OpenAsync(host.Client, "/api/quick-turn", "not run"); // quick turns keep nothing over a restart
+            Assert.Equal("queued", (await quickQueued.NextAsync(Timeout))!.Event);
             // The same, answered with its result line alone: it must not hold the host's stop up either.
             var json = new HttpRequestMessage(HttpMethod.Post, "/sessions/ui-3/hot-prompt") { Content = JsonContent.Create(new { prompt = "as json" }) };
             json.Headers.Accept.ParseAdd("application/json");
@@ -212,6 +216,9 @@ public sealed partial class HostSpecs : IDisposable
             var told = (await queued.ReadToEndAsync(Timeout))[^1]; // its stream ends at once; the prompt stays accepted
             Assert.Equal("error", told.Event);
             Assert.Contains("runs after the restart", told.Data);
+            var quickTold = (await quickQueued.ReadToEndAsync(Timeout))[^1];
+            Assert.Equal("error", quickTold.Event);
+            Assert.Contains("this quick turn started; it was not run", quickTold.Data);
             var refused = await jsonAnswer.WaitAsync(Timeout);
             Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
             Assert.Contains("runs after the restart", await refused.Content.ReadAsStringAsync());

@@ -84,7 +84,7 @@ public sealed class PromptAnswerSpecs
         var (context, body) = await ExecuteAsync(context =>
         {
             context.Request.Headers.Accept = accept;
-            return PromptStreams.AnswerAsync(context, ActorRefs.Nobody, new PromptAccepted("ui-1", "p-1", "sub-1", events.Reader));
+            return PromptStreams.AnswerAsync(context, ActorRefs.Nobody, new PromptAccepted("ui-1", "p-1", "sub-1", events.Reader), quickTurn: false);
         });
         return (context.Response.StatusCode, context.Response.ContentType?.Split(';')[0], body);
     }
