@@ -27,17 +27,17 @@ public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
         response.Headers["X-Accel-Buffering"] = "no"; // reverse proxies: do not buffer the stream
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         var cancel = context.RequestAborted;
-        IAsyncEnumerator<SseMessage>? events = null;
-        var next = default(ValueTask<bool>);
-        var pending = false; // next is not awaited yet
+        // Entered before anything can fail, so the events' own clean-up (e.g. unfollowing a session) runs however the response ends.
+        var events = items.GetAsyncEnumerator(cancel);
+        var next = events.MoveNextAsync();
+        var pending = true; // next is not awaited yet
         try
         {
             await response.StartAsync(cancel);
             await response.BodyWriter.FlushAsync(cancel); // Kestrel only buffers the headers on start
-            events = items.GetAsyncEnumerator(cancel);
-            while (true)
+            pending = false;
+            for (; ; next = events.MoveNextAsync())
             {
-                next = events.MoveNextAsync();
                 if (!next.IsCompleted)
                 {
                     pending = true;
@@ -73,8 +73,7 @@ public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
         }
         finally
         {
-            if (events is not null)
-                await events.DisposeAsync();
+            await events.DisposeAsync();
         }
     }
 

@@ -49,6 +49,21 @@ public sealed class SseResultSpecs
         await ended.Task.WaitAsync(TimeSpan.FromSeconds(30)); // ...and the events ended with it
     }
 
+    [Fact]
+    public async Task A_client_gone_before_the_headers_went_out_still_ends_the_events()
+    {
+        using var aborted = new CancellationTokenSource();
+        var context = new DefaultHttpContext();
+        context.Features.Set<IHttpRequestLifetimeFeature>(new Lifetime(aborted));
+        context.Response.Body = new MemoryStream();
+        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await aborted.CancelAsync();
+
+        await new SseResult(Events(ended)).ExecuteAsync(context).WaitAsync(TimeSpan.FromSeconds(30));
+
+        await ended.Task.WaitAsync(TimeSpan.FromSeconds(30)); // its clean-up ran (a prompt's stream unfollows its session there)
+    }
+
     /// <summary>One event, then nothing until the request ends.</summary>
     private static async IAsyncEnumerable<SseMessage> Events(TaskCompletionSource ended, [EnumeratorCancellation] CancellationToken cancel = default)
     {
