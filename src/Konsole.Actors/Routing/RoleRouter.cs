@@ -29,7 +29,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly double _rateLimitWarning;
     private RoleAssignment _roles;
     private readonly HashSet<string> _stopped = [];
-    private IActorRef _journal;
+    private IActorRef _journal = ActorRefs.Nobody;
     private readonly FaultBackoff _journalBackoff = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
 
     public RoleRouter(KonsoleSettings settings)
@@ -42,7 +42,6 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             _status[account.Id] = AccountStatus.Starting(account);
             _accounts[account.Id] = Context.Watch(Context.ActorOf(AccountActor.Props(account, settings), account.Id));
         }
-        _journal = StartJournal(firstStart: true);
 
         Receive<RolesRecovered>(m =>
         {
@@ -52,6 +51,9 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             Stash.UnstashAll();
             Become(Routing);
         });
+        // A journal that cannot read the roles back (after a restart of this actor) is tried again; all else waits for the roles.
+        Receive<Terminated>(m => m.ActorRef.Equals(_journal), _ => JournalStopped());
+        Receive<RestartJournal>(_ => _journal = StartJournal(firstStart: false));
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -131,14 +133,23 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                 _status[stopped] = _status[stopped] with { State = AccountState.Failed, StateReason = "its actor stopped" };
                 return;
             }
-            if (!m.ActorRef.Equals(_journal))
-                return;
-            var backoff = _journalBackoff.Next();
-            _log.Warning("The roles' journal stopped (a write failed, or it could not read the journal back); routing goes on, and the roles are recorded again in {0:0.0}s", backoff.TotalSeconds);
-            Timers.StartSingleTimer(nameof(RestartJournal), RestartJournal.Instance, backoff);
+            if (m.ActorRef.Equals(_journal))
+                JournalStopped();
         });
         Receive<RestartJournal>(_ => _journal = StartJournal(firstStart: false));
     }
+
+    private void JournalStopped()
+    {
+        var backoff = _journalBackoff.Next();
+        _log.Warning("The roles' journal stopped (a write failed, or it could not read the journal back); it starts again in {0:0.0}s", backoff.TotalSeconds);
+        Timers.StartSingleTimer(nameof(RestartJournal), RestartJournal.Instance, backoff);
+    }
+
+    protected override void PreStart() => _journal = StartJournal(firstStart: true);
+
+    // Started again after a fault: a journal it cannot read back then must not stop the host (only at the host's start).
+    protected override void PostRestart(Exception reason) => _journal = StartJournal(firstStart: false);
 
     private IActorRef StartJournal(bool firstStart) => Context.Watch(Context.ActorOf(RolesJournal.Props(firstStart), "journal"));
 

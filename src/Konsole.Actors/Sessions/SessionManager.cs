@@ -39,7 +39,6 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     {
         _router = router;
         _settings = settings;
-        _registry = StartRegistry(firstStart: true);
 
         Receive<RegistryRecovered>(m =>
         {
@@ -52,6 +51,9 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             Stash.UnstashAll();
             Become(Serving);
         });
+        // A registry that cannot read the sessions back (after a restart of this actor) is tried again; all else waits for it.
+        Receive<Terminated>(m => m.ActorRef.Equals(_registry), _ => RegistryStopped());
+        Receive<RestartRegistry>(_ => _registry = StartRegistry(firstStart: false));
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -192,6 +194,11 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         _opening[id] = new Opening(first, Sender, []);
         _registry.Tell(new RecordOpened(new SessionRegistered(id, session.Type, session.Model)));
     }
+
+    protected override void PreStart() => _registry = StartRegistry(firstStart: true);
+
+    // Started again after a fault: a journal it cannot read back then must not stop the host (only at the host's start).
+    protected override void PostRestart(Exception reason) => _registry = StartRegistry(firstStart: false);
 
     private IActorRef StartRegistry(bool firstStart) =>
         Context.Watch(Context.ActorOf(SessionRegistry.Props(firstStart), "registry"));

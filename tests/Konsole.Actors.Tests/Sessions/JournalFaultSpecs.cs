@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Akka.Actor;
 using Konsole.Actors.Prompts;
+using Konsole.Actors.Routing;
 using Konsole.Actors.Sessions;
 using Konsole.Testing;
 using Xunit.Abstractions;
@@ -57,6 +58,35 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         Assert.Equal(SessionErrorCodes.Unavailable, refused.Code);
         Assert.StartsWith("echo: still served", ResultText(served));
         Assert.NotNull(opened);
+        Assert.False(Sys.WhenTerminated.IsCompleted, "the host stopped");
+    }
+
+    [Fact]
+    public async Task A_router_restarted_after_a_fault_that_cannot_read_the_roles_back_keeps_the_host_running()
+    {
+        await StartAsync();
+        FailingJournal.FailReadsOf(Roles); // as a database that went down
+
+        _router.Tell(new RouteWorkerPrompt(null!)); // as a bug would: the router throws, and is restarted
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.ReadFailures(Roles) > 0), TurnTimeout);
+        FailingJournal.Heal(Roles);
+
+        Assert.StartsWith("echo: served", ResultText(await PromptAsync((await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId, "served")));
+        Assert.False(Sys.WhenTerminated.IsCompleted, "the host stopped");
+    }
+
+    [Fact]
+    public async Task A_session_manager_restarted_after_a_fault_that_cannot_read_the_registry_back_keeps_the_host_running()
+    {
+        await StartAsync();
+        var kept = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        FailingJournal.FailReadsOf(Registry);
+
+        _sessions.Tell(new SubmitPrompt(null!, "x")); // as a bug would: the manager throws, and is restarted
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.ReadFailures(Registry) > 0), TurnTimeout);
+        FailingJournal.Heal(Registry);
+
+        Assert.StartsWith("echo: still there", ResultText(await PromptAsync(kept, "still there")));
         Assert.False(Sys.WhenTerminated.IsCompleted, "the host stopped");
     }
 
