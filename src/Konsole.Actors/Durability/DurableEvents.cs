@@ -8,8 +8,12 @@ namespace Konsole.Actors.Durability;
 /// </summary>
 public interface IDurableEvent;
 
-/// <summary>The roles after a swap or an assignment (the <c>RoleRouter</c>'s journal).</summary>
-public sealed record RolesAssigned(string Dashboard, string QuickTurn) : IDurableEvent;
+/// <summary>
+/// The roles after a swap or an assignment (the <c>RoleRouter</c>'s journal), and the roles <c>konsole.roles</c> gave then
+/// (null in records written before they were kept).
+/// </summary>
+public sealed record RolesAssigned(string Dashboard, string QuickTurn, string? ConfiguredDashboard = null, string? ConfiguredQuickTurn = null)
+    : IDurableEvent;
 
 /// <summary>A session was opened (the <c>SessionManager</c>'s journal), with the model its turns run on (null: the account's).</summary>
 public sealed record SessionRegistered(string SessionId, SessionType Type, string? Model = null) : IDurableEvent;

@@ -28,13 +28,14 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly Dictionary<Role, string> _routedTo = []; // where each role's traffic went last, to log a failover once
     private readonly double _rateLimitWarning;
     private RoleAssignment _roles;
+    private readonly RoleAssignment _configured;
     private readonly HashSet<string> _stopped = [];
     private IActorRef _journal = ActorRefs.Nobody;
     private readonly FaultBackoff _journalBackoff = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
 
     public RoleRouter(KonsoleSettings settings)
     {
-        _roles = new RoleAssignment(settings.Roles.Dashboard, settings.Roles.QuickTurn);
+        _roles = _configured = new RoleAssignment(settings.Roles.Dashboard, settings.Roles.QuickTurn);
         _rateLimitWarning = settings.RateLimitWarningUtilization;
         foreach (var account in settings.Accounts)
         {
@@ -45,7 +46,11 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 
         Receive<RolesRecovered>(m =>
         {
-            if (m.Roles is { } roles && _accounts.ContainsKey(roles.Dashboard) && _accounts.ContainsKey(roles.QuickTurn))
+            // The roles last recorded (a swap's) stand over a restart, unless konsole.roles changed since: then the configuration's apply.
+            if (m.ConfiguredThen is { } then && then != _configured)
+                _log.Info("Roles: konsole.roles changed since the roles were last recorded (dashboard {0}, quickturn {1}); the configured ones apply",
+                    m.Roles?.Dashboard, m.Roles?.QuickTurn);
+            else if (m.Roles is { } roles && _accounts.ContainsKey(roles.Dashboard) && _accounts.ContainsKey(roles.QuickTurn))
                 _roles = roles;
             _log.Info("Roles: dashboard {0}, quickturn {1}", _roles.Dashboard, _roles.QuickTurn);
             Stash.UnstashAll();
@@ -151,7 +156,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     // Started again after a fault: a journal it cannot read back then must not stop the host (only at the host's start).
     protected override void PostRestart(Exception reason) => _journal = StartJournal(firstStart: false);
 
-    private IActorRef StartJournal(bool firstStart) => Context.Watch(Context.ActorOf(RolesJournal.Props(firstStart), "journal"));
+    private IActorRef StartJournal(bool firstStart) => Context.Watch(Context.ActorOf(RolesJournal.Props(firstStart, _configured), "journal"));
 
     private void ChangeRoles(RoleAssignment roles)
     {

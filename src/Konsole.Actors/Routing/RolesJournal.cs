@@ -17,17 +17,26 @@ public sealed class RolesJournal : ReceivePersistentActor
 {
     private readonly bool _firstStart;
     private RoleAssignment? _recorded;
+    private RoleAssignment? _recordedUnder;
 
-    public RolesJournal(bool firstStart)
+    public RolesJournal(bool firstStart, RoleAssignment configured)
     {
         _firstStart = firstStart;
-        Recover<RolesAssigned>(e => _recorded = new RoleAssignment(e.Dashboard, e.QuickTurn));
-        Recover<RecoveryCompleted>(_ => Context.Parent.Tell(new RolesRecovered(_recorded)));
+        Recover<RolesAssigned>(e =>
+        {
+            _recorded = new RoleAssignment(e.Dashboard, e.QuickTurn);
+            _recordedUnder = e is { ConfiguredDashboard: { } dashboard, ConfiguredQuickTurn: { } quickTurn } ? new RoleAssignment(dashboard, quickTurn) : null;
+        });
+        Recover<RecoveryCompleted>(_ => Context.Parent.Tell(new RolesRecovered(_recorded, _recordedUnder)));
         Command<RecordRoles>(m =>
         {
-            if (m.Roles == _recorded)
+            if (m.Roles == _recorded && configured == _recordedUnder)
                 return;
-            Persist(new RolesAssigned(m.Roles.Dashboard, m.Roles.QuickTurn), _ => _recorded = m.Roles);
+            Persist(new RolesAssigned(m.Roles.Dashboard, m.Roles.QuickTurn, configured.Dashboard, configured.QuickTurn), _ =>
+            {
+                _recorded = m.Roles;
+                _recordedUnder = configured;
+            });
         });
     }
 
@@ -37,5 +46,7 @@ public sealed class RolesJournal : ReceivePersistentActor
         StateUnrecoverable.RecoveryFailed(Context, PersistenceId, reason, _firstStart);
 
     /// <param name="firstStart">Started with the host: if it cannot be read back, the host stops.</param>
-    public static Akka.Actor.Props Props(bool firstStart) => Akka.Actor.Props.Create(() => new RolesJournal(firstStart));
+    /// <param name="configured">The roles <c>konsole.roles</c> gives, recorded with each assignment.</param>
+    public static Akka.Actor.Props Props(bool firstStart, RoleAssignment configured) =>
+        Akka.Actor.Props.Create(() => new RolesJournal(firstStart, configured));
 }

@@ -36,6 +36,23 @@ public sealed class DurabilitySpecs(ITestOutputHelper output) : SessionSpec(outp
     }
 
     [Fact]
+    public async Task A_swap_stands_over_restarts_until_konsole_roles_is_changed()
+    {
+        await StartAsync();
+        await _router.Ask<RolesChanged>(SwapRoles.Instance, Ask);
+        await PromptAsync((await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Chat), Ask)).SessionId, "the swap is recorded meanwhile");
+        await CrashAsync();
+
+        await RestartAsync();
+        var kept = (await _router.Ask<AccountsView>(GetAccounts.Instance, Ask)).Roles;
+        await CrashAsync();
+        await RestartAsync("konsole.roles { dashboard = \"beta\", quickturn = \"beta\" }");
+
+        Assert.Equal(new RoleAssignment("beta", "alpha"), kept);
+        Assert.Equal(new RoleAssignment("beta", "beta"), (await _router.Ask<AccountsView>(GetAccounts.Instance, Ask)).Roles);
+    }
+
+    [Fact]
     public async Task After_a_crash_a_prompt_that_never_started_runs_and_the_one_that_was_running_is_reported_interrupted()
     {
         await StartAsync();

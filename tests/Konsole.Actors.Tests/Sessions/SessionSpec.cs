@@ -32,9 +32,9 @@ public abstract class SessionSpec(ITestOutputHelper output, int accounts, string
     }
 
     /// <summary>Accounts and sessions again, on the same journal (as a database is shared by two runs of the host).</summary>
-    protected async Task RestartAsync()
+    protected async Task RestartAsync(string extraHocon = "")
     {
-        var settings = Sandbox.Settings(FakeClaudeCli.Path);
+        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: extraHocon);
         _router = this.StartAccounts(settings);
         await this.WaitUntilWarmAsync(_router);
         _sessions = this.StartSessions(_router, settings);
