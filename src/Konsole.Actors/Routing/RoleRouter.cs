@@ -30,6 +30,10 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private RoleAssignment _roles;
     private readonly RoleAssignment _configured;
     private readonly HashSet<string> _stopped = [];
+    // Prompts interrupted lately: one an account was handing back as the interrupt went out must not run elsewhere.
+    private readonly HashSet<string> _interrupted = new(StringComparer.Ordinal);
+    private readonly Queue<string> _interruptedOrder = new();
+    private const int InterruptsKept = 1024;
     private IActorRef _journal = ActorRefs.Nobody;
     private readonly FaultBackoff _journalBackoff = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
 
@@ -101,6 +105,10 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             foreach (var account in _accounts.Values)
                 account.Tell(new AccountProtocol.InterruptPrompt(m.PromptId));
+            if (_interrupted.Add(m.PromptId))
+                _interruptedOrder.Enqueue(m.PromptId);
+            if (_interruptedOrder.Count > InterruptsKept)
+                _interrupted.Remove(_interruptedOrder.Dequeue());
         });
         Receive<SwapRoles>(_ => ChangeRoles(new RoleAssignment(_roles.QuickTurn, _roles.Dashboard)));
         Receive<AssignDashboard>(m =>
@@ -122,7 +130,13 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             if (!_stopped.Contains(m.AccountId))
                 _status[m.AccountId] = m;
         });
-        Receive<PromptHandedBack>(m => Route(m.Mode == ModeOf(Role.Dashboard) ? Role.Dashboard : Role.QuickTurn, m.Prompt));
+        Receive<PromptHandedBack>(m =>
+        {
+            if (_interrupted.Contains(m.Prompt.PromptId))
+                m.Prompt.ReplyTo.Tell(new TurnFailed(m.Prompt.PromptId, TurnErrorCodes.Interrupted, "interrupted while queued"));
+            else
+                Route(m.Mode == ModeOf(Role.Dashboard) ? Role.Dashboard : Role.QuickTurn, m.Prompt);
+        });
         Receive<RolesRecovered>(m =>
         {
             if (m.Roles != _roles)

@@ -92,6 +92,21 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     [Fact]
+    public async Task A_prompt_handed_back_by_a_rate_limited_account_as_it_was_interrupted_is_not_run_elsewhere()
+    {
+        var router = await StartAsync();
+        var (prompt, caller) = NewPrompt("interrupted on its way back");
+
+        // As when the interrupt reaches the router after the account took the prompt from its queue to hand it back.
+        router.Tell(new InterruptPrompt(prompt.PromptId));
+        router.Tell(new AccountProtocol.PromptHandedBack(prompt, ProcessMode.Full));
+
+        var turn = await caller.ReceiveTurnAsync(TurnTimeout);
+        Assert.Equal(TurnErrorCodes.Interrupted, turn.Failed?.Code);
+        Assert.Empty(turn.Outputs);
+    }
+
+    [Fact]
     public async Task Any_account_can_be_put_on_the_dashboard_and_unknown_ones_are_refused()
     {
         var router = await StartAsync();
