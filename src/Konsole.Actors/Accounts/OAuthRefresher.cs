@@ -40,33 +40,43 @@ public static class OAuthRefresher
     {
         var path = Path.Combine(configDir, AccountCredentials.FileName);
         var (root, oauth, refreshToken) = await ReadAsync(path, ct).ConfigureAwait(false);
-
-        var body = new JsonObject
-        {
-            ["grant_type"] = "refresh_token",
-            ["refresh_token"] = refreshToken,
-            ["client_id"] = ClientId,
-            ["scope"] = ScopeOf(oauth),
-        };
-        var reply = await PostAsync(http, tokenEndpoint, body.ToJsonString(), ct).ConfigureAwait(false);
-        var (accessToken, rotatedRefreshToken, expiresIn) = ParseReply(reply);
-
-        var expiresAt = time.GetUtcNow() + expiresIn;
-        oauth["accessToken"] = accessToken;
-        oauth["refreshToken"] = rotatedRefreshToken ?? refreshToken;
-        oauth["expiresAt"] = expiresAt.ToUnixTimeMilliseconds();
+        // Made before the refresh token is spent: a config dir that cannot take the new tokens must not cost the login.
+        var temp = $"{path}.{Guid.NewGuid():N}.tmp";
+        var file = CreateTemp(temp, path);
         try
         {
-            await WriteAtomicallyAsync(path, Encoding.UTF8.GetBytes(root.ToJsonString())).ConfigureAwait(false);
+            var body = new JsonObject
+            {
+                ["grant_type"] = "refresh_token",
+                ["refresh_token"] = refreshToken,
+                ["client_id"] = ClientId,
+                ["scope"] = ScopeOf(oauth),
+            };
+            var reply = await PostAsync(http, tokenEndpoint, body.ToJsonString(), ct).ConfigureAwait(false);
+            var (accessToken, rotatedRefreshToken, expiresIn) = ParseReply(reply);
+
+            var expiresAt = time.GetUtcNow() + expiresIn;
+            oauth["accessToken"] = accessToken;
+            oauth["refreshToken"] = rotatedRefreshToken ?? refreshToken;
+            oauth["expiresAt"] = expiresAt.ToUnixTimeMilliseconds();
+            try
+            {
+                await ReplaceAsync(file, temp, path, Encoding.UTF8.GetBytes(root.ToJsonString())).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The old refresh token is spent by now: without the new one on disk the login is gone.
+                throw new OAuthRefreshException(
+                    $"the token endpoint issued new tokens but writing {path} failed ({e.GetType().Name}: {e.Message}); the login must be renewed",
+                    retryable: false);
+            }
+            return new OAuthRefreshed(expiresAt);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        finally
         {
-            // The old refresh token is spent by now: without the new one on disk the login is gone.
-            throw new OAuthRefreshException(
-                $"the token endpoint issued new tokens but writing {path} failed ({e.GetType().Name}: {e.Message}); the login must be renewed",
-                retryable: false);
+            await file.DisposeAsync().ConfigureAwait(false);
+            TryDelete(temp); // gone already once it replaced the file
         }
-        return new OAuthRefreshed(expiresAt);
     }
 
     private static async Task<(JsonObject Root, JsonObject OAuth, string RefreshToken)> ReadAsync(string path, CancellationToken ct)
@@ -183,13 +193,9 @@ public static class OAuthRefresher
         return (accessToken, refreshToken, TimeSpan.FromSeconds(seconds));
     }
 
-    /// <summary>
-    /// Temp file beside the target, created 0600 (never readable by others, even before the first byte), flushed
-    /// to disk, then renamed over the target: a reader sees the old file or the new one, never half of one.
-    /// </summary>
-    private static async Task WriteAtomicallyAsync(string path, byte[] content)
+    /// <summary>The temp file beside the target, created 0600 (never readable by others, even before the first byte).</summary>
+    private static FileStream CreateTemp(string temp, string path)
     {
-        var temp = Path.Combine(Path.GetDirectoryName(path)!, $"{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
         var options = new FileStreamOptions
         {
             Mode = FileMode.CreateNew,
@@ -201,19 +207,29 @@ public static class OAuthRefresher
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         try
         {
-            await using (var stream = new FileStream(temp, options))
-            {
-                // Not cancellable once started: a cancelled write would lose tokens the endpoint already rotated.
-                await stream.WriteAsync(content, CancellationToken.None).ConfigureAwait(false);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
+            return new FileStream(temp, options);
         }
-        catch
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            TryDelete(temp);
-            throw;
+            throw new OAuthRefreshException(
+                $"cannot write beside {path} ({e.GetType().Name}: {e.Message}); nothing was refreshed",
+                retryable: true);
         }
+    }
+
+    /// <summary>
+    /// Writes the temp file, flushes it to disk, then renames it over the target: a reader sees the old file or the new
+    /// one, never half of one.
+    /// </summary>
+    private static async Task ReplaceAsync(FileStream file, string temp, string path, byte[] content)
+    {
+        await using (file)
+        {
+            // Not cancellable once started: a cancelled write would lose tokens the endpoint already rotated.
+            await file.WriteAsync(content, CancellationToken.None).ConfigureAwait(false);
+            file.Flush(flushToDisk: true);
+        }
+        File.Move(temp, path, overwrite: true);
     }
 
     private static void TryDelete(string path)

@@ -140,6 +140,21 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_file_for_the_new_tokens_is_made_before_the_refresh_token_is_spent()
+    {
+        _endpoint.Delay = TimeSpan.FromSeconds(1);
+
+        var refresh = OAuthRefresher.RefreshAsync(_http, _endpoint.Url, Account.ConfigDir, _time, CancellationToken.None);
+        await _endpoint.WaitForRequestAsync(_ => true, Timeout);
+        var whileSent = Directory.GetFiles(Account.ConfigDir).Select(Path.GetFileName).ToList();
+        await refresh;
+
+        // A config dir that cannot take that file fails the refresh there, with the refresh token unspent.
+        Assert.Contains(whileSent, name => name!.StartsWith(AccountCredentials.FileName + ".", StringComparison.Ordinal) && name.EndsWith(".tmp", StringComparison.Ordinal));
+        Assert.Equal([AccountCredentials.FileName], Directory.GetFiles(Account.ConfigDir).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public async Task A_timeout_is_retryable()
     {
         _endpoint.Delay = TimeSpan.FromSeconds(30);
