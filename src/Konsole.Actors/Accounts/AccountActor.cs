@@ -41,6 +41,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private string? _failure; // why the account gave up, once it has
     private string? _oauthError; // why the last refresh failed, until one succeeds
     private int _refreshFailures; // in a row, for the retry backoff
+    private DateTimeOffset? _refreshedTo; // the expiry and lifetime of the token the last refresh got
+    private TimeSpan _refreshedLife;
     private DateTimeOffset? _refreshRefusedFor; // the expiry a refused refresh token had: no automatic refresh until the login changes
     private DateTimeOffset? _rateLimitedUntil;
     private int _refreshes; // finished refreshes: a credentials read started before the latest is stale
@@ -291,7 +293,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             || Timers.IsTimerActive(nameof(RetryRefresh)) || _refreshRefusedFor == expiresAt)
             return;
         var left = expiresAt - DateTimeOffset.UtcNow;
-        if (left >= _settings.OAuth.RefreshThreshold)
+        // Tokens that live less than the threshold (a server's choice) are refreshed at half their life, not over and over.
+        var threshold = expiresAt == _refreshedTo && _refreshedLife / 2 < _settings.OAuth.RefreshThreshold
+            ? _refreshedLife / 2
+            : _settings.OAuth.RefreshThreshold;
+        if (left >= threshold)
             return;
         _log.Info("Account {0}: its OAuth token expires in {1:0} min (konsole.oauth.refresh-threshold = {2:0} min): refreshing it",
             Id, Math.Max(0, left.TotalMinutes), _settings.OAuth.RefreshThreshold.TotalMinutes);
@@ -363,7 +369,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private void StartRefreshIfIdle()
     {
-        if (_refresh != RefreshState.Pending || _slots.Any(s => s.Running is not null))
+        // Not once the host stops: the refresh token could be spent with the new one not yet on disk as the host exits.
+        if (_refresh != RefreshState.Pending || _slots.Any(s => s.Running is not null) || _draining)
             return;
         _refresh = RefreshState.Running;
         _log.Info("Account {0}: refreshing its OAuth token", Id);
@@ -379,6 +386,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         if (finished.Refreshed is { } refreshed)
         {
             _log.Info("Account {0}: OAuth token refreshed; it expires at {1:u}", Id, refreshed.ExpiresAt);
+            _refreshedTo = refreshed.ExpiresAt;
+            _refreshedLife = refreshed.ExpiresAt - DateTimeOffset.UtcNow;
             _oauthError = null;
             _refreshFailures = 0;
             _refreshRefusedFor = null;
@@ -683,7 +692,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession,
             s.Running?.UserSessionId)).ToArray(),
         _failure ?? (_rateLimitedUntil is { } until ? $"rate-limited until {until:u}" : null),
-        _oauthError);
+        _oauthError,
+        _refresh == RefreshState.Running);
 
     private void PublishStatus()
     {

@@ -82,7 +82,8 @@ public static class AccountProtocol
         RateLimitInfo? RateLimit,
         IReadOnlyList<ProcessStatus> Processes,
         string? StateReason = null,
-        string? OAuthError = null)
+        string? OAuthError = null,
+        bool RefreshRunning = false)
     {
         public bool Busy => Processes.Any(p => p.Busy);
 

@@ -55,7 +55,7 @@ public static class OAuthRefresher
             var reply = await PostAsync(http, tokenEndpoint, body.ToJsonString(), ct).ConfigureAwait(false);
             var (accessToken, rotatedRefreshToken, expiresIn) = ParseReply(reply);
 
-            var expiresAt = time.GetUtcNow() + expiresIn;
+            var expiresAt = DateTimeOffset.FromUnixTimeMilliseconds((time.GetUtcNow() + expiresIn).ToUnixTimeMilliseconds()); // as the file keeps it
             oauth["accessToken"] = accessToken;
             oauth["refreshToken"] = rotatedRefreshToken ?? refreshToken;
             oauth["expiresAt"] = expiresAt.ToUnixTimeMilliseconds();

@@ -50,7 +50,7 @@ public static class KonsoleActors
             {
                 var view = await router.Ask<RoleRouterProtocol.AccountsView>(RoleRouterProtocol.GetAccounts.Instance, TimeSpan.FromSeconds(5))
                     .ConfigureAwait(false);
-                if (!view.Accounts.Any(a => a.Status.Busy))
+                if (!view.Accounts.Any(a => a.Status.Busy || a.Status.RefreshRunning)) // a refresh cut short could lose the login
                     break;
                 await Task.Delay(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
             }

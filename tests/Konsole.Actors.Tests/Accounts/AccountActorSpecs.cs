@@ -375,6 +375,44 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task Tokens_that_live_less_than_the_refresh_threshold_are_refreshed_once_not_over_and_over()
+    {
+        var refreshed = CreateTestProbe();
+        Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
+        await using var tokens = await FakeTokenEndpoint.StartAsync();
+        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        tokens.ExpiresIn = TimeSpan.FromMinutes(30); // under the 1 h threshold
+        KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(30));
+        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: $"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
+
+        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0], settings));
+
+        await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);
+        await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout); // its read of the new file is queued behind the refresh
+        await refreshed.ExpectNoMsgAsync(TimeSpan.FromSeconds(1)); // the next one is due at half the new token's life
+        Assert.Single(tokens.Requests);
+    }
+
+    [Fact]
+    public async Task A_refresh_holds_the_hosts_stop_while_it_runs_and_none_starts_once_the_host_stops()
+    {
+        await using var tokens = await FakeTokenEndpoint.StartAsync();
+        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        tokens.Delay = TimeSpan.FromSeconds(1);
+        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: $"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
+        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0], settings));
+
+        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
+        await AwaitAssertAsync(async () => Assert.True((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).RefreshRunning), TurnTimeout);
+        await AwaitAssertAsync(async () => Assert.False((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).RefreshRunning), TurnTimeout);
+        account.Tell(new Drain(TimeSpan.FromSeconds(30)));
+        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
+
+        Assert.False((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).RefreshRunning);
+        Assert.Single(tokens.Requests);
+    }
+
+    [Fact]
     public async Task A_refresh_that_failed_for_a_passing_reason_is_retried_with_backoff_and_a_refused_one_is_not()
     {
         var events = CreateTestProbe();
