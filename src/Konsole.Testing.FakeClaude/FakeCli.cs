@@ -361,7 +361,7 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
     }
 
     /// <summary>Lines a supervisor must survive: each is skipped or passed through, none may throw.</summary>
-    private static byte[] Garbage(int i) => (i % 12) switch
+    private static byte[] Garbage(int i) => (i % 13) switch
     {
         0 => "this is not json at all"u8.ToArray(),
         1 => [0xff, 0xfe, 0x80, (byte)'{', 0xc3, 0x28],
@@ -375,6 +375,8 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
         9 => [.. "{\"type\":\"mystery"u8, 0xC3, 0x28, .. "\",\"text\":\""u8, 0xFF, 0xFE, .. "\"}"u8],
         10 => """{"type":"rate_limit_event","rate_limit_info":{"status":"allowed","resetsAt":1e400,"utilization":1e400}}"""u8.ToArray(),
         11 => Encoding.UTF8.GetBytes($"{{\"type\":\"deep_frame\",\"x\":{new string('[', 200)}{new string(']', 200)}}}"),
+        // An earlier command's lifecycle, as the CLI prints an interrupted one's "cancelled" late; and an error flag that is no boolean.
+        12 => """{"type":"command_lifecycle","command_uuid":"11111111-1111-4111-8111-111111111111","state":"cancelled","is_error":{"odd":[1]}}"""u8.ToArray(),
         _ => """{"type":"mystery_frame","payload":{"nested":[1,{"deep":true}]}}"""u8.ToArray(),
     };
 

@@ -257,7 +257,13 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (frame.Lifecycle is { } lifecycle && lifecycle.CommandUuid == _turn.PromptId)
+        if (frame.Lifecycle is { CommandUuid: { } command } && command != _turn.PromptId)
+        {
+            // The CLI reports on an earlier command late (an interrupted one's "cancelled" once it read the next prompt).
+            _log.Debug("{0}: {1} lifecycle of command {2} during prompt {3}", Name, frame.Lifecycle.State, command, _turn.PromptId);
+            return;
+        }
+        if (frame.Lifecycle is { } lifecycle)
         {
             if (lifecycle.State == "started")
                 _turnStarted = true;
@@ -275,16 +281,16 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         _turn.ReplyTo.Tell(new TurnOutput(_turn.PromptId, frame));
         if (!frame.IsResult)
             return;
+        if (frame.UserMessageUuid is not null && frame.UserMessageUuid != _turn.PromptId)
+        {
+            _log.Warning("{0}: a result for user message {1} arrived during prompt {2}; the turn goes on", Name, frame.UserMessageUuid, _turn.PromptId);
+            return;
+        }
         if (_timedOut)
         {
             _turn.ReplyTo.Tell(new TurnFailed(_turn.PromptId, TurnErrorCodes.TurnTimeout,
                 $"no output for {Seconds(_spec.Claude.TurnTimeout)} (konsole.claude.turn-timeout): the turn was interrupted"));
             EndTurn(_sessionId, isError: true);
-            return;
-        }
-        if (frame.UserMessageUuid is not null && frame.UserMessageUuid != _turn.PromptId)
-        {
-            _log.Warning("{0}: a result for user message {1} arrived during prompt {2}; the turn goes on", Name, frame.UserMessageUuid, _turn.PromptId);
             return;
         }
         if (frame.SessionId is not null)

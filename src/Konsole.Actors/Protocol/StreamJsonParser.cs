@@ -60,6 +60,7 @@ public static class StreamJsonParser
             {
                 reader.Read();
                 isError = reader.TokenType == JsonTokenType.True;
+                reader.Skip(); // anything but a boolean is not an error flag, and must not end the read
             }
             else if (reader.ValueTextEquals("rate_limit_info"u8)) rateLimit = ReadRateLimit(ref reader);
             else if (reader.ValueTextEquals("response"u8)) control = ReadControlResponse(ref reader);

@@ -311,6 +311,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         Assert.Contains(turn.Outputs, o => o.Frame.Type == "deep_frame"); // nested deeper than 64 levels
         Assert.Contains(turn.Outputs, o => o.Frame.Type?.StartsWith("mystery\uFFFD", StringComparison.Ordinal) == true); // invalid UTF-8 in its type
         Assert.Contains(turn.Outputs, o => o.Frame is { Type: "rate_limit_event", RateLimit.Utilization: null }); // 1e400
+        Assert.All(turn.Outputs, o => Assert.True(o.Frame.Lifecycle is null || o.Frame.Lifecycle.CommandUuid == o.PromptId)); // not another command's
         Assert.All(turn.Outputs, o => Assert.StartsWith("{", o.Frame.Raw));
     }
 

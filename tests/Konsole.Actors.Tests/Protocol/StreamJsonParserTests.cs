@@ -91,6 +91,7 @@ public sealed class StreamJsonParserTests
             Encoding.UTF8.GetBytes("""{"type":"rate_limit_event","rate_limit_info":{"status":"rejected\ud800","resetsAt":1e400,"utilization":1e400,"rateLimitType":"x"}}"""),
             Encoding.UTF8.GetBytes("""{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":9223372036854775807,"utilization":-1e999}}"""),
             Encoding.UTF8.GetBytes("""{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":-9223372036854775808}}"""),
+            Encoding.UTF8.GetBytes("""{"is_error":{"odd":[1]},"type":"result","session_id":"s1"}"""), // an error flag that is no boolean
         ];
 
         foreach (var line in lines)
