@@ -10,6 +10,6 @@ public static partial class SecretRedactor
             ? Secret().Replace(text, m => m.Groups["keep"].Value + "***")
             : text;
 
-    [GeneratedRegex(@"(?<keep>sk-ant-[a-z]{2,4}\d{0,2}-)[A-Za-z0-9_\-]+|(?<keep>Bearer\s+)[A-Za-z0-9_\-\.=+/]+", RegexOptions.IgnoreCase)]
+    [GeneratedRegex(@"(?<keep>sk-ant-[a-z]{2,8}\d{0,2}-)[A-Za-z0-9_\-]+|(?<keep>Bearer\s+)[A-Za-z0-9_\-\.=+/]+", RegexOptions.IgnoreCase)]
     private static partial Regex Secret();
 }

@@ -63,6 +63,12 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 Sender.Tell(new RefreshRefused(Id, "not_oauth", $"account {Id} uses an API key (${_account.ApiKeyEnv}): it has no OAuth token to refresh"));
                 return;
             }
+            if (_account.Simulated)
+            {
+                // Its login is made up: sent to the real token endpoint it would only be refused.
+                Sender.Tell(new RefreshRefused(Id, "not_oauth", $"account {Id} is simulated (--demo): it has no real OAuth login to refresh"));
+                return;
+            }
             Sender.Tell(new RefreshScheduled(Id));
             RequestRefresh();
         });
@@ -130,6 +136,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 return; // read before a refresh rewrote the file: stale
             if (m.Credentials != _credentials)
             {
+                if (m.Credentials?.ExpiresAt != _credentials?.ExpiresAt && _refresh == RefreshState.None)
+                    _oauthError = null; // a new login (claude login, or the CLI's own refresh): an earlier failure no longer applies
                 _credentials = m.Credentials;
                 PublishStatus();
             }
@@ -289,7 +297,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     /// <summary>Refreshes on its own once the token expires within <c>oauth.refresh-threshold</c>, unless the last refresh token was refused.</summary>
     private void RefreshIfExpiring()
     {
-        if (_account.UsesApiKey || _credentials?.ExpiresAt is not { } expiresAt || _refresh != RefreshState.None
+        if (_account.UsesApiKey || _account.Simulated || _credentials?.ExpiresAt is not { } expiresAt || _refresh != RefreshState.None
             || Timers.IsTimerActive(nameof(RetryRefresh)) || _refreshRefusedFor == expiresAt)
             return;
         var left = expiresAt - DateTimeOffset.UtcNow;

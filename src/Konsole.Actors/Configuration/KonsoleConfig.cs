@@ -51,9 +51,11 @@ public static partial class KonsoleConfig
         var merged = user.WithFallback(Defaults);
         var settings = Read(merged, source);
         // Akka would log the whole configuration, this file's secrets with it.
-        if (merged.GetBoolean("akka.log-config-on-start") && (settings.Gateway.AuthToken.Length > 0 || settings.Claude.Environment.Count > 0))
-            throw new KonsoleConfigException($"{source}: akka.log-config-on-start would write konsole.gateway.auth-token and konsole.claude.environment " +
-                "to the log; turn it off, or keep the token in konsole.gateway.auth-token-file and the variables in the host's environment");
+        if (merged.GetBoolean("akka.log-config-on-start")
+            && (settings.Gateway.AuthToken.Length > 0 || settings.Claude.Environment.Count > 0 || !settings.Persistence.IsSqlite))
+            throw new KonsoleConfigException($"{source}: akka.log-config-on-start would write konsole.gateway.auth-token, konsole.claude.environment " +
+                "and a database's connection string (its password) to the log; turn it off, or keep the token in konsole.gateway.auth-token-file " +
+                "and the variables in the host's environment");
         return (merged, settings);
     }
 
@@ -220,11 +222,15 @@ public static partial class KonsoleConfig
                 throw r.Error(at, $"account '{id}' needs config-dir (an OAuth login) or api-key-env (the name of a variable holding an API key)");
             if (apiKeyEnv is not null && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(apiKeyEnv)))
                 throw r.Error($"{at}.api-key-env", $"environment variable '{apiKeyEnv}' is not set");
+            // An API-key account gets a config dir of its own, so it never picks up the user's own login.
+            var dir = configDir is null ? Path.Combine(dataDir, "accounts", id) : ExpandPath(configDir);
+            // Two accounts on one login would each refresh its rotating token, and one of them then holds a spent one.
+            if (accounts.FirstOrDefault(a => Path.TrimEndingDirectorySeparator(a.ConfigDir) == Path.TrimEndingDirectorySeparator(dir)) is { } same)
+                throw r.Error($"{at}.config-dir", $"'{dir}' is account '{same.Id}'s config dir too: each account needs a login of its own");
             accounts.Add(new AccountSettings(
                 id,
                 Field("label") ?? id,
-                // An API-key account gets a config dir of its own, so it never picks up the user's own login.
-                configDir is null ? Path.Combine(dataDir, "accounts", id) : ExpandPath(configDir),
+                dir,
                 apiKeyEnv,
                 Field("tier"),
                 Field("simulated") is { } simulated && (simulated == "true" || simulated == "on" || simulated == "yes")));

@@ -339,6 +339,12 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Assert.Contains("invalid_grant", failure.Reason);
         Assert.DoesNotContain("sk-ant", failure.Reason);
         Assert.Equal("echo: still served", (await RunAsync(account, NewPrompt("still served"))).ResultText);
+        Assert.NotNull((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).OAuthError);
+
+        // A new login (as claude login writes it): the failure no longer shows once the account reads it (after each turn).
+        KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddHours(8));
+        await RunAsync(account, NewPrompt("after the new login"));
+        await AwaitAssertAsync(async () => Assert.Null((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).OAuthError), TurnTimeout);
     }
 
     [Fact]
@@ -484,6 +490,26 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         var refused = await account.Ask<RefreshRefused>(RefreshCredentials.Instance, TurnTimeout);
 
         Assert.Equal(("alpha", "not_oauth"), (refused.AccountId, refused.Code));
+    }
+
+    [Fact]
+    public async Task A_simulated_account_sends_its_made_up_login_to_no_token_endpoint()
+    {
+        var attempts = CreateTestProbe();
+        Sys.EventStream.Subscribe(attempts, typeof(OAuthTokenRefreshed));
+        Sys.EventStream.Subscribe(attempts, typeof(OAuthRefreshFailed));
+        await using var tokens = await FakeTokenEndpoint.StartAsync();
+        KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(5)); // due for a refresh
+        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: $"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
+        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0] with { Simulated = true }, settings));
+
+        var refused = await account.Ask<RefreshRefused>(RefreshCredentials.Instance, TurnTimeout);
+        await AwaitAssertAsync(async () => Assert.NotNull((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).ExpiresAt), TurnTimeout);
+        await attempts.ExpectNoMsgAsync(TimeSpan.FromSeconds(1)); // nor on its own, though its token is due
+
+        Assert.Equal(("alpha", "not_oauth"), (refused.AccountId, refused.Code));
+        Assert.Contains("simulated", refused.Reason);
+        Assert.Empty(tokens.Requests);
     }
 
     private async Task<IActorRef> StartAccountAsync(string extraHocon = "")

@@ -84,7 +84,10 @@ public sealed class KonsoleConfigTests
     [InlineData("konsol { }", "unknown key 'konsol'")]
     [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\", colour = red } ]", "konsole.accounts[0].colour unknown key")]
     [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\" }\n { id = a, config-dir = \"/b\" } ]", "konsole.accounts[1].id duplicate account id 'a'")]
+    [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\" }\n { id = b, config-dir = \"/a/\" } ]", "konsole.accounts[1].config-dir '/a/' is account 'a's config dir too")]
     [InlineData("konsole.accounts = [ { label = x, config-dir = \"/a\" } ]", "konsole.accounts[0].id is required")]
+    [InlineData("akka.log-config-on-start = on\nkonsole.persistence { provider = \"PostgreSQL.15\", connection-string = \"Host=db;Password=p\" }",
+        "akka.log-config-on-start would write")]
     [InlineData("konsole.accounts = [ { id = \"../x\", config-dir = \"/a\" } ]", "konsole.accounts[0].id '../x' must be")]
     [InlineData("konsole.accounts = [ { id = a } ]", "account 'a' needs config-dir")]
     [InlineData("konsole.accounts = [ { id = a, api-key-env = KONSOLE_TEST_KEY_ABSENT } ]", "environment variable 'KONSOLE_TEST_KEY_ABSENT' is not set")]
