@@ -197,14 +197,15 @@ public sealed partial class HostSpecs : IDisposable
         var config = WriteConfig(DemoConfig + " konsole.shutdown.drain-timeout = 20s");
         await using (var host = await HostProcess.StartAsync(config))
         {
-            await using var running = await OpenAsync(host.Client, "/sessions/ui-1/hot-prompt", "[[chunks:20:50]] finishes");
+            // Quick turns (on the other account) keep nothing over a restart: one still queued is not run after it.
+            await using var quickRunning = await OpenAsync(host.Client, "/api/quick-turn", "[[chunks:100:50]] quick");
+            await quickRunning.NextOfTypeAsync("assistant", Timeout);
+            await using var quickQueued = await OpenAsync(host.Client, "/api/quick-turn", "not run");
+            Assert.Equal("queued", (await quickQueued.NextAsync(Timeout))!.Event);
+            await using var running = await OpenAsync(host.Client, "/sessions/ui-1/hot-prompt", "[[chunks:60:50]] finishes");
             await running.NextOfTypeAsync("assistant", Timeout);
             await using var queued = await OpenAsync(host.Client, "/sessions/ui-2/hot-prompt", "after the restart");
             Assert.Equal("queued", (await queued.NextAsync(Timeout))!.Event);
-            await using var quickRunning = await OpenAsync(host.Client, "/api/quick-turn", "[[chunks:20:50]] quick");
-            await quickRunning.NextOfTypeAsync("assistant", Timeout);
-            await using var quickQueued = await OpenAsync(host.Client, "/api/quick-turn", "not run"); // quick turns keep nothing over a restart
-            Assert.Equal("queued", (await quickQueued.NextAsync(Timeout))!.Event);
             // The same, answered with its result line alone: it must not hold the host's stop up either.
             var json = new HttpRequestMessage(HttpMethod.Post, "/sessions/ui-3/hot-prompt") { Content = JsonContent.Create(new { prompt = "as json" }) };
             json.Headers.Accept.ParseAdd("application/json");
