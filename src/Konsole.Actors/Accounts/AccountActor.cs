@@ -41,6 +41,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private string? _failure; // why the account gave up, once it has
     private string? _oauthError; // why the last refresh failed, until one succeeds
     private int _refreshFailures; // in a row, for the retry backoff
+    private readonly Guid _incarnation = Guid.NewGuid(); // a restart makes another instance; answers to the one before are told apart
     private DateTimeOffset? _refreshedTo; // the expiry and lifetime of the token the last refresh got
     private TimeSpan _refreshedLife;
     private DateTimeOffset? _refreshRefusedFor; // the expiry a refused refresh token had: no automatic refresh until the login changes
@@ -382,13 +383,22 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             return;
         _refresh = RefreshState.Running;
         _log.Info("Account {0}: refreshing its OAuth token", Id);
+        var incarnation = _incarnation;
         OAuthRefresher.RefreshAsync(TokenClient, _settings.OAuth.TokenEndpoint, _account.ConfigDir, TimeProvider.System, CancellationToken.None)
-            .PipeTo(Self, success: r => new RefreshFinished(r, null), failure: e => new RefreshFinished(null, e));
+            .PipeTo(Self, success: r => new RefreshFinished(r, null, incarnation), failure: e => new RefreshFinished(null, e, incarnation));
         PublishStatus();
     }
 
     private void OnRefreshFinished(RefreshFinished finished)
     {
+        if (finished.Incarnation != _incarnation)
+        {
+            // A refresh this actor started before it was restarted, not the one it may be running now: only its news counts.
+            if (finished.Refreshed is { } earlier)
+                Context.System.EventStream.Publish(new OAuthTokenRefreshed(Id, earlier.ExpiresAt));
+            ReadCredentials();
+            return;
+        }
         _refresh = RefreshState.None;
         _refreshes++;
         if (finished.Refreshed is { } refreshed)
@@ -803,7 +813,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Running,
     }
 
-    private sealed record RefreshFinished(OAuthRefreshed? Refreshed, Exception? Error);
+    private sealed record RefreshFinished(OAuthRefreshed? Refreshed, Exception? Error, Guid Incarnation);
 
     private sealed record RestartProcess(string Slot);
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -27,6 +28,10 @@ public static class OAuthRefresher
 
     private const string DefaultScope = "user:inference user:profile";
 
+    // One refresh of a login at a time in this process (an account actor restarted while its refresh was in flight starts
+    // another): the second then reads the token the first wrote, instead of spending the same one again.
+    private static readonly ConcurrentDictionary<string, SemaphoreSlim> Gates = new(StringComparer.Ordinal);
+
     /// <summary>
     /// Refreshes the login in <paramref name="configDir"/>: reads <c>.credentials.json</c>, POSTs the refresh to
     /// <paramref name="tokenEndpoint"/>, and writes the new tokens back atomically (a 0600 temp file in the same
@@ -39,6 +44,20 @@ public static class OAuthRefresher
         HttpClient http, string tokenEndpoint, string configDir, TimeProvider time, CancellationToken ct)
     {
         var path = Path.Combine(configDir, AccountCredentials.FileName);
+        var gate = Gates.GetOrAdd(Path.GetFullPath(path), _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return await RefreshFileAsync(http, tokenEndpoint, path, time, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private static async Task<OAuthRefreshed> RefreshFileAsync(HttpClient http, string tokenEndpoint, string path, TimeProvider time, CancellationToken ct)
+    {
         var (root, oauth, refreshToken) = await ReadAsync(path, ct).ConfigureAwait(false);
         // Made before the refresh token is spent: a config dir that cannot take the new tokens must not cost the login.
         var temp = $"{path}.{Guid.NewGuid():N}.tmp";

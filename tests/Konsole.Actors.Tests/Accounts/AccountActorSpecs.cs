@@ -419,6 +419,28 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_refresh_from_before_the_account_was_restarted_does_not_end_the_one_it_runs_now()
+    {
+        var refreshed = CreateTestProbe();
+        Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
+        await using var tokens = await FakeTokenEndpoint.StartAsync();
+        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        tokens.Delay = TimeSpan.FromSeconds(1);
+        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: $"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
+        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0], settings));
+        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
+        await AwaitAssertAsync(async () => Assert.True((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).RefreshRunning), TurnTimeout);
+
+        account.Tell(new SubmitPrompt(null!, ProcessMode.Full)); // as a bug would: the account throws, and is restarted
+        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout); // the new instance's own refresh
+
+        await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout); // the one from before the restart
+        Assert.True((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).RefreshRunning); // its own still runs
+        await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);
+        Assert.Equal([200, 200], tokens.Requests.Select(r => r.Status)); // one after the other: the second sent the token the first got
+    }
+
+    [Fact]
     public async Task A_refresh_that_failed_for_a_passing_reason_is_retried_with_backoff_and_a_refused_one_is_not()
     {
         var events = CreateTestProbe();

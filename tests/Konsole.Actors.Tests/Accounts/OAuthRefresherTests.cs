@@ -155,6 +155,18 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Two_refreshes_of_one_login_at_once_both_succeed_one_after_the_other()
+    {
+        _endpoint.Delay = TimeSpan.FromMilliseconds(300); // the second is asked while the first is at the endpoint
+
+        var both = await Task.WhenAll(RefreshAsync(), RefreshAsync());
+
+        Assert.Equal(2, both.Length);
+        Assert.All(_endpoint.Requests, r => Assert.Equal(200, r.Status)); // the second sent the token the first got, not the spent one
+        Assert.Equal(_endpoint.LatestRefreshToken, (string?)ReadCredentials()["claudeAiOauth"]!["refreshToken"]);
+    }
+
+    [Fact]
     public async Task A_timeout_is_retryable()
     {
         _endpoint.Delay = TimeSpan.FromSeconds(30);
