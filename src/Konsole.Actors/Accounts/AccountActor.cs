@@ -22,7 +22,7 @@ namespace Konsole.Actors.Accounts;
 public sealed class AccountActor : ReceiveActor, IWithTimers
 {
     private static readonly TimeSpan CredentialsPollInterval = TimeSpan.FromMinutes(1);
-    private static readonly HttpClient TokenClient = new() { Timeout = TimeSpan.FromSeconds(30) };
+    private static readonly HttpClient TokenClient = OAuthRefresher.CreateClient();
 
     /// <summary>How long a prompt's session may take to confirm its dispatch (a database write) before the prompt is given up.</summary>
     private static readonly TimeSpan ConfirmationTimeout = TimeSpan.FromSeconds(30);

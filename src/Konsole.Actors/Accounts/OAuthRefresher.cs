@@ -33,6 +33,13 @@ public static class OAuthRefresher
     private static readonly ConcurrentDictionary<string, SemaphoreSlim> Gates = new(StringComparer.Ordinal);
 
     /// <summary>
+    /// The client for the token endpoint: it follows no redirect (a 307 would send the refresh token on to wherever it
+    /// points) and gives up after 30 s.
+    /// </summary>
+    public static HttpClient CreateClient() =>
+        new(new SocketsHttpHandler { AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(30) };
+
+    /// <summary>
     /// Refreshes the login in <paramref name="configDir"/>: reads <c>.credentials.json</c>, POSTs the refresh to
     /// <paramref name="tokenEndpoint"/>, and writes the new tokens back atomically (a 0600 temp file in the same
     /// directory, flushed to disk, renamed over the old one), keeping every other field. Stores the rotated refresh

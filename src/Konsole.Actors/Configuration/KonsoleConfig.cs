@@ -133,7 +133,7 @@ public static partial class KonsoleConfig
             accounts,
             roles,
             r.PositiveInt("konsole.queue.max-depth"),
-            new OAuthSettings(r.Duration("konsole.oauth.refresh-threshold"), r.NonEmptyString("konsole.oauth.token-endpoint"),
+            new OAuthSettings(r.Duration("konsole.oauth.refresh-threshold"), TokenEndpoint(r),
                 r.Duration("konsole.oauth.retry-min-backoff"), r.Duration("konsole.oauth.retry-max-backoff")),
             new GatewaySettings(
                 r.NonEmptyString("konsole.gateway.urls"),
@@ -238,6 +238,16 @@ public static partial class KonsoleConfig
         if (accounts.Count == 0)
             accounts.Add(new AccountSettings("default", "default", ExpandPath("~/.claude"), null, null, CliDefaultLogin: true));
         return accounts;
+    }
+
+    /// <summary>An https URL, or http on this machine (a test's endpoint): refresh tokens never cross a network in the clear.</summary>
+    private static string TokenEndpoint(Reader r)
+    {
+        const string key = "konsole.oauth.token-endpoint";
+        var url = r.NonEmptyString(key);
+        return Uri.TryCreate(url, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttps || (uri.Scheme == Uri.UriSchemeHttp && uri.IsLoopback))
+            ? url
+            : throw r.Error(key, $"must be an https URL (http only on loopback), not '{url}'");
     }
 
     private static RoleSettings ResolveRoles(Reader r, List<AccountSettings> accounts)

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Konsole.Actors.Accounts;
 using Konsole.Testing;
 using Konsole.Testing.FakeApi;
+using Microsoft.AspNetCore.Http;
 
 namespace Konsole.Actors.Tests.Accounts;
 
@@ -164,6 +165,26 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
         Assert.Equal(2, both.Length);
         Assert.All(_endpoint.Requests, r => Assert.Equal(200, r.Status)); // the second sent the token the first got, not the spent one
         Assert.Equal(_endpoint.LatestRefreshToken, (string?)ReadCredentials()["claudeAiOauth"]!["refreshToken"]);
+    }
+
+    [Fact]
+    public async Task A_redirect_is_not_followed_so_the_refresh_token_goes_nowhere_else()
+    {
+        var (redirector, url) = await LoopbackServer.StartAsync(context =>
+        {
+            context.Response.StatusCode = StatusCodes.Status307TemporaryRedirect; // a 307 keeps the method and the body
+            context.Response.Headers.Location = _endpoint.Url;
+            return Task.CompletedTask;
+        });
+        await using var _ = redirector;
+        using var client = OAuthRefresher.CreateClient();
+
+        var failed = await Assert.ThrowsAsync<OAuthRefreshException>(
+            () => OAuthRefresher.RefreshAsync(client, url + FakeTokenEndpoint.TokenPath, Account.ConfigDir, _time, CancellationToken.None));
+
+        Assert.Contains("307", failed.Message);
+        Assert.Empty(_endpoint.Requests);
+        Assert.True(_endpoint.IsValid(Account.RefreshToken));
     }
 
     [Fact]

@@ -86,6 +86,8 @@ public sealed class KonsoleConfigTests
     [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\" }\n { id = a, config-dir = \"/b\" } ]", "konsole.accounts[1].id duplicate account id 'a'")]
     [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\" }\n { id = b, config-dir = \"/a/\" } ]", "konsole.accounts[1].config-dir '/a/' is account 'a's config dir too")]
     [InlineData("konsole.accounts = [ { label = x, config-dir = \"/a\" } ]", "konsole.accounts[0].id is required")]
+    [InlineData("konsole.oauth.token-endpoint = \"http://auth.example.com/token\"", "konsole.oauth.token-endpoint must be an https URL (http only on loopback)")]
+    [InlineData("konsole.oauth.token-endpoint = \"not a url\"", "konsole.oauth.token-endpoint must be an https URL")]
     [InlineData("akka.log-config-on-start = on\nkonsole.persistence { provider = \"PostgreSQL.15\", connection-string = \"Host=db;Password=p\" }",
         "akka.log-config-on-start would write")]
     [InlineData("konsole.accounts = [ { id = \"../x\", config-dir = \"/a\" } ]", "konsole.accounts[0].id '../x' must be")]
