@@ -116,14 +116,15 @@ public static class OAuthRefresher
         {
             throw new OAuthRefreshException($"there is no OAuth login to refresh: {path} does not exist", retryable: false);
         }
+        // Retryable: the CLI may be rewriting the file (not every writer replaces it whole), and the next read may find it whole.
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new OAuthRefreshException($"cannot read {path} ({e.GetType().Name}: {e.Message})", retryable: false);
+            throw new OAuthRefreshException($"cannot read {path} ({e.GetType().Name}: {e.Message})", retryable: true);
         }
         catch (JsonException)
         {
             // JsonException's message may quote the text around the error, which could be a token.
-            throw new OAuthRefreshException($"{path} is not valid JSON", retryable: false);
+            throw new OAuthRefreshException($"{path} is not valid JSON", retryable: true);
         }
 
         if (root is not JsonObject rootObject || rootObject["claudeAiOauth"] is not JsonObject oauth)
