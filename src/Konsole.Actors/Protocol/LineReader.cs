@@ -42,17 +42,17 @@ public static class LineReader
                         onOversizedLine(skipped + line.Length);
                         skipped = -1;
                     }
-                    else if (line.Length > maxLineBytes)
+                    else if (TrimCarriageReturn(line) is var trimmed && trimmed.Length > maxLineBytes)
                     {
                         lines.Flush();
                         onOversizedLine(line.Length);
                     }
                     else
-                        lines.Add(TrimCarriageReturn(line));
+                        lines.Add(trimmed);
                 }
                 lines.Flush(); // before the buffer they point into is given back
 
-                if (skipped >= 0 || buffer.Length > maxLineBytes)
+                if (skipped >= 0 || buffer.Length > maxLineBytes + 1) // + the \r of a \r\n still to come
                 {
                     // No newline yet and already over the cap: drop what we have, keep counting.
                     skipped = Math.Max(skipped, 0) + buffer.Length;

@@ -49,6 +49,17 @@ public sealed class LineReaderTests
         Assert.Equal([300_000L, 300_000L], oversized);
     }
 
+    [Theory]
+    [InlineData(1 << 20)]
+    [InlineData(1)]
+    public async Task A_line_exactly_at_the_cap_is_read_whatever_its_line_ending(int chunk)
+    {
+        var (lines, oversized) = await Read("aaaa\nbbbb\r\ncccc\r\nddddd\r\n", cap: 4, chunk);
+
+        Assert.Equal(["aaaa", "bbbb", "cccc"], lines);
+        Assert.Equal([6L], oversized); // "ddddd\r"
+    }
+
     [Fact]
     public async Task Each_read_ends_after_the_lines_it_completed_so_a_consumer_can_hand_them_on_together()
     {
