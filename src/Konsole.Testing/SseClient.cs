@@ -21,6 +21,7 @@ public sealed class SseStream : IAsyncDisposable
     private readonly bool _keep;
     private readonly Queue<SseEvent> _latest = new(); // for error messages when not every event is kept
     private int _count;
+    private Task<bool>? _pending; // a read a timeout left waiting: the next call goes on with it, so no event is lost
 
     private SseStream(HttpResponseMessage response, Stream body, bool keep)
     {
@@ -48,17 +49,24 @@ public sealed class SseStream : IAsyncDisposable
     /// <summary>The next event, or null when the server ended the stream. Throws <see cref="TimeoutException"/> past <paramref name="timeout"/>.</summary>
     public async Task<SseEvent?> NextAsync(TimeSpan timeout)
     {
-        var next = _events.MoveNextAsync();
+        var next = _pending is null ? _events.MoveNextAsync() : new ValueTask<bool>(_pending);
         bool more;
-        try
+        if (next.IsCompletedSuccessfully)
+            more = next.Result; // an event already buffered costs no timer
+        else
         {
-            // An event already buffered costs no timer; a wait's timer goes as soon as the event comes.
-            more = next.IsCompletedSuccessfully ? next.Result : await next.AsTask().WaitAsync(timeout);
+            _pending ??= next.AsTask();
+            try
+            {
+                // A deadline already past (a caller's loop that ran over it) still gives what has arrived, never an endless wait.
+                more = await _pending.WaitAsync(timeout > TimeSpan.Zero ? timeout : TimeSpan.Zero);
+            }
+            catch (TimeoutException)
+            {
+                throw new TimeoutException($"no SSE event within {Math.Max(0, timeout.TotalSeconds):0.#}s after {_count}: {Describe()}");
+            }
         }
-        catch (TimeoutException)
-        {
-            throw new TimeoutException($"no SSE event within {timeout.TotalSeconds:0.#}s after {_count}: {Describe()}");
-        }
+        _pending = null;
         if (!more)
             return null;
         var item = _events.Current;
@@ -97,6 +105,14 @@ public sealed class SseStream : IAsyncDisposable
     {
         await _closed.CancelAsync();
         _response.Dispose();
+        try
+        {
+            if (_pending is not null)
+                await _pending; // an enumerator cannot be disposed while a read waits; the cancellation ends it
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException or HttpRequestException)
+        {
+        }
         try
         {
             await _events.DisposeAsync();
