@@ -124,7 +124,8 @@ public sealed class GatewaySecurity
     {
         // Kestrel's wildcard forms are not valid URIs.
         var normalized = url.Replace("://*", "://wildcard.invalid").Replace("://+", "://wildcard.invalid");
-        if (!Uri.TryCreate(normalized, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        // A user part (http://x@127.0.0.1) reads as loopback here, while Kestrel takes "x@127.0.0.1" for no address and binds to all.
+        if (!Uri.TryCreate(normalized, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.UserInfo.Length > 0)
             return null;
         return uri.Host == "wildcard.invalid" ? "*" : uri.Host;
     }

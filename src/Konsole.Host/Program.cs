@@ -17,10 +17,12 @@ if (HostArguments.Parse(args) is not { } arguments)
 
 Config config;
 KonsoleSettings settings;
+FileStream dataDirLock;
 try
 {
     var dataDir = arguments.Demo ? KonsoleConfig.Load(arguments.ConfigFile).Settings.DataDir : null;
     (config, settings) = KonsoleConfig.Load(arguments.ConfigFile, dataDir is null ? null : Demo.Overrides(dataDir));
+    dataDirLock = DataDirLock.Acquire(settings.DataDir);
     if (dataDir is not null)
         Demo.WriteCredentials(dataDir);
 }
@@ -37,6 +39,7 @@ if (!arguments.Demo && Executables.Locate(settings.Claude.Path) is null)
 
 Log.Logger = new LoggerConfiguration()
     .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
+    .Filter.ByExcluding(e => e.MessageTemplate.Text == "Hosting failed to start") // said in one line below, without its stack trace
     .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}")
     .CreateLogger();
 try
@@ -57,7 +60,17 @@ try
     Log.Information("Konsole: {Count} account(s): {Accounts}; dashboard {Dashboard}, quickturn {QuickTurn}; CLI {Cli}",
         settings.Accounts.Count, string.Join(", ", settings.Accounts.Select(a => a.Id)),
         settings.Roles.Dashboard, settings.Roles.QuickTurn, settings.Claude.Path);
-    await app.StartAsync();
+    try
+    {
+        await app.StartAsync();
+    }
+    catch (IOException e)
+    {
+        // Kestrel could not bind (the port is taken, or not this user's to take); the actors had started: stop them.
+        Console.Error.WriteLine($"konsole: cannot listen on {settings.Gateway.Urls} (konsole.gateway.urls): {e.Message}");
+        await app.StopAsync();
+        return 2;
+    }
     Log.Information("Gateway listening on {Urls}{Auth}", string.Join(", ", app.Urls),
         app.Services.GetRequiredService<GatewaySecurity>().RequiresToken ? " (bearer token required)" : "");
     await app.WaitForShutdownAsync();
@@ -71,4 +84,5 @@ try
 finally
 {
     await Log.CloseAndFlushAsync();
+    await dataDirLock.DisposeAsync();
 }

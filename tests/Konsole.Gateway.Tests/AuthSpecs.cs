@@ -58,6 +58,7 @@ public sealed class AuthSpecs(ITestOutputHelper output) : GatewaySpec(output)
         Assert.Contains("reachable from other machines", refused.Message);
         Assert.Contains("konsole.gateway.auth-token", refused.Message);
         Assert.Throws<KonsoleConfigException>(() => GatewaySecurity.From(settings with { Urls = "http://127.0.0.1:5080;http://192.168.1.5:5080" }));
+        Assert.Throws<KonsoleConfigException>(() => GatewaySecurity.From(settings with { Urls = "http://x@127.0.0.1:5080" })); // Kestrel binds that to all
         Assert.True(GatewaySecurity.From(settings with { Urls = "http://0.0.0.0:5080", AuthToken = Token }).RequiresToken);
         Assert.False(GatewaySecurity.From(settings with { Urls = "http://localhost:5080;http://[::1]:5081" }).RequiresToken);
         Assert.Throws<KonsoleConfigException>(() => GatewaySecurity.From(settings with { AuthToken = Token, AuthTokenFile = "/x" }));

@@ -44,6 +44,37 @@ public sealed partial class HostSpecs : IDisposable
         Assert.Contains($"cannot find the Claude Code CLI '{cli}' (konsole.claude.path): the file is not executable", output);
     }
 
+    [Fact]
+    public async Task A_second_host_on_the_same_data_dir_is_refused_and_leaves_the_first_ones_processes_alone()
+    {
+        var config = WriteConfig(DemoConfig);
+        await using var first = await HostProcess.StartAsync(config);
+        var clis = (await first.CliProcessesAsync()).Select(p => p.Id).Order().ToList();
+
+        var (exit, output) = await RunToEndAsync("--demo", "--config", config);
+
+        Assert.Equal(2, exit);
+        Assert.Contains($"another konsole host runs on the data dir {_sandbox.DataDir}", output);
+        Assert.DoesNotContain("   at ", output);
+        Assert.Equal(clis, (await first.CliProcessesAsync()).Select(p => p.Id).Order().ToList()); // not taken for orphans and ended
+        Assert.Contains("echo: still here", await (await first.Client.PostAsJsonAsync("/api/quick-turn", new { prompt = "still here" })).Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task A_port_already_taken_is_one_clear_message_and_exit_2()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        var config = WriteConfig($"konsole {{ data-dir = \"{_sandbox.DataDir}\", gateway.urls = \"http://127.0.0.1:{port}\" }}");
+
+        var (exit, output) = await RunToEndAsync("--demo", "--config", config);
+
+        Assert.Equal(2, exit);
+        Assert.Contains($"cannot listen on http://127.0.0.1:{port}", output);
+        Assert.DoesNotContain("   at ", output);
+    }
+
     [Theory]
     [InlineData("konsole.queue.max-dept = 3", "unknown key 'konsole.queue.max-dept'")]
     [InlineData("konsole { accounts = [ { id = \"a\", config-dir = \"/tmp/a\" }, { id = \"a\", config-dir = \"/tmp/b\" } ] }", "duplicate account id 'a'")]
