@@ -54,11 +54,15 @@ public static class RequestBodies
             : (null, BadRequest(context, $"invalid_{name}", $"\"{name}\" is not valid text (invalid UTF-8, or a lone surrogate escape)"));
     }
 
-    /// <summary>A problem when the body has a property other than <paramref name="name"/>.</summary>
-    public static IResult? OnlyProperty(HttpContext context, JsonDocument? body, string name) =>
-        body?.RootElement.EnumerateObject().Select(p => p.Name).FirstOrDefault(other => other != name) is { } other
-            ? BadRequest(context, "unknown_field", $"unknown field \"{other}\": the body takes only \"{name}\"")
+    /// <summary>A problem when the body has a property other than <paramref name="name"/>, or that one as null.</summary>
+    public static IResult? OnlyProperty(HttpContext context, JsonDocument? body, string name)
+    {
+        if (body?.RootElement.EnumerateObject().Select(p => p.Name).FirstOrDefault(other => other != name) is { } other)
+            return BadRequest(context, "unknown_field", $"unknown field \"{other}\": the body takes only \"{name}\"");
+        return body is not null && body.RootElement.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Null
+            ? BadRequest(context, $"invalid_{name}", $"\"{name}\" must be a string, not null")
             : null;
+    }
 
     /// <summary>A JSON string's text, or null when it cannot be text: the parser leaves invalid UTF-8 and lone surrogate escapes in strings to this.</summary>
     private static string? TextOf(JsonElement value)

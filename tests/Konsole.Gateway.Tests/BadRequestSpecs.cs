@@ -62,6 +62,7 @@ public sealed class BadRequestSpecs(ITestOutputHelper output) : GatewaySpec(outp
         { "POST", "/api/accounts/switch", """{"dashboard": 5}""", 400 },
         { "POST", "/api/accounts/switch", "not json", 400 },
         { "POST", "/api/accounts/switch", """{"dashbord": "alpha"}""", 400 },
+        { "POST", "/api/accounts/switch", """{"dashboard": null}""", 400 },
         { "POST", "/api/accounts/switch", """{"Dashboard": "alpha"}""", 400 },
         { "POST", "/api/accounts/nobody/refresh", null, 404 },
         // Wrong methods and paths
