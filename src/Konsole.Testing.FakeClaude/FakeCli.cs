@@ -66,12 +66,13 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
     {
         lock (_gate)
         {
-            _turn?.Cancel();
+            // The queue first: cancelling the turn can end it on this thread at once, and the next prompt would be taken.
             while (cancelQueued && _queue.Reader.TryRead(out var dropped))
             {
                 if (dropped.Uuid is { } uuid)
                     Emit(Lifecycle(uuid, "cancelled"));
             }
+            _turn?.Cancel();
         }
     }
 
@@ -110,28 +111,29 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
                 Fatal($"Error parsing streaming input line: {e.Message}");
                 return;
             }
-            var type = message.ValueKind == JsonValueKind.Object && message.TryGetProperty("type", out var t) ? t.GetString() : null;
-            switch (type)
+            try
             {
-                case "user":
-                    OnUser(message);
-                    break;
-                case "control_request":
-                    try
-                    {
+                // JSON of another shape than expected (a number for a string, no text in a text block) ends the CLI as malformed input.
+                var type = message.ValueKind == JsonValueKind.Object && message.TryGetProperty("type", out var t) ? t.GetString() : null;
+                switch (type)
+                {
+                    case "user":
+                        OnUser(message);
+                        break;
+                    case "control_request":
                         OnControlRequest(message);
-                    }
-                    catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException)
-                    {
-                        Fatal($"Error: malformed control request: {e.Message}");
+                        break;
+                    case "control_response" or "keep_alive":
+                        break;
+                    default:
+                        Fatal($"Error: Expected message type 'user' or 'control', got '{type}'");
                         return;
-                    }
-                    break;
-                case "control_response" or "keep_alive":
-                    break;
-                default:
-                    Fatal($"Error: Expected message type 'user' or 'control', got '{type}'");
-                    return;
+                }
+            }
+            catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException)
+            {
+                Fatal($"Error: malformed input line: {e.Message}");
+                return;
             }
         }
         _queue.Writer.TryComplete();

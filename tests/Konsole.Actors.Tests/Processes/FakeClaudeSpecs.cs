@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using Konsole.Testing;
+
+namespace Konsole.Actors.Tests.Processes;
+
+/// <summary>The shipped fake CLI itself, driven over its stdin as the real one is.</summary>
+public sealed class FakeClaudeSpecs
+{
+    [Theory]
+    [InlineData("""{"type":1}""")]
+    [InlineData("""{"type":"user","message":{"role":5}}""")]
+    [InlineData("""{"type":"user","message":{"role":"user","content":[{"type":"text"}]}}""")]
+    [InlineData("not json")]
+    public async Task A_line_it_cannot_take_ends_it_with_exit_1_as_the_real_cli_does(string line)
+    {
+        using var process = Start();
+        _ = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+
+        await process.StandardInput.WriteLineAsync(line);
+        await process.StandardInput.FlushAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!process.HasExited)
+                process.Kill(entireProcessTree: true);
+        }
+
+        Assert.Equal(1, process.ExitCode);
+        Assert.Contains("Error", await errors);
+    }
+
+    [Fact]
+    public async Task An_interrupt_that_cancels_the_queue_ends_the_running_turn_and_runs_none_of_the_queued_ones()
+    {
+        using var process = Start();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await process.StandardInput.WriteLineAsync(User("[[delay:600000]] running", "11111111-1111-4111-8111-111111111111"));
+        await process.StandardInput.FlushAsync();
+        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line
+            && !line.Contains("\"command_uuid\":\"11111111-1111-4111-8111-111111111111\",\"state\":\"started\""))
+        {
+        }
+        var output = process.StandardOutput.ReadToEndAsync();
+
+        await process.StandardInput.WriteLineAsync(User("queued", "22222222-2222-4222-8222-222222222222"));
+        await process.StandardInput.WriteLineAsync(
+            """{"type":"control_request","request_id":"r1","request":{"subtype":"interrupt","cancel_queued":true}}""");
+        process.StandardInput.Close(); // it exits once nothing is left to run
+        var lines = (await output.WaitAsync(TimeSpan.FromSeconds(30))).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+        Assert.Single(lines, l => l.Contains("\"type\":\"result\""));
+        Assert.Contains(lines, l => l.Contains("\"command_uuid\":\"22222222-2222-4222-8222-222222222222\",\"state\":\"cancelled\""));
+        Assert.DoesNotContain(lines, l => l.Contains("\"command_uuid\":\"22222222-2222-4222-8222-222222222222\",\"state\":\"started\""));
+    }
+
+    private static string User(string text, string uuid) =>
+        $$"""{"type":"user","message":{"role":"user","content":[{"type":"text","text":"{{text}}"}]},"uuid":"{{uuid}}"}""";
+
+    private static Process Start() => Process.Start(new ProcessStartInfo(FakeClaudeCli.Path)
+    {
+        ArgumentList = { "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose" },
+        RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+    })!;
+}
