@@ -39,9 +39,15 @@ public static class KonsoleWebHost
         // On SIGTERM running turns drain (konsole.shutdown.drain-timeout), are interrupted, and every CLI stops gracefully:
         // first while the HTTP server waits for open streams, then in the actor system's shutdown for turns without one.
         var drain = settings.DrainTimeout + settings.Claude.InterruptTimeout;
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = 2 * drain + settings.Claude.StopGrace + TimeSpan.FromSeconds(15));
-        var drainPhase = ConfigurationFactory.ParseString(
-            $"akka.coordinated-shutdown.phases.service-requests-done.timeout = {(int)(drain + TimeSpan.FromSeconds(5)).TotalSeconds}s");
+        var stopPhase = settings.Claude.StopGrace + TimeSpan.FromSeconds(15);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = 2 * drain + 2 * stopPhase + TimeSpan.FromSeconds(15));
+        // Stopping the accounts waits stop-grace + 5 s for their CLIs, and stopping a CLI that ignores the end of its input takes
+        // stop-grace + 7 s (SIGTERM, then the kill): each phase outlasts its own wait, so no CLI outlives the host.
+        var drainPhase = ConfigurationFactory.ParseString($"""
+            akka.coordinated-shutdown.phases.service-requests-done.timeout = {(int)(drain + TimeSpan.FromSeconds(5)).TotalSeconds}s
+            akka.coordinated-shutdown.phases.service-stop.timeout = {(int)stopPhase.TotalSeconds}s
+            akka.coordinated-shutdown.phases.before-actor-system-terminate.timeout = {Math.Max(30, (int)stopPhase.TotalSeconds)}s
+            """);
         builder.Services.AddProblemDetails();
         builder.Services.AddRateLimiter(limiter =>
         {

@@ -132,6 +132,17 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
     }
 
     [Fact]
+    public async Task The_shutdown_phases_that_stop_the_clis_outlast_a_long_stop_grace()
+    {
+        await using var host = await GatewayHost.StartAsync(Sandbox.Hocon(FakeClaudeCli.Path, extraHocon: "konsole.claude.stop-grace = 40s"));
+        var phases = host.System.Settings.Config.GetConfig("akka.coordinated-shutdown.phases");
+
+        // A CLI that ignores the end of its input is killed after stop-grace + 7 s; the phases waiting for it give it 55 s.
+        Assert.Equal(TimeSpan.FromSeconds(55), phases.GetTimeSpan("service-stop.timeout"));
+        Assert.Equal(TimeSpan.FromSeconds(55), phases.GetTimeSpan("before-actor-system-terminate.timeout"));
+    }
+
+    [Fact]
     public async Task A_session_lives_from_create_to_delete()
     {
         await using var events = await GetEventsAsync("/api/events");

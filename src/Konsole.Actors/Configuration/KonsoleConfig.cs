@@ -107,12 +107,12 @@ public static partial class KonsoleConfig
             Path: r.NonEmptyString("konsole.claude.path"),
             ExtraArgs: r.StringList("konsole.claude.extra-args"),
             TurnTimeout: r.Duration("konsole.claude.turn-timeout"),
-            InterruptTimeout: r.Duration("konsole.claude.interrupt-timeout"),
+            InterruptTimeout: r.Duration("konsole.claude.interrupt-timeout", max: TimeSpan.FromHours(1)),
             WorkingDirectory: workingDirectory.Length == 0 ? Directory.GetCurrentDirectory() : ExpandPath(workingDirectory),
             Environment: ReadEnvironment(r),
             MaxLineBytes: r.ByteSize("konsole.claude.max-line-bytes"),
             StartTimeout: r.Duration("konsole.claude.start-timeout"),
-            StopGrace: r.Duration("konsole.claude.stop-grace"),
+            StopGrace: r.Duration("konsole.claude.stop-grace", max: TimeSpan.FromHours(1)),
             ChatSystemPrompt: r.String("konsole.claude.chat-system-prompt"),
             Restart: new BackoffSettings(
                 r.Duration("konsole.claude.restart.min-backoff"),
@@ -145,7 +145,7 @@ public static partial class KonsoleConfig
                 ReadOrigins(r),
                 r.PositiveInt("konsole.gateway.max-streams")),
             new SessionSettings(r.PositiveInt("konsole.sessions.max-workers"), r.PositiveInt("konsole.sessions.replay-buffer")),
-            r.Duration("konsole.shutdown.drain-timeout"),
+            r.Duration("konsole.shutdown.drain-timeout", max: TimeSpan.FromHours(24)), // the host's stop is bounded by it
             r.Fraction("konsole.rate-limits.warning-utilization"),
             ReadPersistence(r, dataDir));
     }
@@ -388,7 +388,9 @@ public static partial class KonsoleConfig
             return value.GetArray().Select(v => v.GetString()).ToArray();
         }
 
-        public TimeSpan Duration(string key) => Typed(key, "a duration such as 30s, 5m or 1h", v => v.GetTimeSpan(), d => d > TimeSpan.Zero);
+        public TimeSpan Duration(string key, TimeSpan? max = null) => Typed(key,
+            max is { } most ? $"a duration such as 30s, 5m or 1h, at most {most.TotalHours:0.#}h" : "a duration such as 30s, 5m or 1h",
+            v => v.GetTimeSpan(), d => d > TimeSpan.Zero && d <= (max ?? TimeSpan.MaxValue));
 
         public long ByteSize(string key, long max = long.MaxValue) => Typed(key,
             max == long.MaxValue ? "a size such as 1048576 or 64MiB" : $"a size such as 1048576 or 64MiB, at most {max / 1024 / 1024}MiB",

@@ -98,6 +98,7 @@ public sealed class KonsoleConfigTests
     [InlineData("konsole.queue.max-depth = lots", "konsole.queue.max-depth must be a positive whole number")]
     [InlineData("konsole.queue.max-depth = 0", "konsole.queue.max-depth must be a positive whole number")]
     [InlineData("konsole.claude.turn-timeout = soon", "konsole.claude.turn-timeout must be a duration")]
+    [InlineData("konsole.shutdown.drain-timeout = 100d", "konsole.shutdown.drain-timeout must be a duration such as 30s, 5m or 1h, at most 24h")]
     [InlineData("konsole.claude.extra-args = \"--model x\"", "konsole.claude.extra-args must be a list of strings")]
     [InlineData("konsole.claude.path = \"\"", "konsole.claude.path must not be empty")]
     [InlineData("konsole.claude.path = [a]", "konsole.claude.path must be a string")]
