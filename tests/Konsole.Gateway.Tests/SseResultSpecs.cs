@@ -38,12 +38,9 @@ public sealed class SseResultSpecs
     public async Task A_write_that_fails_while_the_events_wait_ends_the_response_and_the_events_without_an_exception()
     {
         using var aborted = new CancellationTokenSource();
-        var context = new DefaultHttpContext();
-        context.Features.Set<IHttpRequestLifetimeFeature>(new Lifetime(aborted));
-        context.Response.Body = new ResetConnection();
         var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        await new SseResult(Events(ended)).ExecuteAsync(context).WaitAsync(TimeSpan.FromSeconds(30)); // does not throw
+        await RespondAsync(aborted, new ResetConnection(), ended); // does not throw
 
         Assert.True(aborted.IsCancellationRequested); // the request was aborted...
         await ended.Task.WaitAsync(TimeSpan.FromSeconds(30)); // ...and the events ended with it
@@ -53,15 +50,21 @@ public sealed class SseResultSpecs
     public async Task A_client_gone_before_the_headers_went_out_still_ends_the_events()
     {
         using var aborted = new CancellationTokenSource();
-        var context = new DefaultHttpContext();
-        context.Features.Set<IHttpRequestLifetimeFeature>(new Lifetime(aborted));
-        context.Response.Body = new MemoryStream();
         var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await aborted.CancelAsync();
 
-        await new SseResult(Events(ended)).ExecuteAsync(context).WaitAsync(TimeSpan.FromSeconds(30));
+        await RespondAsync(aborted, new MemoryStream(), ended);
 
         await ended.Task.WaitAsync(TimeSpan.FromSeconds(30)); // its clean-up ran (a prompt's stream unfollows its session there)
+    }
+
+    /// <summary>The SSE response of <see cref="Events"/> to a request that <paramref name="aborted"/> aborts, written to <paramref name="body"/>.</summary>
+    private static Task RespondAsync(CancellationTokenSource aborted, Stream body, TaskCompletionSource ended)
+    {
+        var context = new DefaultHttpContext();
+        context.Features.Set<IHttpRequestLifetimeFeature>(new Lifetime(aborted));
+        context.Response.Body = body;
+        return new SseResult(Events(ended)).ExecuteAsync(context).WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     /// <summary>One event, then nothing until the request ends.</summary>

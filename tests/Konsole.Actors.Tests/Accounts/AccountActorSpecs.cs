@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.TestKit;
 using Konsole.Actors.Accounts;
+using Konsole.Actors.Configuration;
 using Konsole.Actors.Prompts;
 using Konsole.Testing;
 using Konsole.Testing.FakeApi;
@@ -178,7 +179,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
             delays.Add((await restarts.ExpectMsgAsync<ProcessRestarted>()).Delay);
         Assert.True(delays.Count >= 3);
         Assert.All(delays, d => Assert.InRange(d, TimeSpan.FromMilliseconds(40), TimeSpan.FromMilliseconds(240)));
-        var status = await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout);
+        var status = await StatusOf(account);
         Assert.Equal(AccountState.Failed, status.State);
         Assert.Equal(failed.Reason, status.StateReason);
         var (prompt, caller) = NewPrompt("anyone?");
@@ -339,12 +340,12 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Assert.Contains("invalid_grant", failure.Reason);
         Assert.DoesNotContain("sk-ant", failure.Reason);
         Assert.Equal("echo: still served", (await RunAsync(account, NewPrompt("still served"))).ResultText);
-        Assert.NotNull((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).OAuthError);
+        Assert.NotNull((await StatusOf(account)).OAuthError);
 
         // A new login (as claude login writes it): the failure no longer shows once the account reads it (after each turn).
         KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddHours(8));
         await RunAsync(account, NewPrompt("after the new login"));
-        await AwaitAssertAsync(async () => Assert.Null((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).OAuthError), TurnTimeout);
+        await AwaitAssertAsync(async () => Assert.Null((await StatusOf(account)).OAuthError), TurnTimeout);
     }
 
     [Fact]
@@ -359,10 +360,8 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         tokens.Delay = TimeSpan.FromMilliseconds(300); // both triggers meet one refresh in flight
         KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(30)); // under the 1 h threshold
 
-        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: $"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
-
         // Asked at once, while the account's own refresh (it reads its credentials as it starts) is starting or in flight.
-        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0], settings));
+        var account = AccountOn(tokens);
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
 
         var done = await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);
@@ -389,12 +388,11 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         tokens.Accept(Sandbox.Accounts[0].RefreshToken);
         tokens.ExpiresIn = TimeSpan.FromMinutes(30); // under the 1 h threshold
         KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(30));
-        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: $"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
 
-        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0], settings));
+        var account = AccountOn(tokens);
 
         await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);
-        await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout); // its read of the new file is queued behind the refresh
+        await StatusOf(account); // its read of the new file is queued behind the refresh
         await refreshed.ExpectNoMsgAsync(TimeSpan.FromSeconds(1)); // the next one is due at half the new token's life
         Assert.Single(tokens.Requests);
     }
@@ -405,16 +403,15 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         await using var tokens = await FakeTokenEndpoint.StartAsync();
         tokens.Accept(Sandbox.Accounts[0].RefreshToken);
         tokens.Delay = TimeSpan.FromSeconds(1);
-        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: $"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
-        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0], settings));
+        var account = AccountOn(tokens);
 
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
-        await AwaitAssertAsync(async () => Assert.True((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).RefreshRunning), TurnTimeout);
-        await AwaitAssertAsync(async () => Assert.False((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).RefreshRunning), TurnTimeout);
+        await AwaitAssertAsync(async () => Assert.True((await StatusOf(account)).RefreshRunning), TurnTimeout);
+        await AwaitAssertAsync(async () => Assert.False((await StatusOf(account)).RefreshRunning), TurnTimeout);
         account.Tell(new Drain(TimeSpan.FromSeconds(30)));
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
 
-        Assert.False((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).RefreshRunning);
+        Assert.False((await StatusOf(account)).RefreshRunning);
         Assert.Single(tokens.Requests);
     }
 
@@ -426,16 +423,15 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         await using var tokens = await FakeTokenEndpoint.StartAsync();
         tokens.Accept(Sandbox.Accounts[0].RefreshToken);
         tokens.Delay = TimeSpan.FromSeconds(1);
-        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: $"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
-        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0], settings));
+        var account = AccountOn(tokens);
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
-        await AwaitAssertAsync(async () => Assert.True((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).RefreshRunning), TurnTimeout);
+        await AwaitAssertAsync(async () => Assert.True((await StatusOf(account)).RefreshRunning), TurnTimeout);
 
         account.Tell(new SubmitPrompt(null!, ProcessMode.Full)); // as a bug would: the account throws, and is restarted
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout); // the new instance's own refresh
 
         await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout); // the one from before the restart
-        Assert.True((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).RefreshRunning); // its own still runs
+        Assert.True((await StatusOf(account)).RefreshRunning); // its own still runs
         await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);
         Assert.Equal([200, 200], tokens.Requests.Select(r => r.Status)); // one after the other: the second sent the token the first got
     }
@@ -522,17 +518,25 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Sys.EventStream.Subscribe(attempts, typeof(OAuthRefreshFailed));
         await using var tokens = await FakeTokenEndpoint.StartAsync();
         KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(5)); // due for a refresh
-        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: $"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
-        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0] with { Simulated = true }, settings));
+        var account = AccountOn(tokens, a => a with { Simulated = true });
 
         var refused = await account.Ask<RefreshRefused>(RefreshCredentials.Instance, TurnTimeout);
-        await AwaitAssertAsync(async () => Assert.NotNull((await account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout)).ExpiresAt), TurnTimeout);
+        await AwaitAssertAsync(async () => Assert.NotNull((await StatusOf(account)).ExpiresAt), TurnTimeout);
         await attempts.ExpectNoMsgAsync(TimeSpan.FromSeconds(1)); // nor on its own, though its token is due
 
         Assert.Equal(("alpha", "not_oauth"), (refused.AccountId, refused.Code));
         Assert.Contains("simulated", refused.Reason);
         Assert.Empty(tokens.Requests);
     }
+
+    /// <summary>An account (not waited for) whose OAuth refreshes go to <paramref name="tokens"/>.</summary>
+    private IActorRef AccountOn(FakeTokenEndpoint tokens, Func<AccountSettings, AccountSettings>? change = null)
+    {
+        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: $"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
+        return Sys.ActorOf(AccountActor.Props(change is null ? settings.Accounts[0] : change(settings.Accounts[0]), settings));
+    }
+
+    private static Task<AccountStatus> StatusOf(IActorRef account) => account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout);
 
     private async Task<IActorRef> StartAccountAsync(string extraHocon = "")
     {
