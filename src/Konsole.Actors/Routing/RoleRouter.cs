@@ -31,9 +31,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly RoleAssignment _configured;
     private readonly HashSet<string> _stopped = [];
     // Prompts interrupted lately: one an account was handing back as the interrupt went out must not run elsewhere.
-    private readonly HashSet<string> _interrupted = new(StringComparer.Ordinal);
-    private readonly Queue<string> _interruptedOrder = new();
-    private const int InterruptsKept = 1024;
+    private readonly RecentIds _interrupted = new(1024);
     private IActorRef _journal = ActorRefs.Nobody;
     private readonly FaultBackoff _journalBackoff = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
 
@@ -61,8 +59,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             Become(Routing);
         });
         // A journal that cannot read the roles back (after a restart of this actor) is tried again; all else waits for the roles.
-        Receive<Terminated>(m => m.ActorRef.Equals(_journal), _ => JournalStopped());
-        Receive<RestartJournal>(_ => _journal = StartJournal(firstStart: false));
+        RestartingTheJournal();
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -74,6 +71,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void Routing()
     {
+        RestartingTheJournal();
         Receive<RoutePrompt>(m => Route(m.Role, m.Prompt));
         Receive<RouteToAccount>(m =>
         {
@@ -105,10 +103,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             foreach (var account in _accounts.Values)
                 account.Tell(new AccountProtocol.InterruptPrompt(m.PromptId));
-            if (_interrupted.Add(m.PromptId))
-                _interruptedOrder.Enqueue(m.PromptId);
-            if (_interruptedOrder.Count > InterruptsKept)
-                _interrupted.Remove(_interruptedOrder.Dequeue());
+            _interrupted.Add(m.PromptId);
         });
         Receive<SwapRoles>(_ => ChangeRoles(new RoleAssignment(_roles.QuickTurn, _roles.Dashboard)));
         Receive<AssignDashboard>(m =>
@@ -150,19 +145,20 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                 _log.Error("Account {0} stopped; its prompts go to the other accounts until the host restarts", stopped);
                 _stopped.Add(stopped);
                 _status[stopped] = _status[stopped] with { State = AccountState.Failed, StateReason = "its actor stopped" };
-                return;
             }
-            if (m.ActorRef.Equals(_journal))
-                JournalStopped();
         });
-        Receive<RestartJournal>(_ => _journal = StartJournal(firstStart: false));
     }
 
-    private void JournalStopped()
+    /// <summary>In every behaviour: a journal that stopped (a failed write, or a read back that failed) starts again after a backoff.</summary>
+    private void RestartingTheJournal()
     {
-        var backoff = _journalBackoff.Next();
-        _log.Warning("The roles' journal stopped (a write failed, or it could not read the journal back); it starts again in {0:0.0}s", backoff.TotalSeconds);
-        Timers.StartSingleTimer(nameof(RestartJournal), RestartJournal.Instance, backoff);
+        Receive<Terminated>(m => m.ActorRef.Equals(_journal), _ =>
+        {
+            var backoff = _journalBackoff.Next();
+            _log.Warning("The roles' journal stopped (a write failed, or it could not read the journal back); it starts again in {0:0.0}s", backoff.TotalSeconds);
+            Timers.StartSingleTimer(nameof(RestartJournal), RestartJournal.Instance, backoff);
+        });
+        Receive<RestartJournal>(_ => _journal = StartJournal(firstStart: false));
     }
 
     protected override void PreStart() => _journal = StartJournal(firstStart: true);

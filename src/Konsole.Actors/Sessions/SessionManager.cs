@@ -25,8 +25,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     private readonly IActorRef _router;
     private readonly SessionSettings _settings;
     private readonly Dictionary<string, Registered> _sessions = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _closed = new(StringComparer.Ordinal);
-    private readonly Queue<string> _closedOrder = new();
+    private readonly RecentIds _closed = new(SessionRegistry.ClosedIdsKept);
     private readonly HashSet<string> _restarting = new(StringComparer.Ordinal); // stopped on a fault, starting again
     private readonly Dictionary<string, FaultBackoff> _failures = new(StringComparer.Ordinal); // recent faults, for the backoff
     private readonly Dictionary<string, Opening> _opening = new(StringComparer.Ordinal); // waiting for the registry to record them
@@ -43,7 +42,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         Receive<RegistryRecovered>(m =>
         {
             foreach (var id in m.Closed)
-                Remember(id);
+                _closed.Add(id);
             foreach (var open in m.Open)
                 _sessions[open.SessionId] = new Registered(null, open.Type, open.Model);
             foreach (var (id, session) in _sessions.ToList())
@@ -52,8 +51,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             Become(Serving);
         });
         // A registry that cannot read the sessions back (after a restart of this actor) is tried again; all else waits for it.
-        Receive<Terminated>(m => m.ActorRef.Equals(_registry), _ => RegistryStopped());
-        Receive<RestartRegistry>(_ => _registry = StartRegistry(firstStart: false));
+        RestartingTheRegistry();
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -120,7 +118,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             _sessions.Remove(m.SessionId);
             _failures.Remove(m.SessionId);
             // Closed from now on: what comes for it next is refused here, not lost on a stopping actor.
-            Remember(m.SessionId);
+            _closed.Add(m.SessionId);
             Context.Unwatch(session.Actor);
             Context.System.EventStream.Publish(new SessionEnded(m.SessionId, session.Type));
             if (_registry is null)
@@ -149,14 +147,9 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
                 actor.Tell(message, sender);
         });
         Receive<RegistryRecovered>(CatchUp);
-        Receive<RestartRegistry>(_ => _registry = StartRegistry(firstStart: false));
+        RestartingTheRegistry();
         Receive<Terminated>(m =>
         {
-            if (m.ActorRef.Equals(_registry))
-            {
-                RegistryStopped();
-                return;
-            }
             var (id, stopped) = _sessions.FirstOrDefault(s => m.ActorRef.Equals(s.Value.Actor));
             if (id is null)
                 return;
@@ -202,6 +195,13 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
 
     private IActorRef StartRegistry(bool firstStart) =>
         Context.Watch(Context.ActorOf(SessionRegistry.Props(firstStart), "registry"));
+
+    /// <summary>In every behaviour: a registry that stopped (a failed write, or a read back that failed) starts again after a backoff.</summary>
+    private void RestartingTheRegistry()
+    {
+        Receive<Terminated>(m => m.ActorRef.Equals(_registry), _ => RegistryStopped());
+        Receive<RestartRegistry>(_ => _registry = StartRegistry(firstStart: false));
+    }
 
     /// <summary>
     /// Sessions being opened are refused (their record may or may not have landed), sessions being closed close (the next
@@ -273,15 +273,6 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         if (creating && _sessions.ContainsKey(id))
             return new SessionRejected(SessionErrorCodes.Exists, $"session {id} already exists");
         return creating ? null : new SessionRejected(SessionErrorCodes.NotFound, $"no session {id}");
-    }
-
-    private void Remember(string id)
-    {
-        if (!_closed.Add(id))
-            return;
-        _closedOrder.Enqueue(id);
-        if (_closedOrder.Count > SessionRegistry.ClosedIdsKept)
-            _closed.Remove(_closedOrder.Dequeue());
     }
 
     private sealed record RestartSession(string SessionId);

@@ -19,8 +19,7 @@ public sealed class SessionRegistry : ReceivePersistentActor
     private const int SnapshotEvery = 500;
 
     private readonly Dictionary<string, SessionRegistered> _open = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _closed = new(StringComparer.Ordinal);
-    private readonly Queue<string> _closedOrder = new();
+    private readonly RecentIds _closed = new(ClosedIdsKept);
 
     public SessionRegistry(bool firstStart)
     {
@@ -36,7 +35,7 @@ public sealed class SessionRegistry : ReceivePersistentActor
         });
         Recover<SessionRegistered>(e => _open[e.SessionId] = e);
         Recover<SessionUnregistered>(e => Closed(e.SessionId));
-        Recover<RecoveryCompleted>(_ => Context.Parent.Tell(new RegistryRecovered([.. _open.Values], [.. _closedOrder])));
+        Recover<RecoveryCompleted>(_ => Context.Parent.Tell(new RegistryRecovered([.. _open.Values], [.. _closed])));
 
         Command<RecordOpened>(m => Persist(m.Session, e =>
         {
@@ -82,16 +81,12 @@ public sealed class SessionRegistry : ReceivePersistentActor
     private void Closed(string id)
     {
         _open.Remove(id);
-        if (!_closed.Add(id))
-            return;
-        _closedOrder.Enqueue(id);
-        if (_closedOrder.Count > ClosedIdsKept)
-            _closed.Remove(_closedOrder.Dequeue());
+        _closed.Add(id);
     }
 
     private void SnapshotNow()
     {
         if (LastSequenceNr % SnapshotEvery == 0)
-            SaveSnapshot(new SessionsSnapshot([.. _open.Values], [.. _closedOrder]));
+            SaveSnapshot(new SessionsSnapshot([.. _open.Values], [.. _closed]));
     }
 }
