@@ -12,22 +12,32 @@ public static class PinnedClaudeCli
     private static readonly SemaphoreSlim InProcess = new(1, 1);
 
     /// <summary>
-    /// Returns the full path of the pinned CLI. KONSOLE_CLAUDE_CLI (env) wins if set; else
-    /// &lt;repo root&gt;/.tools/claude/node_modules/.bin/claude (repo root = the first parent of
-    /// AppContext.BaseDirectory holding Konsole.Actors.sln; fallback ~/.cache/konsole/tools/claude), installed
-    /// with <c>npm install --prefix &lt;dir&gt; @anthropic-ai/claude-code@2.1.328</c> when missing or of another
-    /// version. Safe when several test processes call it at once (an exclusive lock file around the install).
-    /// Throws <see cref="InvalidOperationException"/> with npm's output when npm fails or is missing.
+    /// Returns the full path of the pinned CLI. KONSOLE_CLAUDE_CLI (env) wins if set; else the CLI installed in
+    /// &lt;repo root&gt;/.tools/claude (repo root = the first parent of AppContext.BaseDirectory holding
+    /// Konsole.Actors.sln; fallback ~/.cache/konsole/tools/claude), as <see cref="EnsureInstalledAsync(string, CancellationToken)"/> does.
     /// </summary>
-    public static async Task<string> EnsureInstalledAsync(CancellationToken ct = default)
+    public static Task<string> EnsureInstalledAsync(CancellationToken ct = default)
     {
         var overridden = Environment.GetEnvironmentVariable("KONSOLE_CLAUDE_CLI");
         if (!string.IsNullOrWhiteSpace(overridden))
-            return overridden.Contains(Path.DirectorySeparatorChar) ? Path.GetFullPath(overridden) : overridden;
+            return Task.FromResult(overridden.Contains(Path.DirectorySeparatorChar) ? Path.GetFullPath(overridden) : overridden);
+        return EnsureInstalledAsync(InstallDirectory(), ct);
+    }
 
-        var dir = InstallDirectory();
+    /// <summary>
+    /// Returns the full path of the pinned CLI in <paramref name="directory"/> (node_modules/.bin/claude), installed with
+    /// <c>npm install --prefix &lt;directory&gt; @anthropic-ai/claude-code@2.1.328</c> when missing, of another version, or
+    /// not answering <c>--version</c> with it. An install counts once its <c>--version</c> has answered: a marker file
+    /// (<c>.verified</c>) records that, so an install another process is still running, or one cut short, is never handed
+    /// out. Safe when several processes call it at once (an exclusive lock file around the check and the install).
+    /// Throws <see cref="InvalidOperationException"/> with npm's output when npm fails or is missing.
+    /// </summary>
+    public static async Task<string> EnsureInstalledAsync(string directory, CancellationToken ct = default)
+    {
+        var dir = Path.GetFullPath(directory);
         var cli = Path.Combine(dir, "node_modules", ".bin", "claude");
-        if (IsInstalled(dir, cli))
+        var marker = Path.Combine(dir, ".verified");
+        if (IsVerified(marker) && IsInstalled(dir, cli))
             return cli;
 
         await InProcess.WaitAsync(ct);
@@ -35,8 +45,18 @@ public static class PinnedClaudeCli
         {
             Directory.CreateDirectory(dir);
             await using var installLock = await LockAsync(Path.Combine(dir, ".install.lock"), ct);
-            if (IsInstalled(dir, cli)) // another process installed it while we waited
-                return cli;
+            if (IsInstalled(dir, cli))
+            {
+                if (IsVerified(marker)) // another process installed it while we waited
+                    return cli;
+                // Installed without this method (by hand, or CI's own npm install) or cut short: it counts if it answers.
+                if (await AnswersVersionAsync(cli, dir, ct))
+                {
+                    await File.WriteAllTextAsync(marker, Version, ct);
+                    return cli;
+                }
+            }
+            File.Delete(marker);
             // A half-done or other-version install may look current to npm (its lock file): start clean.
             var modules = Path.Combine(dir, "node_modules");
             if (Directory.Exists(modules))
@@ -49,11 +69,37 @@ public static class PinnedClaudeCli
             var version = await RunAsync(cli, ["--version"], dir, ct);
             if (!version.Contains(Version, StringComparison.Ordinal))
                 throw new InvalidOperationException($"{cli} --version answered '{version.Trim()}', not {Version}.");
+            await File.WriteAllTextAsync(marker, Version, ct);
             return cli;
         }
         finally
         {
             InProcess.Release();
+        }
+    }
+
+    private static bool IsVerified(string marker)
+    {
+        try
+        {
+            return File.Exists(marker) && File.ReadAllText(marker).Trim() == Version;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task<bool> AnswersVersionAsync(string cli, string dir, CancellationToken ct)
+    {
+        try
+        {
+            var run = await ProgramRun.RunAsync(cli, ["--version"], dir, TimeSpan.FromMinutes(1), "", ct);
+            return run.ExitCode == 0 && (run.Output + run.Errors).Contains(Version, StringComparison.Ordinal);
+        }
+        catch (Exception e) when (e is InvalidOperationException or TimeoutException)
+        {
+            return false;
         }
     }
 
