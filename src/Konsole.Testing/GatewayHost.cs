@@ -20,8 +20,14 @@ public sealed class GatewayHost : IAsyncDisposable
     {
         _app = app;
         Settings = settings;
-        Client = new HttpClient { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
+        Client = new HttpClient { BaseAddress = baseAddress, Timeout = ClientTimeout };
     }
+
+    /// <summary>
+    /// How long <see cref="Client"/> waits for a response (all of it, unless read with
+    /// <see cref="HttpCompletionOption.ResponseHeadersRead"/>): a gateway that never answers fails the test instead of hanging it.
+    /// </summary>
+    public static readonly TimeSpan ClientTimeout = TimeSpan.FromMinutes(5);
 
     public HttpClient Client { get; }
 
