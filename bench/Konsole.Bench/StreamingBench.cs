@@ -65,6 +65,7 @@ public static class StreamingBench
         // the first, untimed, brings both back from idle.
         using var readers = await SseReaders.StartAsync(client.BaseAddress!, prompt, sessions);
         var swaps = new Samples("swap");
+        var swapsDuringGc = new Samples("swap during a GC");
         var results = new List<(double RawRate, SseReaders.Outcome Gateway, GcDuring Gc)>();
         for (var round = 0; round <= rounds; round++)
         {
@@ -72,7 +73,9 @@ public static class StreamingBench
             var rawLines = (await Task.WhenAll(pipes.Select(p => p.TurnAsync(prompt)))).Sum();
             var rawRate = rawLines / rawClock.Elapsed.TotalSeconds;
             using var streaming = new CancellationTokenSource();
-            var swapping = SwapWhileAsync(router, round == 0 ? new Samples("warm-up") : swaps, streaming.Token);
+            var swapping = round == 0
+                ? SwapWhileAsync(router, new Samples("warm-up"), streaming.Token)
+                : SwapWhileAsync(router, swaps, streaming.Token, swapsDuringGc);
             Console.Error.WriteLine(round == 0 ? "streaming: warming up" : $"streaming: measuring the gateway, round {round}");
             var gc = GcDuring.Start();
             var outcome = await readers.GoAsync();
@@ -109,6 +112,10 @@ public static class StreamingBench
         report.Line($"Role swaps during the gateway's turns: {swaps.Count}, p50 {swaps.P50:0.000} ms, p99 {swaps.P99:0.000} ms (an Ask round trip to the router); " +
             $"processes restarted meanwhile: {restarted}; the full and chat processes' pids {(pidsBefore.SetEquals(pidsAfter) ? "unchanged" : "CHANGED")}. " +
             $"The same swaps with the machine idle (before the streaming): {idleSwaps.Count}, p50 {idleSwaps.P50:0.000} ms, p99 {idleSwaps.P99:0.000} ms.");
+        report.Line(swapsDuringGc.Count == 0
+            ? "No swap under the load overlapped a garbage collection of the gateway's process."
+            : $"Of the swaps under the load, {swapsDuringGc.Count} ({(double)swapsDuringGc.Count / swaps.Count:0.0%}) overlapped a garbage collection " +
+              $"of the gateway's process: p50 {swapsDuringGc.P50:0.000} ms, shortest {swapsDuringGc.Percentile(0):0.000} ms.");
         foreach (var stream in failed)
             report.Line($"- a stream that did not end with its result: {stream}");
         report.Verdict("every stream ended with its result", failed.Count == 0);
@@ -137,13 +144,17 @@ public static class StreamingBench
         private static int[] Counts() => [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
     }
 
-    private static async Task SwapWhileAsync(IActorRef router, Samples swaps, CancellationToken stop)
+    /// <param name="duringGc">Also gets each swap that a garbage collection of this process (the gateway's) overlapped.</param>
+    private static async Task SwapWhileAsync(IActorRef router, Samples swaps, CancellationToken stop, Samples? duringGc = null)
     {
         while (!stop.IsCancellationRequested)
         {
+            var collections = GC.CollectionCount(0);
             var clock = Stopwatch.StartNew();
             await router.Ask<RolesChanged>(SwapRoles.Instance, TimeSpan.FromSeconds(60));
             swaps.Add(clock.Elapsed.TotalMilliseconds);
+            if (GC.CollectionCount(0) != collections)
+                duringGc?.Add(clock.Elapsed.TotalMilliseconds);
             await Task.Delay(5);
         }
     }

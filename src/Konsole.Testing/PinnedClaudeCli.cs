@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 
 namespace Konsole.Testing;
@@ -9,7 +10,7 @@ public static class PinnedClaudeCli
     public const string Version = "2.1.328";
 
     private static readonly TimeSpan NpmTimeout = TimeSpan.FromMinutes(10);
-    private static readonly SemaphoreSlim InProcess = new(1, 1);
+    private static readonly ConcurrentDictionary<string, SemaphoreSlim> InProcess = new(StringComparer.Ordinal); // per install directory
 
     /// <summary>
     /// Returns the full path of the pinned CLI. KONSOLE_CLAUDE_CLI (env) wins if set; else the CLI installed in
@@ -40,7 +41,8 @@ public static class PinnedClaudeCli
         if (IsVerified(marker) && IsInstalled(dir, cli))
             return cli;
 
-        await InProcess.WaitAsync(ct);
+        var gate = InProcess.GetOrAdd(dir, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(ct);
         try
         {
             Directory.CreateDirectory(dir);
@@ -74,7 +76,7 @@ public static class PinnedClaudeCli
         }
         finally
         {
-            InProcess.Release();
+            gate.Release();
         }
     }
 

@@ -72,7 +72,8 @@ public sealed class AuthSpecs(ITestOutputHelper output) : GatewaySpec(output)
         var file = Path.Combine(Sandbox.Root, "token");
         await File.WriteAllTextAsync(file, "file-token-91b2\n");
         var log = new StringWriterOutput();
-        await using var host = await GatewayHost.StartAsync(Sandbox.Hocon(FakeClaudeCli.Path, extraHocon: $"konsole.gateway.auth-token-file = \"{file}\""), log);
+        using var own = KonsoleSandbox.Create(1); // a data dir of its own: a host starting on another's would reap its CLIs
+        await using var host = await GatewayHost.StartAsync(own.Hocon(FakeClaudeCli.Path, extraHocon: $"konsole.gateway.auth-token-file = \"{file}\""), log);
         host.Client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "file-token-91b2");
 
         Assert.Equal(HttpStatusCode.OK, (await host.Client.GetAsync("/api/accounts")).StatusCode);

@@ -134,7 +134,8 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
     [Fact]
     public async Task The_shutdown_phases_that_stop_the_clis_outlast_a_long_stop_grace()
     {
-        await using var host = await GatewayHost.StartAsync(Sandbox.Hocon(FakeClaudeCli.Path, extraHocon: "konsole.claude.stop-grace = 40s"));
+        using var own = KonsoleSandbox.Create(1); // a data dir of its own: a host starting on another's would reap its CLIs
+        await using var host = await GatewayHost.StartAsync(own.Hocon(FakeClaudeCli.Path, extraHocon: "konsole.claude.stop-grace = 40s"));
         var phases = host.System.Settings.Config.GetConfig("akka.coordinated-shutdown.phases");
 
         // A CLI that ignores the end of its input is killed after stop-grace + 7 s; the phases waiting for it give it 55 s.

@@ -346,14 +346,22 @@ public sealed partial class HostSpecs : IDisposable
             host.Process.ErrorDataReceived += collect;
             host.Process.BeginOutputReadLine();
             host.Process.BeginErrorReadLine();
-            host.Client = new HttpClient { BaseAddress = await listening.Task.WaitAsync(Timeout) };
-            var deadline = DateTime.UtcNow + Timeout;
-            while (!(await host.Client.GetAsync("/readyz")).IsSuccessStatusCode)
+            try
             {
-                Assert.True(DateTime.UtcNow < deadline, "the host did not become ready");
-                await Task.Delay(50);
+                host.Client = new HttpClient { BaseAddress = await listening.Task.WaitAsync(Timeout) };
+                var deadline = DateTime.UtcNow + Timeout;
+                while (!(await host.Client.GetAsync("/readyz")).IsSuccessStatusCode)
+                {
+                    Assert.True(DateTime.UtcNow < deadline, "the host did not become ready");
+                    await Task.Delay(50);
+                }
+                return host;
             }
-            return host;
+            catch
+            {
+                await host.DisposeAsync(); // a host that failed the test must not go on running, with its CLIs, under the next ones
+                throw;
+            }
         }
 
         public async Task WaitForOutputAsync(string text)
@@ -375,11 +383,19 @@ public sealed partial class HostSpecs : IDisposable
 
         public async ValueTask DisposeAsync()
         {
-            Client.Dispose();
+            Client?.Dispose();
             if (!Process.HasExited)
             {
                 Kill(Process.Id, 15);
-                await Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+                try
+                {
+                    await Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    Process.Kill(entireProcessTree: true);
+                    throw;
+                }
             }
             Process.Dispose();
         }
@@ -411,7 +427,15 @@ public sealed partial class HostSpecs : IDisposable
         using var process = Start(args);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+        try
+        {
+            await process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
         return (process.ExitCode, await stdout + await stderr);
     }
 

@@ -1,13 +1,11 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Npgsql;
 
 namespace Konsole.Gateway.Tests;
 
 /// <summary>
 /// A PostgreSQL server of its own for a test class: Debian's <c>postgresql</c> package (installed with apt-get when it is
-/// missing and this runs as root), a new cluster in a temporary directory, on a free loopback port; stopped and deleted
+/// missing and this runs as root), a new cluster in a temporary directory, on a Unix socket there; stopped and deleted
 /// afterwards. As root the server runs as the package's <c>postgres</c> user (PostgreSQL refuses to run as root).
 /// </summary>
 public sealed class PostgresServer : IAsyncLifetime
@@ -28,10 +26,10 @@ public sealed class PostgresServer : IAsyncLifetime
         if (IsRoot)
             await RunAsync("chown", ["-R", "postgres:postgres", _root]);
         await RunAsPostgresAsync("initdb", ["-D", Data, "-U", "konsole", "--auth=trust", "-E", "UTF8", "--no-instructions"]);
-        var port = FreePort();
+        // Only a Unix socket in its own directory: no TCP port to find free and then lose to another test before the server binds it.
         await RunAsPostgresAsync("pg_ctl", ["-D", Data, "-l", Path.Combine(_root, "server.log"), "-w", "-t", "120",
-            "-o", $"-p {port} -k {_root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]);
-        ConnectionString = $"Host=127.0.0.1;Port={port};Username=konsole;Database=postgres";
+            "-o", $"-p 5432 -k {_root} -c listen_addresses='' -c fsync=off", "start"]);
+        ConnectionString = $"Host={_root};Port=5432;Username=konsole;Database=postgres";
     }
 
     public async Task DisposeAsync()
@@ -92,12 +90,5 @@ public sealed class PostgresServer : IAsyncLifetime
         await process.WaitForExitAsync(cancel.Token);
         if (process.ExitCode != 0)
             throw new InvalidOperationException($"{program} {string.Join(' ', arguments)} exited with {process.ExitCode}: {await output}{await errors}");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -42,7 +42,8 @@ public sealed class RealClaudeChaosSpecs(ITestOutputHelper output, RealClaudeFix
             if (n % 10 == 5)
             {
                 // Mid-turn, once it started: a kill the CLI cannot see coming.
-                while ((await accepted.Events.ReadAsync()).Type != "system") { }
+                using var started = new CancellationTokenSource(Turn);
+                while ((await accepted.Events.ReadAsync(started.Token)).Type != "system") { }
                 var live = tracker.LiveProcessIds.ToArray();
                 seen.UnionWith(live);
                 if (Posix.Signal(live[random.Next(live.Length)], Posix.SigKill, group: true))

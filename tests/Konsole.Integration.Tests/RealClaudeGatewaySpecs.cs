@@ -97,7 +97,9 @@ public sealed class RealClaudeGatewaySpecs(ITestOutputHelper output, RealClaudeF
     [Fact]
     public async Task Four_concurrent_prompts_on_one_account_all_complete_one_at_a_time_and_the_waiting_ones_hear_queued()
     {
-        var streams = await Task.WhenAll(Enumerable.Range(1, 4).Select(i => OpenAsync($"/sessions/ui-c{i}/hot-prompt", $"[[api-slow:5:40]] concurrent {i}")));
+        // The first runs for 2 s, so the other three arrive while it runs however slowly the machine sends them.
+        var first = await OpenAsync("/sessions/ui-c1/hot-prompt", "[[api-slow:50:40]] concurrent 1");
+        var streams = new[] { first }.Concat(await Task.WhenAll(Enumerable.Range(2, 3).Select(i => OpenAsync($"/sessions/ui-c{i}/hot-prompt", $"[[api-slow:5:40]] concurrent {i}")))).ToArray();
         try
         {
             var turns = await Task.WhenAll(streams.Select(s => s.ReadToEndAsync(Turn)));

@@ -18,7 +18,7 @@ public sealed class SilentCliSpecs(ITestOutputHelper output) : KonsoleSpec(outpu
         var restarts = CreateTestProbe();
         Sys.EventStream.Subscribe(restarts, typeof(AccountProtocol.ProcessRestarted));
         var router = this.StartAccounts(Sandbox.Settings(FakeClaudeCli.Path,
-            extraHocon: "konsole.claude { turn-timeout = 1s, interrupt-timeout = 1s }"));
+            extraHocon: "konsole.claude { turn-timeout = 3s, interrupt-timeout = 1s }"));
         await this.WaitUntilWarmAsync(router);
 
         var (waiting, waitingTook) = await RouteAsync(router, "[[delay:600000]] waits on something");
@@ -30,7 +30,7 @@ public sealed class SilentCliSpecs(ITestOutputHelper output) : KonsoleSpec(outpu
         Assert.Equal(TurnErrorCodes.TurnTimeout, hung.Failed?.Code); // killed: the process was restarted
         Assert.Contains("killed by the watchdog", restarted.Reason);
         Assert.StartsWith("echo: after both", next.ResultText);
-        Output.WriteLine($"FIGURES silent CLI (turn-timeout 1s, interrupt-timeout 1s): interruptible silence ended in {waitingTook.TotalSeconds:0.00}s " +
+        Output.WriteLine($"FIGURES silent CLI (turn-timeout 3s, interrupt-timeout 1s): interruptible silence ended in {waitingTook.TotalSeconds:0.00}s " +
             $"(interrupt), hung CLI ended in {hungTook.TotalSeconds:0.00}s (interrupt unanswered, kill), next prompt served {nextTook.TotalSeconds:0.00}s later " +
             $"after a restart {restarted.Delay.TotalMilliseconds:0}ms into the backoff");
     }

@@ -7,7 +7,7 @@ namespace Konsole.Testing.FakeApi;
 
 /// <summary>
 /// One request to the fake token endpoint, as it arrived. <see cref="Status"/> is what it was answered:
-/// 0 while it is still waiting out <see cref="FakeTokenEndpoint.Delay"/>, and for good when the client went away first.
+/// 0 while it is still waiting out <see cref="FakeTokenEndpoint.Delay"/> or a <see cref="FakeTokenEndpoint.Hold"/>, and for good when the client went away first.
 /// </summary>
 public sealed record TokenRequest(int Index, string? GrantType, string? RefreshToken, string? ClientId, string? Scope, int Status);
 
@@ -31,6 +31,7 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
     private readonly List<IssuedTokens> _issued = [];
     private TimeSpan _expiresIn = TimeSpan.FromHours(8);
     private TimeSpan _delay;
+    private TaskCompletionSource? _held;
     private bool _rotate = true;
     private int _failStatus;
     private int _failTimes;
@@ -71,6 +72,31 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
     {
         get { lock (_gate) return _delay; }
         set { lock (_gate) _delay = value; }
+    }
+
+    /// <summary>
+    /// Requests from now on are recorded (so <see cref="WaitForRequestAsync"/> sees them) and then wait, unanswered, until
+    /// <see cref="Release"/>: a test can look at a refresh while it is in flight, for as long as it takes.
+    /// </summary>
+    public void Hold()
+    {
+        lock (_gate)
+            _held ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>
+    /// Answers the requests <see cref="Hold"/> keeps waiting. <paramref name="holdLater"/>: those that come after this call
+    /// are held in turn (decided at once, so none slips through in between).
+    /// </summary>
+    public void Release(bool holdLater = false)
+    {
+        TaskCompletionSource? held;
+        lock (_gate)
+        {
+            held = _held;
+            _held = holdLater ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : null;
+        }
+        held?.TrySetResult();
     }
 
     /// <summary>
@@ -155,6 +181,11 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
             var delay = Delay;
             if (delay > TimeSpan.Zero)
                 await Task.Delay(delay, cts.Token);
+            Task? held;
+            lock (_gate)
+                held = _held?.Task;
+            if (held is not null)
+                await held.WaitAsync(cts.Token);
 
             var (status, reply) = parsed ? Answer(fields) : (400, Error("invalid_request", "The request body is not a JSON object"));
             _requests.Update(index, r => r with { Status = status });

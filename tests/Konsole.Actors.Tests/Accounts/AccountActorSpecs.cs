@@ -148,7 +148,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     {
         var events = CreateTestProbe();
         Sys.EventStream.Subscribe(events, typeof(ProcessRestarted));
-        var account = await StartAccountAsync("konsole.claude { turn-timeout = 300ms, interrupt-timeout = 300ms }");
+        var account = await StartAccountAsync("konsole.claude { turn-timeout = 2s, interrupt-timeout = 300ms }"); // 2s: "next" runs on a just-restarted CLI
         var hung = NewPrompt("[[hang]] stuck");
         var next = NewPrompt("next");
         account.Tell(new SubmitPrompt(hung.Prompt, ProcessMode.Full));
@@ -357,12 +357,14 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Sys.EventStream.Subscribe(logs, typeof(Akka.Event.LogEvent));
         await using var tokens = await FakeTokenEndpoint.StartAsync();
         tokens.Accept(Sandbox.Accounts[0].RefreshToken);
-        tokens.Delay = TimeSpan.FromMilliseconds(300); // both triggers meet one refresh in flight
+        tokens.Hold(); // both triggers meet one refresh in flight
         KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(30)); // under the 1 h threshold
 
         // Asked at once, while the account's own refresh (it reads its credentials as it starts) is starting or in flight.
         var account = AccountOn(tokens);
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
+        await tokens.WaitForRequestAsync(_ => true, TurnTimeout);
+        tokens.Release();
 
         var done = await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);
         await refreshed.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
@@ -402,11 +404,12 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     {
         await using var tokens = await FakeTokenEndpoint.StartAsync();
         tokens.Accept(Sandbox.Accounts[0].RefreshToken);
-        tokens.Delay = TimeSpan.FromSeconds(1);
+        tokens.Hold();
         var account = AccountOn(tokens);
 
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
         await AwaitAssertAsync(async () => Assert.True((await StatusOf(account)).RefreshRunning), TurnTimeout);
+        tokens.Release();
         await AwaitAssertAsync(async () => Assert.False((await StatusOf(account)).RefreshRunning), TurnTimeout);
         account.Tell(new Drain(TimeSpan.FromSeconds(30)));
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
@@ -422,7 +425,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
         await using var tokens = await FakeTokenEndpoint.StartAsync();
         tokens.Accept(Sandbox.Accounts[0].RefreshToken);
-        tokens.Delay = TimeSpan.FromSeconds(1);
+        tokens.Hold();
         var account = AccountOn(tokens);
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
         await AwaitAssertAsync(async () => Assert.True((await StatusOf(account)).RefreshRunning), TurnTimeout);
@@ -430,8 +433,10 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         account.Tell(new SubmitPrompt(null!, ProcessMode.Full)); // as a bug would: the account throws, and is restarted
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout); // the new instance's own refresh
 
+        tokens.Release(holdLater: true);
         await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout); // the one from before the restart
         Assert.True((await StatusOf(account)).RefreshRunning); // its own still runs
+        tokens.Release();
         await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);
         Assert.Equal([200, 200], tokens.Requests.Select(r => r.Status)); // one after the other: the second sent the token the first got
     }

@@ -143,11 +143,12 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
     [Fact]
     public async Task The_file_for_the_new_tokens_is_made_before_the_refresh_token_is_spent()
     {
-        _endpoint.Delay = TimeSpan.FromSeconds(1);
+        _endpoint.Hold();
 
         var refresh = OAuthRefresher.RefreshAsync(_http, _endpoint.Url, Account.ConfigDir, _time, CancellationToken.None);
         await _endpoint.WaitForRequestAsync(_ => true, Timeout);
         var whileSent = Directory.GetFiles(Account.ConfigDir).Select(Path.GetFileName).ToList();
+        _endpoint.Release();
         await refresh;
 
         // A config dir that cannot take that file fails the refresh there, with the refresh token unspent.
