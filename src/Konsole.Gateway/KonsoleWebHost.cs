@@ -96,8 +96,14 @@ public static class KonsoleWebHost
             if (app.Services.GetRequiredService<ActorRegistry>().TryGet<RoleRouter>(out var router))
                 router.Tell(new RoleRouterProtocol.DrainAccounts(settings.DrainTimeout));
         });
-        app.UseExceptionHandler();
-        app.UseStatusCodePages(); // 404 and 405 as problem+json too
+        // Errors outside the endpoints (no such path, wrong method, a bug) as problem+json too, whatever the client's Accept says
+        // (the built-in writers fall back to an empty or text/plain body for an EventSource's text/event-stream).
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            ExceptionHandler = context => Problems.Problem(context, StatusCodes.Status500InternalServerError, "internal_error",
+                "the gateway failed to answer this request; the host's log says why").ExecuteAsync(context),
+        });
+        app.UseStatusCodePages(pages => Problems.ForStatus(pages.HttpContext).ExecuteAsync(pages.HttpContext));
         if (settings.Gateway.CorsOrigins.Count > 0)
             app.UseCors();
         app.Use((context, next) => security.InvokeAsync(context, next));

@@ -1,6 +1,7 @@
 using Konsole.Actors.Prompts;
 using Konsole.Actors.Sessions;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
 
 namespace Konsole.Gateway;
 
@@ -25,6 +26,20 @@ public static class Problems
             type: $"urn:konsole:problem:{code}",
             instance: context.Request.Path,
             extensions: new Dictionary<string, object?> { ["code"] = code });
+    }
+
+    /// <summary>The problem for a status the endpoints did not answer themselves (an unknown path, a method a path does not take).</summary>
+    public static IResult ForStatus(HttpContext context)
+    {
+        var status = context.Response.StatusCode;
+        var request = $"{context.Request.Method} {context.Request.Path}";
+        return status switch
+        {
+            StatusCodes.Status404NotFound => Problem(context, status, "not_found", $"{request}: no such endpoint"),
+            StatusCodes.Status405MethodNotAllowed => Problem(context, status, "method_not_allowed", $"{request}: this path does not take {context.Request.Method}"),
+            _ => Problem(context, status, ReasonPhrases.GetReasonPhrase(status).ToLowerInvariant().Replace(' ', '_') is { Length: > 0 } code ? code : "error",
+                $"{request}: {ReasonPhrases.GetReasonPhrase(status)}"),
+        };
     }
 
     /// <summary>The problem for an error code of a prompt or a session (<see cref="TurnErrorCodes"/>, <see cref="SessionErrorCodes"/>).</summary>

@@ -1,3 +1,6 @@
+using System.ComponentModel;
+using System.Diagnostics;
+
 namespace Konsole.Host;
 
 /// <summary>Finds the Claude Code CLI before anything starts, so a missing CLI is one clear message.</summary>
@@ -10,5 +13,57 @@ public static class ClaudeCli
           Install it:  npm install -g {PinnedPackage}
           or set konsole.claude.path in your --config file to the CLI's full path,
           or try konsole without a Claude login: dotnet run --project src/Konsole.Host -- --demo
+        """;
+
+    private static readonly TimeSpan VersionTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Runs <c>&lt;program&gt; --version</c>, before anything else starts. Returns why it cannot be started (a bad interpreter line, a
+    /// binary for another machine), or null and what it answered (or that it gave no answer: a wrapper may not know the option).
+    /// </summary>
+    public static string? CannotStart(string program, out string answer)
+    {
+        var start = new ProcessStartInfo(program)
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add("--version");
+        Process process;
+        try
+        {
+            process = Process.Start(start)!;
+        }
+        catch (Win32Exception e)
+        {
+            answer = "";
+            return e.Message;
+        }
+        using (process)
+        {
+            process.StandardInput.Close();
+            var output = process.StandardOutput.ReadToEndAsync();
+            var errors = process.StandardError.ReadToEndAsync();
+            if (!process.WaitForExit(VersionTimeout) || !Task.WaitAll([output, errors], VersionTimeout))
+            {
+                process.Kill(entireProcessTree: true);
+                answer = $"no answer to --version within {VersionTimeout.TotalSeconds:0} s";
+                return null;
+            }
+            answer = process.ExitCode == 0
+                ? output.Result.Trim()
+                : $"--version exited with {process.ExitCode}: {Tail(errors.Result.Trim().Length > 0 ? errors.Result : output.Result)}";
+            return null;
+        }
+    }
+
+    private static string Tail(string text) => text.Trim() is var t && t.Length > 200 ? "..." + t[^200..] : text.Trim();
+
+    public static string CannotStartMessage(string path, string reason) => $"""
+        konsole: the Claude Code CLI '{path}' (konsole.claude.path) cannot be started: {reason}.
+          Reinstall it:  npm install -g {PinnedPackage}
+          or set konsole.claude.path in your --config file to a CLI that runs here.
         """;
 }

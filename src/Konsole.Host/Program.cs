@@ -31,10 +31,19 @@ catch (KonsoleConfigException e)
     Console.Error.WriteLine($"konsole: {e.Message}");
     return 2;
 }
-if (!arguments.Demo && Executables.Locate(settings.Claude.Path) is null)
+var cliVersion = "FakeClaude";
+if (!arguments.Demo)
 {
-    Console.Error.WriteLine(ClaudeCli.NotFoundMessage(settings.Claude.Path));
-    return 3;
+    if (Executables.Locate(settings.Claude.Path) is not { } cli)
+    {
+        Console.Error.WriteLine(ClaudeCli.NotFoundMessage(settings.Claude.Path));
+        return 3;
+    }
+    if (ClaudeCli.CannotStart(cli, out cliVersion) is { } reason)
+    {
+        Console.Error.WriteLine(ClaudeCli.CannotStartMessage(settings.Claude.Path, reason));
+        return 3;
+    }
 }
 
 Log.Logger = new LoggerConfiguration()
@@ -57,9 +66,9 @@ try
     if (arguments.Demo)
         Log.Warning("DEMO: accounts alpha and beta are simulated by FakeClaude ({Path}); no Claude login is used and answers are echoes",
             Demo.FakeClaudePath);
-    Log.Information("Konsole: {Count} account(s): {Accounts}; dashboard {Dashboard}, quickturn {QuickTurn}; CLI {Cli}",
+    Log.Information("Konsole: {Count} account(s): {Accounts}; dashboard {Dashboard}, quickturn {QuickTurn}; CLI {Cli} ({CliVersion})",
         settings.Accounts.Count, string.Join(", ", settings.Accounts.Select(a => a.Id)),
-        settings.Roles.Dashboard, settings.Roles.QuickTurn, settings.Claude.Path);
+        settings.Roles.Dashboard, settings.Roles.QuickTurn, settings.Claude.Path, cliVersion);
     try
     {
         await app.StartAsync();

@@ -94,6 +94,23 @@ public sealed class BadRequestSpecs(ITestOutputHelper output) : GatewaySpec(outp
         Assert.False(string.IsNullOrEmpty(problem.GetProperty("type").GetString()));
     }
 
+    [Theory]
+    [InlineData("GET", "/api/nothing-here", 404, "text/event-stream")]
+    [InlineData("PUT", "/api/accounts", 405, "text/event-stream")]
+    [InlineData("GET", "/", 404, "text/html")]
+    [InlineData("POST", "/api/session/no-such-session/prompt", 404, "text/event-stream")]
+    public async Task The_problem_is_json_whatever_the_client_accepts(string method, string path, int status, string accept)
+    {
+        var request = new HttpRequestMessage(new HttpMethod(method), path) { Content = new StringContent("""{"prompt": "hi"}""", Encoding.UTF8, "application/json") };
+        request.Headers.Accept.ParseAdd(accept); // an EventSource sends text/event-stream
+
+        var response = await Client.SendAsync(request);
+
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(status, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("status").GetInt32());
+    }
+
     [Fact]
     public async Task A_prompt_of_invalid_utf8_is_a_400_not_a_500()
     {

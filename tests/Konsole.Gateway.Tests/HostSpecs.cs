@@ -31,6 +31,22 @@ public sealed partial class HostSpecs : IDisposable
     }
 
     [Fact]
+    public async Task A_cli_that_cannot_be_started_is_refused_with_the_reason_and_exit_3()
+    {
+        var cli = Path.Combine(_sandbox.Root, "claude");
+        await File.WriteAllTextAsync(cli, "#!/nonexistent/interpreter\n"); // executable, but exec fails
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(cli, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+        var (exit, output) = await RunToEndAsync("--config", WriteConfig($"konsole.claude.path = \"{cli}\""));
+
+        Assert.Equal(3, exit);
+        Assert.Contains($"the Claude Code CLI '{cli}' (konsole.claude.path) cannot be started: ", output);
+        Assert.Contains("npm install -g @anthropic-ai/claude-code@2.1.328", output);
+        Assert.DoesNotContain("   at ", output);
+    }
+
+    [Fact]
     public async Task A_cli_file_that_cannot_be_run_is_refused_the_same_way()
     {
         var cli = Path.Combine(_sandbox.Root, "claude");

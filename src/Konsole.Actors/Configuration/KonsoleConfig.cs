@@ -32,7 +32,15 @@ public static partial class KonsoleConfig
             return (Defaults, Read(Defaults, DefaultsName));
         if (userFile is not null && !File.Exists(userFile))
             throw new KonsoleConfigException($"{userFile}: configuration file not found");
-        var text = userFile is null ? "" : File.ReadAllText(userFile);
+        string text;
+        try
+        {
+            text = userFile is null ? "" : File.ReadAllText(userFile);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new KonsoleConfigException($"{userFile}: cannot read the configuration file: {e.Message}");
+        }
         if (overrides is not null)
         {
             // Checked on its own first, so an error in the user's file is reported against it.
@@ -103,8 +111,9 @@ public static partial class KonsoleConfig
         var r = new Reader(c, source);
         var dataDir = ResolveDataDir(r.String("konsole.data-dir"));
         var workingDirectory = r.String("konsole.claude.working-directory");
+        var cliPath = r.NonEmptyString("konsole.claude.path");
         var claude = new ClaudeSettings(
-            Path: r.NonEmptyString("konsole.claude.path"),
+            Path: cliPath.StartsWith("~/", StringComparison.Ordinal) ? ExpandPath(cliPath) : cliPath, // a bare name stays one, for PATH
             ExtraArgs: r.StringList("konsole.claude.extra-args"),
             TurnTimeout: r.Duration("konsole.claude.turn-timeout"),
             InterruptTimeout: r.Duration("konsole.claude.interrupt-timeout", max: TimeSpan.FromHours(1)),

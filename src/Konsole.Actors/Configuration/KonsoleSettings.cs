@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace Konsole.Actors.Configuration;
 
 /// <summary>The validated <c>konsole</c> section of the configuration.</summary>
@@ -18,6 +20,13 @@ public sealed record KonsoleSettings(
 public sealed record PersistenceSettings(string Provider, string ConnectionString)
 {
     public bool IsSqlite => Provider.StartsWith("SQLite", StringComparison.OrdinalIgnoreCase);
+
+    // Settings print where they are an actor's Props argument (Akka logs those when a constructor throws): no password there.
+    private bool PrintMembers(StringBuilder builder)
+    {
+        builder.Append("Provider = ").Append(Provider).Append(", ConnectionString = (not shown)");
+        return true;
+    }
 }
 
 public sealed record ClaudeSettings(
@@ -77,4 +86,15 @@ public sealed record GatewaySettings(
     long MaxPromptBytes,
     IReadOnlyList<string> AllowedHosts,
     IReadOnlyList<string> CorsOrigins,
-    int MaxStreams);
+    int MaxStreams)
+{
+    // As PersistenceSettings': the token never prints.
+    private bool PrintMembers(StringBuilder builder)
+    {
+        builder.Append("Urls = ").Append(Urls).Append(", AuthToken = ").Append(AuthToken.Length == 0 ? "(none)" : "(not shown)")
+            .Append(", AuthTokenFile = ").Append(AuthTokenFile).Append(", MaxPromptBytes = ").Append(MaxPromptBytes)
+            .Append(", AllowedHosts = [").AppendJoin(", ", AllowedHosts).Append("], CorsOrigins = [").AppendJoin(", ", CorsOrigins)
+            .Append("], MaxStreams = ").Append(MaxStreams);
+        return true;
+    }
+}

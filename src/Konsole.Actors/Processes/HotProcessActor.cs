@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text;
 using Akka.Actor;
 using Akka.Event;
@@ -321,7 +322,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     {
         _clearId = null;
         if (result.IsError)
-            _log.Warning("{0}: /clear ended with an error: {1}", Name, Truncate(result.Raw));
+            _log.Warning("{0}: /clear ended with an error: {1}", Name, Shown(result.Raw));
         Prepare();
     }
 
@@ -331,7 +332,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         if (response?.RequestId == InitializeRequestId)
         {
             if (response.Subtype != "success")
-                _log.Warning("{0}: initialize answered {1}: {2}", Name, response.Subtype, response.Error);
+                _log.Warning("{0}: initialize answered {1}: {2}", Name, response.Subtype, Shown(response.Error));
             Timers.Cancel(nameof(StartTimedOut));
             _ready = true;
             Context.Parent.Tell(new ProcessReady(_process!.ProcessId));
@@ -343,15 +344,15 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                 _model = change.Model;
             else if (_turn is { } turn && !_turnSent && turn.PromptId == change.PromptId)
             {
-                ModelRefused(change.Model ?? _launchModel, response.Error);
+                ModelRefused(change.Model ?? _launchModel, Shown(response.Error));
                 return;
             }
             else
-                _log.Warning("{0}: the CLI refused model {1} for a prompt that ended meanwhile: {2}", Name, change.Model ?? _launchModel, response.Error);
+                _log.Warning("{0}: the CLI refused model {1} for a prompt that ended meanwhile: {2}", Name, change.Model ?? _launchModel, Shown(response.Error));
             Prepare(); // the turn waiting now (another prompt's, after an interrupt) may want another model
         }
         else if (response?.Subtype != "success")
-            _log.Warning("{0}: control request {1} failed: {2}", Name, response?.RequestId, response?.Error);
+            _log.Warning("{0}: control request {1} failed: {2}", Name, response?.RequestId, Shown(response?.Error));
     }
 
     private void ModelRefused(string model, string? error)
@@ -440,6 +441,10 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private static string Seconds(TimeSpan span) => $"{span.TotalSeconds:0.###}s";
 
     private static string Truncate(string text) => text.Length <= 300 ? text : text[..300] + "...";
+
+    /// <summary>What the CLI said, fit for a log line or an error message: shortened, any credential in it masked.</summary>
+    [return: NotNullIfNotNull(nameof(text))]
+    private static string? Shown(string? text) => text is null ? null : Truncate(SecretRedactor.Redact(text));
 
     // Output of a process can still arrive after its actor stopped: not worth a dead-letter warning.
     /// <param name="Lines">In order: a <see cref="CliFrame"/>, <see cref="NonJsonLine"/> or <see cref="OversizedLine"/> each.</param>

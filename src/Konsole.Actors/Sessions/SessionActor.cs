@@ -395,7 +395,8 @@ public sealed class SessionActor : ReceivePersistentActor
     /// </summary>
     private void ReserveEventIds()
     {
-        if (!_durable || _events.LastId + IdBlock / 2 < _idsReservedUpTo)
+        // Closing: its journal is being deleted, and a write sent after the delete would leave a row of it behind.
+        if (!_durable || _closing || _events.LastId + IdBlock / 2 < _idsReservedUpTo)
             return;
         _idsReservedUpTo = _events.LastId + IdBlock;
         PersistAsync(new EventIdsReserved(_idsReservedUpTo), _ => SnapshotNow());

@@ -68,6 +68,23 @@ public sealed class KonsoleConfigTests
     }
 
     [Fact]
+    public void Settings_print_without_the_gateway_token_or_the_connection_string()
+    {
+        // Akka logs an actor's Props arguments (these settings among them) when its constructor throws.
+        var (_, settings) = KonsoleConfig.Parse("""
+            konsole.gateway.auth-token = "gw-token-5d1e7a0b9c"
+            konsole.persistence { provider = "PostgreSQL.15", connection-string = "Host=db;Username=k;Password=pg-secret-77" }
+            """);
+
+        var printed = settings.ToString();
+
+        Assert.DoesNotContain("gw-token-5d1e7a0b9c", printed);
+        Assert.DoesNotContain("pg-secret-77", printed);
+        Assert.Contains("AuthToken = (not shown)", printed);
+        Assert.Contains("Provider = PostgreSQL.15", printed);
+    }
+
+    [Fact]
     public void An_api_key_account_gets_a_config_dir_of_its_own_under_the_data_dir()
     {
         Environment.SetEnvironmentVariable("KONSOLE_TEST_KEY_PRESENT", "sk-ant-api-xyz");
@@ -138,6 +155,26 @@ public sealed class KonsoleConfigTests
         var error = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Load("/nonexistent/k.hocon"));
 
         Assert.Equal("/nonexistent/k.hocon: configuration file not found", error.Message);
+    }
+
+    [Fact]
+    public void A_file_that_cannot_be_read_is_named_with_the_reason()
+    {
+        if (!OperatingSystem.IsLinux())
+            return;
+        // Exists, and no read of it succeeds, even as root (unlike a file without read permission).
+        var error = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Load("/proc/self/mem"));
+
+        Assert.StartsWith("/proc/self/mem: cannot read the configuration file: ", error.Message);
+    }
+
+    [Fact]
+    public void The_cli_path_may_start_at_home_and_a_bare_name_stays_one_for_PATH()
+    {
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+
+        Assert.Equal(Path.Combine(home, "bin/claude"), KonsoleConfig.Parse("konsole.claude.path = \"~/bin/claude\"").Settings.Claude.Path);
+        Assert.Equal("claude", KonsoleConfig.Parse("konsole.claude.path = claude").Settings.Claude.Path);
     }
 
     [Fact]
