@@ -79,14 +79,14 @@ public static partial class GatewayEndpoints
             await AskAsync<object>(context, gateway, new GetSession(id)) switch
             {
                 (SessionInfo info, _) => Results.Ok(ApiViews.Session(info)),
-                var (reply, problem) => Refused(context, reply, problem),
+                var (reply, problem) => Gone(context, reply) ?? Refused(context, reply, problem),
             });
         app.MapGet("/api/session/{id}/events", FollowSessionAsync).RequireRateLimiting(StreamsPolicy);
         app.MapDelete("/api/session/{id}", async (HttpContext context, IRequiredActor<GatewayActor> gateway, string id) =>
             await AskAsync<object>(context, gateway, new CloseSession(id)) switch
             {
                 (SessionClosed, _) => Results.NoContent(),
-                var (reply, problem) => Refused(context, reply, problem),
+                var (reply, problem) => Gone(context, reply) ?? Refused(context, reply, problem),
             });
 
         app.MapGet("/api/events", SystemEventsAsync).RequireRateLimiting(StreamsPolicy);
@@ -288,6 +288,12 @@ public static partial class GatewayEndpoints
                 break;
         }
     }
+
+    /// <summary>A session closed before is no more: looking it up or deleting it again is a 404, whose code says it was closed.</summary>
+    private static IResult? Gone(HttpContext context, object? reply) =>
+        reply is SessionRejected { Code: SessionErrorCodes.Closed } closed
+            ? Problems.Problem(context, StatusCodes.Status404NotFound, closed.Code, closed.Message)
+            : null;
 
     private static IResult Refused(HttpContext context, object? reply, IResult? problem) => reply switch
     {

@@ -169,6 +169,12 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
         Assert.Equal(HttpStatusCode.NotFound, (await Client.DeleteAsync($"/api/session/{id}-other")).StatusCode);
         var late = await Client.PostAsJsonAsync($"/api/session/{id}/prompt", new { prompt = "late" });
         Assert.Equal(HttpStatusCode.Conflict, late.StatusCode);
+        // Closed, it is gone: a second delete and a look-up are 404s, their code saying why.
+        foreach (var gone in new[] { await Client.DeleteAsync($"/api/session/{id}"), await Client.GetAsync($"/api/session/{id}") })
+        {
+            Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+            Assert.Equal("session_closed", JsonDocument.Parse(await gone.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+        }
     }
 
     [Fact]
