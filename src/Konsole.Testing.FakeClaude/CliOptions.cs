@@ -15,8 +15,12 @@ public sealed record CliOptions(IReadOnlyList<string>? Tools, string? AppendSyst
         var print = false;
         for (var i = 0; i < args.Length; i++)
         {
-            string? Next() => i + 1 < args.Length ? args[++i] : null;
-            switch (args[i])
+            // --name=value as the real CLI (commander) takes it, as well as --name value.
+            var (name, inline) = args[i].StartsWith("--", StringComparison.Ordinal) && args[i].IndexOf('=') is > 2 and var eq
+                ? (args[i][..eq], args[i][(eq + 1)..])
+                : (args[i], null);
+            string? Next() => inline ?? (i + 1 < args.Length ? args[++i] : null);
+            switch (name)
             {
                 case "-p" or "--print": print = true; break;
                 case "--input-format": input = Next(); break;

@@ -85,8 +85,8 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
     }
 
     /// <summary>
-    /// Answers the requests <see cref="Hold"/> keeps waiting. <paramref name="holdLater"/>: those that come after this call
-    /// are held in turn (decided at once, so none slips through in between).
+    /// Answers the requests <see cref="Hold"/> keeps waiting (every one <see cref="WaitForRequestAsync"/> has seen among them).
+    /// <paramref name="holdLater"/>: those that come after this call are held in turn (decided at once, so none slips through).
     /// </summary>
     public void Release(bool holdLater = false)
     {
@@ -177,13 +177,13 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
         {
             var body = await new StreamReader(request.Body).ReadToEndAsync(cts.Token);
             var (parsed, fields) = Parse(body);
+            Task? held;
+            lock (_gate)
+                held = _held?.Task; // before it is recorded: a test that saw it recorded and then releases releases it
             var index = _requests.Add(i => fields with { Index = i }).Index;
             var delay = Delay;
             if (delay > TimeSpan.Zero)
                 await Task.Delay(delay, cts.Token);
-            Task? held;
-            lock (_gate)
-                held = _held?.Task;
             if (held is not null)
                 await held.WaitAsync(cts.Token);
 

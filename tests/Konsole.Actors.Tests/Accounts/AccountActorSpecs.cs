@@ -433,6 +433,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         account.Tell(new SubmitPrompt(null!, ProcessMode.Full)); // as a bug would: the account throws, and is restarted
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout); // the new instance's own refresh
 
+        await tokens.WaitForRequestAsync(_ => true, TurnTimeout); // the one from before the restart, held
         tokens.Release(holdLater: true);
         await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout); // the one from before the restart
         Assert.True((await StatusOf(account)).RefreshRunning); // its own still runs

@@ -4,8 +4,12 @@ using Konsole.Testing;
 namespace Konsole.Actors.Tests.Processes;
 
 /// <summary>The shipped fake CLI itself, driven over its stdin as the real one is.</summary>
-public sealed class FakeClaudeSpecs
+public sealed class FakeClaudeSpecs : IDisposable
 {
+    private readonly string _configDir = Directory.CreateTempSubdirectory("konsole-fakeclaude-specs-").FullName;
+
+    public void Dispose() => Directory.Delete(_configDir, recursive: true);
+
     [Theory]
     [InlineData("""{"type":1}""")]
     [InlineData("""{"type":"user","message":{"role":5}}""")]
@@ -58,12 +62,38 @@ public sealed class FakeClaudeSpecs
         Assert.DoesNotContain(lines, l => l.Contains("\"command_uuid\":\"22222222-2222-4222-8222-222222222222\",\"state\":\"started\""));
     }
 
+    [Fact]
+    public async Task Options_are_taken_as_name_equals_value_too()
+    {
+        using var process = Start("--model=fake-opus");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await process.StandardInput.WriteLineAsync(User("hi", "33333333-3333-4333-8333-333333333333"));
+        await process.StandardInput.FlushAsync();
+
+        string? line;
+        while ((line = await process.StandardOutput.ReadLineAsync(timeout.Token)) is not null && !line.Contains("\"subtype\":\"init\""))
+        {
+        }
+        process.StandardInput.Close();
+        await process.StandardOutput.ReadToEndAsync(timeout.Token);
+        await process.WaitForExitAsync(timeout.Token);
+
+        Assert.Contains("\"model\":\"fake-opus\"", line);
+    }
+
     private static string User(string text, string uuid) =>
         $$"""{"type":"user","message":{"role":"user","content":[{"type":"text","text":"{{text}}"}]},"uuid":"{{uuid}}"}""";
 
-    private static Process Start() => Process.Start(new ProcessStartInfo(FakeClaudeCli.Path)
+    private Process Start(params string[] more)
     {
-        ArgumentList = { "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose" },
-        RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
-    })!;
+        var start = new ProcessStartInfo(FakeClaudeCli.Path)
+        {
+            ArgumentList = { "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose" },
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+            Environment = { ["CLAUDE_CONFIG_DIR"] = _configDir }, // its transcripts here, not in the user's own ~/.claude
+        };
+        foreach (var arg in more)
+            start.ArgumentList.Add(arg);
+        return Process.Start(start)!;
+    }
 }
