@@ -50,7 +50,7 @@ public static class Problems
     {
         TurnErrorCodes.QueueFull => StatusCodes.Status429TooManyRequests,
         TurnErrorCodes.AccountUnavailable or TurnErrorCodes.JournalUnavailable or SessionErrorCodes.Unavailable => StatusCodes.Status503ServiceUnavailable,
-        TurnErrorCodes.ProcessCrashed => StatusCodes.Status502BadGateway,
+        TurnErrorCodes.ProcessCrashed or TurnErrorCodes.ResultTooLarge => StatusCodes.Status502BadGateway,
         TurnErrorCodes.TurnTimeout => StatusCodes.Status504GatewayTimeout,
         TurnErrorCodes.Interrupted or TurnErrorCodes.SessionClosed or SessionErrorCodes.Exists or SessionErrorCodes.TypeMismatch => StatusCodes.Status409Conflict,
         SessionErrorCodes.NotFound or "account_not_found" => StatusCodes.Status404NotFound,
@@ -68,6 +68,7 @@ public static class Problems
         TurnErrorCodes.SessionClosed => "The session is closed",
         TurnErrorCodes.JournalUnavailable => "The session's journal failed",
         TurnErrorCodes.ModelUnavailable => "The CLI refused the session's model",
+        TurnErrorCodes.ResultTooLarge => "The turn's result was too large to keep",
         SessionErrorCodes.Unavailable => "The session is restarting",
         SessionErrorCodes.NotFound => "No such session",
         SessionErrorCodes.Exists => "The session exists already",

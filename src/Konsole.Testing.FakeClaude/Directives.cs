@@ -9,7 +9,7 @@ namespace Konsole.Testing.FakeClaude;
 /// <item><c>[[delay:MS]]</c> wait before answering; <c>[[chunks:N:MS]]</c> stream N assistant frames MS apart.</item>
 /// <item><c>[[crash]]</c> / <c>[[crash:CODE]]</c> exit mid-turn (code 3 by default); <c>[[hang]]</c> go silent for good, interrupts included.</item>
 /// <item><c>[[garbage:N]]</c> N hostile stdout lines (not JSON, invalid UTF-8, truncated, untyped, unknown types, a type with line breaks).</item>
-/// <item><c>[[huge:BYTES]]</c> the assistant frame carries BYTES of text; <c>[[stderr:N]]</c> / <c>[[stderr:N:BYTES]]</c> N lines (of about BYTES) on stderr first.</item>
+/// <item><c>[[huge:BYTES]]</c> the assistant frame carries BYTES of text; <c>[[huge-result:BYTES]]</c> the result does; <c>[[stderr:N]]</c> / <c>[[stderr:N:BYTES]]</c> N lines (of about BYTES) on stderr first.</item>
 /// <item><c>[[env:NAME]]</c> append <c>env NAME=value</c> (or <c>&lt;unset&gt;</c>) to the answer.</item>
 /// <item><c>[[child]]</c> start a <c>sleep</c> that runs on after the turn (as a tool's background command would) and
 /// append <c>child PID</c> to the answer.</item>
@@ -29,6 +29,7 @@ public sealed partial record Directives(
     bool Hang,
     int Garbage,
     int Huge,
+    int HugeResult,
     int Stderr,
     int StderrBytes,
     IReadOnlyList<string> Env,
@@ -38,7 +39,7 @@ public sealed partial record Directives(
 {
     public static Directives Parse(string prompt)
     {
-        int delay = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, stderr = 0, stderrBytes = 80;
+        int delay = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, hugeResult = 0, stderr = 0, stderrBytes = 80;
         int? crash = null;
         bool hang = false, child = false;
         int? rateLimit = null;
@@ -57,6 +58,7 @@ public sealed partial record Directives(
                 case "child": child = true; break;
                 case "garbage": garbage = Int(0, 10); break;
                 case "huge": huge = Int(0, 1 << 20); break;
+                case "huge-result": hugeResult = Int(0, 1 << 20); break;
                 case "stderr": stderr = Int(0, 100); stderrBytes = Int(1, 80); break;
                 case "env": env.Add(args.Length > 0 ? args[0] : ""); break;
                 case "rate-limit": rateLimit = Int(0, 3600); break;
@@ -67,7 +69,7 @@ public sealed partial record Directives(
             }
             return "";
         }).Trim();
-        return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, stderr, stderrBytes, env, rateLimit, rateWarning, child);
+        return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, hugeResult, stderr, stderrBytes, env, rateLimit, rateWarning, child);
     }
 
     /// <summary>The answer to this prompt in a conversation that held <paramref name="history"/> before it.</summary>

@@ -247,7 +247,8 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
             Emit(RateLimitEvent(directives.RateWarning is { } utilization
                 ? new { status = "allowed_warning", resetsAt = DateTimeOffset.UtcNow.AddHours(3).ToUnixTimeSeconds(), rateLimitType = "five_hour", utilization, isUsingOverage = false }
                 : (object)new { status = "allowed", isUsingOverage = false }));
-            Emit(Result("success", isError: false, answer, batch[0], elapsed, new { terminal_reason = "completed" }));
+            Emit(Result("success", isError: false, directives.HugeResult > 0 ? new string('x', directives.HugeResult) : answer, batch[0], elapsed,
+                new { terminal_reason = "completed" }));
         }
         catch (OperationCanceledException)
         {

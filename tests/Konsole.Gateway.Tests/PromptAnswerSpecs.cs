@@ -48,6 +48,7 @@ public sealed class PromptAnswerSpecs
     [InlineData(TurnErrorCodes.Interrupted, 409)]
     [InlineData(TurnErrorCodes.ProcessCrashed, 502)]
     [InlineData(TurnErrorCodes.TurnTimeout, 504)]
+    [InlineData(TurnErrorCodes.ResultTooLarge, 502)]
     [InlineData(TurnErrorCodes.QueueFull, 429)]
     public async Task With_accept_json_every_error_is_its_problem(string code, int expected)
     {

@@ -101,7 +101,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                         lastSessionId = id;
                     lines.Add(parsed);
                 },
-                bytes => lines.Add(new OversizedLine(bytes)),
+                (bytes, type) => lines.Add(new OversizedLine(bytes, type)),
                 line => self.Tell(new Stderr(line)),
                 onStdoutReadEnd: () =>
                 {
@@ -147,8 +147,16 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                     _log.Warning("{0}: skipped a stdout line that is not a JSON object ({1} so far): {2}", Name, _skippedLines, junk.Preview);
                 break;
             case OversizedLine oversized:
-                _log.Error("{0}: dropped a stdout line of {1:N0} bytes (konsole.claude.max-line-bytes = {2:N0})", Name, oversized.Bytes,
-                    _spec.Launch.MaxLineBytes);
+                _log.Error("{0}: dropped a stdout line ({1}) of {2:N0} bytes (konsole.claude.max-line-bytes = {3:N0})", Name,
+                    oversized.Type ?? "no type read", oversized.Bytes, _spec.Launch.MaxLineBytes);
+                if (oversized.Type == "result" && _clearId is null && _turn is not null && _turnSent)
+                {
+                    // The CLI ended the turn; only its result is lost. Without this the turn would wait for a result until the watchdog.
+                    _turn.ReplyTo.Tell(new TurnFailed(_turn.PromptId, TurnErrorCodes.ResultTooLarge,
+                        $"the turn's result, {oversized.Bytes:N0} bytes, was over konsole.claude.max-line-bytes ({_spec.Launch.MaxLineBytes:N0}) " +
+                        "and was dropped: the turn ended on the CLI, and its conversation goes on", Conversation: ConversationAfterTurn()));
+                    EndTurn(_sessionId, isError: true);
+                }
                 break;
         }
     }
@@ -296,12 +304,14 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         }
         if (frame.SessionId is not null)
             _sessionId = frame.SessionId;
-        var conversation = _spec.Mode != ProcessMode.Chat && _sessionId is not null
-            ? new ConversationRef(_sessionId, _spec.AccountId, _spec.ConfigDir)
-            : null;
-        _turn.ReplyTo.Tell(new TurnCompleted(_turn.PromptId, frame, conversation, _spec.AccountId));
+        _turn.ReplyTo.Tell(new TurnCompleted(_turn.PromptId, frame, ConversationAfterTurn(), _spec.AccountId));
         EndTurn(_sessionId, frame.IsError);
     }
+
+    /// <summary>Where the turn's caller continues its conversation (chat turns keep none).</summary>
+    private ConversationRef? ConversationAfterTurn() => _spec.Mode != ProcessMode.Chat && _sessionId is not null
+        ? new ConversationRef(_sessionId, _spec.AccountId, _spec.ConfigDir)
+        : null;
 
     private void EndTurn(string? sessionId, bool isError)
     {
@@ -452,7 +462,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
 
     private sealed record NonJsonLine(string Preview);
 
-    private sealed record OversizedLine(long Bytes);
+    private sealed record OversizedLine(long Bytes, string? Type);
 
     private sealed record Stderr(string Line) : IDeadLetterSuppression;
 

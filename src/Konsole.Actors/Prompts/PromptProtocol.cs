@@ -66,7 +66,8 @@ public sealed record TurnCompleted(string PromptId, CliFrame Result, Conversatio
 
 /// <summary>The prompt ended without a result. <see cref="Code"/> is one of <see cref="TurnErrorCodes"/>.</summary>
 /// <param name="RetryAfter">When trying again makes sense (no account available until a rate limit resets).</param>
-public sealed record TurnFailed(string PromptId, string Code, string Message, TimeSpan? RetryAfter = null);
+/// <param name="Conversation">The conversation after the turn, when it ran to its end on the CLI all the same (<c>result_too_large</c>).</param>
+public sealed record TurnFailed(string PromptId, string Code, string Message, TimeSpan? RetryAfter = null, ConversationRef? Conversation = null);
 
 public static class TurnErrorCodes
 {
@@ -78,4 +79,7 @@ public static class TurnErrorCodes
     public const string SessionClosed = "session_closed";
     public const string JournalUnavailable = "journal_unavailable";
     public const string ModelUnavailable = "model_unavailable";
+
+    /// <summary>The turn ran, but its result line was over <c>konsole.claude.max-line-bytes</c> and was dropped.</summary>
+    public const string ResultTooLarge = "result_too_large";
 }

@@ -170,7 +170,8 @@ public sealed class SessionActor : ReceivePersistentActor
                 CloseIfDone();
                 return;
             }
-            Record(new PromptEndRecorded(m.PromptId, Completed: false), e =>
+            var conversation = m.Conversation is { } c ? new ConversationRecorded(c.SessionId, c.AccountId, c.ConfigDir) : null;
+            Record(new PromptEndRecorded(m.PromptId, Completed: false, m.Conversation?.AccountId, conversation), e =>
             {
                 Ended(e);
                 // A result held back (the CLI's, of a turn the watchdog interrupted) is not sent: a prompt ends with one of the two.
@@ -341,12 +342,12 @@ public sealed class SessionActor : ReceivePersistentActor
     private void Ended(PromptEndRecorded e)
     {
         _inFlight.Remove(e.PromptId);
+        if (e.Conversation is { } c) // a failed turn may have run to its end all the same (result_too_large)
+            _conversation = new ConversationRef(c.ClaudeSessionId, c.AccountId, c.ConfigDir);
         if (!e.Completed)
             return;
         _turns++;
         _accountId = e.AccountId ?? _accountId;
-        if (e.Conversation is { } c)
-            _conversation = new ConversationRef(c.ClaudeSessionId, c.AccountId, c.ConfigDir);
     }
 
     private void OnOutput(string promptId, CliFrame frame)

@@ -328,6 +328,19 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task A_result_over_the_cap_ends_the_turn_at_once_with_result_too_large_and_the_process_serves_the_next()
+    {
+        var process = await StartAsync(ProcessMode.Full, maxLineBytes: 1024 * 1024); // the watchdog's turn-timeout: 10 minutes
+
+        var turn = await RunAsync(process, "Remember 42 [[huge-result:2000000]]");
+
+        Assert.Equal(TurnErrorCodes.ResultTooLarge, turn.Failed?.Code);
+        Assert.Contains("2,000,", turn.Failed!.Message);
+        Assert.Contains("assistant", turn.Outputs.Select(o => o.Frame.Type)); // what came before it came through
+        Assert.Equal("echo: after [history: Remember 42]", (await RunAsync(process, "after")).ResultText); // the conversation goes on
+    }
+
+    [Fact]
     public async Task An_8_MB_line_within_the_cap_passes_whole()
     {
         var process = await StartAsync(ProcessMode.Full);

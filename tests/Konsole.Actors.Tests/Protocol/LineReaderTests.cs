@@ -68,7 +68,7 @@ public sealed class LineReaderTests
 
         // 10-byte reads: "a\nbb\nccc\nd" | "ddd\ne\n" (the last line has no newline and ends the stream).
         await LineReader.ReadLinesAsync(new ChunkedStream("a\nbb\nccc\ndddd\ne\nf"u8.ToArray(), 10), 100,
-            line => current.Add(Encoding.UTF8.GetString(line.Span)), _ => { },
+            line => current.Add(Encoding.UTF8.GetString(line.Span)), (_, _) => { },
             onReadEnd: () =>
             {
                 reads.Add(current);
@@ -89,7 +89,7 @@ public sealed class LineReaderTests
 
         // 4 KB reads, as from a pipe: the 100 KB line spans many of the reader's buffer segments.
         await LineReader.ReadLinesAsync(new ChunkedStream(Encoding.UTF8.GetBytes(string.Join("\n", expected) + "\n"), 4096), 1 << 20,
-            kept.Add, _ => { });
+            kept.Add, (_, _) => { });
 
         Assert.Equal(expected, kept.Select(line => Encoding.UTF8.GetString(line.Span)));
         var parsed = StreamJsonParser.Parse(kept[500]);
@@ -100,9 +100,26 @@ public sealed class LineReaderTests
     public async Task Invalid_utf8_is_passed_on_as_bytes()
     {
         var collected = new List<byte[]>();
-        await LineReader.ReadLinesAsync(new MemoryStream([0xC3, 0x28, (byte)'\n', 0xFF]), 100, l => collected.Add(l.ToArray()), _ => { });
+        await LineReader.ReadLinesAsync(new MemoryStream([0xC3, 0x28, (byte)'\n', 0xFF]), 100, l => collected.Add(l.ToArray()), (_, _) => { });
 
         Assert.Equal([[0xC3, 0x28], [0xFF]], collected);
+    }
+
+    [Theory]
+    [InlineData(100_000)] // one read takes the whole line
+    [InlineData(4096)] // the line is dropped in pieces as it comes
+    [InlineData(7)]
+    public async Task An_oversized_line_is_reported_with_its_top_level_type_wherever_the_key_stands(int chunk)
+    {
+        // As the real CLI writes a result: "type" after its (here too long) text, nested "type"s and escaped quotes before it.
+        var result = $$"""{"usage":{"type":"x","n":[{"type":"y"}]},"result":"{{new string('x', 20_000)}} \"type\":\"no\"","type":"result","uuid":"u"}""";
+        var assistant = """{"type":"assistant","message":{"content":[{"type":"text","text":"x"}]}}""" + new string(' ', 300);
+        var reported = new List<(long, string?)>();
+
+        await LineReader.ReadLinesAsync(new ChunkedStream(Encoding.UTF8.GetBytes($"{result}\nok\n{assistant}\nnot json {new string('z', 300)}\n"), chunk), 200,
+            _ => { }, (bytes, type) => reported.Add((bytes, type)));
+
+        Assert.Equal([(result.Length, "result"), (assistant.Length, "assistant"), (309L, null)], reported);
     }
 
     private static async Task<(List<string> Lines, List<long> Oversized)> Read(string text, long cap, int chunk = 1 << 20)
@@ -110,7 +127,7 @@ public sealed class LineReaderTests
         var lines = new List<string>();
         var oversized = new List<long>();
         await LineReader.ReadLinesAsync(new ChunkedStream(Encoding.UTF8.GetBytes(text), chunk), cap,
-            line => lines.Add(Encoding.UTF8.GetString(line.Span)), oversized.Add);
+            line => lines.Add(Encoding.UTF8.GetString(line.Span)), (bytes, _) => oversized.Add(bytes));
         return (lines, oversized);
     }
 

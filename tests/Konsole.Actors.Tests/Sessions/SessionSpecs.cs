@@ -86,6 +86,20 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task A_turn_whose_result_was_too_large_to_keep_ends_with_that_error_and_the_conversation_goes_on_on_another_account()
+    {
+        await StartAsync("konsole.claude.max-line-bytes = 1MiB");
+        var created = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask);
+
+        var first = await PromptAsync(created.SessionId, "Remember 42 [[huge-result:2000000]]");
+        await _router.Ask<RoleRouterProtocol.RolesChanged>(RoleRouterProtocol.SwapRoles.Instance, Ask); // the session must know where it was
+        var second = await PromptAsync(created.SessionId, "What number?");
+
+        Assert.Equal(TurnErrorCodes.ResultTooLarge, JsonDocument.Parse(first[^1].Data).RootElement.GetProperty("code").GetString());
+        Assert.Equal("echo: What number? [history: Remember 42]", ResultText(second));
+    }
+
+    [Fact]
     public async Task Following_replays_what_was_missed_then_follows_live_events()
     {
         await StartAsync();
