@@ -3,6 +3,11 @@ using Konsole.Testing.FakeClaude;
 
 // FakeClaude: a stand-in for `claude -p --input-format stream-json --output-format stream-json --verbose`
 // that answers from a script instead of a model. See FakeCli for the protocol and Directives for the faults.
+if (args is ["--version" or "-v", ..])
+{
+    Console.WriteLine("0.0.0 (FakeClaude)"); // as the real CLI answers: "2.1.328 (Claude Code)"
+    return 0;
+}
 var options = CliOptions.Parse(args);
 if (options.Error is { } error)
 {

@@ -63,6 +63,17 @@ public sealed class FakeClaudeSpecs : IDisposable
     }
 
     [Fact]
+    public async Task It_answers_version_as_the_real_cli_does()
+    {
+        var start = new ProcessStartInfo(FakeClaudeCli.Path) { ArgumentList = { "--version" }, RedirectStandardOutput = true };
+        using var process = Process.Start(start)!;
+        var output = await process.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal((0, "0.0.0 (FakeClaude)"), (process.ExitCode, output.Trim()));
+    }
+
+    [Fact]
     public async Task Options_are_taken_as_name_equals_value_too()
     {
         using var process = Start("--model=fake-opus");
