@@ -3,7 +3,7 @@ using System.Diagnostics;
 
 namespace Konsole.Host;
 
-/// <summary>Finds the Claude Code CLI before anything starts, so a missing CLI is one clear message.</summary>
+/// <summary>Checks the Claude Code CLI before anything starts, so a missing one, or one that cannot start, is one clear message.</summary>
 public static class ClaudeCli
 {
     public const string PinnedPackage = "@anthropic-ai/claude-code@2.1.328";
