@@ -38,7 +38,7 @@ public sealed class RawPipe : ITurnPath
 
     private RawPipe(ProcessLaunch launch)
     {
-        _process = CliProcess.Start(launch, OnLine, (_, _) => { }, _ => { });
+        _process = CliProcess.Start(launch, OnLine, _ => { }, _ => { });
     }
 
     public string Name => "raw pipe";

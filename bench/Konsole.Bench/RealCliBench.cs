@@ -349,7 +349,7 @@ public static class RealCliBench
                 if (StreamJsonParser.Parse(line) is { IsResult: true } frame)
                     result.TrySetResult(frame.Raw);
             },
-            (_, _) => { },
+            _ => { },
             line =>
             {
                 lock (stderr)

@@ -73,7 +73,7 @@ public static partial class GatewayEndpoints
             await AskAsync<object>(context, gateway, new InterruptSession(id)) switch
             {
                 (SessionInterrupted done, _) => Results.Accepted(value: new { sessionId = done.SessionId, interrupted = done.Prompts }),
-                var (reply, problem) => Refused(context, reply, problem),
+                var (reply, problem) => Gone(context, reply) ?? Refused(context, reply, problem),
             });
         app.MapGet("/api/session/{id}", async (HttpContext context, IRequiredActor<GatewayActor> gateway, string id) =>
             await AskAsync<object>(context, gateway, new GetSession(id)) switch
@@ -176,7 +176,7 @@ public static partial class GatewayEndpoints
                 context.Response.Headers["Konsole-First-Event-Id"] = followed.FirstAvailable.ToString(CultureInfo.InvariantCulture);
                 return PromptStreams.Follow(context, gateway.ActorRef, followed, Stopping(context));
             case var (reply, problem):
-                return Refused(context, reply, problem);
+                return Gone(context, reply) ?? Refused(context, reply, problem);
         }
     }
 
@@ -289,7 +289,11 @@ public static partial class GatewayEndpoints
         }
     }
 
-    /// <summary>A session closed before is no more: looking it up or deleting it again is a 404, whose code says it was closed.</summary>
+    /// <summary>
+    /// A session closed before is no more: looking it up, following its events, interrupting or deleting it again is a 404, whose
+    /// code says it was closed. (A prompt for it stays a 409: a UI session's id, which a hot prompt would otherwise open, is not
+    /// free again.)
+    /// </summary>
     private static IResult? Gone(HttpContext context, object? reply) =>
         reply is SessionRejected { Code: SessionErrorCodes.Closed } closed
             ? Problems.Problem(context, StatusCodes.Status404NotFound, closed.Code, closed.Message)

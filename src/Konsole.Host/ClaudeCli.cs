@@ -52,9 +52,14 @@ public static class ClaudeCli
                 answer = $"no answer to --version within {VersionTimeout.TotalSeconds:0} s";
                 return null;
             }
-            answer = process.ExitCode == 0
-                ? output.Result.Trim()
-                : $"--version exited with {process.ExitCode}: {Tail(errors.Result.Trim().Length > 0 ? errors.Result : output.Result)}";
+            var said = Tail(errors.Result.Trim().Length > 0 ? errors.Result : output.Result);
+            // 126 and 127: what a launcher (an "#!/usr/bin/env node" line, a shell) exits with when it cannot run the program.
+            if (process.ExitCode is 126 or 127)
+            {
+                answer = "";
+                return $"it exited with {process.ExitCode} at once: {said}";
+            }
+            answer = process.ExitCode == 0 ? output.Result.Trim() : $"--version exited with {process.ExitCode}: {said}";
             return null;
         }
     }

@@ -170,7 +170,11 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
         var late = await Client.PostAsJsonAsync($"/api/session/{id}/prompt", new { prompt = "late" });
         Assert.Equal(HttpStatusCode.Conflict, late.StatusCode);
         // Closed, it is gone: a second delete and a look-up are 404s, their code saying why.
-        foreach (var gone in new[] { await Client.DeleteAsync($"/api/session/{id}"), await Client.GetAsync($"/api/session/{id}") })
+        foreach (var gone in new[]
+                 {
+                     await Client.DeleteAsync($"/api/session/{id}"), await Client.GetAsync($"/api/session/{id}"),
+                     await Client.GetAsync($"/api/session/{id}/events"), await Client.PostAsync($"/api/session/{id}/interrupt", null),
+                 })
         {
             Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
             Assert.Equal("session_closed", JsonDocument.Parse(await gone.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());

@@ -30,11 +30,13 @@ public sealed partial class HostSpecs : IDisposable
         Assert.DoesNotContain("   at ", output); // no stack trace
     }
 
-    [Fact]
-    public async Task A_cli_that_cannot_be_started_is_refused_with_the_reason_and_exit_3()
+    [Theory]
+    [InlineData("#!/nonexistent/interpreter\n")] // exec fails
+    [InlineData("#!/usr/bin/env konsole-no-such-interpreter\n")] // exec works, env then exits 127 (an npm CLI without node on PATH)
+    public async Task A_cli_that_cannot_be_started_is_refused_with_the_reason_and_exit_3(string script)
     {
         var cli = Path.Combine(_sandbox.Root, "claude");
-        await File.WriteAllTextAsync(cli, "#!/nonexistent/interpreter\n"); // executable, but exec fails
+        await File.WriteAllTextAsync(cli, script);
         if (!OperatingSystem.IsWindows())
             File.SetUnixFileMode(cli, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
@@ -409,8 +411,7 @@ public sealed partial class HostSpecs : IDisposable
                 }
                 catch (OperationCanceledException)
                 {
-                    Process.Kill(entireProcessTree: true);
-                    throw;
+                    Process.Kill(entireProcessTree: true); // not rethrown: a failure that brought us here is the one to see
                 }
             }
             Process.Dispose();

@@ -32,5 +32,14 @@ public sealed class PostgresSpecs(ITestOutputHelper output, PostgresServer postg
         Assert.True(await postgres.ScalarAsync("SELECT count(*) FROM journal WHERE persistence_id IN ('konsole-roles', 'konsole-sessions')") >= 2);
         Assert.True(await postgres.ScalarAsync($"SELECT count(*) FROM journal WHERE persistence_id = 'session-{id}'") > 0);
         Assert.False(File.Exists(Path.Combine(Sandbox.DataDir, "konsole.db")));
+
+        // Closed, its journal goes (the plugin keeps the last row, marked deleted, for the sequence numbers).
+        Assert.Equal(HttpStatusCode.NoContent, (await Client.DeleteAsync($"/api/session/{id}")).StatusCode);
+        var deadline = DateTime.UtcNow + Timeout;
+        while (await postgres.ScalarAsync($"SELECT count(*) FROM journal WHERE persistence_id = 'session-{id}' AND NOT deleted") > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the closed session's journal was not deleted");
+            await Task.Delay(50);
+        }
     }
 }

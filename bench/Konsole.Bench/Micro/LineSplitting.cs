@@ -37,7 +37,7 @@ public class LineSplitting
     public async Task<int> LineReaderLines()
     {
         var count = 0;
-        await LineReader.ReadLinesAsync(new MemoryStream(_stream), 64 << 20, _ => count++, (_, _) => { });
+        await LineReader.ReadLinesAsync(new MemoryStream(_stream), 64 << 20, _ => count++, _ => { });
         return count;
     }
 }

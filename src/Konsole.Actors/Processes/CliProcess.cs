@@ -63,7 +63,7 @@ public sealed class CliProcess
     public static CliProcess Start(
         ProcessLaunch launch,
         Action<ReadOnlyMemory<byte>> onStdoutLine,
-        Action<long, string?> onOversizedLine,
+        Action<Protocol.DroppedLine> onOversizedLine,
         Action<string> onStderrLine,
         Action? onStdoutReadEnd = null)
     {
@@ -90,7 +90,7 @@ public sealed class CliProcess
             .WithStandardOutputPipe(stdoutTarget)
             .WithStandardErrorPipe(PipeTarget.Create((stream, ct) => Protocol.LineReader.ReadLinesAsync(stream, MaxStderrLineBytes,
                 line => onStderrLine(Encoding.UTF8.GetString(line.Span)),
-                (bytes, _) => onStderrLine($"(a stderr line of {bytes:N0} bytes, over the {MaxStderrLineBytes / 1024} KB kept for the log, skipped)"),
+                dropped => onStderrLine($"(a stderr line of {dropped.Bytes:N0} bytes, over the {MaxStderrLineBytes / 1024} KB kept for the log, skipped)"),
                 cancellationToken: ct, segmentBytes: 1024))) // stderr is quiet: a small buffer held while it waits
             .WithValidation(CommandResultValidation.None);
 

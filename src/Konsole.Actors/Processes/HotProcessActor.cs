@@ -101,7 +101,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                         lastSessionId = id;
                     lines.Add(parsed);
                 },
-                (bytes, type) => lines.Add(new OversizedLine(bytes, type)),
+                dropped => lines.Add(dropped), // not the method group: that would keep the first list, and lines is renewed per read
                 line => self.Tell(new Stderr(line)),
                 onStdoutReadEnd: () =>
                 {
@@ -146,20 +146,38 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                 if (++_skippedLines <= 5 || _skippedLines % 1000 == 0)
                     _log.Warning("{0}: skipped a stdout line that is not a JSON object ({1} so far): {2}", Name, _skippedLines, junk.Preview);
                 break;
-            case OversizedLine oversized:
+            case DroppedLine dropped:
                 _log.Error("{0}: dropped a stdout line ({1}) of {2:N0} bytes (konsole.claude.max-line-bytes = {3:N0})", Name,
-                    oversized.Type ?? "no type read", oversized.Bytes, _spec.Launch.MaxLineBytes);
-                if (oversized.Type == "result" && _clearId is null && _turn is not null && _turnSent)
-                {
-                    // The CLI ended the turn; only its result is lost. Without this the turn would wait for a result until the watchdog.
-                    _turn.ReplyTo.Tell(new TurnFailed(_turn.PromptId, TurnErrorCodes.ResultTooLarge,
-                        $"the turn's result, {oversized.Bytes:N0} bytes, was over konsole.claude.max-line-bytes ({_spec.Launch.MaxLineBytes:N0}) " +
-                        "and was dropped: the turn ended on the CLI, and its conversation goes on", Conversation: ConversationAfterTurn()));
-                    EndTurn(_sessionId, isError: true);
-                }
+                    dropped.Type ?? "no type read", dropped.Bytes, _spec.Launch.MaxLineBytes);
+                if (dropped.Type == "result")
+                    OnDroppedResult(dropped);
                 break;
         }
     }
+
+    /// <summary>
+    /// The CLI ended a turn, and its result line was too long to keep. Without this the turn would wait for a result until the
+    /// watchdog: it ends as a result would end it, with an error for the result itself.
+    /// </summary>
+    private void OnDroppedResult(DroppedLine result)
+    {
+        if (_clearId is not null || _turn is null || !_turnSent)
+            return;
+        if (result.UserMessageUuid is not null && result.UserMessageUuid != _turn.PromptId)
+        {
+            _log.Warning("{0}: a result for user message {1} arrived during prompt {2}; the turn goes on", Name, result.UserMessageUuid, _turn.PromptId);
+            return;
+        }
+        _turn.ReplyTo.Tell(_timedOut
+            ? TimedOut(_turn.PromptId)
+            : new TurnFailed(_turn.PromptId, TurnErrorCodes.ResultTooLarge,
+                $"the turn's result, {result.Bytes:N0} bytes, was over konsole.claude.max-line-bytes ({_spec.Launch.MaxLineBytes:N0}) " +
+                "and was dropped: the turn ended on the CLI, and its conversation goes on", Conversation: ConversationAfterTurn()));
+        EndTurn(_sessionId, isError: true);
+    }
+
+    private TurnFailed TimedOut(string promptId) => new(promptId, TurnErrorCodes.TurnTimeout,
+        $"no output for {Seconds(_spec.Claude.TurnTimeout)} (konsole.claude.turn-timeout): the turn was interrupted");
 
     private static string Preview(ReadOnlyMemory<byte> line)
     {
@@ -297,8 +315,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         }
         if (_timedOut)
         {
-            _turn.ReplyTo.Tell(new TurnFailed(_turn.PromptId, TurnErrorCodes.TurnTimeout,
-                $"no output for {Seconds(_spec.Claude.TurnTimeout)} (konsole.claude.turn-timeout): the turn was interrupted"));
+            _turn.ReplyTo.Tell(TimedOut(_turn.PromptId));
             EndTurn(_sessionId, isError: true);
             return;
         }
@@ -457,12 +474,12 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private static string? Shown(string? text) => text is null ? null : Truncate(SecretRedactor.Redact(text));
 
     // Output of a process can still arrive after its actor stopped: not worth a dead-letter warning.
-    /// <param name="Lines">In order: a <see cref="CliFrame"/>, <see cref="NonJsonLine"/> or <see cref="OversizedLine"/> each.</param>
+    /// <param name="Lines">In order: a <see cref="CliFrame"/>, <see cref="NonJsonLine"/> or <see cref="DroppedLine"/> each.</param>
     private sealed record StdoutRead(IReadOnlyList<object> Lines) : IDeadLetterSuppression;
 
     private sealed record NonJsonLine(string Preview);
 
-    private sealed record OversizedLine(long Bytes, string? Type);
+
 
     private sealed record Stderr(string Line) : IDeadLetterSuppression;
 

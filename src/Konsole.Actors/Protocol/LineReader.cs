@@ -5,9 +5,8 @@ namespace Konsole.Actors.Protocol;
 
 /// <summary>
 /// Splits a byte stream into lines of any length up to <c>maxLineBytes</c>. A longer line is
-/// discarded without being buffered past the cap (its size is reported, and its top-level <c>type</c> when it is a JSON
-/// object: <see cref="TopLevelTypeScanner"/>), and reading goes on with the next line: an oversized frame must not take the
-/// process down with it. <c>onReadEnd</c> runs after the lines of
+/// discarded without being buffered past the cap (reported as a <see cref="DroppedLine"/>: its size, and what it was), and
+/// reading goes on with the next line: an oversized frame must not take the process down with it. <c>onReadEnd</c> runs after the lines of
 /// each read from the stream, so a consumer can hand on everything one read brought at once.
 /// Each line is handed on as memory of its own that is never written again (a consumer may keep it): the lines of one read
 /// are copied together into one array, so a consumer keeping thousands of lines keeps few objects.
@@ -18,7 +17,7 @@ public static class LineReader
         Stream stream,
         long maxLineBytes,
         Action<ReadOnlyMemory<byte>> onLine,
-        Action<long, string?> onOversizedLine,
+        Action<DroppedLine> onOversizedLine,
         Action? onReadEnd = null,
         CancellationToken cancellationToken = default,
         int segmentBytes = 4 * 1024)
@@ -28,7 +27,7 @@ public static class LineReader
         var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: segmentBytes, leaveOpen: true));
         var lines = new Batch(onLine);
         long skipped = -1; // >= 0 while discarding the rest of an oversized line: bytes dropped so far
-        TopLevelTypeScanner? dropped = null; // what the line being discarded is
+        DroppedLineScanner? dropped = null; // what the line being discarded is
         long scanned = 0;  // bytes at the start of the buffer already known to hold no newline
         try
         {
@@ -42,16 +41,16 @@ public static class LineReader
                     {
                         lines.Flush();
                         dropped!.Feed(line);
-                        onOversizedLine(skipped + line.Length, dropped.Type);
+                        onOversizedLine(dropped.Line(skipped + line.Length));
                         skipped = -1;
                         dropped = null;
                     }
                     else if (TrimCarriageReturn(line) is var trimmed && trimmed.Length > maxLineBytes)
                     {
                         lines.Flush();
-                        var scanner = new TopLevelTypeScanner();
+                        var scanner = new DroppedLineScanner();
                         scanner.Feed(line);
-                        onOversizedLine(line.Length, scanner.Type);
+                        onOversizedLine(scanner.Line(line.Length));
                     }
                     else
                         lines.Add(trimmed);
@@ -61,7 +60,7 @@ public static class LineReader
                 if (skipped >= 0 || buffer.Length > maxLineBytes + 1) // + the \r of a \r\n still to come
                 {
                     // No newline yet and already over the cap: drop what we have, keep counting.
-                    (dropped ??= new TopLevelTypeScanner()).Feed(buffer);
+                    (dropped ??= new DroppedLineScanner()).Feed(buffer);
                     skipped = Math.Max(skipped, 0) + buffer.Length;
                     buffer = buffer.Slice(buffer.End);
                     scanned = 0;
@@ -69,7 +68,7 @@ public static class LineReader
 
                 if (read.IsCompleted)
                 {
-                    if (skipped >= 0) onOversizedLine(skipped, dropped!.Type);
+                    if (skipped >= 0) onOversizedLine(new DroppedLine(skipped, null, null)); // cut short: not a whole frame
                     else if (buffer.Length > 0)
                     {
                         lines.Add(TrimCarriageReturn(buffer));

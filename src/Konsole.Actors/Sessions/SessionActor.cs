@@ -334,9 +334,13 @@ public sealed class SessionActor : ReceivePersistentActor
             Context.Stop(Self);
             return;
         }
-        // Its journal goes with it; it stops once that is done.
-        DeleteSnapshots(SnapshotSelectionCriteria.Latest);
-        DeleteMessages(long.MaxValue);
+        // Its journal goes with it, once the writes still on their way have landed (one landing after the delete would leave a
+        // row behind); it stops once that is done.
+        DeferAsync(_id, _ =>
+        {
+            DeleteSnapshots(SnapshotSelectionCriteria.Latest);
+            DeleteMessages(long.MaxValue);
+        });
     }
 
     private void Ended(PromptEndRecorded e)
@@ -396,7 +400,7 @@ public sealed class SessionActor : ReceivePersistentActor
     /// </summary>
     private void ReserveEventIds()
     {
-        // Closing: its journal is being deleted, and a write sent after the delete would leave a row of it behind.
+        // Closing: its journal is to be deleted, and a write after the delete would leave a row of it behind.
         if (!_durable || _closing || _events.LastId + IdBlock / 2 < _idsReservedUpTo)
             return;
         _idsReservedUpTo = _events.LastId + IdBlock;
@@ -436,7 +440,7 @@ public sealed class SessionActor : ReceivePersistentActor
 
     private void SnapshotNow()
     {
-        if (LastSequenceNr % SnapshotEvery != 0)
+        if (_closing || LastSequenceNr % SnapshotEvery != 0)
             return;
         SaveSnapshot(new SessionSnapshot(
             _conversation is { } c ? new ConversationRecorded(c.SessionId, c.AccountId, c.ConfigDir) : null,

@@ -68,7 +68,7 @@ public sealed class LineReaderTests
 
         // 10-byte reads: "a\nbb\nccc\nd" | "ddd\ne\n" (the last line has no newline and ends the stream).
         await LineReader.ReadLinesAsync(new ChunkedStream("a\nbb\nccc\ndddd\ne\nf"u8.ToArray(), 10), 100,
-            line => current.Add(Encoding.UTF8.GetString(line.Span)), (_, _) => { },
+            line => current.Add(Encoding.UTF8.GetString(line.Span)), _ => { },
             onReadEnd: () =>
             {
                 reads.Add(current);
@@ -89,7 +89,7 @@ public sealed class LineReaderTests
 
         // 4 KB reads, as from a pipe: the 100 KB line spans many of the reader's buffer segments.
         await LineReader.ReadLinesAsync(new ChunkedStream(Encoding.UTF8.GetBytes(string.Join("\n", expected) + "\n"), 4096), 1 << 20,
-            kept.Add, (_, _) => { });
+            kept.Add, _ => { });
 
         Assert.Equal(expected, kept.Select(line => Encoding.UTF8.GetString(line.Span)));
         var parsed = StreamJsonParser.Parse(kept[500]);
@@ -100,7 +100,7 @@ public sealed class LineReaderTests
     public async Task Invalid_utf8_is_passed_on_as_bytes()
     {
         var collected = new List<byte[]>();
-        await LineReader.ReadLinesAsync(new MemoryStream([0xC3, 0x28, (byte)'\n', 0xFF]), 100, l => collected.Add(l.ToArray()), (_, _) => { });
+        await LineReader.ReadLinesAsync(new MemoryStream([0xC3, 0x28, (byte)'\n', 0xFF]), 100, l => collected.Add(l.ToArray()), _ => { });
 
         Assert.Equal([[0xC3, 0x28], [0xFF]], collected);
     }
@@ -109,17 +109,19 @@ public sealed class LineReaderTests
     [InlineData(100_000)] // one read takes the whole line
     [InlineData(4096)] // the line is dropped in pieces as it comes
     [InlineData(7)]
-    public async Task An_oversized_line_is_reported_with_its_top_level_type_wherever_the_key_stands(int chunk)
+    public async Task An_oversized_line_is_reported_with_its_top_level_type_and_user_message_uuid_wherever_they_stand(int chunk)
     {
-        // As the real CLI writes a result: "type" after its (here too long) text, nested "type"s and escaped quotes before it.
-        var result = $$"""{"usage":{"type":"x","n":[{"type":"y"}]},"result":"{{new string('x', 20_000)}} \"type\":\"no\"","type":"result","uuid":"u"}""";
+        // As the real CLI writes a result: "type" after its (here too long) text; nested keys and escaped quotes before it.
+        var result = $$"""{"usage":{"type":"x","user_message_uuid":"no","n":[{"type":"y"}]},"result":"{{new string('x', 20_000)}} \"type\":\"no\"","type":"result","user_message_uuid":"p-1"}""";
         var assistant = """{"type":"assistant","message":{"content":[{"type":"text","text":"x"}]}}""" + new string(' ', 300);
-        var reported = new List<(long, string?)>();
+        var cutShort = """{"type":"result","result":"xxxxxxxxxx""" + new string('x', 300); // the stream ends inside it
+        var reported = new List<DroppedLine>();
 
-        await LineReader.ReadLinesAsync(new ChunkedStream(Encoding.UTF8.GetBytes($"{result}\nok\n{assistant}\nnot json {new string('z', 300)}\n"), chunk), 200,
-            _ => { }, (bytes, type) => reported.Add((bytes, type)));
+        await LineReader.ReadLinesAsync(new ChunkedStream(Encoding.UTF8.GetBytes($"{result}\nok\n{assistant}\nnot json {new string('z', 300)}\n{cutShort}"), chunk),
+            200, _ => { }, reported.Add, segmentBytes: Math.Max(chunk, 4096));
 
-        Assert.Equal([(result.Length, "result"), (assistant.Length, "assistant"), (309L, null)], reported);
+        Assert.Equal([new DroppedLine(result.Length, "result", "p-1"), new DroppedLine(assistant.Length, "assistant", null), new DroppedLine(309, null, null),
+            new DroppedLine(cutShort.Length, null, null)], reported);
     }
 
     private static async Task<(List<string> Lines, List<long> Oversized)> Read(string text, long cap, int chunk = 1 << 20)
@@ -127,7 +129,7 @@ public sealed class LineReaderTests
         var lines = new List<string>();
         var oversized = new List<long>();
         await LineReader.ReadLinesAsync(new ChunkedStream(Encoding.UTF8.GetBytes(text), chunk), cap,
-            line => lines.Add(Encoding.UTF8.GetString(line.Span)), (bytes, _) => oversized.Add(bytes));
+            line => lines.Add(Encoding.UTF8.GetString(line.Span)), dropped => oversized.Add(dropped.Bytes));
         return (lines, oversized);
     }
 
