@@ -25,7 +25,7 @@ public sealed class GatewayActor : ReceiveActor
                 SingleReader = true,
                 SingleWriter = true,
             });
-            var follower = Context.ActorOf(SystemEventsActor.Props(channel.Writer), $"events-{++_followers}");
+            var follower = SystemEventsActor.Start(Context, Context.System.EventStream, channel.Writer, $"events-{++_followers}");
             Sender.Tell(new SystemEventsFollowed(follower.Path.Name, channel.Reader));
         });
         Receive<UnfollowSystemEvents>(m => Context.Child(m.SubscriptionId).Tell(PoisonPill.Instance));

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Akka.Actor;
+using Akka.Event;
 using Konsole.Actors.Accounts;
 using Konsole.Actors.Routing;
 using Konsole.Actors.Sessions;
@@ -46,12 +47,16 @@ public sealed class SystemEventsActor : ReceiveActor
     /// <summary>How a follower's reader ends when it fell <see cref="Capacity"/> events behind.</summary>
     public sealed class FellBehindException() : Exception($"the follower fell {Capacity} events behind");
 
-    public static Props Props(ChannelWriter<object> writer) => Akka.Actor.Props.Create(() => new SystemEventsActor(writer));
-
-    protected override void PreStart()
+    /// <summary>
+    /// Starts a follower under <paramref name="parent"/>, subscribed before this returns: an event published once the caller
+    /// has answered its client is not missed (subscribing in the actor's PreStart, which runs later, missed those).
+    /// </summary>
+    public static IActorRef Start(IActorRefFactory parent, EventStream events, ChannelWriter<object> writer, string name)
     {
+        var follower = parent.ActorOf(Akka.Actor.Props.Create(() => new SystemEventsActor(writer)), name);
         foreach (var type in Followed)
-            Context.System.EventStream.Subscribe(Self, type);
+            events.Subscribe(follower, type);
+        return follower;
     }
 
     protected override void PostStop()
