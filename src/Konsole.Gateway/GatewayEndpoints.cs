@@ -73,20 +73,20 @@ public static partial class GatewayEndpoints
             await AskAsync<object>(context, gateway, new InterruptSession(id)) switch
             {
                 (SessionInterrupted done, _) => Results.Accepted(value: new { sessionId = done.SessionId, interrupted = done.Prompts }),
-                var (reply, problem) => Gone(context, reply) ?? Refused(context, reply, problem),
+                var (reply, problem) => RefusedAbout(context, reply, problem),
             });
         app.MapGet("/api/session/{id}", async (HttpContext context, IRequiredActor<GatewayActor> gateway, string id) =>
             await AskAsync<object>(context, gateway, new GetSession(id)) switch
             {
                 (SessionInfo info, _) => Results.Ok(ApiViews.Session(info)),
-                var (reply, problem) => Gone(context, reply) ?? Refused(context, reply, problem),
+                var (reply, problem) => RefusedAbout(context, reply, problem),
             });
         app.MapGet("/api/session/{id}/events", FollowSessionAsync).RequireRateLimiting(StreamsPolicy);
         app.MapDelete("/api/session/{id}", async (HttpContext context, IRequiredActor<GatewayActor> gateway, string id) =>
             await AskAsync<object>(context, gateway, new CloseSession(id)) switch
             {
                 (SessionClosed, _) => Results.NoContent(),
-                var (reply, problem) => Gone(context, reply) ?? Refused(context, reply, problem),
+                var (reply, problem) => RefusedAbout(context, reply, problem),
             });
 
         app.MapGet("/api/events", SystemEventsAsync).RequireRateLimiting(StreamsPolicy);
@@ -176,7 +176,7 @@ public static partial class GatewayEndpoints
                 context.Response.Headers["Konsole-First-Event-Id"] = followed.FirstAvailable.ToString(CultureInfo.InvariantCulture);
                 return PromptStreams.Follow(context, gateway.ActorRef, followed, Stopping(context));
             case var (reply, problem):
-                return Gone(context, reply) ?? Refused(context, reply, problem);
+                return RefusedAbout(context, reply, problem);
         }
     }
 
@@ -290,14 +290,14 @@ public static partial class GatewayEndpoints
     }
 
     /// <summary>
-    /// A session closed before is no more: looking it up, following its events, interrupting or deleting it again is a 404, whose
-    /// code says it was closed. (A prompt for it stays a 409: a UI session's id, which a hot prompt would otherwise open, is not
-    /// free again.)
+    /// <see cref="Refused"/>, for a request about a session as it is: one closed before is no more, so looking it up, following
+    /// its events, interrupting or deleting it again is a 404, whose code says it was closed. (A prompt for it stays a 409: a UI
+    /// session's id, which a hot prompt would otherwise open, is not free again.)
     /// </summary>
-    private static IResult? Gone(HttpContext context, object? reply) =>
+    private static IResult RefusedAbout(HttpContext context, object? reply, IResult? problem) =>
         reply is SessionRejected { Code: SessionErrorCodes.Closed } closed
             ? Problems.Problem(context, StatusCodes.Status404NotFound, closed.Code, closed.Message)
-            : null;
+            : Refused(context, reply, problem);
 
     private static IResult Refused(HttpContext context, object? reply, IResult? problem) => reply switch
     {

@@ -38,7 +38,8 @@ public static class PinnedClaudeCli
         var dir = Path.GetFullPath(directory);
         var cli = Path.Combine(dir, "node_modules", ".bin", "claude");
         var marker = Path.Combine(dir, ".verified");
-        if (IsVerified(marker) && IsInstalled(dir, cli))
+        bool Ready() => IsVerified(marker) && IsInstalled(dir, cli);
+        if (Ready())
             return cli;
 
         var gate = InProcess.GetOrAdd(dir, _ => new SemaphoreSlim(1, 1));
@@ -47,30 +48,24 @@ public static class PinnedClaudeCli
         {
             Directory.CreateDirectory(dir);
             await using var installLock = await LockAsync(Path.Combine(dir, ".install.lock"), ct);
-            if (IsInstalled(dir, cli))
+            if (Ready()) // another process installed it while we waited
+                return cli;
+            // One installed without this method (by hand, or CI's own npm install) or cut short counts if it answers.
+            if (!IsInstalled(dir, cli) || await WrongVersionAsync(cli, dir, ct) is not null)
             {
-                if (IsVerified(marker)) // another process installed it while we waited
-                    return cli;
-                // Installed without this method (by hand, or CI's own npm install) or cut short: it counts if it answers.
-                if (await AnswersVersionAsync(cli, dir, ct))
-                {
-                    await File.WriteAllTextAsync(marker, Version, ct);
-                    return cli;
-                }
+                File.Delete(marker);
+                // A half-done or other-version install may look current to npm (its lock file): start clean.
+                var modules = Path.Combine(dir, "node_modules");
+                if (Directory.Exists(modules))
+                    Directory.Delete(modules, recursive: true);
+                File.Delete(Path.Combine(dir, "package-lock.json"));
+                await NpmAsync(["install", "--prefix", dir, "--no-audit", "--no-fund", $"{Package}@{Version}"], dir, ct);
+                if (!IsInstalled(dir, cli))
+                    throw new InvalidOperationException($"npm installed {Package}@{Version} into {dir}, but {cli} or its package.json is missing.");
+                // The package's postinstall puts the native binary in place; without it only a stub runs.
+                if (await WrongVersionAsync(cli, dir, ct) is { } wrong)
+                    throw new InvalidOperationException($"{cli} --version {wrong}");
             }
-            File.Delete(marker);
-            // A half-done or other-version install may look current to npm (its lock file): start clean.
-            var modules = Path.Combine(dir, "node_modules");
-            if (Directory.Exists(modules))
-                Directory.Delete(modules, recursive: true);
-            File.Delete(Path.Combine(dir, "package-lock.json"));
-            await RunAsync("npm", ["install", "--prefix", dir, "--no-audit", "--no-fund", $"{Package}@{Version}"], dir, ct);
-            if (!IsInstalled(dir, cli))
-                throw new InvalidOperationException($"npm installed {Package}@{Version} into {dir}, but {cli} or its package.json is missing.");
-            // The package's postinstall puts the native binary in place; without it only a stub runs.
-            var version = await RunAsync(cli, ["--version"], dir, ct);
-            if (!version.Contains(Version, StringComparison.Ordinal))
-                throw new InvalidOperationException($"{cli} --version answered '{version.Trim()}', not {Version}.");
             await File.WriteAllTextAsync(marker, Version, ct);
             return cli;
         }
@@ -92,16 +87,19 @@ public static class PinnedClaudeCli
         }
     }
 
-    private static async Task<bool> AnswersVersionAsync(string cli, string dir, CancellationToken ct)
+    /// <summary>Null when <c>cli --version</c> answers the pinned version; else what it did instead.</summary>
+    private static async Task<string?> WrongVersionAsync(string cli, string dir, CancellationToken ct)
     {
         try
         {
             var run = await ProgramRun.RunAsync(cli, ["--version"], dir, TimeSpan.FromMinutes(1), "", ct);
-            return run.ExitCode == 0 && (run.Output + run.Errors).Contains(Version, StringComparison.Ordinal);
+            var said = (run.Output + run.Errors).Trim();
+            return run.ExitCode == 0 && said.Contains(Version, StringComparison.Ordinal) ? null
+                : $"answered '{said}' (exit {run.ExitCode}), not {Version}.";
         }
         catch (Exception e) when (e is InvalidOperationException or TimeoutException)
         {
-            return false;
+            return $"did not answer: {e.Message}";
         }
     }
 
@@ -146,12 +144,11 @@ public static class PinnedClaudeCli
         }
     }
 
-    /// <summary>Runs a program to its end and returns its stdout and stderr; throws when it cannot start, fails or takes too long.</summary>
-    private static async Task<string> RunAsync(string program, string[] args, string workingDirectory, CancellationToken ct)
+    /// <summary>Runs npm to its end; throws with its output when it cannot start, fails or takes too long.</summary>
+    private static async Task NpmAsync(string[] args, string workingDirectory, CancellationToken ct)
     {
-        var run = await ProgramRun.RunAsync(program, args, workingDirectory, NpmTimeout, $"Installing {Package}@{Version} needs Node.js and npm on PATH.", ct);
+        var run = await ProgramRun.RunAsync("npm", args, workingDirectory, NpmTimeout, $"Installing {Package}@{Version} needs Node.js and npm on PATH.", ct);
         if (run.ExitCode != 0)
-            throw new InvalidOperationException($"`{program} {string.Join(' ', args)}` exited with {run.ExitCode}:\n{run.Output}{run.Errors}");
-        return run.Output + run.Errors;
+            throw new InvalidOperationException($"`npm {string.Join(' ', args)}` exited with {run.ExitCode}:\n{run.Output}{run.Errors}");
     }
 }

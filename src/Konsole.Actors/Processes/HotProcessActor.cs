@@ -161,19 +161,23 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     /// </summary>
     private void OnDroppedResult(DroppedLine result)
     {
-        if (_clearId is not null || _turn is null || !_turnSent)
+        if (_clearId is not null || _turn is null || !_turnSent || AnswersAnother(result.UserMessageUuid))
             return;
-        if (result.UserMessageUuid is not null && result.UserMessageUuid != _turn.PromptId)
-        {
-            _log.Warning("{0}: a result for user message {1} arrived during prompt {2}; the turn goes on", Name, result.UserMessageUuid, _turn.PromptId);
-            return;
-        }
         _turn.ReplyTo.Tell(_timedOut
             ? TimedOut(_turn.PromptId)
             : new TurnFailed(_turn.PromptId, TurnErrorCodes.ResultTooLarge,
                 $"the turn's result, {result.Bytes:N0} bytes, was over konsole.claude.max-line-bytes ({_spec.Launch.MaxLineBytes:N0}) " +
                 "and was dropped: the turn ended on the CLI, and its conversation goes on", Conversation: ConversationAfterTurn()));
         EndTurn(_sessionId, isError: true);
+    }
+
+    /// <summary>A result that names another user message than the running turn's (a late one of an earlier prompt): not this turn's end.</summary>
+    private bool AnswersAnother(string? userMessageUuid)
+    {
+        if (userMessageUuid is null || userMessageUuid == _turn!.PromptId)
+            return false;
+        _log.Warning("{0}: a result for user message {1} arrived during prompt {2}; the turn goes on", Name, userMessageUuid, _turn.PromptId);
+        return true;
     }
 
     private TurnFailed TimedOut(string promptId) => new(promptId, TurnErrorCodes.TurnTimeout,
@@ -308,11 +312,8 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         _turn.ReplyTo.Tell(new TurnOutput(_turn.PromptId, frame));
         if (!frame.IsResult)
             return;
-        if (frame.UserMessageUuid is not null && frame.UserMessageUuid != _turn.PromptId)
-        {
-            _log.Warning("{0}: a result for user message {1} arrived during prompt {2}; the turn goes on", Name, frame.UserMessageUuid, _turn.PromptId);
+        if (AnswersAnother(frame.UserMessageUuid))
             return;
-        }
         if (_timedOut)
         {
             _turn.ReplyTo.Tell(TimedOut(_turn.PromptId));
@@ -478,8 +479,6 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private sealed record StdoutRead(IReadOnlyList<object> Lines) : IDeadLetterSuppression;
 
     private sealed record NonJsonLine(string Preview);
-
-
 
     private sealed record Stderr(string Line) : IDeadLetterSuppression;
 

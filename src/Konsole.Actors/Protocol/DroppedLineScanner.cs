@@ -32,6 +32,9 @@ public sealed class DroppedLineScanner
     private string? _type;
     private string? _userMessageUuid;
 
+    /// <summary>The bytes fed so far.</summary>
+    public long Bytes { get; private set; }
+
     public void Feed(ReadOnlySequence<byte> bytes)
     {
         foreach (var segment in bytes)
@@ -40,6 +43,7 @@ public sealed class DroppedLineScanner
 
     public void Feed(ReadOnlySpan<byte> bytes)
     {
+        Bytes += bytes.Length;
         foreach (var b in bytes)
         {
             if (_inString)
@@ -94,7 +98,7 @@ public sealed class DroppedLineScanner
     }
 
     /// <summary>What the line was, once all of it has been fed.</summary>
-    public DroppedLine Line(long bytes) => new(bytes, _type, _userMessageUuid);
+    public DroppedLine Line() => new(Bytes, _type, _userMessageUuid);
 
     private void StringEnded()
     {

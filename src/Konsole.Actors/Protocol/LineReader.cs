@@ -26,8 +26,7 @@ public static class LineReader
         // long line just takes more of them.
         var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: segmentBytes, leaveOpen: true));
         var lines = new Batch(onLine);
-        long skipped = -1; // >= 0 while discarding the rest of an oversized line: bytes dropped so far
-        DroppedLineScanner? dropped = null; // what the line being discarded is
+        DroppedLineScanner? dropped = null; // while discarding the rest of an oversized line: what it is, and its bytes so far
         long scanned = 0;  // bytes at the start of the buffer already known to hold no newline
         try
         {
@@ -37,38 +36,30 @@ public static class LineReader
                 var buffer = read.Buffer;
                 while (TryTakeLine(ref buffer, ref scanned, out var line))
                 {
-                    if (skipped >= 0)
+                    if (dropped is null && TrimCarriageReturn(line) is var trimmed && trimmed.Length <= maxLineBytes)
+                        lines.Add(trimmed);
+                    else
                     {
+                        // The end of a line being discarded, or a whole one over the cap.
                         lines.Flush();
-                        dropped!.Feed(line);
-                        onOversizedLine(dropped.Line(skipped + line.Length));
-                        skipped = -1;
+                        (dropped ??= new DroppedLineScanner()).Feed(line);
+                        onOversizedLine(dropped.Line());
                         dropped = null;
                     }
-                    else if (TrimCarriageReturn(line) is var trimmed && trimmed.Length > maxLineBytes)
-                    {
-                        lines.Flush();
-                        var scanner = new DroppedLineScanner();
-                        scanner.Feed(line);
-                        onOversizedLine(scanner.Line(line.Length));
-                    }
-                    else
-                        lines.Add(trimmed);
                 }
                 lines.Flush(); // before the buffer they point into is given back
 
-                if (skipped >= 0 || buffer.Length > maxLineBytes + 1) // + the \r of a \r\n still to come
+                if (dropped is not null || buffer.Length > maxLineBytes + 1) // + the \r of a \r\n still to come
                 {
                     // No newline yet and already over the cap: drop what we have, keep counting.
                     (dropped ??= new DroppedLineScanner()).Feed(buffer);
-                    skipped = Math.Max(skipped, 0) + buffer.Length;
                     buffer = buffer.Slice(buffer.End);
                     scanned = 0;
                 }
 
                 if (read.IsCompleted)
                 {
-                    if (skipped >= 0) onOversizedLine(new DroppedLine(skipped, null, null)); // cut short: not a whole frame
+                    if (dropped is not null) onOversizedLine(new DroppedLine(dropped.Bytes, null, null)); // cut short: not a whole frame
                     else if (buffer.Length > 0)
                     {
                         lines.Add(TrimCarriageReturn(buffer));

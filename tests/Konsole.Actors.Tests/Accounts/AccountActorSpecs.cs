@@ -300,8 +300,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     {
         var refreshed = CreateTestProbe();
         Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
-        await using var tokens = await FakeTokenEndpoint.StartAsync();
-        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        await using var tokens = await TokensForAlphaAsync();
         tokens.Delay = TimeSpan.FromMilliseconds(500); // a prompt that did not wait would start inside this window
         var account = await StartAccountAsync($"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
         var running = NewPrompt($"{Long} busy");
@@ -355,8 +354,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         var logs = CreateTestProbe();
         Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
         Sys.EventStream.Subscribe(logs, typeof(Akka.Event.LogEvent));
-        await using var tokens = await FakeTokenEndpoint.StartAsync();
-        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        await using var tokens = await TokensForAlphaAsync();
         tokens.Hold(); // both triggers meet one refresh in flight
         KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(30)); // under the 1 h threshold
 
@@ -386,8 +384,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     {
         var refreshed = CreateTestProbe();
         Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
-        await using var tokens = await FakeTokenEndpoint.StartAsync();
-        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        await using var tokens = await TokensForAlphaAsync();
         tokens.ExpiresIn = TimeSpan.FromMinutes(30); // under the 1 h threshold
         KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(30));
 
@@ -402,8 +399,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_refresh_holds_the_hosts_stop_while_it_runs_and_none_starts_once_the_host_stops()
     {
-        await using var tokens = await FakeTokenEndpoint.StartAsync();
-        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        await using var tokens = await TokensForAlphaAsync();
         tokens.Hold();
         var account = AccountOn(tokens);
 
@@ -423,8 +419,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     {
         var refreshed = CreateTestProbe();
         Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
-        await using var tokens = await FakeTokenEndpoint.StartAsync();
-        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        await using var tokens = await TokensForAlphaAsync();
         tokens.Hold();
         var account = AccountOn(tokens);
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
@@ -448,8 +443,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         var events = CreateTestProbe();
         Sys.EventStream.Subscribe(events, typeof(OAuthTokenRefreshed));
         Sys.EventStream.Subscribe(events, typeof(OAuthRefreshFailed));
-        await using var tokens = await FakeTokenEndpoint.StartAsync();
-        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        await using var tokens = await TokensForAlphaAsync();
         tokens.FailNext(503, times: 2);
         var account = await StartAccountAsync(
             $"konsole.oauth {{ token-endpoint = \"{tokens.Url}\", retry-min-backoff = 50ms, retry-max-backoff = 200ms }}");
@@ -533,6 +527,14 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Assert.Equal(("alpha", "not_oauth"), (refused.AccountId, refused.Code));
         Assert.Contains("simulated", refused.Reason);
         Assert.Empty(tokens.Requests);
+    }
+
+    /// <summary>A fake token endpoint that takes the refresh token of alpha's login.</summary>
+    private async Task<FakeTokenEndpoint> TokensForAlphaAsync()
+    {
+        var tokens = await FakeTokenEndpoint.StartAsync();
+        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        return tokens;
     }
 
     /// <summary>An account (not waited for) whose OAuth refreshes go to <paramref name="tokens"/>.</summary>
