@@ -13,7 +13,7 @@ namespace Konsole.Gateway;
 
 /// <summary>
 /// A prompt's answer over HTTP: its events as SSE (<c>id</c> = the session's event number, <c>event</c> = the CLI
-/// line's type or <c>queued</c>/<c>error</c>, <c>data</c> = the line verbatim), or with <c>Accept: application/json</c>
+/// line's type or <c>queued</c>/<c>dropped</c>/<c>error</c>, <c>data</c> = the line verbatim), or with <c>Accept: application/json</c>
 /// the <c>result</c> line alone. A prompt refused at once (its first event an error of <see cref="Refusals"/>) is
 /// answered with the matching status instead; one taken to run that failed before any output still gets its stream,
 /// which ends with that <c>error</c> (as JSON: the error's problem). A client that goes away does not stop the turn:

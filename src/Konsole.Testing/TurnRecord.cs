@@ -9,7 +9,8 @@ public sealed record TurnRecord(
     IReadOnlyList<PromptQueued> Queued,
     IReadOnlyList<TurnOutput> Outputs,
     TurnCompleted? Completed,
-    TurnFailed? Failed)
+    TurnFailed? Failed,
+    IReadOnlyList<TurnLineDropped> Dropped)
 {
     /// <summary>The <c>result</c> field of the turn's result frame, if it completed with one.</summary>
     public string? ResultText
@@ -37,6 +38,7 @@ public static class TurnProbeExtensions
     {
         var queued = new List<PromptQueued>();
         var outputs = new List<TurnOutput>();
+        var dropped = new List<TurnLineDropped>();
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
@@ -46,8 +48,9 @@ public static class TurnProbeExtensions
             {
                 case PromptQueued q: queued.Add(q); break;
                 case TurnOutput o: outputs.Add(o); break;
-                case TurnCompleted c: return new TurnRecord(queued, outputs, c, null);
-                case TurnFailed f: return new TurnRecord(queued, outputs, null, f);
+                case TurnLineDropped d: dropped.Add(d); break;
+                case TurnCompleted c: return new TurnRecord(queued, outputs, c, null, dropped);
+                case TurnFailed f: return new TurnRecord(queued, outputs, null, f, dropped);
                 case null:
                     throw new TimeoutException(
                         $"the turn did not end within {timeout.TotalSeconds:0.#}s; received {queued.Count} queued and {outputs.Count} outputs" +

@@ -36,6 +36,7 @@ public sealed class HostileOutputSpecs(ITestOutputHelper output) : KonsoleSpec(o
         Assert.True(huge.Outputs.Single(o => o.Frame.Type == "assistant").Frame.Raw.Length > 8_388_608);
         Assert.Equal("echo: over the cap", dropped.ResultText);
         Assert.False(dropped.Outputs.Any(o => o.Frame.Type == "assistant"), "the 70 MB line over the 64 MiB cap is dropped");
+        Assert.Equal("assistant", Assert.Single(dropped.Dropped).Type); // and its caller told so
         Assert.StartsWith("echo: still here", after.ResultText);
         var status = await router.Ask<AccountsView>(GetAccounts.Instance, TurnTimeout);
         Assert.All(status.Accounts, a => Assert.All(a.Status.Processes, p => Assert.Equal(0, p.Restarts))); // no process died

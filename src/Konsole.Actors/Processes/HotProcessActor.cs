@@ -151,6 +151,8 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                     dropped.Type ?? "no type read", dropped.Bytes, _spec.Launch.MaxLineBytes);
                 if (dropped.Type == "result")
                     OnDroppedResult(dropped);
+                else if (_clearId is null && _turn is not null && _turnSent)
+                    _turn.ReplyTo.Tell(new TurnLineDropped(_turn.PromptId, dropped.Type, dropped.Bytes, _spec.Launch.MaxLineBytes));
                 break;
         }
     }

@@ -25,7 +25,7 @@ public sealed record ConversationRef(string SessionId, string AccountId, string 
 
 /// <summary>
 /// One prompt. Its caller receives, in order: zero or more <see cref="PromptQueued"/>, zero or more
-/// <see cref="TurnOutput"/>, then exactly one of <see cref="TurnCompleted"/> or <see cref="TurnFailed"/>.
+/// <see cref="TurnOutput"/> and <see cref="TurnLineDropped"/>, then exactly one of <see cref="TurnCompleted"/> or <see cref="TurnFailed"/>.
 /// </summary>
 /// <param name="PromptId">A GUID string; sent to the CLI as the user message's <c>uuid</c>.</param>
 /// <param name="UserSessionId">The caller's session (the UI's session id).</param>
@@ -58,6 +58,13 @@ public sealed record PromptQueued(string PromptId, string AccountId, int Positio
 
 /// <summary>One stdout line of the prompt's turn, in the order the CLI printed it (the result included).</summary>
 public sealed record TurnOutput(string PromptId, CliFrame Frame);
+
+/// <summary>
+/// A stdout line of the turn, in its place among the <see cref="TurnOutput"/>s, was over <c>konsole.claude.max-line-bytes</c>
+/// and was dropped (a result line instead ends the turn with <see cref="TurnErrorCodes.ResultTooLarge"/>).
+/// </summary>
+/// <param name="Type">The line's <c>type</c>, when it could be read from the line's start.</param>
+public sealed record TurnLineDropped(string PromptId, string? Type, long Bytes, long MaxLineBytes);
 
 /// <summary>The turn ended with its <c>result</c> frame (which may have <c>is_error</c>).</summary>
 /// <param name="Conversation">The conversation after this turn (null for chat turns).</param>

@@ -146,6 +146,12 @@ public sealed class SessionActor : ReceivePersistentActor
             Record(new PromptRecorded(m.PromptId, prompt.Text), _ => Append(m.PromptId, "queued", queued, endsPrompt: false));
         });
         Command<TurnOutput>(m => OnOutput(m.PromptId, m.Frame));
+        Command<TurnLineDropped>(m =>
+        {
+            if (Continuing(m.PromptId) is not null)
+                Append(m.PromptId, "dropped", JsonSerializer.SerializeToUtf8Bytes(new { type = m.Type, bytes = m.Bytes, maxLineBytes = m.MaxLineBytes }),
+                    endsPrompt: false);
+        });
         Command<TurnCompleted>(m =>
         {
             if (!_inFlight.TryGetValue(m.PromptId, out var prompt))
@@ -356,13 +362,23 @@ public sealed class SessionActor : ReceivePersistentActor
 
     private void OnOutput(string promptId, CliFrame frame)
     {
-        if (!_inFlight.TryGetValue(promptId, out var prompt))
+        if (Continuing(promptId) is not { } prompt)
             return;
-        if (prompt.Result is { } earlier)
-            Append(promptId, earlier.Type!, earlier.Line, endsPrompt: false); // another result came: that one did not end the turn
-        prompt.Result = frame.IsResult ? frame : null; // a result ends the prompt with TurnCompleted, which follows it
-        if (!frame.IsResult)
+        if (frame.IsResult)
+            prompt.Result = frame; // it ends the prompt with TurnCompleted, which follows it
+        else
             Append(promptId, frame.Type ?? "unknown", frame.Line, endsPrompt: false);
+    }
+
+    /// <summary>The prompt, once a result held back for it has gone out (more of the turn came: it did not end it); null: not in flight.</summary>
+    private InFlight? Continuing(string promptId)
+    {
+        if (!_inFlight.TryGetValue(promptId, out var prompt))
+            return null;
+        if (prompt.Result is { } earlier)
+            Append(promptId, earlier.Type!, earlier.Line, endsPrompt: false);
+        prompt.Result = null;
+        return prompt;
     }
 
     private void Append(string promptId, string type, ReadOnlyMemory<byte> data, bool endsPrompt)

@@ -17,7 +17,8 @@ public enum SessionType
 /// <summary>
 /// One event of a session, numbered from 1 within it: a line the CLI printed for one of its prompts
 /// (<see cref="Type"/> is the line's own <c>type</c>, <see cref="Data"/> the line verbatim), or a gateway
-/// event: <c>queued</c> <c>{"position":N,"accountId":"..."}</c> or <c>error</c> <c>{"code":"...","message":"..."}</c>.
+/// event: <c>queued</c> <c>{"position":N,"accountId":"..."}</c>, <c>dropped</c> <c>{"type":"...","bytes":N,"maxLineBytes":N}</c>
+/// (in place of a CLI line too long to keep) or <c>error</c> <c>{"code":"...","message":"..."}</c>.
 /// </summary>
 /// <param name="Data">UTF-8 JSON.</param>
 /// <param name="EndsPrompt">The prompt's last event: its <c>result</c>, or an <c>error</c>.</param>

@@ -324,6 +324,9 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
 
         Assert.NotNull(turn.Completed);
         Assert.DoesNotContain(turn.Outputs, o => o.Frame.Type == "assistant");
+        var dropped = Assert.Single(turn.Dropped); // the caller is told what is missing
+        Assert.Equal(("assistant", 1024 * 1024L), (dropped.Type, dropped.MaxLineBytes));
+        Assert.True(dropped.Bytes > 2_000_000, $"{dropped.Bytes} bytes");
         Assert.Equal("echo: after", (await RunAsync(process, "after")).ResultText);
     }
 

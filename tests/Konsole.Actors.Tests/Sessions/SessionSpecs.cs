@@ -100,6 +100,23 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task A_line_too_long_to_keep_is_an_event_of_its_own_in_its_place_and_the_turn_goes_on_to_its_result()
+    {
+        await StartAsync("konsole.claude.max-line-bytes = 1MiB");
+        var created = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask);
+
+        var events = await PromptAsync(created.SessionId, "Remember 42 [[huge:2000000]]");
+
+        var types = events.Select(e => e.Type).Where(t => t != "command_lifecycle").ToList();
+        Assert.Equal(["system", "dropped", "rate_limit_event", "result"], types); // where the assistant line was
+        var dropped = JsonDocument.Parse(events.Single(e => e.Type == "dropped").Data).RootElement;
+        Assert.Equal(("assistant", 1024 * 1024L), (dropped.GetProperty("type").GetString(), dropped.GetProperty("maxLineBytes").GetInt64()));
+        Assert.True(dropped.GetProperty("bytes").GetInt64() > 2_000_000);
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.Id)); // numbered like every event
+        Assert.Equal("echo: What number? [history: Remember 42]", ResultText(await PromptAsync(created.SessionId, "What number?")));
+    }
+
+    [Fact]
     public async Task Following_replays_what_was_missed_then_follows_live_events()
     {
         await StartAsync();
