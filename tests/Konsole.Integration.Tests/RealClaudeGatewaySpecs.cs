@@ -22,13 +22,13 @@ public sealed class RealClaudeGatewaySpecs(ITestOutputHelper output, RealClaudeF
     private readonly KonsoleSandbox _sandbox = KonsoleSandbox.Create(2);
     private FakeMessagesApi _api = null!;
     private GatewayHost _host = null!;
+    private EnvironmentScope? _hostCredentials;
 
     private HttpClient Client => _host.Client;
 
     public async Task InitializeAsync()
     {
-        Environment.SetEnvironmentVariable("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-host-token-must-not-leak");
-        Environment.SetEnvironmentVariable("CLAUDECODE", "1");
+        _hostCredentials = EnvironmentScope.Set(("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-host-token-must-not-leak"), ("CLAUDECODE", "1"));
         _api = await FakeMessagesApi.StartAsync();
         _host = await GatewayHost.StartAsync(
             _sandbox.Hocon(cli.Path, FakeMessagesApi.CliEnvironment(_api.BaseUrl), $"konsole.gateway.auth-token = \"{Token}\""), output);
@@ -46,6 +46,7 @@ public sealed class RealClaudeGatewaySpecs(ITestOutputHelper output, RealClaudeF
         await _host.DisposeAsync();
         await _api.DisposeAsync();
         _sandbox.Dispose();
+        _hostCredentials?.Dispose();
     }
 
     [Fact]

@@ -20,19 +20,23 @@ public sealed class RealClaudeSpecs(ITestOutputHelper output, RealClaudeFixture 
     private static readonly TimeSpan Turn = TimeSpan.FromSeconds(60);
     private FakeMessagesApi _api = null!;
     private IActorRef _router = null!;
+    private EnvironmentScope? _hostCredentials;
 
     public async Task InitializeAsync()
     {
         // Every CLI inherits these from the test process; an account's process must never see them.
-        Environment.SetEnvironmentVariable("CLAUDE_CODE_OAUTH_TOKEN", HostToken);
-        Environment.SetEnvironmentVariable("ANTHROPIC_API_KEY", "sk-ant-api03-host-key");
-        Environment.SetEnvironmentVariable("CLAUDECODE", "1");
+        _hostCredentials = EnvironmentScope.Set(
+            ("CLAUDE_CODE_OAUTH_TOKEN", HostToken), ("ANTHROPIC_API_KEY", "sk-ant-api03-host-key"), ("CLAUDECODE", "1"));
         _api = await FakeMessagesApi.StartAsync();
         _router = this.StartAccounts(Sandbox.Settings(cli.Path, FakeMessagesApi.CliEnvironment(_api.BaseUrl)));
         await this.WaitUntilWarmAsync(_router, Turn);
     }
 
-    public async Task DisposeAsync() => await _api.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        await _api.DisposeAsync();
+        _hostCredentials?.Dispose();
+    }
 
     private const string HostToken = "sk-ant-oat01-host-token-must-not-leak";
 

@@ -501,7 +501,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task An_api_key_account_has_nothing_to_refresh()
     {
-        Environment.SetEnvironmentVariable("KONSOLE_TEST_API_KEY", "sk-ant-api03-test-key");
+        using var key = EnvironmentScope.Set(("KONSOLE_TEST_API_KEY", "sk-ant-api03-test-key"));
         var settings = Sandbox.Settings(FakeClaudeCli.Path);
         var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0] with { ApiKeyEnv = "KONSOLE_TEST_API_KEY" }, settings));
 

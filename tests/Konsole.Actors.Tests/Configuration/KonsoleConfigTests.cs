@@ -1,4 +1,5 @@
 using Konsole.Actors.Configuration;
+using Konsole.Testing;
 
 namespace Konsole.Actors.Tests.Configuration;
 
@@ -87,7 +88,7 @@ public sealed class KonsoleConfigTests
     [Fact]
     public void An_api_key_account_gets_a_config_dir_of_its_own_under_the_data_dir()
     {
-        Environment.SetEnvironmentVariable("KONSOLE_TEST_KEY_PRESENT", "sk-ant-api-xyz");
+        using var key = EnvironmentScope.Set(("KONSOLE_TEST_KEY_PRESENT", "sk-ant-api-xyz"));
         var (_, settings) = KonsoleConfig.Parse("""
             konsole { data-dir = "/tmp/konsole-data", accounts = [ { id = k, api-key-env = "KONSOLE_TEST_KEY_PRESENT" } ] }
             """);

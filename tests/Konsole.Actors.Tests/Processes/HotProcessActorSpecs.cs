@@ -368,8 +368,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     public async Task The_process_gets_the_accounts_environment_and_none_of_the_hosts_credentials()
     {
         // Every FakeClaude in this test run inherits these; the supervisor must strip them.
-        Environment.SetEnvironmentVariable("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-host-token");
-        Environment.SetEnvironmentVariable("CLAUDECODE", "1");
+        using var host = EnvironmentScope.Set(("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-host-token"), ("CLAUDECODE", "1"));
         var process = await StartAsync(ProcessMode.Full);
 
         var turn = await RunAsync(process,
