@@ -4,8 +4,10 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Akka.Actor;
 using Akka.Hosting;
+using Konsole.Actors;
 using Konsole.Actors.Accounts;
 using Konsole.Actors.Configuration;
+using Konsole.Actors.Routing;
 using Konsole.Actors.Sessions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -37,11 +39,15 @@ public static partial class GatewayEndpoints
     {
         app.MapGet("/healthz", () => Results.Ok(new { status = "ok" }));
         app.MapGet("/readyz", async (HttpContext context, IRequiredActor<GatewayActor> gateway) =>
-            await AskAsync<AccountsView>(context, gateway, GetAccounts.Instance) is (var view, null)
-                ? view!.Accounts.Where(a => !a.Status.Warm).Select(a => a.Status.AccountId).ToList() is { Count: > 0 } cold
-                    ? Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "not_ready", $"hot processes still starting: {string.Join(", ", cold)}")
-                    : Results.Ok(new { status = "ready" })
-                : Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "not_ready", "the actor system did not answer"));
+        {
+            var answers = await Task.WhenAll(
+                AskAsync<Readiness>(context, gateway, RoleRouterProtocol.GetReadiness.Instance),
+                AskAsync<Readiness>(context, gateway, SessionProtocol.GetReadiness.Instance));
+            var waiting = answers.Select(a => a.Reply is { } readiness ? readiness.Waiting : "the actor system did not answer").OfType<string>().ToList();
+            return waiting.Count == 0
+                ? Results.Ok(new { status = "ready" })
+                : Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "not_ready", string.Join("; ", waiting));
+        });
 
         app.MapGet("/api/accounts", AccountsAsync);
         app.MapGet("/api/accounts/status", async (HttpContext context, IRequiredActor<GatewayActor> gateway) =>

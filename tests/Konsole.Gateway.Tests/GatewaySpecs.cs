@@ -144,6 +144,24 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
     }
 
     [Fact]
+    public async Task Readiness_waits_for_every_hot_process_and_says_which_accounts_are_still_starting()
+    {
+        using var own = KonsoleSandbox.Create(1);
+        var silent = Path.Combine(own.Root, "claude"); // a CLI that never answers initialize
+        await File.WriteAllTextAsync(silent, "#!/bin/sh\nexec sleep 600\n");
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(silent, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        await using var host = await GatewayHost.StartAsync(own.Hocon(silent, extraHocon: "konsole.claude.stop-grace = 1s"));
+
+        var answer = await host.Client.GetAsync("/readyz");
+
+        Assert.Equal((HttpStatusCode.ServiceUnavailable, "application/problem+json"), (answer.StatusCode, answer.Content.Headers.ContentType?.MediaType));
+        var problem = JsonDocument.Parse(await answer.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(("not_ready", "hot processes still starting: alpha"),
+            (problem.GetProperty("code").GetString(), problem.GetProperty("detail").GetString()));
+    }
+
+    [Fact]
     public async Task A_session_lives_from_create_to_delete()
     {
         await using var events = await GetEventsAsync("/api/events");

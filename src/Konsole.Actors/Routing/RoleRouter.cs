@@ -60,6 +60,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         // A journal that cannot read the roles back (after a restart of this actor) is tried again; all else waits for the roles.
         RestartingTheJournal();
+        Receive<GetReadiness>(_ => Sender.Tell(new Readiness("the roles are being read back from the journal")));
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -118,6 +119,9 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                 ChangeRoles(new RoleAssignment(m.AccountId, _roles.Dashboard));
         });
         Receive<GetRoleStatus>(_ => Sender.Tell(new RoleStatus(SlotOf(Role.Dashboard), SlotOf(Role.QuickTurn))));
+        Receive<GetReadiness>(_ => Sender.Tell(_order.Where(id => !_status[id].Warm).ToList() is { Count: > 0 } cold
+            ? new Readiness($"hot processes still starting: {string.Join(", ", cold)}")
+            : Readiness.Ready));
         Receive<GetAccounts>(_ => Sender.Tell(new AccountsView(_roles,
             _order.Select(id => new AccountView(_status[id], RoleOf(id))).ToArray())));
         Receive<AccountStatus>(m =>

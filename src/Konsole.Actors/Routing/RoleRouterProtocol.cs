@@ -79,6 +79,12 @@ public static class RoleRouterProtocol
     /// <param name="SessionId">The user session whose turn that process runs, if any.</param>
     public sealed record RoleSlot(string AccountId, bool Busy, string? SessionId);
 
+    /// <summary>Replied at once with <see cref="Readiness"/>: waiting while the roles are read back or a hot process starts.</summary>
+    public sealed record GetReadiness
+    {
+        public static readonly GetReadiness Instance = new();
+    }
+
     /// <summary>Replied with <see cref="AccountsView"/>: every account, in configuration order, with its role.</summary>
     public sealed record GetAccounts
     {

@@ -52,6 +52,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         });
         // A registry that cannot read the sessions back (after a restart of this actor) is tried again; all else waits for it.
         RestartingTheRegistry();
+        Receive<GetReadiness>(_ => Sender.Tell(new Readiness("the sessions are being read back from the journal")));
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -103,6 +104,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         });
         Receive<InterruptSession>(m => ForwardTo(m.SessionId, m));
         Receive<GetSession>(m => ForwardTo(m.SessionId, m));
+        Receive<GetReadiness>(_ => Sender.Tell(Readiness.Ready));
         Receive<CloseSession>(m =>
         {
             if (!_sessions.TryGetValue(m.SessionId, out var session))

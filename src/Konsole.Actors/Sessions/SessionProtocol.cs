@@ -100,6 +100,12 @@ public static class SessionProtocol
     /// <summary>Replied with <see cref="SessionInfo"/>.</summary>
     public sealed record GetSession(string SessionId);
 
+    /// <summary>Replied at once with <see cref="Readiness"/>: waiting while the open sessions are read back from the journal.</summary>
+    public sealed record GetReadiness
+    {
+        public static readonly GetReadiness Instance = new();
+    }
+
     // Replies
 
     public sealed record PromptAccepted(string SessionId, string PromptId, string SubscriptionId, ChannelReader<SessionEvent> Events);

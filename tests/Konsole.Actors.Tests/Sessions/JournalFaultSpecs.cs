@@ -69,8 +69,11 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
 
         _router.Tell(new RouteWorkerPrompt(null!)); // as a bug would: the router throws, and is restarted
         await AwaitConditionAsync(() => Task.FromResult(FailingJournal.ReadFailures(Roles) > 0), TurnTimeout);
+        var meanwhile = await _router.Ask<Readiness>(RoleRouterProtocol.GetReadiness.Instance, Ask); // answered at once, not stashed
         FailingJournal.Heal(Roles);
 
+        Assert.Equal("the roles are being read back from the journal", meanwhile.Waiting);
+        await AwaitAssertAsync(async () => Assert.Null((await _router.Ask<Readiness>(RoleRouterProtocol.GetReadiness.Instance, Ask)).Waiting), TurnTimeout);
         Assert.StartsWith("echo: served", ResultText(await PromptAsync((await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId, "served")));
         Assert.False(Sys.WhenTerminated.IsCompleted, "the host stopped");
     }
@@ -84,8 +87,11 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
 
         _sessions.Tell(new SubmitPrompt(null!, "x")); // as a bug would: the manager throws, and is restarted
         await AwaitConditionAsync(() => Task.FromResult(FailingJournal.ReadFailures(Registry) > 0), TurnTimeout);
+        var meanwhile = await _sessions.Ask<Readiness>(SessionProtocol.GetReadiness.Instance, Ask); // answered at once, not stashed
         FailingJournal.Heal(Registry);
 
+        Assert.Equal("the sessions are being read back from the journal", meanwhile.Waiting);
+        await AwaitAssertAsync(async () => Assert.Null((await _sessions.Ask<Readiness>(SessionProtocol.GetReadiness.Instance, Ask)).Waiting), TurnTimeout);
         Assert.StartsWith("echo: still there", ResultText(await PromptAsync(kept, "still there")));
         Assert.False(Sys.WhenTerminated.IsCompleted, "the host stopped");
     }
