@@ -119,25 +119,32 @@ public sealed class CliProcess
             Posix.Signal(ProcessId, Posix.SigTerm, OwnGroup);
         if (await ExitsWithin(TimeSpan.FromSeconds(2)).ConfigureAwait(false))
             return;
-        Kill();
+        await Kill().ConfigureAwait(false);
         await ExitsWithin(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
     }
 
-    /// <summary>Kills the process and every process it started, at once.</summary>
-    public void Kill()
+    /// <summary>
+    /// Kills the process and every process it started: its group at once, then (on the thread pool, as it reads
+    /// <c>/proc</c> for every process on the machine: not on an actor's thread) its tree, for what left the group.
+    /// The task completes when the tree is done.
+    /// </summary>
+    public Task Kill()
     {
         if (OwnGroup && !HasExited)
             Posix.Signal(ProcessId, Posix.SigKill, group: true); // also tools its tree no longer shows (reparented)
-        try
-        {
-            if (_process is { HasExited: false })
-                _process.Kill(entireProcessTree: true);
-        }
-        catch (InvalidOperationException)
-        {
-            // exited meanwhile
-        }
         _kill.Cancel();
+        return Task.Run(() =>
+        {
+            try
+            {
+                if (_process is { HasExited: false })
+                    _process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+                // exited meanwhile (or disposed, once it had)
+            }
+        });
     }
 
     private async Task<bool> ExitsWithin(TimeSpan timeout)
