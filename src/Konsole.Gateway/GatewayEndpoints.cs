@@ -172,7 +172,9 @@ public static partial class GatewayEndpoints
 
     private static async Task<IResult> FollowSessionAsync(HttpContext context, IRequiredActor<GatewayActor> gateway, string id)
     {
-        var after = context.Request.Headers["Last-Event-ID"].FirstOrDefault() ?? context.Request.Query["after"].FirstOrDefault() ?? "0";
+        // An empty Last-Event-ID (a client that has seen no event yet) is no header at all.
+        var after = context.Request.Headers["Last-Event-ID"].FirstOrDefault(v => !string.IsNullOrWhiteSpace(v))
+            ?? context.Request.Query["after"].FirstOrDefault() ?? "0";
         if (!long.TryParse(after, NumberStyles.None, CultureInfo.InvariantCulture, out var afterId))
             return RequestBodies.BadRequest(context, "invalid_event_id", $"Last-Event-ID or ?after= must be an event number, not '{after}'");
         switch (await AskAsync<object>(context, gateway, new FollowEvents(id, afterId)))
