@@ -28,8 +28,7 @@ try
 }
 catch (KonsoleConfigException e)
 {
-    Console.Error.WriteLine($"konsole: {e.Message}");
-    return 2;
+    return Refused(e);
 }
 var cliVersion = "FakeClaude";
 if (!arguments.Demo)
@@ -60,8 +59,7 @@ try
     }
     catch (KonsoleConfigException e)
     {
-        Console.Error.WriteLine($"konsole: {e.Message}");
-        return 2;
+        return Refused(e);
     }
     if (arguments.Demo)
         Log.Warning("DEMO: accounts alpha and beta are simulated by FakeClaude ({Path}); no Claude login is used and answers are echoes",
@@ -94,4 +92,12 @@ finally
 {
     await Log.CloseAndFlushAsync();
     await dataDirLock.DisposeAsync();
+}
+
+// What the configuration asks for cannot be done: said with the file it came from (checks after loading name the key alone).
+int Refused(KonsoleConfigException e)
+{
+    var source = arguments.ConfigFile ?? KonsoleConfig.DefaultsName;
+    Console.Error.WriteLine($"konsole: {(e.Message.StartsWith(source, StringComparison.Ordinal) ? e.Message : $"{source}: {e.Message}")}");
+    return 2;
 }

@@ -16,7 +16,7 @@ public static partial class KonsoleConfig
 {
     public const string DefaultsName = "hocon/konsole.hocon (embedded defaults)";
 
-    private static readonly string[] ForbiddenEnvironment = ["CLAUDE_CONFIG_DIR", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"];
+    private static readonly string[] ForbiddenEnvironment = ["CLAUDE_CONFIG_DIR", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDECODE"];
     private static readonly HashSet<string> AccountKeys = ["id", "label", "config-dir", "api-key-env", "tier", "simulated"];
 
     /// <summary>The embedded defaults.</summary>
@@ -58,8 +58,15 @@ public static partial class KonsoleConfig
         RefuseUnknownKeys(user, source);
         var merged = user.WithFallback(Defaults);
         var settings = Read(merged, source);
+        var r = new Reader(merged, source);
+        // The akka section is Akka's (its keys are not checked here), but a bad value of these would stop the start with a stack trace.
+        foreach (var key in (string[])["akka.loglevel", "akka.stdout-loglevel"])
+        {
+            if (merged.HasPath(key))
+                r.Typed(key, "one of DEBUG, INFO, WARNING, ERROR or OFF", v => Akka.Event.Logging.LogLevelFor(v.GetString()), _ => true);
+        }
         // Akka would log the whole configuration, this file's secrets with it.
-        if (merged.GetBoolean("akka.log-config-on-start")
+        if (merged.HasPath("akka.log-config-on-start") && r.Typed("akka.log-config-on-start", "on or off", v => v.GetBoolean(), _ => true)
             && (settings.Gateway.AuthToken.Length > 0 || settings.Claude.Environment.Count > 0 || !settings.Persistence.IsSqlite))
             throw new KonsoleConfigException($"{source}: akka.log-config-on-start would write konsole.gateway.auth-token, konsole.claude.environment " +
                 "and a database's connection string (its password) to the log; turn it off, or keep the token in konsole.gateway.auth-token-file " +
@@ -71,14 +78,29 @@ public static partial class KonsoleConfig
     {
         if (Unbalanced(text) is { } problem)
             throw new KonsoleConfigException($"{source}: malformed HOCON: {problem}");
+        Config config;
         try
         {
-            return ConfigurationFactory.ParseString(text);
+            config = ConfigurationFactory.ParseString(text, included => throw new KonsoleConfigException(
+                $"{source}: include \"{included}\" is not supported: put the settings in this file"));
+        }
+        catch (FormatException e) when (e.Message.StartsWith("Unresolved substitution: ", StringComparison.Ordinal))
+        {
+            throw Substitution(source, text);
         }
         catch (Exception e) when (e is FormatException or ConfigurationException)
         {
             throw new KonsoleConfigException($"{source}: malformed HOCON: {FirstLine(e.Message)}{Position(text, e.Message)}");
         }
+        // Akka's HOCON reads no environment variables, and a value substituted in place can not be checked as typed.
+        return config.Substitutions?.Any() == true ? throw Substitution(source, text) : config;
+    }
+
+    private static KonsoleConfigException Substitution(string source, string text)
+    {
+        var match = Regex.Match(text, @"\$\{[^}\n]*\}?");
+        return new($"{source}: {match.Value}{Position(text, $"position {match.Index}")}: substitutions are not supported: write the value itself " +
+            "(for a secret: konsole.gateway.auth-token-file, an account's api-key-env)");
     }
 
     private static void RefuseUnknownKeys(Config user, string source)
@@ -94,8 +116,10 @@ public static partial class KonsoleConfig
 
     private static void RefuseUnknown(HoconValue user, HoconValue defaults, string path, string source)
     {
-        if (!user.IsObject() || !defaults.IsObject() || path == "konsole.claude.environment")
+        if (!defaults.IsObject() || path == "konsole.claude.environment")
             return;
+        if (!user.IsObject())
+            throw new KonsoleConfigException($"{source}: {path} must be an object {{ {string.Join(", ", defaults.GetObject().Items.Keys.Select(k => k + " = ..."))} }}");
         var known = defaults.GetObject().Items;
         foreach (var (key, value) in user.GetObject().Items)
         {
@@ -147,7 +171,7 @@ public static partial class KonsoleConfig
             new GatewaySettings(
                 r.NonEmptyString("konsole.gateway.urls"),
                 r.String("konsole.gateway.auth-token"),
-                r.String("konsole.gateway.auth-token-file"),
+                r.String("konsole.gateway.auth-token-file") is { Length: > 0 } tokenFile ? ExpandPath(tokenFile) : "",
                 // A request body may hold it JSON-escaped (up to 6 bytes a byte): at most that must fit one buffer.
                 r.ByteSize("konsole.gateway.max-prompt-bytes", max: 256L * 1024 * 1024),
                 r.StringList("konsole.gateway.allowed-hosts"),
@@ -217,8 +241,14 @@ public static partial class KonsoleConfig
             var fields = items[i].GetObject().Items;
             foreach (var name in fields.Keys.Where(k => !AccountKeys.Contains(k)))
                 throw r.Error($"{at}.{name}", $"unknown key (known: {string.Join(", ", AccountKeys)})");
-            string? Field(string name) =>
-                fields.TryGetValue(name, out var v) && !v.IsObject() && !v.IsArray() && v.GetString().Length > 0 ? v.GetString() : null;
+            string? Field(string name)
+            {
+                if (!fields.TryGetValue(name, out var v))
+                    return null;
+                if (v.IsObject() || v.IsArray())
+                    throw r.Error($"{at}.{name}", "must be a string");
+                return v.GetString() is { Length: > 0 } s ? s : null;
+            }
 
             var id = Field("id") ?? throw r.Error($"{at}.id", "is required");
             if (!AccountId().IsMatch(id))
@@ -242,7 +272,12 @@ public static partial class KonsoleConfig
                 dir,
                 apiKeyEnv,
                 Field("tier"),
-                Field("simulated") is { } simulated && (simulated == "true" || simulated == "on" || simulated == "yes")));
+                Field("simulated") switch
+                {
+                    null or "false" or "off" or "no" => false,
+                    "true" or "on" or "yes" => true,
+                    var other => throw r.Error($"{at}.simulated", $"must be true or false, not '{other}'"),
+                }));
         }
         if (accounts.Count == 0)
             accounts.Add(new AccountSettings("default", "default", ExpandPath("~/.claude"), null, null, CliDefaultLogin: true));
@@ -409,7 +444,7 @@ public static partial class KonsoleConfig
 
         public double Fraction(string key) => Typed(key, "a number from 0 to 1", v => v.GetDouble(), d => d is >= 0 and <= 1);
 
-        private T Typed<T>(string key, string expected, Func<HoconValue, T> read, Func<T, bool> valid)
+        public T Typed<T>(string key, string expected, Func<HoconValue, T> read, Func<T, bool> valid)
         {
             var value = Value(key);
             T result;
@@ -417,7 +452,7 @@ public static partial class KonsoleConfig
             {
                 result = value.IsObject() || value.IsArray() ? throw new FormatException() : read(value);
             }
-            catch (Exception e) when (e is FormatException or OverflowException or ArgumentException or ConfigurationException)
+            catch (Exception e) when (e is FormatException or OverflowException or ArgumentException or ConfigurationException or NotSupportedException)
             {
                 throw Error(key, $"must be {expected} (got '{value}')");
             }

@@ -128,6 +128,19 @@ public sealed class KonsoleConfigTests
     [InlineData("konsole {\n claude { path = x }\n", "malformed HOCON: '{' opened at line 1, column 9 is never closed")]
     [InlineData("konsole.claude.path = \"unterminated", "malformed HOCON: unterminated string at line 1")]
     [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\" } }", "malformed HOCON: unexpected '}'")]
+    [InlineData("konsole.queue.max-depth = ${?KONSOLE_TEST_DEPTH}", "${?KONSOLE_TEST_DEPTH} (line 1, column 27): substitutions are not supported")] // was a stack overflow
+    [InlineData("konsole.gateway.auth-token = ${HOME}", "${HOME} (line 1, column 30): substitutions are not supported")]
+    [InlineData("x = 5\nkonsole.queue.max-depth = ${x}", "${x} (line 2, column 27): substitutions are not supported")]
+    [InlineData("include \"other.conf\"", "include \"other.conf\" is not supported")] // was a NullReferenceException
+    [InlineData("akka.loglevel = LOUD", "akka.loglevel must be one of DEBUG, INFO, WARNING, ERROR or OFF (got 'LOUD')")]
+    [InlineData("akka.log-config-on-start = maybe", "akka.log-config-on-start must be on or off (got 'maybe')")]
+    [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\", label = { x = 1 } } ]", "konsole.accounts[0].label must be a string")]
+    [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\", tier = [1] } ]", "konsole.accounts[0].tier must be a string")]
+    [InlineData("konsole.accounts = [ { id = { x = 1 }, config-dir = \"/a\" } ]", "konsole.accounts[0].id must be a string")]
+    [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\", simulated = maybe } ]", "konsole.accounts[0].simulated must be true or false, not 'maybe'")]
+    [InlineData("konsole.roles = 5", "konsole.roles must be an object { dashboard = ..., quickturn = ... }")]
+    [InlineData("konsole.queue = x", "konsole.queue must be an object { max-depth = ... }")]
+    [InlineData("konsole.claude.environment { CLAUDECODE = \"1\" }", "konsole.claude.environment.CLAUDECODE credentials are per account")]
     public void Bad_configuration_is_refused_naming_the_file_and_key(string hocon, string expected)
     {
         var error = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Parse(hocon, "/etc/me.hocon"));
@@ -176,6 +189,16 @@ public sealed class KonsoleConfigTests
 
         Assert.Equal(Path.Combine(home, "bin/claude"), KonsoleConfig.Parse("konsole.claude.path = \"~/bin/claude\"").Settings.Claude.Path);
         Assert.Equal("claude", KonsoleConfig.Parse("konsole.claude.path = claude").Settings.Claude.Path);
+    }
+
+    [Fact]
+    public void The_gateway_token_file_may_start_at_home_as_the_readme_shows_it()
+    {
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+
+        Assert.Equal(Path.Combine(home, ".config/konsole/token"),
+            KonsoleConfig.Parse("konsole.gateway.auth-token-file = \"~/.config/konsole/token\"").Settings.Gateway.AuthTokenFile);
+        Assert.Equal("", KonsoleConfig.Parse("konsole.gateway.urls = \"http://127.0.0.1:5080\"").Settings.Gateway.AuthTokenFile);
     }
 
     [Fact]
