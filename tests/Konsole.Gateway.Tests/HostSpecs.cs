@@ -422,10 +422,11 @@ public sealed partial class HostSpecs : IDisposable
         }
     }
 
+    /// <summary>A config file of <paramref name="hocon"/> on the sandbox's data dir (unless it names another): never the user's own.</summary>
     private string WriteConfig(string hocon)
     {
         var path = Path.Combine(_sandbox.Root, $"konsole-{Guid.NewGuid():N}.hocon");
-        File.WriteAllText(path, hocon);
+        File.WriteAllText(path, $"konsole.data-dir = \"{_sandbox.DataDir}\"\n{hocon}");
         return path;
     }
 

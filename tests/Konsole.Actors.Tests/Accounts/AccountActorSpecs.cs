@@ -445,13 +445,17 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Sys.EventStream.Subscribe(events, typeof(OAuthRefreshFailed));
         await using var tokens = await TokensForAlphaAsync();
         tokens.FailNext(503, times: 2);
+        tokens.Hold();
         var account = await StartAccountAsync(
             $"konsole.oauth {{ token-endpoint = \"{tokens.Url}\", retry-min-backoff = 50ms, retry-max-backoff = 200ms }}");
 
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
+        await tokens.WaitForRequestAsync(_ => true, TurnTimeout);
+        tokens.Release(holdLater: true); // the first fails; its retry waits, so the error stays while it is looked at
 
         Assert.True((await events.ExpectMsgAsync<OAuthRefreshFailed>(TurnTimeout)).Retryable);
         Assert.NotNull((await StatusAsync()).OAuthError);
+        tokens.Release();
         Assert.True((await events.ExpectMsgAsync<OAuthRefreshFailed>(TurnTimeout)).Retryable);
         await events.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);
         Assert.Equal([503, 503, 200], tokens.Requests.Select(r => r.Status));

@@ -139,7 +139,8 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     [Fact]
     public async Task A_turn_deaf_to_the_interrupt_is_killed_by_the_watchdog_and_reported_once_as_turn_timeout()
     {
-        var process = await StartAsync(Spec(ProcessMode.Full, turnTimeout: TimeSpan.FromMilliseconds(300), interruptTimeout: TimeSpan.FromMilliseconds(300)));
+        // Long enough for FakeClaude to take the prompt first on a loaded machine: an interrupt before that cancels it unstarted.
+        var process = await StartAsync(Spec(ProcessMode.Full, turnTimeout: TimeSpan.FromSeconds(1), interruptTimeout: TimeSpan.FromSeconds(1)));
         var (prompt, caller) = NewPrompt("[[hang]] deaf");
         Watch(process);
 
@@ -147,7 +148,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         var turn = await caller.ReceiveTurnAsync(Turn);
 
         Assert.Equal(TurnErrorCodes.TurnTimeout, turn.Failed?.Code);
-        Assert.Contains("no result 0.3s after an interrupt", turn.Failed!.Message);
+        Assert.Contains("no result 1s after an interrupt", turn.Failed!.Message);
         var exited = await _account.FishForMessageAsync<ProcessExited>(_ => true, Turn);
         Assert.Equal(prompt.PromptId, exited.TurnReported); // its account must not report it again
         await ExpectTerminatedAsync(process);

@@ -20,6 +20,12 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     private const string Roles = "konsole-roles";
     private const string Registry = "konsole-sessions";
 
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        FailingJournal.HealAll();
+    }
+
     [Fact]
     public async Task A_failed_roles_write_stops_no_routing_and_the_roles_are_recorded_once_the_journal_writes_again()
     {

@@ -35,9 +35,29 @@ public abstract class SessionSpec(ITestOutputHelper output, int accounts, string
     protected async Task RestartAsync(string extraHocon = "")
     {
         var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: extraHocon);
-        _router = this.StartAccounts(settings);
+        _router = await UnderTheSameNameAsync(() => this.StartAccounts(settings));
         await this.WaitUntilWarmAsync(_router);
-        _sessions = this.StartSessions(_router, settings);
+        _sessions = await UnderTheSameNameAsync(() => this.StartSessions(_router, settings));
+    }
+
+    /// <summary>
+    /// A stopped actor's name is free once its parent has heard of its end, which may come after <c>GracefulStop</c> has
+    /// returned (Akka orders the two notices in no way): until then starting one under that name is refused.
+    /// </summary>
+    private static async Task<IActorRef> UnderTheSameNameAsync(Func<IActorRef> start)
+    {
+        var deadline = DateTime.UtcNow + Ask;
+        while (true)
+        {
+            try
+            {
+                return start();
+            }
+            catch (InvalidActorNameException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10);
+            }
+        }
     }
 
     protected async Task<IReadOnlyList<SessionEvent>> PromptAsync(string session, string text)

@@ -75,7 +75,7 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     [Fact]
     public async Task A_turn_the_watchdog_interrupted_ends_with_its_turn_timeout_error_alone_not_a_result_before_it()
     {
-        await StartAsync("konsole.claude { turn-timeout = 1s }");
+        await StartAsync("konsole.claude { turn-timeout = 2s }"); // FakeClaude takes the prompt before the interrupt, even when loaded
         var created = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask);
 
         var events = await PromptAsync(created.SessionId, "[[delay:600000]] waits on something");
