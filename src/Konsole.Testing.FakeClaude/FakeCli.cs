@@ -165,15 +165,22 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
                 Emit(ControlSuccess(requestId, new { commands = Array.Empty<string>(), output_style = "default", pid = Environment.ProcessId }));
                 break;
             case "set_model":
-                // As the CLI: "default" is its own default; a name it does not know is refused.
-                var model = request.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString()! : "default";
+                // As the CLI: "default" is its own default; a name it does not know is refused. [[delay:MS]] in the name: the
+                // answer comes that much later (the stdin reader goes on meanwhile), as from a CLI busy elsewhere.
+                var named = Directives.Parse(request.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString()! : "default");
+                var model = named.Text;
+                object answer;
                 if (model.StartsWith("unknown-", StringComparison.Ordinal))
+                    answer = new { type = "control_response", response = new { subtype = "error", request_id = requestId, error = $"Model '{model}' was not found" } };
+                else
                 {
-                    Emit(new { type = "control_response", response = new { subtype = "error", request_id = requestId, error = $"Model '{model}' was not found" } });
-                    break;
+                    _model = model == "default" ? null : model;
+                    answer = ControlSuccess(requestId, new { model = Model });
                 }
-                _model = model == "default" ? null : model;
-                Emit(ControlSuccess(requestId, new { model = Model }));
+                if (named.DelayMs > 0)
+                    _ = Task.Delay(named.DelayMs).ContinueWith(_ => Emit(answer), TaskScheduler.Default);
+                else
+                    Emit(answer);
                 break;
             case "interrupt":
                 Emit(ControlSuccess(requestId, new { still_queued = Array.Empty<string>() }));

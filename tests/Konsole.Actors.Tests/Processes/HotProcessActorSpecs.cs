@@ -213,8 +213,9 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         var (refused, refusedCaller) = NewPrompt("never runs");
         var (next, nextCaller) = NewPrompt("runs after it");
 
-        process.Tell(new RunTurn(refused with { Model = "unknown-model" }, ClearFirst: false));
-        process.Tell(new InterruptTurn(refused.PromptId)); // before the CLI answers the set_model
+        // The CLI answers the set_model 0.5 s late: the interrupt comes before it, however the test's thread is scheduled.
+        process.Tell(new RunTurn(refused with { Model = "unknown-model[[delay:500]]" }, ClearFirst: false));
+        process.Tell(new InterruptTurn(refused.PromptId));
         process.Tell(new RunTurn(next, ClearFirst: false));
 
         Assert.Equal(TurnErrorCodes.Interrupted, (await refusedCaller.ReceiveTurnAsync(Turn)).Failed?.Code);
