@@ -98,6 +98,6 @@ finally
 int Refused(KonsoleConfigException e)
 {
     var source = arguments.ConfigFile ?? KonsoleConfig.DefaultsName;
-    Console.Error.WriteLine($"konsole: {(e.Message.StartsWith(source, StringComparison.Ordinal) ? e.Message : $"{source}: {e.Message}")}");
+    Console.Error.WriteLine($"konsole: {(e.Message.StartsWith(source + ": ", StringComparison.Ordinal) ? e.Message : $"{source}: {e.Message}")}");
     return 2;
 }

@@ -98,8 +98,12 @@ public static partial class KonsoleConfig
 
     private static KonsoleConfigException Substitution(string source, string text)
     {
-        var match = Regex.Match(text, @"\$\{[^}\n]*\}?");
-        return new($"{source}: {match.Value}{Position(text, $"position {match.Index}")}: substitutions are not supported: write the value itself " +
+        // Where it is, found outside comments and strings (a string may hold "${" and a secret).
+        var at = Unquoted(text).FirstOrDefault(c => c.Char == '$' && c.Index + 1 < text.Length && text[c.Index + 1] == '{');
+        var end = at.Char == '$' ? text.IndexOfAny(['}', '\n'], at.Index) : -1;
+        var what = at.Char != '$' ? "a substitution" : end >= 0 && text[end] == '}' ? text[at.Index..(end + 1)] : "${";
+        var where = at.Char == '$' ? $" (line {at.Line}, column {at.Column})" : "";
+        return new($"{source}: {what}{where}: substitutions are not supported: write the value itself " +
             "(for a secret: konsole.gateway.auth-token-file, an account's api-key-env)");
     }
 
@@ -343,6 +347,27 @@ public static partial class KonsoleConfig
     private static string? Unbalanced(string text)
     {
         var open = new Stack<(char Bracket, int Line, int Column)>();
+        foreach (var (_, ch, line, column, unterminated) in Unquoted(text))
+        {
+            if (unterminated)
+                return $"unterminated string at line {line}, column {column}";
+            if (ch is '{' or '[')
+                open.Push((ch, line, column));
+            else if (ch is '}' or ']')
+            {
+                if (open.Count == 0 || open.Pop().Bracket != (ch == '}' ? '{' : '['))
+                    return $"unexpected '{ch}' at line {line}, column {column}";
+            }
+        }
+        return open.Count > 0 ? $"'{open.Peek().Bracket}' opened at line {open.Peek().Line}, column {open.Peek().Column} is never closed" : null;
+    }
+
+    /// <summary>
+    /// The characters of <paramref name="text"/> outside its comments and quoted strings, with their line and column; a string
+    /// never closed ends it, as its opening quote with <c>Unterminated</c>.
+    /// </summary>
+    private static IEnumerable<(int Index, char Char, int Line, int Column, bool Unterminated)> Unquoted(string text)
+    {
         int line = 1, column = 0;
         for (var i = 0; i < text.Length; i++)
         {
@@ -362,19 +387,19 @@ public static partial class KonsoleConfig
                 var triple = string.CompareOrdinal(text, i, "\"\"\"", 0, 3) == 0;
                 var end = triple ? text.IndexOf("\"\"\"", i + 3, StringComparison.Ordinal) : ClosingQuote(text, i);
                 if (end < 0)
-                    return $"unterminated string at line {line}, column {column}";
-                line += text.AsSpan(i, end - i).Count('\n');
+                {
+                    yield return (i, ch, line, column, true);
+                    yield break;
+                }
+                var lines = text.AsSpan(i, end - i).Count('\n');
+                line += lines;
+                column = lines > 0 ? end - text.LastIndexOf('\n', end) : column + end - i;
                 i = end + (triple ? 2 : 0);
+                column += triple ? 2 : 0;
             }
-            else if (ch is '{' or '[')
-                open.Push((ch, line, column));
-            else if (ch is '}' or ']')
-            {
-                if (open.Count == 0 || open.Pop().Bracket != (ch == '}' ? '{' : '['))
-                    return $"unexpected '{ch}' at line {line}, column {column}";
-            }
+            else
+                yield return (i, ch, line, column, false);
         }
-        return open.Count > 0 ? $"'{open.Peek().Bracket}' opened at line {open.Peek().Line}, column {open.Peek().Column} is never closed" : null;
     }
 
     private static int ClosingQuote(string text, int start)

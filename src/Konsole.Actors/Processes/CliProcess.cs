@@ -124,28 +124,23 @@ public sealed class CliProcess
     }
 
     /// <summary>
-    /// Kills the process and every process it started: its group at once, then (on the thread pool, as it reads
-    /// <c>/proc</c> for every process on the machine: not on an actor's thread) its tree, for what left the group.
-    /// The task completes when the tree is done.
+    /// Kills the process and every process it started, on the thread pool (not an actor's thread): its tree first, while
+    /// its root still holds it together (CliWrap's cancellation, <c>Process.Kill(entireProcessTree)</c>, which reads
+    /// <c>/proc</c> for every process on the machine), then its group (also tools its tree no longer shows: reparented).
     /// </summary>
-    public Task Kill()
+    public Task Kill() => Task.Run(() =>
     {
-        if (OwnGroup && !HasExited)
-            Posix.Signal(ProcessId, Posix.SigKill, group: true); // also tools its tree no longer shows (reparented)
-        _kill.Cancel();
-        return Task.Run(() =>
+        try
         {
-            try
-            {
-                if (_process is { HasExited: false })
-                    _process.Kill(entireProcessTree: true);
-            }
-            catch (InvalidOperationException)
-            {
-                // exited meanwhile (or disposed, once it had)
-            }
-        });
-    }
+            _kill.Cancel();
+        }
+        catch (AggregateException)
+        {
+            // a process of the tree could not be killed: the group's SIGKILL below, and the one once the CLI exits, follow
+        }
+        if (OwnGroup && !HasExited)
+            Posix.Signal(ProcessId, Posix.SigKill, group: true);
+    });
 
     private async Task<bool> ExitsWithin(TimeSpan timeout)
     {

@@ -192,6 +192,16 @@ public sealed class KonsoleConfigTests
     }
 
     [Fact]
+    public void A_substitution_is_pointed_at_where_it_is_never_at_a_string_holding_the_same_characters()
+    {
+        var refused = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Parse(
+            "# ${in a comment}\nkonsole.gateway.auth-token = \"s3${cr3t\" # \"${\"\nkonsole.queue.max-depth = ${?KONSOLE_DEPTH}", "me.hocon"));
+
+        Assert.StartsWith("me.hocon: ${?KONSOLE_DEPTH} (line 3, column 27): substitutions are not supported", refused.Message);
+        Assert.DoesNotContain("s3", refused.Message);
+    }
+
+    [Fact]
     public void The_gateway_token_file_may_start_at_home_as_the_readme_shows_it()
     {
         var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
