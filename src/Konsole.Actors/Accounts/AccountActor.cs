@@ -77,6 +77,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Receive<RateLimitReset>(_ =>
         {
             _rateLimitedUntil = null;
+            _rateLimit = null; // the rejection is over: nothing is known of the limit until the next turn reports it
             _log.Info("Account {0}: its rate limit has reset", Id);
             PublishStatus();
         });
@@ -315,6 +316,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private void OnRateLimit(RateLimitInfo info)
     {
+        // While a rejection holds, another process's report of a request sent before it ("allowed") must not hide when it resets.
+        if (RateLimitedFor() is not null && info.Status != "rejected")
+            return;
         _rateLimit = info;
         var strained = info.Status == "allowed_warning" && info.Utilization >= _settings.RateLimitWarningUtilization;
         if (info.Status == "rejected")

@@ -70,6 +70,18 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     public static Props Props(KonsoleSettings settings) => Akka.Actor.Props.Create(() => new RoleRouter(settings));
 
+    private Readiness ReadinessNow()
+    {
+        var failed = _order.Where(id => _status[id].State == AccountState.Failed).ToList();
+        var starting = _order.Where(id => !_status[id].Warm && !failed.Contains(id)).ToList();
+        var waits = new List<string>();
+        if (starting.Count > 0)
+            waits.Add($"hot processes still starting: {string.Join(", ", starting)}");
+        if (failed.Count > 0)
+            waits.Add($"failed: {string.Join(", ", failed.Select(id => $"{id} ({_status[id].StateReason})"))}");
+        return waits.Count == 0 ? Readiness.Ready : new Readiness(string.Join("; ", waits));
+    }
+
     private void Routing()
     {
         RestartingTheJournal();
@@ -119,9 +131,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                 ChangeRoles(new RoleAssignment(m.AccountId, _roles.Dashboard));
         });
         Receive<GetRoleStatus>(_ => Sender.Tell(new RoleStatus(SlotOf(Role.Dashboard), SlotOf(Role.QuickTurn))));
-        Receive<GetReadiness>(_ => Sender.Tell(_order.Where(id => !_status[id].Warm).ToList() is { Count: > 0 } cold
-            ? new Readiness($"hot processes still starting: {string.Join(", ", cold)}")
-            : Readiness.Ready));
+        Receive<GetReadiness>(_ => Sender.Tell(ReadinessNow()));
         Receive<GetAccounts>(_ => Sender.Tell(new AccountsView(_roles,
             _order.Select(id => new AccountView(_status[id], RoleOf(id))).ToArray())));
         Receive<AccountStatus>(m =>

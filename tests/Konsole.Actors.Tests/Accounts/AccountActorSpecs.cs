@@ -485,6 +485,26 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_rejection_is_shown_until_it_resets_though_another_process_reports_allowed_meanwhile_and_is_gone_after()
+    {
+        var states = CreateTestProbe();
+        Sys.EventStream.Subscribe(states, typeof(AccountStateChanged));
+        var account = await StartAccountAsync();
+        var slow = NewPrompt("[[delay:1000]] sent before the limit");
+        account.Tell(new SubmitPrompt(slow.Prompt, ProcessMode.Chat)); // its turn ends during the hold, reporting "allowed"
+
+        var hit = await RunAsync(account, NewPrompt("[[rate-limit:4]] over"));
+        Assert.StartsWith("echo: sent before the limit", (await slow.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+        var during = (await StatusAsync()).RateLimit;
+        await states.FishForMessageAsync<AccountStateChanged>(s => s.Previous == AccountState.RateLimited, TurnTimeout);
+
+        Assert.True(hit.Completed!.Result.IsError);
+        Assert.Equal("rejected", during?.Status);
+        Assert.NotNull(during!.ResetsAt);
+        Assert.Null((await StatusAsync()).RateLimit); // shown as allowed: nothing known of a limit since it reset
+    }
+
+    [Fact]
     public async Task A_rejected_rate_limit_whose_reset_time_has_passed_ends_at_once_without_restarting_anything()
     {
         var states = CreateTestProbe();

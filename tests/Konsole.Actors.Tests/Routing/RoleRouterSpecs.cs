@@ -152,7 +152,10 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
 
         await AwaitAssertAsync(async () => Assert.Equal(AccountState.Failed, (await StatusOfAsync(router, "alpha")).State), TurnTimeout);
 
-        Assert.Contains("config dir", (await StatusOfAsync(router, "alpha")).StateReason);
+        var reason = (await StatusOfAsync(router, "alpha")).StateReason;
+        Assert.Contains("config dir", reason);
+        await AwaitAssertAsync(async () => Assert.Equal($"failed: alpha ({reason})", // not "still starting", once beta is warm
+            (await router.Ask<Readiness>(GetReadiness.Instance, TurnTimeout)).Waiting), TurnTimeout);
         Assert.Contains(BetaDir, (await RouteAsync(router, Role.Dashboard, $"hi {WhoServes}")).ResultText); // the healthy account serves
         var (prompt, caller) = NewPrompt("on alpha");
         router.Tell(new RouteToAccount("alpha", ProcessMode.Full, prompt));
