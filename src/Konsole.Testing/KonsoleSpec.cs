@@ -43,6 +43,15 @@ public abstract class KonsoleSpec : TestKit
         return (new Prompt(Prompt.NewId(), session, text, conversation, caller.Ref), caller);
     }
 
+    /// <summary>A new probe that receives what is published on the event stream of <paramref name="types"/>, from now on.</summary>
+    protected TestProbe EventsOf(params Type[] types)
+    {
+        var probe = CreateTestProbe();
+        foreach (var type in types)
+            Sys.EventStream.Subscribe(probe, type);
+        return probe;
+    }
+
     // After the actor system (and with it every CLI process) has shut down.
     protected override void Dispose(bool disposing)
     {

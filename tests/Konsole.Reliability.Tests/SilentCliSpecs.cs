@@ -15,8 +15,7 @@ public sealed class SilentCliSpecs(ITestOutputHelper output) : KonsoleSpec(outpu
     [Fact]
     public async Task The_watchdog_ends_a_silent_turn_with_turn_timeout_and_the_account_recovers()
     {
-        var restarts = CreateTestProbe();
-        Sys.EventStream.Subscribe(restarts, typeof(AccountProtocol.ProcessRestarted));
+        var restarts = EventsOf(typeof(AccountProtocol.ProcessRestarted));
         var router = this.StartAccounts(Sandbox.Settings(FakeClaudeCli.Path,
             extraHocon: "konsole.claude { turn-timeout = 3s, interrupt-timeout = 1s }"));
         await this.WaitUntilWarmAsync(router);

@@ -121,8 +121,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_crash_fails_the_running_turn_with_process_crashed_then_the_process_resumes_and_serves_the_queue()
     {
-        var events = CreateTestProbe();
-        Sys.EventStream.Subscribe(events, typeof(ProcessRestarted));
+        var events = EventsOf(typeof(ProcessRestarted));
         var account = await StartAccountAsync();
         var first = NewPrompt("Remember 42");
         account.Tell(new SubmitPrompt(first.Prompt, ProcessMode.Full));
@@ -146,8 +145,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_hung_turn_ends_with_turn_timeout_not_process_crashed_and_the_restarted_process_serves_the_next()
     {
-        var events = CreateTestProbe();
-        Sys.EventStream.Subscribe(events, typeof(ProcessRestarted));
+        var events = EventsOf(typeof(ProcessRestarted));
         var account = await StartAccountAsync("konsole.claude { turn-timeout = 2s, interrupt-timeout = 300ms }"); // 2s: "next" runs on a just-restarted CLI
         var hung = NewPrompt("[[hang]] stuck");
         var next = NewPrompt("next");
@@ -163,10 +161,8 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_process_lost_in_a_loop_backs_off_then_fails_the_account_with_the_reason()
     {
-        var states = CreateTestProbe();
-        var restarts = CreateTestProbe();
-        Sys.EventStream.Subscribe(states, typeof(AccountStateChanged));
-        Sys.EventStream.Subscribe(restarts, typeof(ProcessRestarted));
+        var states = EventsOf(typeof(AccountStateChanged));
+        var restarts = EventsOf(typeof(ProcessRestarted));
         // A CLI that exits at once: every start is lost.
         var settings = Sandbox.Settings("/bin/false", extraHocon: "konsole.claude.restart { min-backoff = 50ms, max-backoff = 200ms, max-restarts = 3, window = 1m }");
         var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0], settings));
@@ -261,8 +257,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task Status_shows_the_busy_session_and_the_queue_and_state_changes_are_published()
     {
-        var states = CreateTestProbe();
-        Sys.EventStream.Subscribe(states, typeof(AccountStateChanged));
+        var states = EventsOf(typeof(AccountStateChanged));
         var account = await StartAccountAsync();
         var running = NewPrompt($"{Long} busy", session: "ses-busy");
         account.Tell(new SubmitPrompt(running.Prompt, ProcessMode.Full));
@@ -298,8 +293,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_refresh_waits_for_the_running_turn_and_the_next_prompt_waits_for_the_refresh()
     {
-        var refreshed = CreateTestProbe();
-        Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
+        var refreshed = EventsOf(typeof(OAuthTokenRefreshed));
         await using var tokens = await TokensForAlphaAsync();
         tokens.Delay = TimeSpan.FromMilliseconds(500); // a prompt that did not wait would start inside this window
         var account = await StartAccountAsync($"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
@@ -327,8 +321,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_failed_refresh_is_reported_and_the_prompts_go_on()
     {
-        var failed = CreateTestProbe();
-        Sys.EventStream.Subscribe(failed, typeof(OAuthRefreshFailed));
+        var failed = EventsOf(typeof(OAuthRefreshFailed));
         await using var tokens = await FakeTokenEndpoint.StartAsync(); // it knows no refresh token: invalid_grant
         var account = await StartAccountAsync($"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
 
@@ -350,10 +343,8 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_token_close_to_expiry_is_refreshed_on_its_own_once_even_when_asked_at_the_same_time_and_no_token_is_logged()
     {
-        var refreshed = CreateTestProbe();
-        var logs = CreateTestProbe();
-        Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
-        Sys.EventStream.Subscribe(logs, typeof(Akka.Event.LogEvent));
+        var refreshed = EventsOf(typeof(OAuthTokenRefreshed));
+        var logs = EventsOf(typeof(Akka.Event.LogEvent));
         await using var tokens = await TokensForAlphaAsync();
         tokens.Hold(); // both triggers meet one refresh in flight
         KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(30)); // under the 1 h threshold
@@ -382,8 +373,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task Tokens_that_live_less_than_the_refresh_threshold_are_refreshed_once_not_over_and_over()
     {
-        var refreshed = CreateTestProbe();
-        Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
+        var refreshed = EventsOf(typeof(OAuthTokenRefreshed));
         await using var tokens = await TokensForAlphaAsync();
         tokens.ExpiresIn = TimeSpan.FromMinutes(30); // under the 1 h threshold
         KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(30));
@@ -417,8 +407,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_refresh_from_before_the_account_was_restarted_does_not_end_the_one_it_runs_now()
     {
-        var refreshed = CreateTestProbe();
-        Sys.EventStream.Subscribe(refreshed, typeof(OAuthTokenRefreshed));
+        var refreshed = EventsOf(typeof(OAuthTokenRefreshed));
         await using var tokens = await TokensForAlphaAsync();
         tokens.Hold();
         var account = AccountOn(tokens);
@@ -440,9 +429,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_refresh_that_failed_for_a_passing_reason_is_retried_with_backoff_and_a_refused_one_is_not()
     {
-        var events = CreateTestProbe();
-        Sys.EventStream.Subscribe(events, typeof(OAuthTokenRefreshed));
-        Sys.EventStream.Subscribe(events, typeof(OAuthRefreshFailed));
+        var events = EventsOf(typeof(OAuthTokenRefreshed), typeof(OAuthRefreshFailed));
         await using var tokens = await TokensForAlphaAsync();
         tokens.FailNext(503, times: 2);
         tokens.Hold();
@@ -471,8 +458,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_rejected_rate_limit_holds_the_account_rate_limited_until_it_resets()
     {
-        var states = CreateTestProbe();
-        Sys.EventStream.Subscribe(states, typeof(AccountStateChanged));
+        var states = EventsOf(typeof(AccountStateChanged));
         var account = await StartAccountAsync();
 
         var hit = await RunAsync(account, NewPrompt("[[rate-limit:1]] over"));
@@ -487,8 +473,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_rejection_is_shown_until_it_resets_though_another_process_reports_allowed_meanwhile_and_is_gone_after()
     {
-        var states = CreateTestProbe();
-        Sys.EventStream.Subscribe(states, typeof(AccountStateChanged));
+        var states = EventsOf(typeof(AccountStateChanged));
         var account = await StartAccountAsync();
         var slow = NewPrompt("[[delay:1000]] sent before the limit");
         account.Tell(new SubmitPrompt(slow.Prompt, ProcessMode.Chat)); // its turn ends during the hold, reporting "allowed"
@@ -507,8 +492,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_rejected_rate_limit_whose_reset_time_has_passed_ends_at_once_without_restarting_anything()
     {
-        var states = CreateTestProbe();
-        Sys.EventStream.Subscribe(states, typeof(AccountStateChanged));
+        var states = EventsOf(typeof(AccountStateChanged));
         var account = await StartAccountAsync();
         var pids = (await StatusAsync()).Processes.Select(p => p.ProcessId).ToList();
 
@@ -537,9 +521,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_simulated_account_sends_its_made_up_login_to_no_token_endpoint()
     {
-        var attempts = CreateTestProbe();
-        Sys.EventStream.Subscribe(attempts, typeof(OAuthTokenRefreshed));
-        Sys.EventStream.Subscribe(attempts, typeof(OAuthRefreshFailed));
+        var attempts = EventsOf(typeof(OAuthTokenRefreshed), typeof(OAuthRefreshFailed));
         await using var tokens = await FakeTokenEndpoint.StartAsync();
         KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(5)); // due for a refresh
         var account = AccountOn(tokens, a => a with { Simulated = true });

@@ -33,8 +33,7 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     [Fact]
     public async Task A_swap_answers_at_once_lets_the_running_turn_finish_where_it_started_and_sends_later_prompts_by_the_new_roles()
     {
-        var events = CreateTestProbe();
-        Sys.EventStream.Subscribe(events, typeof(AccountsSwapped));
+        var events = EventsOf(typeof(AccountsSwapped));
         var router = await StartAsync();
         var pidsBefore = await ProcessIdsAsync(router);
         var running = NewPrompt($"{Long} {WhoServes}");
@@ -192,8 +191,7 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     [Fact]
     public async Task A_rejected_rate_limit_moves_the_roles_traffic_to_a_healthy_account_and_with_none_left_prompts_fail_at_once()
     {
-        var limited = CreateTestProbe();
-        Sys.EventStream.Subscribe(limited, typeof(AccountProtocol.AccountRateLimited));
+        var limited = EventsOf(typeof(AccountProtocol.AccountRateLimited));
         var router = await StartAsync();
 
         var hit = await RouteAsync(router, Role.Dashboard, "[[rate-limit]] too much");

@@ -172,8 +172,7 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     [Fact]
     public async Task Closing_a_session_ends_its_running_prompt_with_session_closed_and_refuses_what_comes_next()
     {
-        var events = CreateTestProbe();
-        Sys.EventStream.Subscribe(events, typeof(SessionEnded));
+        var events = EventsOf(typeof(SessionEnded));
         await StartAsync();
         var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
         var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, $"{Long} busy"), Ask);
@@ -229,8 +228,7 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     [Fact]
     public async Task A_quick_turn_runs_stateless_on_the_quickturn_account_in_a_session_that_closes_after_it()
     {
-        var opened = CreateTestProbe();
-        Sys.EventStream.Subscribe(opened, typeof(SessionOpened));
+        var opened = EventsOf(typeof(SessionOpened));
         await StartAsync();
 
         var first = await _sessions.Ask<PromptAccepted>(new SubmitQuickTurn("Remember 42 [[env:CLAUDE_CONFIG_DIR]]"), Ask);
