@@ -99,11 +99,13 @@ public static partial class KonsoleConfig
     private static KonsoleConfigException Substitution(string source, string text)
     {
         // Where it is, found outside comments and strings (a string may hold "${" and a secret).
-        var at = Unquoted(text).FirstOrDefault(c => c.Char == '$' && c.Index + 1 < text.Length && text[c.Index + 1] == '{');
-        var end = at.Char == '$' ? text.IndexOfAny(['}', '\n'], at.Index) : -1;
-        var what = at.Char != '$' ? "a substitution" : end >= 0 && text[end] == '}' ? text[at.Index..(end + 1)] : "${";
-        var where = at.Char == '$' ? $" (line {at.Line}, column {at.Column})" : "";
-        return new($"{source}: {what}{where}: substitutions are not supported: write the value itself " +
+        var what = "a substitution";
+        if (Unquoted(text).FirstOrDefault(c => c.Char == '$' && c.Index + 1 < text.Length && text[c.Index + 1] == '{') is { Char: '$' } at)
+        {
+            var end = text.IndexOfAny(['}', '\n'], at.Index);
+            what = $"{(end >= 0 && text[end] == '}' ? text[at.Index..(end + 1)] : "${")} (line {at.Line}, column {at.Column})";
+        }
+        return new($"{source}: {what}: substitutions are not supported: write the value itself " +
             "(for a secret: konsole.gateway.auth-token-file, an account's api-key-env)");
     }
 
