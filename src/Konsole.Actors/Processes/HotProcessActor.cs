@@ -28,6 +28,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private readonly string _launchModel; // what set_model calls the model it started on
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Queue<string> _stderrTail = new();
+    private Task<CliProcess>? _starting;
     private CliProcess? _process;
     private bool _ready;
     private string? _sessionId;
@@ -50,6 +51,8 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     {
         _spec = spec;
         _launchModel = LaunchModel(spec.Launch.Arguments);
+        Receive<Started>(m => OnStarted(m.Process));
+        Receive<StartFailed>(m => Fail(null, $"could not start '{_spec.Launch.FileName}': {m.Error.Message}"));
         Receive<StdoutRead>(m =>
         {
             FedWatchdog();
@@ -90,9 +93,14 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         // one hand-off instead of one per line is what keeps up. The list is only touched by the stdout reader.
         var lines = new List<object>();
         string? lastSessionId = null; // also only touched by the stdout reader
-        try
+        var tracker = CliProcessTracker.Get(Context.System);
+        var grace = _spec.Claude.StopGrace;
+        _sessionId = _spec.ResumeSessionId;
+        // A start (a fork and an exec, a pid record on disk) is not made on the actor's thread: 400 of them at boot would hold
+        // the dispatcher's threads.
+        _starting = Task.Run(() =>
         {
-            _process = CliProcess.Start(
+            var process = CliProcess.Start(
                 launch,
                 line =>
                 {
@@ -110,25 +118,38 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                     self.Tell(new StdoutRead(lines));
                     lines = new List<object>(lines.Count); // the next read likely brings as many: no regrowing
                 });
-        }
-        catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or UnauthorizedAccessException)
-        {
-            Fail(null, $"could not start '{_spec.Launch.FileName}': {e.Message}");
-            return;
-        }
-        CliProcessTracker.Get(Context.System).Track(_process, _spec.Claude.StopGrace);
-        _process.Exited.PipeTo(self, success: code => new Exited(code), failure: e => new ReadingFailed(e));
+            try
+            {
+                tracker.Track(process, grace);
+            }
+            catch
+            {
+                _ = process.Kill(); // untracked, it could outlive the actor system
+                throw;
+            }
+            return process;
+        });
+        _starting.PipeTo(self, success: process => new Started(process), failure: e => new StartFailed(e));
+        Timers.StartSingleTimer(nameof(StartTimedOut), StartTimedOut.Instance, _spec.Claude.StartTimeout);
+    }
+
+    private void OnStarted(CliProcess process)
+    {
+        _process = process;
+        _process.Exited.PipeTo(Self, success: code => new Exited(code), failure: e => new ReadingFailed(e));
         _log.Info("{0}: started {1} (pid {2}){3}", Name, _spec.Launch.FileName, _process.ProcessId,
             _spec.ResumeSessionId is { } id ? $", resuming {id}" : "");
-        _sessionId = _spec.ResumeSessionId;
         Write(StreamJsonWriter.ControlRequest(InitializeRequestId, "initialize"));
-        Timers.StartSingleTimer(nameof(StartTimedOut), StartTimedOut.Instance, _spec.Claude.StartTimeout);
     }
 
     protected override void PostStop()
     {
+        var tracker = CliProcessTracker.Get(Context.System);
         if (_process is { HasExited: false })
-            CliProcessTracker.Get(Context.System).Stop(_process);
+            tracker.Stop(_process);
+        else if (_process is null)
+            _starting?.ContinueWith(t => tracker.Stop(t.Result), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion,
+                TaskScheduler.Default); // stopped while it started
     }
 
     private static object ParseLine(ReadOnlyMemory<byte> line, string? sessionId) =>
@@ -478,6 +499,10 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
 
     // Output of a process can still arrive after its actor stopped: not worth a dead-letter warning.
     /// <param name="Lines">In order: a <see cref="CliFrame"/>, <see cref="NonJsonLine"/> or <see cref="DroppedLine"/> each.</param>
+    private sealed record Started(CliProcess Process) : IDeadLetterSuppression;
+
+    private sealed record StartFailed(Exception Error) : IDeadLetterSuppression;
+
     private sealed record StdoutRead(IReadOnlyList<object> Lines) : IDeadLetterSuppression;
 
     private sealed record NonJsonLine(string Preview);

@@ -399,6 +399,22 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task An_actor_stopped_while_its_process_is_starting_leaves_no_process()
+    {
+        // The process starts off the actor's thread: the actor is stopped before (or as) it hears that it started.
+        var pidFile = Path.Combine(Sandbox.Root, "started.pid");
+        var spec = Spec(ProcessMode.Full);
+        var launch = spec.Launch with { FileName = "sh", Arguments = ["-c", $"echo $$ > {pidFile}.tmp && mv {pidFile}.tmp {pidFile} && exec cat"] };
+        var process = Sys.ActorOf(ForwardingParent.Props(HotProcessActor.Props(spec with { Launch = launch }), _account.Ref));
+        Sys.Stop(process);
+
+        await AwaitConditionAsync(() => Task.FromResult(File.Exists(pidFile)), Turn);
+        var pid = int.Parse(File.ReadAllText(pidFile).Trim());
+        await AwaitConditionAsync(() => Task.FromResult(!Running(pid)), Turn);
+        await AwaitAssertAsync(() => Assert.Empty(LiveCliProcesses), Turn);
+    }
+
+    [Fact]
     public async Task A_process_that_never_answers_initialize_is_killed_and_reported()
     {
         // cat echoes our initialize request back but never answers it.
