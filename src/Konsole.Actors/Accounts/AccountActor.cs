@@ -698,7 +698,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private void ReadCredentials()
     {
         var generation = _refreshes;
-        AccountCredentials.ReadAsync(_account.ConfigDir).PipeTo(Self, success: c => new CredentialsRead(c, generation));
+        var configDir = _account.ConfigDir;
+        // Read after every turn: opening the file is not done on the actor's thread, and the read waits in the pool's
+        // shared queue (PreferFairness) instead of going ahead of the turn's result on this thread's own.
+        Task.Factory.StartNew(() => AccountCredentials.ReadAsync(configDir), CancellationToken.None,
+                TaskCreationOptions.PreferFairness | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default)
+            .Unwrap()
+            .PipeTo(Self, success: c => new CredentialsRead(c, generation));
     }
 
     private AccountStatus Status() => new(
