@@ -47,6 +47,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private DateTimeOffset? _refreshRefusedFor; // the expiry a refused refresh token had: no automatic refresh until the login changes
     private DateTimeOffset? _rateLimitedUntil;
     private int _refreshes; // finished refreshes: a credentials read started before the latest is stale
+    private long _credentialsReads; // reads started; two may finish out of order, and the older must not undo the newer
+    private long _credentialsReadApplied;
     private bool _draining;
 
     public AccountActor(AccountSettings account, KonsoleSettings settings)
@@ -134,8 +136,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Receive<ConversationPrepared>(m => WithSlot(m.Slot, slot => OnConversationPrepared(slot, m)));
         Receive<CredentialsRead>(m =>
         {
-            if (m.Generation != _refreshes)
-                return; // read before a refresh rewrote the file: stale
+            if (m.Generation != _refreshes || m.Read < _credentialsReadApplied)
+                return; // read before a refresh rewrote the file, or before a read already applied: stale
+            _credentialsReadApplied = m.Read;
             if (m.Credentials != _credentials)
             {
                 if (m.Credentials?.ExpiresAt != _credentials?.ExpiresAt && _refresh == RefreshState.None)
@@ -698,13 +701,14 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private void ReadCredentials()
     {
         var generation = _refreshes;
+        var read = ++_credentialsReads;
         var configDir = _account.ConfigDir;
         // Read after every turn: opening the file is not done on the actor's thread, and the read waits in the pool's
         // shared queue (PreferFairness) instead of going ahead of the turn's result on this thread's own.
         Task.Factory.StartNew(() => AccountCredentials.ReadAsync(configDir), CancellationToken.None,
                 TaskCreationOptions.PreferFairness | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default)
             .Unwrap()
-            .PipeTo(Self, success: c => new CredentialsRead(c, generation));
+            .PipeTo(Self, success: c => new CredentialsRead(c, generation, read));
     }
 
     private AccountStatus Status() => new(
@@ -829,7 +833,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private sealed record ConversationPrepared(string Slot, string? ForPromptId, string SessionId, bool Available, string? Error);
 
-    private sealed record CredentialsRead(AccountCredentials? Credentials, int Generation);
+    private sealed record CredentialsRead(AccountCredentials? Credentials, int Generation, long Read);
 
     private sealed record PollCredentials
     {

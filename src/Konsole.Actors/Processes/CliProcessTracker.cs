@@ -4,15 +4,18 @@ using Akka.Actor;
 namespace Konsole.Actors.Processes;
 
 /// <summary>
-/// Every CLI process started in an actor system, until it has exited. Actors hand a process over
-/// when they stop (stopping it takes seconds and must not block them); coordinated shutdown stops
-/// and waits for the last one, so no CLI outlives its actor system. With <see cref="RecordIn"/>, each
+/// Every CLI process started in an actor system, until it has exited. Actors start their processes through it
+/// (<see cref="StartAsync"/>, off their own thread) and hand a process over when they stop (stopping it takes seconds and
+/// must not block them); coordinated shutdown waits for the starts under way, then stops and waits for the last process,
+/// so no CLI outlives its actor system. With <see cref="RecordIn"/>, each
 /// live process also has a pid record on disk, so one left behind by a host that was killed outright
 /// is found and ended at the next start (<see cref="OrphanReaper"/>).
 /// </summary>
 public sealed class CliProcessTracker : IExtension
 {
     private readonly ConcurrentDictionary<int, (CliProcess Process, TimeSpan Grace, Task Untracked)> _live = new();
+    private readonly HashSet<Task> _starting = []; // guarded by itself, as is _stopping
+    private bool _stopping;
     private string? _runDir;
 
     /// <summary>Keeps a pid record of each process in <paramref name="runDir"/> while it lives.</summary>
@@ -27,8 +30,42 @@ public sealed class CliProcessTracker : IExtension
     /// <summary>Process ids of the CLI processes still running.</summary>
     public IReadOnlyCollection<int> LiveProcessIds => _live.Keys.ToArray();
 
+    /// <summary>
+    /// Runs <paramref name="start"/> on the thread pool and tracks the process it starts (a process whose tracking fails is
+    /// killed). Once shutdown has begun (<see cref="StopAllAsync"/>), a start is refused with <see cref="InvalidOperationException"/>.
+    /// </summary>
+    public Task<CliProcess> StartAsync(Func<CliProcess> start, TimeSpan grace)
+    {
+        lock (_starting)
+        {
+            if (_stopping)
+                return Task.FromException<CliProcess>(new InvalidOperationException("the actor system is shutting down"));
+            var started = Task.Run(() =>
+            {
+                var process = start();
+                try
+                {
+                    Track(process, grace);
+                }
+                catch
+                {
+                    _ = process.Kill(); // untracked, it could outlive the actor system
+                    throw;
+                }
+                return process;
+            });
+            _starting.Add(started);
+            started.ContinueWith(done =>
+            {
+                lock (_starting)
+                    _starting.Remove(done);
+            }, TaskScheduler.Default);
+            return started;
+        }
+    }
+
     /// <summary>Tracks <paramref name="process"/> until it exits; <paramref name="grace"/> is how long stopping it waits for it to finish.</summary>
-    public void Track(CliProcess process, TimeSpan grace)
+    private void Track(CliProcess process, TimeSpan grace)
     {
         var record = _runDir is null ? null : OrphanReaper.Record(_runDir, process);
         var untracked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -46,13 +83,26 @@ public sealed class CliProcessTracker : IExtension
     public void Stop(CliProcess process) =>
         _ = process.StopAsync(_live.TryGetValue(process.ProcessId, out var live) ? live.Grace : TimeSpan.Zero);
 
-    /// <summary>Stops every tracked process and waits for all of them to exit and be untracked (none is listed live after it).</summary>
-    public Task StopAllAsync() => Task.WhenAll(_live.Values.Select(async p =>
+    /// <summary>
+    /// Refuses new starts, waits for those under way (their processes are tracked once they finish), then stops every tracked
+    /// process and waits for all of them to exit and be untracked (none is listed live after it).
+    /// </summary>
+    public async Task StopAllAsync()
     {
-        await p.Process.StopAsync(p.Grace).ConfigureAwait(false);
-        if (p.Process.HasExited)
-            await p.Untracked.ConfigureAwait(false); // its exit's bookkeeping runs right after the exit, on another thread
-    }));
+        Task[] starting;
+        lock (_starting)
+        {
+            _stopping = true;
+            starting = [.. _starting];
+        }
+        await Task.WhenAll(starting.Select(s => s.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false); // failed ones too
+        await Task.WhenAll(_live.Values.Select(async p =>
+        {
+            await p.Process.StopAsync(p.Grace).ConfigureAwait(false);
+            if (p.Process.HasExited)
+                await p.Untracked.ConfigureAwait(false); // its exit's bookkeeping runs right after the exit, on another thread
+        })).ConfigureAwait(false);
+    }
 }
 
 public sealed class CliProcessTrackerProvider : ExtensionIdProvider<CliProcessTracker>

@@ -51,8 +51,10 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     {
         _spec = spec;
         _launchModel = LaunchModel(spec.Launch.Arguments);
-        Receive<Started>(m => OnStarted(m.Process));
-        Receive<StartFailed>(m => Fail(null, $"could not start '{_spec.Launch.FileName}': {m.Error.Message}"));
+        Receive<Started>(m => m.Start == _starting, m => OnStarted(m.Process));
+        Receive<Started>(m => CliProcessTracker.Get(Context.System).Stop(m.Process)); // an earlier incarnation's start: not this actor's
+        Receive<StartFailed>(m => m.Start == _starting, m => Fail(null, $"could not start '{_spec.Launch.FileName}': {m.Error.Message}"));
+        Receive<StartFailed>(_ => { });
         Receive<StdoutRead>(m =>
         {
             FedWatchdog();
@@ -94,42 +96,28 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         var lines = new List<object>();
         string? lastSessionId = null; // also only touched by the stdout reader
         var tracker = CliProcessTracker.Get(Context.System);
-        var grace = _spec.Claude.StopGrace;
         _sessionId = _spec.ResumeSessionId;
-        // A start (a fork and an exec, a pid record on disk) is not made on the actor's thread: 400 of them at boot would hold
-        // the dispatcher's threads.
-        _starting = Task.Run(() =>
-        {
-            var process = CliProcess.Start(
-                launch,
-                line =>
-                {
-                    var parsed = ParseLine(line, lastSessionId);
-                    if (parsed is CliFrame { SessionId: { } id })
-                        lastSessionId = id;
-                    lines.Add(parsed);
-                },
-                dropped => lines.Add(dropped), // not the method group: that would keep the first list, and lines is renewed per read
-                line => self.Tell(new Stderr(line)),
-                onStdoutReadEnd: () =>
-                {
-                    if (lines.Count == 0)
-                        return;
-                    self.Tell(new StdoutRead(lines));
-                    lines = new List<object>(lines.Count); // the next read likely brings as many: no regrowing
-                });
-            try
+        // A start (a fork and an exec, a pid record on disk) is not made on the actor's thread: the actor answers meanwhile.
+        var starting = tracker.StartAsync(() => CliProcess.Start(
+            launch,
+            line =>
             {
-                tracker.Track(process, grace);
-            }
-            catch
+                var parsed = ParseLine(line, lastSessionId);
+                if (parsed is CliFrame { SessionId: { } id })
+                    lastSessionId = id;
+                lines.Add(parsed);
+            },
+            dropped => lines.Add(dropped), // not the method group: that would keep the first list, and lines is renewed per read
+            line => self.Tell(new Stderr(line)),
+            onStdoutReadEnd: () =>
             {
-                _ = process.Kill(); // untracked, it could outlive the actor system
-                throw;
-            }
-            return process;
-        });
-        _starting.PipeTo(self, success: process => new Started(process), failure: e => new StartFailed(e));
+                if (lines.Count == 0)
+                    return;
+                self.Tell(new StdoutRead(lines));
+                lines = new List<object>(lines.Count); // the next read likely brings as many: no regrowing
+            }), _spec.Claude.StopGrace);
+        _starting = starting;
+        starting.PipeTo(self, success: process => new Started(starting, process), failure: e => new StartFailed(starting, e));
         Timers.StartSingleTimer(nameof(StartTimedOut), StartTimedOut.Instance, _spec.Claude.StartTimeout);
     }
 
@@ -499,9 +487,9 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
 
     // Output of a process can still arrive after its actor stopped: not worth a dead-letter warning.
     /// <param name="Lines">In order: a <see cref="CliFrame"/>, <see cref="NonJsonLine"/> or <see cref="DroppedLine"/> each.</param>
-    private sealed record Started(CliProcess Process) : IDeadLetterSuppression;
+    private sealed record Started(Task Start, CliProcess Process) : IDeadLetterSuppression;
 
-    private sealed record StartFailed(Exception Error) : IDeadLetterSuppression;
+    private sealed record StartFailed(Task Start, Exception Error) : IDeadLetterSuppression;
 
     private sealed record StdoutRead(IReadOnlyList<object> Lines) : IDeadLetterSuppression;
 

@@ -404,7 +404,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         // The process starts off the actor's thread: the actor is stopped before (or as) it hears that it started.
         var pidFile = Path.Combine(Sandbox.Root, "started.pid");
         var spec = Spec(ProcessMode.Full);
-        var launch = spec.Launch with { FileName = "sh", Arguments = ["-c", $"echo $$ > {pidFile}.tmp && mv {pidFile}.tmp {pidFile} && exec cat"] };
+        var launch = spec.Launch with { FileName = "sh", Arguments = ["-c", $"echo $$ > '{pidFile}.tmp' && mv '{pidFile}.tmp' '{pidFile}' && exec cat"] };
         var process = Sys.ActorOf(ForwardingParent.Props(HotProcessActor.Props(spec with { Launch = launch }), _account.Ref));
         Sys.Stop(process);
 
