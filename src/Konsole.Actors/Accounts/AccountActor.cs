@@ -703,8 +703,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         var generation = _refreshes;
         var read = ++_credentialsReads;
         var configDir = _account.ConfigDir;
-        // Read after every turn: opening the file is not done on the actor's thread, and the read waits in the pool's
-        // shared queue (PreferFairness) instead of going ahead of the turn's result on this thread's own.
+        // Read after every turn (and at start, on the poll, after a refresh): the file is not opened on the actor's thread, and
+        // the read waits in the pool's shared queue (PreferFairness) instead of going ahead of the turn's result on this
+        // thread's own.
         Task.Factory.StartNew(() => AccountCredentials.ReadAsync(configDir), CancellationToken.None,
                 TaskCreationOptions.PreferFairness | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default)
             .Unwrap()
