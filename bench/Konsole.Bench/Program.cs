@@ -4,7 +4,7 @@ using Konsole.Bench;
 // dotnet run -c Release --project bench/Konsole.Bench -- <scenario> [--turns N]
 // Scenarios: latency, streaming, realcli, memory, micro (BenchmarkDotNet), all (every end-to-end scenario).
 var scenario = args.FirstOrDefault() ?? "all";
-var turns = args.SkipWhile(a => a != "--turns").Skip(1).Select(int.Parse).FirstOrDefault(300);
+var turns = args.SkipWhile(a => a != "--turns").Skip(1).Select(int.Parse).FirstOrDefault(2000);
 if (scenario == "sse-readers") // the streaming scenario's client process
     return await SseReaders.RunAsync(args[1..]);
 if (scenario == "micro")

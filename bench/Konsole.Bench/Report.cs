@@ -28,4 +28,9 @@ public sealed class Report
     }
 
     public void Verdict(string target, bool met) => Line($"- {target}: **{(met ? "met" : "missed")}**");
+
+    /// <summary>A target on a ratio, judged by its interval (<see cref="Samples.P50RatioInterval"/>), not by one figure.</summary>
+    public void Verdict(string target, double limit, (double Low, double High) interval) =>
+        Line($"- {target}: **{(interval.High <= limit ? "met" : interval.Low > limit ? "missed" : "not decided")}** " +
+             $"(95 % interval {interval.Low:0.000} to {interval.High:0.000} ×)");
 }
