@@ -15,6 +15,10 @@ public sealed class CliProcessTracker : IExtension
 {
     private readonly ConcurrentDictionary<int, (CliProcess Process, TimeSpan Grace, Task Untracked)> _live = new();
     private readonly HashSet<Task> _starting = []; // guarded by itself, as is _stopping
+    // Starting a process holds its thread until the child has exec'd, which takes tens of milliseconds on a machine busy
+    // with CLIs booting: 400 starts at once (200 accounts) held the pool's threads for most of a minute, and the host's own
+    // work, HTTP requests included, waited behind them. One start at a time holds at most one pool thread.
+    private readonly SemaphoreSlim _oneStartAtATime = new(1, 1);
     private bool _stopping;
     private string? _runDir;
 
@@ -31,28 +35,42 @@ public sealed class CliProcessTracker : IExtension
     public IReadOnlyCollection<int> LiveProcessIds => _live.Keys.ToArray();
 
     /// <summary>
-    /// Runs <paramref name="start"/> on the thread pool and tracks the process it starts (a process whose tracking fails is
-    /// killed). Once shutdown has begun (<see cref="StopAllAsync"/>), a start is refused with <see cref="InvalidOperationException"/>.
+    /// Runs <paramref name="start"/> on the thread pool, one start at a time, and tracks the process it starts (a process whose
+    /// tracking fails is killed). Once shutdown has begun (<see cref="StopAllAsync"/>), a start not yet under way is refused with
+    /// <see cref="InvalidOperationException"/>.
     /// </summary>
     public Task<CliProcess> StartAsync(Func<CliProcess> start, TimeSpan grace)
     {
         lock (_starting)
         {
             if (_stopping)
-                return Task.FromException<CliProcess>(new InvalidOperationException("the actor system is shutting down"));
-            var started = Task.Run(() =>
+                return Task.FromException<CliProcess>(ShuttingDown());
+            var started = Task.Run(async () =>
             {
-                var process = start();
+                await _oneStartAtATime.WaitAsync().ConfigureAwait(false);
                 try
                 {
-                    Track(process, grace);
+                    lock (_starting)
+                    {
+                        if (_stopping)
+                            throw ShuttingDown();
+                    }
+                    var process = start();
+                    try
+                    {
+                        Track(process, grace);
+                    }
+                    catch
+                    {
+                        _ = process.Kill(); // untracked, it could outlive the actor system
+                        throw;
+                    }
+                    return process;
                 }
-                catch
+                finally
                 {
-                    _ = process.Kill(); // untracked, it could outlive the actor system
-                    throw;
+                    _oneStartAtATime.Release();
                 }
-                return process;
             });
             _starting.Add(started);
             started.ContinueWith(done =>
@@ -63,6 +81,8 @@ public sealed class CliProcessTracker : IExtension
             return started;
         }
     }
+
+    private static InvalidOperationException ShuttingDown() => new("the actor system is shutting down");
 
     /// <summary>Tracks <paramref name="process"/> until it exits; <paramref name="grace"/> is how long stopping it waits for it to finish.</summary>
     private void Track(CliProcess process, TimeSpan grace)

@@ -11,12 +11,7 @@ public sealed class CliProcessTrackerSpecs
     {
         var tracker = new CliProcessTracker();
         var release = new TaskCompletionSource();
-        var starting = tracker.StartAsync(() =>
-        {
-            release.Task.Wait(Timeout); // the start is still under way when shutdown begins
-            return CliProcess.Start(new ProcessLaunch("cat", [], new Dictionary<string, string?>(), Path.GetTempPath(), 1024),
-                _ => { }, _ => { }, _ => { });
-        }, TimeSpan.FromSeconds(2));
+        var starting = await StartUnderWay(tracker, release.Task); // still under way when shutdown begins
 
         var stopping = tracker.StopAllAsync();
         Assert.False(stopping.IsCompleted);
@@ -30,4 +25,47 @@ public sealed class CliProcessTrackerSpecs
             tracker.StartAsync(() => throw new InvalidOperationException("not run"), TimeSpan.Zero));
         Assert.Equal("the actor system is shutting down", refused.Message);
     }
+
+    [Fact]
+    public async Task A_start_waits_for_the_one_under_way_and_is_refused_when_shutdown_began_meanwhile()
+    {
+        var tracker = new CliProcessTracker();
+        var release = new TaskCompletionSource();
+        var first = await StartUnderWay(tracker, release.Task);
+        var secondRan = false;
+        var second = tracker.StartAsync(() =>
+        {
+            secondRan = true;
+            return Cat();
+        }, TimeSpan.FromSeconds(2));
+
+        // The second start waits behind the first (one start holds one pool thread, however many accounts start at once),
+        // so shutdown, begun meanwhile, refuses it before it starts anything.
+        var stopping = tracker.StopAllAsync();
+        release.SetResult();
+        await stopping.WaitAsync(Timeout);
+
+        Assert.True((await first).HasExited);
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => second);
+        Assert.Equal("the actor system is shutting down", refused.Message);
+        Assert.False(secondRan);
+        Assert.Empty(tracker.LiveProcessIds);
+    }
+
+    /// <summary>A start that has begun and goes on until <paramref name="release"/> completes.</summary>
+    private static async Task<Task<CliProcess>> StartUnderWay(CliProcessTracker tracker, Task release)
+    {
+        var running = new TaskCompletionSource();
+        var start = tracker.StartAsync(() =>
+        {
+            running.SetResult();
+            release.Wait(Timeout);
+            return Cat();
+        }, TimeSpan.FromSeconds(2));
+        await running.Task.WaitAsync(Timeout);
+        return start;
+    }
+
+    private static CliProcess Cat() =>
+        CliProcess.Start(new ProcessLaunch("cat", [], new Dictionary<string, string?>(), Path.GetTempPath(), 1024), _ => { }, _ => { }, _ => { });
 }
