@@ -48,8 +48,16 @@ public static class KonsoleActors
             var deadline = DateTime.UtcNow + settings.DrainTimeout + settings.Claude.InterruptTimeout;
             while (DateTime.UtcNow < deadline)
             {
-                var view = await router.Ask<RoleRouterProtocol.AccountsView>(RoleRouterProtocol.GetAccounts.Instance, TimeSpan.FromSeconds(5))
-                    .ConfigureAwait(false);
+                RoleRouterProtocol.AccountsView view;
+                try
+                {
+                    view = await router.Ask<RoleRouterProtocol.AccountsView>(RoleRouterProtocol.GetAccounts.Instance, TimeSpan.FromSeconds(5))
+                        .ConfigureAwait(false);
+                }
+                catch (AskTimeoutException)
+                {
+                    continue; // a router slow to answer (a machine busy starting CLIs) must not cut the running turns' time short
+                }
                 if (!view.Accounts.Any(a => a.Status.Busy || a.Status.RefreshRunning)) // a refresh cut short could lose the login
                     break;
                 await Task.Delay(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
