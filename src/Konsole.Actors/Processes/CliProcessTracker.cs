@@ -15,10 +15,12 @@ public sealed class CliProcessTracker : IExtension
 {
     private readonly ConcurrentDictionary<int, (CliProcess Process, TimeSpan Grace, Task Untracked)> _live = new();
     private readonly HashSet<Task> _starting = []; // guarded by itself, as is _stopping
-    // Starting a process holds its thread until the child has exec'd, which takes tens of milliseconds on a machine busy
-    // with CLIs booting: 400 starts at once (200 accounts) held the pool's threads for most of a minute, and the host's own
-    // work, HTTP requests included, waited behind them. One start at a time holds at most one pool thread.
-    private readonly SemaphoreSlim _oneStartAtATime = new(1, 1);
+    // Starting a process holds its thread until the child has exec'd: tens of milliseconds while hundreds of CLIs boot. On the
+    // thread pool, 400 starts at once (200 accounts) held its threads for most of a minute, and the host's own work (HTTP
+    // requests, the roles read back from the journal) waited behind them. Starts run on a thread of their own, in the order
+    // asked (guarded by _starting: no start is queued after shutdown has begun).
+    private readonly BlockingCollection<Action> _starts = new();
+    private Thread? _starter;
     private bool _stopping;
     private string? _runDir;
 
@@ -35,9 +37,9 @@ public sealed class CliProcessTracker : IExtension
     public IReadOnlyCollection<int> LiveProcessIds => _live.Keys.ToArray();
 
     /// <summary>
-    /// Runs <paramref name="start"/> on the thread pool, one start at a time, and tracks the process it starts (a process whose
-    /// tracking fails is killed). Once shutdown has begun (<see cref="StopAllAsync"/>), a start not yet under way is refused with
-    /// <see cref="InvalidOperationException"/>.
+    /// Runs <paramref name="start"/> on the tracker's own thread, after the starts asked for before it, and tracks the process
+    /// it starts (a process whose tracking fails is killed). Once shutdown has begun (<see cref="StopAllAsync"/>), a start not
+    /// yet under way is refused with <see cref="InvalidOperationException"/>.
     /// </summary>
     public Task<CliProcess> StartAsync(Func<CliProcess> start, TimeSpan grace)
     {
@@ -45,40 +47,54 @@ public sealed class CliProcessTracker : IExtension
         {
             if (_stopping)
                 return Task.FromException<CliProcess>(ShuttingDown());
-            var started = Task.Run(async () =>
+            var started = new TaskCompletionSource<CliProcess>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _starts.Add(() => Run(start, grace, started));
+            if (_starter is null)
             {
-                await _oneStartAtATime.WaitAsync().ConfigureAwait(false);
-                try
+                _starter = new Thread(() =>
                 {
-                    lock (_starting)
-                    {
-                        if (_stopping)
-                            throw ShuttingDown();
-                    }
-                    var process = start();
-                    try
-                    {
-                        Track(process, grace);
-                    }
-                    catch
-                    {
-                        _ = process.Kill(); // untracked, it could outlive the actor system
-                        throw;
-                    }
-                    return process;
-                }
-                finally
-                {
-                    _oneStartAtATime.Release();
-                }
-            });
-            _starting.Add(started);
-            started.ContinueWith(done =>
+                    foreach (var run in _starts.GetConsumingEnumerable())
+                        run();
+                }) { IsBackground = true, Name = "konsole-cli-starts" };
+                _starter.Start();
+            }
+            _starting.Add(started.Task);
+            started.Task.ContinueWith(done =>
             {
                 lock (_starting)
                     _starting.Remove(done);
             }, TaskScheduler.Default);
-            return started;
+            return started.Task;
+        }
+    }
+
+    private void Run(Func<CliProcess> start, TimeSpan grace, TaskCompletionSource<CliProcess> started)
+    {
+        bool stopping;
+        lock (_starting)
+            stopping = _stopping;
+        if (stopping)
+        {
+            started.SetException(ShuttingDown());
+            return;
+        }
+        try
+        {
+            var process = start();
+            try
+            {
+                Track(process, grace);
+            }
+            catch
+            {
+                _ = process.Kill(); // untracked, it could outlive the actor system
+                throw;
+            }
+            started.SetResult(process);
+        }
+        catch (Exception e)
+        {
+            started.SetException(e);
         }
     }
 
@@ -113,6 +129,7 @@ public sealed class CliProcessTracker : IExtension
         lock (_starting)
         {
             _stopping = true;
+            _starts.CompleteAdding(); // the starts queued are refused, and the thread ends
             starting = [.. _starting];
         }
         await Task.WhenAll(starting.Select(s => s.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false); // failed ones too

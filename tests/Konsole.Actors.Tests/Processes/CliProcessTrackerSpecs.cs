@@ -39,7 +39,7 @@ public sealed class CliProcessTrackerSpecs
             return Cat();
         }, TimeSpan.FromSeconds(2));
 
-        // The second start waits behind the first (one start holds one pool thread, however many accounts start at once),
+        // The second start waits behind the first (starts run one after another on a thread of their own, not on the pool),
         // so shutdown, begun meanwhile, refuses it before it starts anything.
         var stopping = tracker.StopAllAsync();
         release.SetResult();
