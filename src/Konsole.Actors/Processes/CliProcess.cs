@@ -30,8 +30,9 @@ public sealed class CliProcess
     private readonly CancellationTokenSource _kill;
     private readonly Process? _process;
 
-    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, bool ownGroup)
+    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, bool ownGroup, Task firstOutput)
     {
+        FirstOutput = firstOutput;
         _stdin = stdin;
         _kill = kill;
         OwnGroup = ownGroup;
@@ -55,6 +56,9 @@ public sealed class CliProcess
     /// <summary>Completes with the exit code once the process has exited and its output is fully read.</summary>
     public Task<int> Exited { get; }
 
+    /// <summary>Completes once the first output was read from its stdout (it has booted, as far as that can be seen).</summary>
+    public Task FirstOutput { get; }
+
     /// <summary>
     /// Starts the process; <paramref name="onStdoutReadEnd"/> runs after the lines of each read from stdout. Throws
     /// (<see cref="FileNotFoundException"/> when the program is nowhere to be found, <see cref="System.ComponentModel.Win32Exception"/>
@@ -76,8 +80,13 @@ public sealed class CliProcess
                 await stream.FlushAsync(ct).ConfigureAwait(false);
             }
         });
+        var firstOutput = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var stdoutTarget = PipeTarget.Create((stream, ct) =>
-            Protocol.LineReader.ReadLinesAsync(stream, launch.MaxLineBytes, onStdoutLine, onOversizedLine, onStdoutReadEnd, ct));
+            Protocol.LineReader.ReadLinesAsync(stream, launch.MaxLineBytes, onStdoutLine, onOversizedLine, () =>
+            {
+                firstOutput.TrySetResult();
+                onStdoutReadEnd?.Invoke();
+            }, ct));
 
         var program = Executables.Locate(launch.FileName)
             ?? throw new FileNotFoundException("no executable file of that name, nor a program of that name on PATH", launch.FileName);
@@ -95,7 +104,7 @@ public sealed class CliProcess
             .WithValidation(CommandResultValidation.None);
 
         var kill = new CancellationTokenSource();
-        return new CliProcess(stdin, kill, command.ExecuteAsync(kill.Token), ownGroup);
+        return new CliProcess(stdin, kill, command.ExecuteAsync(kill.Token), ownGroup, firstOutput.Task);
     }
 
     /// <summary>Queues one line for stdin. Returns false once input is closed.</summary>

@@ -21,6 +21,12 @@ public sealed class CliProcessTracker : IExtension
     // asked (guarded by _starting: no start is queued after shutdown has begun).
     private readonly BlockingCollection<Action> _starts = new();
     private Thread? _starter;
+    // Booting CLIs take the machine's CPU, and the host's own threads (every answer it gives, the roles read back from the
+    // journal) wait for theirs: with 400 booting at once (200 accounts on 2 cores), for most of a minute. As many boot at a
+    // time as there are cores, which keeps them all busy; a boot ends at the process's first output (its answer to
+    // initialize), its exit, or its start timeout.
+    private readonly SemaphoreSlim _booting = new(Environment.ProcessorCount);
+    private readonly CancellationTokenSource _shutdown = new();
     private bool _stopping;
     private string? _runDir;
 
@@ -37,18 +43,21 @@ public sealed class CliProcessTracker : IExtension
     public IReadOnlyCollection<int> LiveProcessIds => _live.Keys.ToArray();
 
     /// <summary>
-    /// Runs <paramref name="start"/> on the tracker's own thread, after the starts asked for before it, and tracks the process
-    /// it starts (a process whose tracking fails is killed). Once shutdown has begun (<see cref="StopAllAsync"/>), a start not
-    /// yet under way is refused with <see cref="InvalidOperationException"/>.
+    /// Runs <paramref name="start"/> on the tracker's own thread, after the starts asked for before it and once fewer processes
+    /// than the machine has cores are booting, and tracks the process it starts (a process whose tracking fails is killed).
+    /// Once shutdown has begun (<see cref="StopAllAsync"/>), a start not yet under way is refused with
+    /// <see cref="InvalidOperationException"/>.
     /// </summary>
-    public Task<CliProcess> StartAsync(Func<CliProcess> start, TimeSpan grace)
+    /// <param name="grace">How long stopping the process waits for it to finish.</param>
+    /// <param name="bootTimeout">How long the process may take to print something before it no longer counts as booting.</param>
+    public Task<CliProcess> StartAsync(Func<CliProcess> start, TimeSpan grace, TimeSpan bootTimeout)
     {
         lock (_starting)
         {
             if (_stopping)
                 return Task.FromException<CliProcess>(ShuttingDown());
             var started = new TaskCompletionSource<CliProcess>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _starts.Add(() => Run(start, grace, started));
+            _starts.Add(() => Run(start, grace, bootTimeout, started));
             if (_starter is null)
             {
                 _starter = new Thread(() =>
@@ -68,19 +77,21 @@ public sealed class CliProcessTracker : IExtension
         }
     }
 
-    private void Run(Func<CliProcess> start, TimeSpan grace, TaskCompletionSource<CliProcess> started)
+    private void Run(Func<CliProcess> start, TimeSpan grace, TimeSpan bootTimeout, TaskCompletionSource<CliProcess> started)
     {
-        bool stopping;
-        lock (_starting)
-            stopping = _stopping;
-        if (stopping)
+        try
+        {
+            _booting.Wait(_shutdown.Token); // this thread is the starts' own: waiting here holds nothing else back
+        }
+        catch (OperationCanceledException)
         {
             started.SetException(ShuttingDown());
             return;
         }
+        CliProcess process;
         try
         {
-            var process = start();
+            process = start();
             try
             {
                 Track(process, grace);
@@ -90,12 +101,16 @@ public sealed class CliProcessTracker : IExtension
                 _ = process.Kill(); // untracked, it could outlive the actor system
                 throw;
             }
-            started.SetResult(process);
         }
         catch (Exception e)
         {
+            _booting.Release();
             started.SetException(e);
+            return;
         }
+        Task.WhenAny(process.FirstOutput, process.Exited, Task.Delay(bootTimeout))
+            .ContinueWith(_ => _booting.Release(), TaskScheduler.Default);
+        started.SetResult(process);
     }
 
     private static InvalidOperationException ShuttingDown() => new("the actor system is shutting down");
@@ -129,7 +144,8 @@ public sealed class CliProcessTracker : IExtension
         lock (_starting)
         {
             _stopping = true;
-            _starts.CompleteAdding(); // the starts queued are refused, and the thread ends
+            _shutdown.Cancel(); // the starts queued are refused
+            _starts.CompleteAdding(); // and the thread ends
             starting = [.. _starting];
         }
         await Task.WhenAll(starting.Select(s => s.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false); // failed ones too

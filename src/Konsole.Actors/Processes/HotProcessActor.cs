@@ -115,7 +115,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                     return;
                 self.Tell(new StdoutRead(lines));
                 lines = new List<object>(lines.Count); // the next read likely brings as many: no regrowing
-            }), _spec.Claude.StopGrace);
+            }), _spec.Claude.StopGrace, _spec.Claude.StartTimeout);
         _starting = starting;
         starting.PipeTo(self, success: process => new Started(starting, process), failure: e => new StartFailed(starting, e));
         Timers.StartSingleTimer(nameof(StartTimedOut), StartTimedOut.Instance, _spec.Claude.StartTimeout);

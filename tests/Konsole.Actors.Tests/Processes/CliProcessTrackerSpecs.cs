@@ -22,7 +22,7 @@ public sealed class CliProcessTrackerSpecs
         Assert.True(process.HasExited);
         Assert.Empty(tracker.LiveProcessIds);
         var refused = await Assert.ThrowsAsync<InvalidOperationException>(() =>
-            tracker.StartAsync(() => throw new InvalidOperationException("not run"), TimeSpan.Zero));
+            tracker.StartAsync(() => throw new InvalidOperationException("not run"), TimeSpan.Zero, Timeout));
         Assert.Equal("the actor system is shutting down", refused.Message);
     }
 
@@ -37,7 +37,7 @@ public sealed class CliProcessTrackerSpecs
         {
             secondRan = true;
             return Cat();
-        }, TimeSpan.FromSeconds(2));
+        }, TimeSpan.FromSeconds(2), Timeout);
 
         // The second start waits behind the first (starts run one after another on a thread of their own, not on the pool),
         // so shutdown, begun meanwhile, refuses it before it starts anything.
@@ -52,6 +52,27 @@ public sealed class CliProcessTrackerSpecs
         Assert.Empty(tracker.LiveProcessIds);
     }
 
+    [Fact]
+    public async Task As_many_processes_boot_at_a_time_as_there_are_cores_and_the_next_starts_once_one_has_printed()
+    {
+        var tracker = new CliProcessTracker();
+        var booting = await Task.WhenAll(Enumerable.Range(0, Environment.ProcessorCount)
+            .Select(_ => tracker.StartAsync(Cat, TimeSpan.FromSeconds(2), Timeout))); // cat prints nothing until it is fed
+        var nextRan = new TaskCompletionSource();
+        var next = tracker.StartAsync(() =>
+        {
+            nextRan.SetResult();
+            return Cat();
+        }, TimeSpan.FromSeconds(2), Timeout);
+
+        Assert.False(nextRan.Task.IsCompleted);
+        booting[0].TryWrite("booted\n"u8.ToArray()); // cat echoes it: its first output, and its boot is over
+        await next.WaitAsync(Timeout);
+
+        await tracker.StopAllAsync().WaitAsync(Timeout);
+        Assert.Empty(tracker.LiveProcessIds);
+    }
+
     /// <summary>A start that has begun and goes on until <paramref name="release"/> completes.</summary>
     private static async Task<Task<CliProcess>> StartUnderWay(CliProcessTracker tracker, Task release)
     {
@@ -61,7 +82,7 @@ public sealed class CliProcessTrackerSpecs
             running.SetResult();
             release.Wait(Timeout);
             return Cat();
-        }, TimeSpan.FromSeconds(2));
+        }, TimeSpan.FromSeconds(2), Timeout);
         await running.Task.WaitAsync(Timeout);
         return start;
     }
