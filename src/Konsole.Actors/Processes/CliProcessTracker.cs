@@ -46,24 +46,25 @@ public sealed class CliProcessTracker : IExtension
     /// Runs <paramref name="start"/> on the tracker's own thread, after the starts asked for before it and once fewer processes
     /// than the machine has cores are booting, and tracks the process it starts (a process whose tracking fails is killed).
     /// Once shutdown has begun (<see cref="StopAllAsync"/>), a start not yet under way is refused with
-    /// <see cref="InvalidOperationException"/>.
+    /// <see cref="InvalidOperationException"/>; one not yet under way when <paramref name="cancel"/> is cancelled (its actor
+    /// stopped) is cancelled.
     /// </summary>
     /// <param name="grace">How long stopping the process waits for it to finish.</param>
     /// <param name="bootTimeout">How long the process may take to print something before it no longer counts as booting.</param>
-    public Task<CliProcess> StartAsync(Func<CliProcess> start, TimeSpan grace, TimeSpan bootTimeout)
+    public Task<CliProcess> StartAsync(Func<CliProcess> start, TimeSpan grace, TimeSpan bootTimeout, CancellationToken cancel = default)
     {
         lock (_starting)
         {
             if (_stopping)
                 return Task.FromException<CliProcess>(ShuttingDown());
             var started = new TaskCompletionSource<CliProcess>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _starts.Add(() => Run(start, grace, bootTimeout, started));
+            _starts.Add(() => Run(start, grace, bootTimeout, cancel, started));
             if (_starter is null)
             {
                 _starter = new Thread(() =>
                 {
                     foreach (var run in _starts.GetConsumingEnumerable())
-                        run();
+                        run(); // never throws: each start's outcome goes to its task
                 }) { IsBackground = true, Name = "konsole-cli-starts" };
                 _starter.Start();
             }
@@ -77,41 +78,58 @@ public sealed class CliProcessTracker : IExtension
         }
     }
 
-    private void Run(Func<CliProcess> start, TimeSpan grace, TimeSpan bootTimeout, TaskCompletionSource<CliProcess> started)
+    private void Run(Func<CliProcess> start, TimeSpan grace, TimeSpan bootTimeout, CancellationToken cancel, TaskCompletionSource<CliProcess> started)
     {
+        using var stopOrCancel = CancellationTokenSource.CreateLinkedTokenSource(_shutdown.Token, cancel);
         try
         {
-            _booting.Wait(_shutdown.Token); // this thread is the starts' own: waiting here holds nothing else back
+            _booting.Wait(stopOrCancel.Token); // this thread is the starts' own: waiting here holds nothing else back
         }
         catch (OperationCanceledException)
         {
-            started.SetException(ShuttingDown());
+            if (_shutdown.IsCancellationRequested)
+                started.SetException(ShuttingDown());
+            else
+                started.SetCanceled(cancel);
             return;
         }
-        CliProcess process;
         try
         {
-            process = start();
+            var process = start();
             try
             {
                 Track(process, grace);
+                BootingUntilItPrints(process, bootTimeout);
             }
             catch
             {
                 _ = process.Kill(); // untracked, it could outlive the actor system
                 throw;
             }
+            started.SetResult(process);
         }
         catch (Exception e)
         {
             _booting.Release();
             started.SetException(e);
-            return;
         }
-        Task.WhenAny(process.FirstOutput, process.Exited, Task.Delay(bootTimeout))
-            .ContinueWith(_ => _booting.Release(), TaskScheduler.Default);
-        started.SetResult(process);
     }
+
+    /// <summary>Holds a boot place until <paramref name="process"/> prints something, exits, or takes longer than <paramref name="timeout"/>.</summary>
+    private void BootingUntilItPrints(CliProcess process, TimeSpan timeout)
+    {
+        var over = new CancellationTokenSource();
+        var timedOut = timeout < MaxDelay ? Task.Delay(timeout, over.Token) : Task.Delay(Timeout.Infinite, over.Token);
+        Task.WhenAny(process.FirstOutput, process.Exited, timedOut).ContinueWith(_ =>
+        {
+            _booting.Release();
+            over.Cancel(); // the timer goes now, not when it would have fired
+            over.Dispose();
+        }, TaskScheduler.Default);
+    }
+
+    // Task.Delay's longest (about 49 days); a longer start timeout is as good as none here.
+    private static readonly TimeSpan MaxDelay = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
 
     private static InvalidOperationException ShuttingDown() => new("the actor system is shutting down");
 

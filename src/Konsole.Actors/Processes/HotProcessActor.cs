@@ -29,6 +29,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Queue<string> _stderrTail = new();
     private Task<CliProcess>? _starting;
+    private readonly CancellationTokenSource _startCancel = new(); // a start still queued when the actor stops is not made
     private CliProcess? _process;
     private bool _ready;
     private string? _sessionId;
@@ -74,7 +75,13 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         });
         Receive<StartTimedOut>(_ =>
         {
-            _process?.Kill();
+            if (_process is null)
+            {
+                // Starts wait for the CLIs booting before them (as many at a time as the machine has cores).
+                Fail(null, $"the CLI was not started within {_spec.Claude.StartTimeout.TotalSeconds:0.#}s: the CLIs starting before it took that long");
+                return;
+            }
+            _process.Kill();
             Fail(null, $"the CLI did not answer initialize within {_spec.Claude.StartTimeout.TotalSeconds:0.#}s");
         });
     }
@@ -115,7 +122,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                     return;
                 self.Tell(new StdoutRead(lines));
                 lines = new List<object>(lines.Count); // the next read likely brings as many: no regrowing
-            }), _spec.Claude.StopGrace, _spec.Claude.StartTimeout);
+            }), _spec.Claude.StopGrace, _spec.Claude.StartTimeout, _startCancel.Token);
         _starting = starting;
         starting.PipeTo(self, success: process => new Started(starting, process), failure: e => new StartFailed(starting, e));
         Timers.StartSingleTimer(nameof(StartTimedOut), StartTimedOut.Instance, _spec.Claude.StartTimeout);
@@ -124,6 +131,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private void OnStarted(CliProcess process)
     {
         _process = process;
+        Timers.StartSingleTimer(nameof(StartTimedOut), StartTimedOut.Instance, _spec.Claude.StartTimeout); // its boot, from now
         _process.Exited.PipeTo(Self, success: code => new Exited(code), failure: e => new ReadingFailed(e));
         _log.Info("{0}: started {1} (pid {2}){3}", Name, _spec.Launch.FileName, _process.ProcessId,
             _spec.ResumeSessionId is { } id ? $", resuming {id}" : "");
@@ -133,6 +141,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     protected override void PostStop()
     {
         var tracker = CliProcessTracker.Get(Context.System);
+        _startCancel.Cancel();
         if (_process is { HasExited: false })
             tracker.Stop(_process);
         else if (_process is null)

@@ -53,6 +53,30 @@ public sealed class CliProcessTrackerSpecs
     }
 
     [Fact]
+    public async Task A_start_cancelled_before_its_turn_came_is_not_made()
+    {
+        var tracker = new CliProcessTracker();
+        var release = new TaskCompletionSource();
+        var first = await StartUnderWay(tracker, release.Task);
+        var cancel = new CancellationTokenSource();
+        var secondRan = false;
+        var second = tracker.StartAsync(() =>
+        {
+            secondRan = true;
+            return Cat();
+        }, TimeSpan.FromSeconds(2), Timeout, cancel.Token);
+
+        cancel.Cancel(); // its actor stopped while it waited behind the first
+        release.SetResult();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => second.WaitAsync(Timeout));
+        Assert.False(secondRan);
+        await first;
+        await tracker.StopAllAsync().WaitAsync(Timeout);
+        Assert.Empty(tracker.LiveProcessIds);
+    }
+
+    [Fact]
     public async Task As_many_processes_boot_at_a_time_as_there_are_cores_and_the_next_starts_once_one_has_printed()
     {
         var tracker = new CliProcessTracker();
