@@ -29,6 +29,7 @@ public static partial class MemoryBench
     private static readonly TimeSpan StopTimeout = TimeSpan.FromMinutes(3);
     private static readonly TimeSpan CliExitTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan Idle = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan ReadyPollTimeout = TimeSpan.FromSeconds(10);
     private const int Samples = 5; // /proc read once a second after the idle time; the median of each figure is kept
     private const double TargetKbPerAccount = 100;
     private const int Attempts = 3; // a host that fails to start (see HostStartFailed) is tried again, fresh; each failure is reported
@@ -123,6 +124,9 @@ public static partial class MemoryBench
         if (runs.Count > 2)
             report.Line($"- linearity: {low.Accounts} → {runs[1].Accounts} accounts {(runs[1].Idle.VmRss - low.Idle.VmRss) / (runs[1].Accounts - low.Accounts):0.0} KB VmRSS per account, " +
                 $"{runs[1].Accounts} → {high.Accounts}: {(high.Idle.VmRss - runs[1].Idle.VmRss) / (high.Accounts - runs[1].Accounts):0.0} KB");
+        report.Line($"- `/readyz` while starting (polled every 0.1 s, each poll given {ReadyPollTimeout.TotalSeconds:0} s): " + string.Join("; ", runs.Select(r =>
+            $"{r.Accounts} accounts {r.ReadyPolls.Count} polls, answered in p50 {r.ReadyPolls.P50:0} ms, slowest {r.ReadyPolls.Percentile(1):0} ms" +
+            (r.ReadyPolls.CountAtLeast(ReadyPollTimeout.TotalMilliseconds) is > 0 and var late ? $", {late} not answered in time" : ""))));
         report.Line($"- start → ready: {string.Join(", ", runs.Select(r => $"{r.Accounts} accounts {r.ReadySeconds:0.0}s"))} " +
             $"({(high.ReadySeconds - low.ReadySeconds) * 1000 / (high.CliProcesses - low.CliProcesses):0} ms per CLI process beyond the first {low.CliProcesses})");
         report.Line("");
@@ -148,7 +152,7 @@ public static partial class MemoryBench
         {
             var listening = await host.WaitListeningAsync(ListenTimeout);
             var listeningSeconds = host.Clock.Elapsed.TotalSeconds;
-            await host.WaitReadyAsync(listening, ReadyTimeout);
+            var readyPolls = await host.WaitReadyAsync(listening, ReadyTimeout);
             var readySeconds = host.Clock.Elapsed.TotalSeconds;
 
             await Task.Delay(Idle);
@@ -169,8 +173,8 @@ public static partial class MemoryBench
             var stopClock = Stopwatch.StartNew();
             var (exitCode, leftOver) = await host.StopAsync(StopTimeout, CliExitTimeout);
             var (warnings, first) = host.Warnings();
-            return new Run(accounts, clis, listeningSeconds, readySeconds, ProcMemory.Median(samples), Median(systemInUse), heap, heapError, afterGc,
-                stopClock.Elapsed.TotalSeconds, exitCode, leftOver, warnings, first, load);
+            return new Run(accounts, clis, listeningSeconds, readySeconds, readyPolls, ProcMemory.Median(samples), Median(systemInUse), heap, heapError,
+                afterGc, stopClock.Elapsed.TotalSeconds, exitCode, leftOver, warnings, first, load);
         }
         finally
         {
@@ -221,7 +225,7 @@ public static partial class MemoryBench
     }
 
     private sealed record Run(
-        int Accounts, int CliProcesses, double ListeningSeconds, double ReadySeconds, ProcMemory Idle, long SystemInUseKb,
+        int Accounts, int CliProcesses, double ListeningSeconds, double ReadySeconds, Samples ReadyPolls, ProcMemory Idle, long SystemInUseKb,
         ManagedHeap? Heap, string? HeapError, ProcMemory? AfterGc, double StopSeconds, int ExitCode, int LeftOver, int Warnings, string? FirstWarning,
         string LoadAverage);
 
@@ -427,9 +431,11 @@ public static partial class MemoryBench
                 : $"the host did not listen within {timeout}");
         }
 
-        public async Task WaitReadyAsync(Uri listening, TimeSpan timeout)
+        /// <summary>Polls <c>/readyz</c> until it answers 200; returns how long each poll took to be answered (or to time out).</summary>
+        public async Task<Samples> WaitReadyAsync(Uri listening, TimeSpan timeout)
         {
-            using var client = new HttpClient { BaseAddress = listening, Timeout = TimeSpan.FromSeconds(10) };
+            using var client = new HttpClient { BaseAddress = listening, Timeout = ReadyPollTimeout };
+            var polls = new Samples("/readyz while starting");
             var deadline = Clock.Elapsed + timeout;
             while (true)
             {
@@ -439,15 +445,17 @@ public static partial class MemoryBench
                     throw StartFailed($"the host logged an error while starting: {Error}");
                 if (Clock.Elapsed > deadline)
                     throw StartFailed($"/readyz did not answer 200 within {timeout} ({Children(Pid).Count} CLI processes running)");
+                var poll = Stopwatch.StartNew();
                 try
                 {
                     using var response = await client.GetAsync("/readyz");
+                    polls.Add(poll.Elapsed.TotalMilliseconds);
                     if (response.IsSuccessStatusCode)
-                        return;
+                        return polls;
                 }
                 catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
                 {
-                    // busy starting hundreds of processes on few cores: ask again
+                    polls.Add(poll.Elapsed.TotalMilliseconds); // not answered in time (a host too busy starting its CLIs): ask again
                 }
                 await Task.Delay(100);
             }

@@ -17,6 +17,9 @@ public sealed class Samples(string name)
 
     public double Mean => _values.Average();
 
+    /// <summary>How many samples took at least <paramref name="milliseconds"/>.</summary>
+    public int CountAtLeast(double milliseconds) => _values.Count(v => v >= milliseconds);
+
     public double Percentile(double p) => Percentile(_values.Order().ToArray(), p);
 
     /// <summary>
