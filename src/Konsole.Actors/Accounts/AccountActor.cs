@@ -46,9 +46,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private TimeSpan _refreshedLife;
     private DateTimeOffset? _refreshRefusedFor; // the expiry a refused refresh token had: no automatic refresh until the login changes
     private DateTimeOffset? _rateLimitedUntil;
-    private int _refreshes; // finished refreshes: a credentials read started before the latest is stale
-    private long _credentialsReads; // reads started; two may finish out of order, and the older must not undo the newer
-    private long _credentialsReadApplied;
+    private long _credentialsReads; // credentials reads started, numbered; two may finish out of order
+    // Reads numbered up to this are stale: started before a refresh rewrote the file, or older than a read already applied.
+    private long _staleCredentialsReads;
     private bool _draining;
 
     public AccountActor(AccountSettings account, KonsoleSettings settings)
@@ -136,9 +136,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Receive<ConversationPrepared>(m => WithSlot(m.Slot, slot => OnConversationPrepared(slot, m)));
         Receive<CredentialsRead>(m =>
         {
-            if (m.Generation != _refreshes || m.Read < _credentialsReadApplied)
-                return; // read before a refresh rewrote the file, or before a read already applied: stale
-            _credentialsReadApplied = m.Read;
+            if (m.Read <= _staleCredentialsReads)
+                return;
+            _staleCredentialsReads = m.Read;
             if (m.Credentials != _credentials)
             {
                 if (m.Credentials?.ExpiresAt != _credentials?.ExpiresAt && _refresh == RefreshState.None)
@@ -407,7 +407,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             return;
         }
         _refresh = RefreshState.None;
-        _refreshes++;
+        _staleCredentialsReads = _credentialsReads;
         if (finished.Refreshed is { } refreshed)
         {
             _log.Info("Account {0}: OAuth token refreshed; it expires at {1:u}", Id, refreshed.ExpiresAt);
@@ -700,7 +700,6 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private void ReadCredentials()
     {
-        var generation = _refreshes;
         var read = ++_credentialsReads;
         var configDir = _account.ConfigDir;
         // Read after every turn (and at start, on the poll, after a refresh): the file is not opened on the actor's thread, and
@@ -709,7 +708,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Task.Factory.StartNew(() => AccountCredentials.ReadAsync(configDir), CancellationToken.None,
                 TaskCreationOptions.PreferFairness | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default)
             .Unwrap()
-            .PipeTo(Self, success: c => new CredentialsRead(c, generation, read));
+            .PipeTo(Self, success: c => new CredentialsRead(c, read));
     }
 
     private AccountStatus Status() => new(
@@ -834,7 +833,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private sealed record ConversationPrepared(string Slot, string? ForPromptId, string SessionId, bool Available, string? Error);
 
-    private sealed record CredentialsRead(AccountCredentials? Credentials, int Generation, long Read);
+    private sealed record CredentialsRead(AccountCredentials? Credentials, long Read);
 
     private sealed record PollCredentials
     {
