@@ -61,6 +61,16 @@ try
     {
         return Refused(e);
     }
+    try
+    {
+        // Made here rather than inside the host's start, where Akka's error about the akka section would end the program with
+        // a stack trace (and be raised again on the way out).
+        app.Services.GetRequiredService<ActorSystem>();
+    }
+    catch (Exception e)
+    {
+        return Refused(new KonsoleConfigException($"the actor system does not start with this configuration (check its akka section): {Innermost(e).Message}"));
+    }
     if (arguments.Demo)
         Log.Warning("DEMO: accounts alpha and beta are simulated by FakeClaude ({Path}); no Claude login is used and answers are echoes",
             Demo.FakeClaudePath);
@@ -93,6 +103,10 @@ finally
     await Log.CloseAndFlushAsync();
     await dataDirLock.DisposeAsync();
 }
+
+static Exception Innermost(Exception e) => e is System.Reflection.TargetInvocationException or TypeInitializationException && e.InnerException is { } inner
+    ? Innermost(inner)
+    : e;
 
 // What the configuration asks for cannot be done: said with the file it came from (checks after loading name the key alone).
 int Refused(KonsoleConfigException e)

@@ -102,6 +102,8 @@ public sealed partial class HostSpecs : IDisposable
     [InlineData("konsole.gateway.max-prompt-bytes = 1GiB", "konsole.gateway.max-prompt-bytes must be a size such as 1048576 or 64MiB, at most 256MiB")]
     [InlineData("akka.log-config-on-start = on\nkonsole.gateway.auth-token = \"s3cret\"", "akka.log-config-on-start would write konsole.gateway.auth-token")]
     [InlineData("akka.loglevel = LOUD", "akka.loglevel must be one of DEBUG, INFO, WARNING, ERROR or OFF")] // was a stack trace, exit 134
+    [InlineData("akka.actor.default-dispatcher.throughput = abc", "the actor system does not start with this configuration (check its akka section): The input string 'abc'")] // was a stack trace, exit 134
+    [InlineData("akka.actor.provider = nonsense", "(check its akka section): 'akka.actor.provider' is not a valid type name")]
     [InlineData("konsole.queue.max-depth = ${?KONSOLE_DEPTH}", "substitutions are not supported")] // was a stack overflow
     [InlineData("konsole.gateway { auth-token = x, auth-token-file = \"/tmp/t\" }", "konsole.gateway: set auth-token or auth-token-file, not both")]
     public async Task A_configuration_it_cannot_honour_is_refused_with_the_file_and_key_named_and_exit_2(string hocon, string expected)
