@@ -33,6 +33,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     private readonly FaultBackoff _registryBackoff = new(RestartMinBackoff, RestartMaxBackoff);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef? _registry; // null while it starts again after a failed write
+    private bool _registryFailed; // from a registry's stop until one started again has read the journal back
 
     public SessionManager(IActorRef router, SessionSettings settings)
     {
@@ -41,6 +42,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
 
         Receive<RegistryRecovered>(m =>
         {
+            _registryFailed = false; // a registry before this one failed to read the journal back
             foreach (var id in m.Closed)
                 _closed.Add(id);
             foreach (var open in m.Open)
@@ -104,7 +106,9 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         });
         Receive<InterruptSession>(m => ForwardTo(m.SessionId, m));
         Receive<GetSession>(m => ForwardTo(m.SessionId, m));
-        Receive<GetReadiness>(_ => Sender.Tell(Readiness.Ready));
+        Receive<GetReadiness>(_ => Sender.Tell(_registryFailed
+            ? new Readiness("the session registry's journal failed and the registry is starting again: new sessions are refused meanwhile")
+            : Readiness.Ready));
         Receive<CloseSession>(m =>
         {
             if (!_sessions.TryGetValue(m.SessionId, out var session))
@@ -212,6 +216,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     private void RegistryStopped()
     {
         _registry = null;
+        _registryFailed = true;
         foreach (var (id, opening) in _opening)
         {
             _sessions.Remove(id);
@@ -236,6 +241,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     /// </summary>
     private void CatchUp(RegistryRecovered recovered)
     {
+        _registryFailed = false;
         foreach (var open in recovered.Open)
         {
             if (_closed.Contains(open.SessionId))

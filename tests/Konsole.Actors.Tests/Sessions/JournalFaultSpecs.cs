@@ -57,11 +57,14 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         var refused = await _sessions.Ask<SessionRejected>(new CreateSession(SessionType.Full), Ask);
         await AwaitConditionAsync(() => Task.FromResult(FailingJournal.ReadFailures(Registry) > 0), TurnTimeout); // a new registry tried
         var served = await PromptAsync(kept, "still served");
+        var meanwhile = await _sessions.Ask<Readiness>(SessionProtocol.GetReadiness.Instance, Ask);
         FailingJournal.Heal(Registry);
         SessionInfo? opened = null;
         await AwaitAssertAsync(async () => opened = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Chat), Ask), TurnTimeout);
 
         Assert.Equal(SessionErrorCodes.Unavailable, refused.Code);
+        Assert.Equal("the session registry's journal failed and the registry is starting again: new sessions are refused meanwhile", meanwhile.Waiting);
+        Assert.Null((await _sessions.Ask<Readiness>(SessionProtocol.GetReadiness.Instance, Ask)).Waiting); // it opened one: back
         Assert.StartsWith("echo: still served", ResultText(served));
         Assert.NotNull(opened);
         Assert.False(Sys.WhenTerminated.IsCompleted, "the host stopped");
