@@ -27,6 +27,7 @@ public sealed class CliProcessTracker : IExtension
     // initialize), its exit, or its start timeout.
     private readonly SemaphoreSlim _booting = new(Environment.ProcessorCount);
     private readonly CancellationTokenSource _shutdown = new();
+    private volatile bool _waitingToBoot; // only the starts' thread writes it
     private bool _stopping;
     private string? _runDir;
 
@@ -41,6 +42,9 @@ public sealed class CliProcessTracker : IExtension
 
     /// <summary>Process ids of the CLI processes still running.</summary>
     public IReadOnlyCollection<int> LiveProcessIds => _live.Keys.ToArray();
+
+    /// <summary>Whether a start is waiting for one of the processes booting to finish its boot.</summary>
+    internal bool WaitingToBoot => _waitingToBoot;
 
     /// <summary>
     /// Runs <paramref name="start"/> on the tracker's own thread, after the starts asked for before it and once fewer processes
@@ -83,6 +87,7 @@ public sealed class CliProcessTracker : IExtension
         using var stopOrCancel = CancellationTokenSource.CreateLinkedTokenSource(_shutdown.Token, cancel);
         try
         {
+            _waitingToBoot = true;
             _booting.Wait(stopOrCancel.Token); // this thread is the starts' own: waiting here holds nothing else back
         }
         catch (OperationCanceledException)
@@ -92,6 +97,10 @@ public sealed class CliProcessTracker : IExtension
             else
                 started.SetCanceled(cancel);
             return;
+        }
+        finally
+        {
+            _waitingToBoot = false;
         }
         try
         {

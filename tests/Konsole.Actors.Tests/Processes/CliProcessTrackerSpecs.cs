@@ -32,12 +32,7 @@ public sealed class CliProcessTrackerSpecs
         var tracker = new CliProcessTracker();
         var release = new TaskCompletionSource();
         var first = await StartUnderWay(tracker, release.Task);
-        var secondRan = false;
-        var second = tracker.StartAsync(() =>
-        {
-            secondRan = true;
-            return Cat();
-        }, TimeSpan.FromSeconds(2), Timeout);
+        var (second, secondRan) = StartCat(tracker);
 
         // The second start waits behind the first (starts run one after another on a thread of their own, not on the pool),
         // so shutdown, begun meanwhile, refuses it before it starts anything.
@@ -48,7 +43,7 @@ public sealed class CliProcessTrackerSpecs
         Assert.True((await first).HasExited);
         var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => second);
         Assert.Equal("the actor system is shutting down", refused.Message);
-        Assert.False(secondRan);
+        Assert.False(secondRan.IsCompleted);
         Assert.Empty(tracker.LiveProcessIds);
     }
 
@@ -59,18 +54,13 @@ public sealed class CliProcessTrackerSpecs
         var release = new TaskCompletionSource();
         var first = await StartUnderWay(tracker, release.Task);
         var cancel = new CancellationTokenSource();
-        var secondRan = false;
-        var second = tracker.StartAsync(() =>
-        {
-            secondRan = true;
-            return Cat();
-        }, TimeSpan.FromSeconds(2), Timeout, cancel.Token);
+        var (second, secondRan) = StartCat(tracker, cancel.Token);
 
         cancel.Cancel(); // its actor stopped while it waited behind the first
         release.SetResult();
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => second.WaitAsync(Timeout));
-        Assert.False(secondRan);
+        Assert.False(secondRan.IsCompleted);
         await first;
         await tracker.StopAllAsync().WaitAsync(Timeout);
         Assert.Empty(tracker.LiveProcessIds);
@@ -82,14 +72,10 @@ public sealed class CliProcessTrackerSpecs
         var tracker = new CliProcessTracker();
         var booting = await Task.WhenAll(Enumerable.Range(0, Environment.ProcessorCount)
             .Select(_ => tracker.StartAsync(Cat, TimeSpan.FromSeconds(2), Timeout))); // cat prints nothing until it is fed
-        var nextRan = new TaskCompletionSource();
-        var next = tracker.StartAsync(() =>
-        {
-            nextRan.SetResult();
-            return Cat();
-        }, TimeSpan.FromSeconds(2), Timeout);
+        var (next, nextRan) = StartCat(tracker);
+        await Until(() => tracker.WaitingToBoot); // its turn came: from here on only a boot ending lets it run
 
-        Assert.False(nextRan.Task.IsCompleted);
+        Assert.False(nextRan.IsCompleted);
         booting[0].TryWrite("booted\n"u8.ToArray()); // cat echoes it: its first output, and its boot is over
         await next.WaitAsync(Timeout);
 
@@ -109,6 +95,25 @@ public sealed class CliProcessTrackerSpecs
         }, TimeSpan.FromSeconds(2), Timeout);
         await running.Task.WaitAsync(Timeout);
         return start;
+    }
+
+    /// <summary>A start of cat, and whether the start itself ran.</summary>
+    private static (Task<CliProcess> Started, Task Ran) StartCat(CliProcessTracker tracker, CancellationToken cancel = default)
+    {
+        var ran = new TaskCompletionSource();
+        var started = tracker.StartAsync(() =>
+        {
+            ran.SetResult();
+            return Cat();
+        }, TimeSpan.FromSeconds(2), Timeout, cancel);
+        return (started, ran.Task);
+    }
+
+    private static async Task Until(Func<bool> condition)
+    {
+        using var timeout = new CancellationTokenSource(Timeout);
+        while (!condition())
+            await Task.Delay(10, timeout.Token);
     }
 
     private static CliProcess Cat() =>
