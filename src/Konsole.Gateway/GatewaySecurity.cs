@@ -38,9 +38,13 @@ public sealed class GatewaySecurity
         var token = ReadToken(settings);
         var hosts = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var anyHost = false;
-        foreach (var url in settings.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        var urls = settings.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (urls.Length == 0)
+            throw new KonsoleConfigException($"konsole.gateway.urls: '{settings.Urls}' names no URL: give one such as http://127.0.0.1:5080");
+        foreach (var url in urls)
         {
-            var host = HostOf(url) ?? throw new KonsoleConfigException($"konsole.gateway.urls: '{url}' is not a URL such as http://127.0.0.1:5080");
+            var host = HostOf(url) ?? throw new KonsoleConfigException($"konsole.gateway.urls: '{url}' is not a URL such as http://127.0.0.1:5080 " +
+                "(http, a host and a port; no path: https needs a certificate, which konsole does not set up: put a TLS proxy in front)");
             if (IsLoopback(host))
                 hosts.UnionWith(LoopbackNames);
             else if (token is null)
@@ -125,7 +129,8 @@ public sealed class GatewaySecurity
         // Kestrel's wildcard forms are not valid URIs.
         var normalized = url.Replace("://*", "://wildcard.invalid").Replace("://+", "://wildcard.invalid");
         // A user part (http://x@127.0.0.1) reads as loopback here, while Kestrel takes "x@127.0.0.1" for no address and binds to all.
-        if (!Uri.TryCreate(normalized, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.UserInfo.Length > 0)
+        if (!Uri.TryCreate(normalized, UriKind.Absolute, out var uri) || uri.Scheme != "http" || uri.UserInfo.Length > 0
+            || uri.AbsolutePath != "/" || uri.Query.Length > 0 || uri.Fragment.Length > 0)
             return null;
         return uri.Host == "wildcard.invalid" ? "*" : uri.Host;
     }

@@ -84,9 +84,8 @@ try
     catch (IOException e)
     {
         // Kestrel could not bind (the port is taken, or not this user's to take); the actors had started: stop them.
-        Console.Error.WriteLine($"konsole: cannot listen on {settings.Gateway.Urls} (konsole.gateway.urls): {e.Message}");
         await app.StopAsync();
-        return 2;
+        return Refused(new KonsoleConfigException($"konsole.gateway.urls: cannot listen on {settings.Gateway.Urls}: {e.Message}"));
     }
     Log.Information("Gateway listening on {Urls}{Auth}", string.Join(", ", app.Urls),
         app.Services.GetRequiredService<GatewaySecurity>().RequiresToken ? " (bearer token required)" : "");

@@ -89,7 +89,7 @@ public sealed partial class HostSpecs : IDisposable
         var (exit, output) = await RunToEndAsync("--demo", "--config", config);
 
         Assert.Equal(2, exit);
-        Assert.Contains($"cannot listen on http://127.0.0.1:{port}", output);
+        Assert.Contains($"konsole: {config}: konsole.gateway.urls: cannot listen on http://127.0.0.1:{port}", output);
         Assert.DoesNotContain("   at ", output);
     }
 
@@ -99,6 +99,9 @@ public sealed partial class HostSpecs : IDisposable
     [InlineData("konsole.roles.dashboard = \"nobody\"", "konsole.roles.dashboard names no account")]
     [InlineData("konsole { queue { max-depth = 3 }", "malformed HOCON")]
     [InlineData("konsole.gateway.urls = \"http://0.0.0.0:5080\"", "no token protects it")]
+    [InlineData("konsole.gateway.urls = \"http://127.0.0.1:5392/konsole\"", "konsole.gateway.urls: 'http://127.0.0.1:5392/konsole' is not a URL such as")] // was a stack trace, exit 134
+    [InlineData("konsole.gateway.urls = \"https://127.0.0.1:5392\"", "https needs a certificate")] // likewise
+    [InlineData("konsole.gateway.urls = \";\"", "konsole.gateway.urls: ';' names no URL")] // was Kestrel's default, port 5000
     [InlineData("konsole.gateway.max-prompt-bytes = 1GiB", "konsole.gateway.max-prompt-bytes must be a size such as 1048576 or 64MiB, at most 256MiB")]
     [InlineData("akka.log-config-on-start = on\nkonsole.gateway.auth-token = \"s3cret\"", "akka.log-config-on-start would write konsole.gateway.auth-token")]
     [InlineData("akka.loglevel = LOUD", "akka.loglevel must be one of DEBUG, INFO, WARNING, ERROR or OFF")] // was a stack trace, exit 134

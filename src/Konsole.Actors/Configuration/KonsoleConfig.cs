@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.RegularExpressions;
 using Akka.Configuration;
 using Akka.Configuration.Hocon;
@@ -59,6 +60,9 @@ public static partial class KonsoleConfig
         var merged = user.WithFallback(Defaults);
         var settings = Read(merged, source);
         var r = new Reader(merged, source);
+        // Akka's HOCON trims strings: a token of spaces would read as none, and the gateway would run without one.
+        if (settings.Gateway.AuthToken.Length == 0 && r.Value("konsole.gateway.auth-token").Values.OfType<HoconLiteral>().Any(l => l.Value.Length > 0))
+            throw r.Error("konsole.gateway.auth-token", "is blank: set a token, or \"\" for none");
         // The akka section is Akka's (its keys are not checked here), but a bad value of these would stop the start with a stack trace.
         foreach (var key in (string[])["akka.loglevel", "akka.stdout-loglevel"])
         {
@@ -163,7 +167,15 @@ public static partial class KonsoleConfig
             throw r.Error("konsole.claude.restart.max-backoff", "must not be shorter than min-backoff");
         if (claude.MaxLineBytes > Array.MaxLength)
             throw r.Error("konsole.claude.max-line-bytes", $"must be at most {Array.MaxLength} bytes (2 GiB): a line is kept in one array");
+        if (claude.MaxLineBytes < MinLineBytes)
+            throw r.Error("konsole.claude.max-line-bytes", $"must be at least {MinLineBytes / 1024}KiB: the CLI's own first lines (its tools, its answer to initialize) are several KB");
+        if (!Directory.Exists(claude.WorkingDirectory))
+            throw r.Error("konsole.claude.working-directory", $"'{claude.WorkingDirectory}' is not a directory");
 
+        var oauthMinBackoff = r.Duration("konsole.oauth.retry-min-backoff");
+        var oauthMaxBackoff = r.Duration("konsole.oauth.retry-max-backoff");
+        if (oauthMaxBackoff < oauthMinBackoff)
+            throw r.Error("konsole.oauth.retry-max-backoff", "must not be shorter than retry-min-backoff");
         var accounts = ReadAccounts(r, dataDir);
         var roles = ResolveRoles(r, accounts);
         return new KonsoleSettings(
@@ -172,15 +184,14 @@ public static partial class KonsoleConfig
             accounts,
             roles,
             r.PositiveInt("konsole.queue.max-depth"),
-            new OAuthSettings(r.Duration("konsole.oauth.refresh-threshold"), TokenEndpoint(r),
-                r.Duration("konsole.oauth.retry-min-backoff"), r.Duration("konsole.oauth.retry-max-backoff")),
+            new OAuthSettings(r.Duration("konsole.oauth.refresh-threshold"), TokenEndpoint(r), oauthMinBackoff, oauthMaxBackoff),
             new GatewaySettings(
                 r.NonEmptyString("konsole.gateway.urls"),
                 r.String("konsole.gateway.auth-token"),
                 r.String("konsole.gateway.auth-token-file") is { Length: > 0 } tokenFile ? ExpandPath(tokenFile) : "",
                 // A request body may hold it JSON-escaped (up to 6 bytes a byte): at most that must fit one buffer.
                 r.ByteSize("konsole.gateway.max-prompt-bytes", max: 256L * 1024 * 1024),
-                r.StringList("konsole.gateway.allowed-hosts"),
+                ReadAllowedHosts(r),
                 ReadOrigins(r),
                 r.PositiveInt("konsole.gateway.max-streams")),
             new SessionSettings(r.PositiveInt("konsole.sessions.max-workers"), r.PositiveInt("konsole.sessions.replay-buffer")),
@@ -192,10 +203,26 @@ public static partial class KonsoleConfig
     private static PersistenceSettings ReadPersistence(Reader r, string dataDir)
     {
         var provider = r.NonEmptyString("konsole.persistence.provider");
+        if (!Providers.Contains(provider))
+            throw r.Error("konsole.persistence.provider", $"'{provider}' is not a database konsole has a driver for: SQLite.MS, " +
+                "or a Linq2Db name of PostgreSQL or SQL Server such as PostgreSQL.15 or SqlServer.2022");
         var connection = r.String("konsole.persistence.connection-string");
         var settings = new PersistenceSettings(provider, connection);
         if (connection.Length > 0)
+        {
+            try
+            {
+                // Only its form is checked here (a database that does not answer is found when the state is read back).
+                _ = provider.StartsWith("PostgreSQL", StringComparison.Ordinal) ? new Npgsql.NpgsqlConnectionStringBuilder(connection)
+                    : provider.StartsWith("SqlServer", StringComparison.Ordinal) ? new Microsoft.Data.SqlClient.SqlConnectionStringBuilder(connection)
+                    : (System.Data.Common.DbConnectionStringBuilder)new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(connection);
+            }
+            catch (Exception e) when (e is ArgumentException or FormatException or KeyNotFoundException)
+            {
+                throw r.Error("konsole.persistence.connection-string", $"is not a {provider} connection string: {e.Message}"); // never the string: it may hold a password
+            }
             return settings;
+        }
         if (!settings.IsSqlite)
             throw r.Error("konsole.persistence.connection-string", $"is required with provider '{provider}'");
         return settings with { ConnectionString = $"Data Source={Path.Combine(dataDir, "konsole.db")};Default Timeout=30;Pooling=True" };
@@ -213,6 +240,18 @@ public static partial class KonsoleConfig
         return origins.Select(o => o.TrimEnd('/')).ToArray();
     }
 
+    private static IReadOnlyList<string> ReadAllowedHosts(Reader r)
+    {
+        const string key = "konsole.gateway.allowed-hosts";
+        var hosts = r.StringList(key);
+        foreach (var host in hosts)
+        {
+            if (Uri.CheckHostName(host.Trim('[', ']')) == UriHostNameType.Unknown)
+                throw r.Error(key, $"holds '{host}': each entry is a host name or address as a Host header names it, such as \"konsole.example\" (no scheme, port or path)");
+        }
+        return hosts;
+    }
+
     private static IReadOnlyDictionary<string, string> ReadEnvironment(Reader r)
     {
         const string key = "konsole.claude.environment";
@@ -224,9 +263,13 @@ public static partial class KonsoleConfig
         {
             if (ForbiddenEnvironment.Contains(name))
                 throw r.Error($"{key}.{name}", "credentials are per account: set config-dir or api-key-env on the account instead");
+            if (name.Length == 0 || name.Contains('=') || name.Contains('\0'))
+                throw r.Error($"{key}.\"{name.Replace("\0", "\\0")}\"", "is not a variable name: a name is not empty and holds no '=' and no NUL");
             if (item.IsObject() || item.IsArray())
                 throw r.Error($"{key}.{name}", "must be a string");
-            environment[name] = item.GetString();
+            environment[name] = item.GetString() is { } text && !text.Contains('\0')
+                ? text
+                : throw r.Error($"{key}.{name}", "must be a string without NUL characters");
         }
         return environment;
     }
@@ -265,10 +308,14 @@ public static partial class KonsoleConfig
             var apiKeyEnv = Field("api-key-env");
             if (configDir is null && apiKeyEnv is null)
                 throw r.Error(at, $"account '{id}' needs config-dir (an OAuth login) or api-key-env (the name of a variable holding an API key)");
+            if (configDir is not null && apiKeyEnv is not null)
+                throw r.Error(at, $"account '{id}' has config-dir and api-key-env: set one (an OAuth login, or an API key instead of it)");
             if (apiKeyEnv is not null && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(apiKeyEnv)))
                 throw r.Error($"{at}.api-key-env", $"environment variable '{apiKeyEnv}' is not set");
             // An API-key account gets a config dir of its own, so it never picks up the user's own login.
             var dir = configDir is null ? Path.Combine(dataDir, "accounts", id) : ExpandPath(configDir);
+            if (File.Exists(dir))
+                throw r.Error($"{at}.config-dir", $"'{dir}' is a file, not a directory");
             // Two accounts on one login would each refresh its rotating token, and one of them then holds a spent one.
             if (accounts.FirstOrDefault(a => Path.TrimEndingDirectorySeparator(a.ConfigDir) == Path.TrimEndingDirectorySeparator(dir)) is { } same)
                 throw r.Error($"{at}.config-dir", $"'{dir}' is account '{same.Id}'s config dir too: each account needs a login of its own");
@@ -430,6 +477,17 @@ public static partial class KonsoleConfig
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     private static partial Regex AccountId();
 
+    private const long MinLineBytes = 64 * 1024;
+
+    /// <summary>Linq2Db's provider names for the drivers this build carries: Microsoft.Data.Sqlite, Npgsql, Microsoft.Data.SqlClient.</summary>
+    private static readonly HashSet<string> Providers = typeof(LinqToDB.ProviderName)
+        .GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+        .Where(f => f.IsLiteral)
+        .Select(f => (string)f.GetRawConstantValue()!)
+        .Where(name => name == "SQLite.MS" || name.StartsWith("PostgreSQL", StringComparison.Ordinal)
+            || (name.StartsWith("SqlServer", StringComparison.Ordinal) && name != "SqlServerCe" && !name.EndsWith(".System", StringComparison.Ordinal)))
+        .ToHashSet(StringComparer.Ordinal);
+
     /// <summary>Typed reads that name the file and key when a value has the wrong type.</summary>
     private sealed class Reader(Config config, string source)
     {
@@ -459,9 +517,11 @@ public static partial class KonsoleConfig
             return value.GetArray().Select(v => v.GetString()).ToArray();
         }
 
+        // A bare number is a duration in milliseconds to Akka's HOCON: "turn-timeout = 600" would be 0.6s. It needs its unit.
         public TimeSpan Duration(string key, TimeSpan? max = null) => Typed(key,
-            max is { } most ? $"a duration such as 30s, 5m or 1h, at most {most.TotalHours:0.#}h" : "a duration such as 30s, 5m or 1h",
-            v => v.GetTimeSpan(), d => d > TimeSpan.Zero && d <= (max ?? TimeSpan.MaxValue));
+            max is { } most ? $"a duration with its unit, such as 30s, 5m or 1h, at most {most.TotalHours:0.#}h" : "a duration with its unit, such as 30s, 5m or 1h",
+            v => double.TryParse(v.GetString(), CultureInfo.InvariantCulture, out _) ? throw new FormatException() : v.GetTimeSpan(),
+            d => d > TimeSpan.Zero && d <= (max ?? TimeSpan.MaxValue));
 
         public long ByteSize(string key, long max = long.MaxValue) => Typed(key,
             max == long.MaxValue ? "a size such as 1048576 or 64MiB" : $"a size such as 1048576 or 64MiB, at most {max / 1024 / 1024}MiB",
@@ -470,6 +530,9 @@ public static partial class KonsoleConfig
         public int PositiveInt(string key) => Typed(key, "a positive whole number", v => v.GetInt(), n => n > 0);
 
         public double Fraction(string key) => Typed(key, "a number from 0 to 1", v => v.GetDouble(), d => d is >= 0 and <= 1);
+
+        private static string Shown(HoconValue value) =>
+            value.IsObject() ? "an object" : value.IsArray() ? "a list" : $"'{value}'";
 
         public T Typed<T>(string key, string expected, Func<HoconValue, T> read, Func<T, bool> valid)
         {
@@ -481,9 +544,9 @@ public static partial class KonsoleConfig
             }
             catch (Exception e) when (e is FormatException or OverflowException or ArgumentException or ConfigurationException or NotSupportedException)
             {
-                throw Error(key, $"must be {expected} (got '{value}')");
+                throw Error(key, $"must be {expected} (got {Shown(value)})");
             }
-            return valid(result) ? result : throw Error(key, $"must be {expected} (got '{value}')");
+            return valid(result) ? result : throw Error(key, $"must be {expected} (got {Shown(value)})");
         }
     }
 }

@@ -116,7 +116,23 @@ public sealed class KonsoleConfigTests
     [InlineData("konsole.queue.max-depth = lots", "konsole.queue.max-depth must be a positive whole number")]
     [InlineData("konsole.queue.max-depth = 0", "konsole.queue.max-depth must be a positive whole number")]
     [InlineData("konsole.claude.turn-timeout = soon", "konsole.claude.turn-timeout must be a duration")]
-    [InlineData("konsole.shutdown.drain-timeout = 100d", "konsole.shutdown.drain-timeout must be a duration such as 30s, 5m or 1h, at most 24h")]
+    [InlineData("konsole.shutdown.drain-timeout = 100d", "konsole.shutdown.drain-timeout must be a duration with its unit, such as 30s, 5m or 1h, at most 24h")]
+    [InlineData("konsole.claude.turn-timeout = 600", "konsole.claude.turn-timeout must be a duration with its unit, such as 30s, 5m or 1h (got '600')")] // was 0.6s
+    [InlineData("konsole.claude.turn-timeout { a = 1 }", "konsole.claude.turn-timeout must be a duration with its unit, such as 30s, 5m or 1h (got an object)")]
+    [InlineData("konsole.oauth { retry-min-backoff = 10m\n retry-max-backoff = 1s }", "konsole.oauth.retry-max-backoff must not be shorter than retry-min-backoff")]
+    [InlineData("konsole.claude.max-line-bytes = 1", "konsole.claude.max-line-bytes must be at least 64KiB")]
+    [InlineData("konsole.claude.working-directory = \"/nonexistent/wd\"", "konsole.claude.working-directory '/nonexistent/wd' is not a directory")]
+    [InlineData("konsole.claude.working-directory = \"/etc/passwd\"", "konsole.claude.working-directory '/etc/passwd' is not a directory")]
+    [InlineData("konsole.claude.environment { \"A=B\" = x }", "konsole.claude.environment.\"A=B\" is not a variable name")]
+    [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\", api-key-env = KONSOLE_TEST_KEY_PRESENT } ]", "konsole.accounts[0] account 'a' has config-dir and api-key-env: set one")]
+    [InlineData("konsole.accounts = [ { id = a, config-dir = \"/etc/passwd\" } ]", "konsole.accounts[0].config-dir '/etc/passwd' is a file, not a directory")]
+    [InlineData("konsole.gateway.allowed-hosts = [\"http://example.com:80/x\"]", "konsole.gateway.allowed-hosts holds 'http://example.com:80/x': each entry is a host name")]
+    [InlineData("konsole.persistence { provider = \"Bogus.1\", connection-string = \"x=y\" }", "konsole.persistence.provider 'Bogus.1' is not a database konsole has a driver for")] // was a start that never became ready
+    [InlineData("konsole.persistence.provider = sqlite", "konsole.persistence.provider 'sqlite' is not a database konsole has a driver for")] // likewise
+    [InlineData("konsole.persistence { provider = \"PostgreSQL.15\", connection-string = \"garbage\" }", "konsole.persistence.connection-string is not a PostgreSQL.15 connection string")] // likewise
+    [InlineData("konsole.persistence { provider = \"SqlServer.2022\", connection-string = \"Server=x;Colour=red\" }", "konsole.persistence.connection-string is not a SqlServer.2022 connection string")]
+    [InlineData("konsole.gateway.auth-token = \"   \"", "konsole.gateway.auth-token is blank")] // was no token
+    [InlineData("konsole.gateway.allowed-hosts = [\"\"]", "konsole.gateway.allowed-hosts holds '': each entry is a host name")]
     [InlineData("konsole.claude.extra-args = \"--model x\"", "konsole.claude.extra-args must be a list of strings")]
     [InlineData("konsole.claude.path = \"\"", "konsole.claude.path must not be empty")]
     [InlineData("konsole.claude.path = [a]", "konsole.claude.path must be a string")]
@@ -147,6 +163,15 @@ public sealed class KonsoleConfigTests
 
         Assert.StartsWith("/etc/me.hocon: ", error.Message);
         Assert.Contains(expected, error.Message);
+        Assert.DoesNotContain('\n', error.Message);
+    }
+
+    [Fact]
+    public void An_empty_token_as_the_contract_shows_it_means_none()
+    {
+        var (_, settings) = KonsoleConfig.Parse("konsole.gateway { auth-token = \"\", auth-token-file = \"\" }");
+
+        Assert.Equal("", settings.Gateway.AuthToken);
     }
 
     [Fact]
