@@ -231,7 +231,8 @@ public sealed partial class HostSpecs : IDisposable
     [Fact]
     public async Task A_journal_it_cannot_read_back_stops_the_host_with_exit_4_instead_of_leaving_it_never_ready()
     {
-        var config = WriteConfig(DemoConfig);
+        // It served nothing: it does not wait out the drain period (longer than this test waits) before it exits.
+        var config = WriteConfig(DemoConfig + " konsole.shutdown.drain-timeout = 10m");
         await using (var host = await HostProcess.StartAsync(config))
             Assert.True((await host.Client.PostAsync("/api/accounts/switch", null)).IsSuccessStatusCode); // journals the roles
         using (var db = new SqliteConnection($"Data Source={Path.Combine(_sandbox.DataDir, "konsole.db")};Pooling=false"))
@@ -247,6 +248,22 @@ public sealed partial class HostSpecs : IDisposable
         Assert.Equal(4, exit);
         Assert.Contains("Could not read the state of konsole-roles back from the journal (konsole.persistence): the host stops", output);
         Assert.Contains("Konsole stopped: the state of konsole-roles could not be read back from the journal", output);
+    }
+
+    [Fact]
+    public async Task Sigterm_while_the_roles_are_still_being_read_back_stops_the_host_without_waiting_out_the_drain()
+    {
+        // Nothing answers on port 1: the roles are never read back, so no prompt was ever routed. The drain period is longer
+        // than this test waits (it took drain-timeout + interrupt-timeout, the router answering no drain's question).
+        var config = WriteConfig(DemoConfig + " konsole.shutdown.drain-timeout = 10m\n" +
+            "konsole.persistence { provider = \"PostgreSQL.15\", connection-string = \"Host=127.0.0.1;Port=1;Username=k;Password=p;Database=k\" }");
+        await using var host = await HostProcess.StartAsync(config, waitReady: false);
+        var readiness = await (await host.Client.GetAsync("/readyz")).Content.ReadAsStringAsync();
+
+        Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
+        await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+        Assert.Equal(0, host.Process.ExitCode);
+        Assert.Contains("the roles are being read back from the journal", readiness);
     }
 
     [Fact]
@@ -358,7 +375,7 @@ public sealed partial class HostSpecs : IDisposable
             get { lock (_output) return _output.ToString(); }
         }
 
-        public static async Task<HostProcess> StartAsync(string config)
+        public static async Task<HostProcess> StartAsync(string config, bool waitReady = true)
         {
             var host = new HostProcess(Start("--demo", "--config", config));
             var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -377,7 +394,7 @@ public sealed partial class HostSpecs : IDisposable
             {
                 host.Client = new HttpClient { BaseAddress = await listening.Task.WaitAsync(Timeout) };
                 var deadline = DateTime.UtcNow + Timeout;
-                while (!(await host.Client.GetAsync("/readyz")).IsSuccessStatusCode)
+                while (waitReady && !(await host.Client.GetAsync("/readyz")).IsSuccessStatusCode)
                 {
                     Assert.True(DateTime.UtcNow < deadline, "the host did not become ready");
                     await Task.Delay(50);

@@ -44,6 +44,9 @@ public static class KonsoleActors
     public static void DrainOnShutdown(ActorSystem system, IActorRef router, KonsoleSettings settings) =>
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "drain-turns", async () =>
         {
+            // A router still reading the roles back (a database that does not answer) has routed nothing, and answers nothing else.
+            if (await RoutedNothingYet(router).ConfigureAwait(false))
+                return Akka.Done.Instance;
             router.Tell(new RoleRouterProtocol.DrainAccounts(settings.DrainTimeout));
             var deadline = DateTime.UtcNow + settings.DrainTimeout + settings.Claude.InterruptTimeout;
             while (DateTime.UtcNow < deadline)
@@ -64,6 +67,19 @@ public static class KonsoleActors
             }
             return Akka.Done.Instance;
         });
+
+    private static async Task<bool> RoutedNothingYet(IActorRef router)
+    {
+        try
+        {
+            return await router.Ask<Readiness>(RoleRouterProtocol.GetReadiness.Instance, TimeSpan.FromSeconds(5)).ConfigureAwait(false)
+                == RoleRouterProtocol.GetReadiness.ReadingRolesBack;
+        }
+        catch (AskTimeoutException)
+        {
+            return false; // busy: the drain finds out
+        }
+    }
 
     /// <summary>Starts the <see cref="SessionManager"/>, whose sessions send their prompts through <paramref name="router"/>.</summary>
     public static IActorRef StartSessions(ActorSystem system, IActorRef router, KonsoleSettings settings) =>

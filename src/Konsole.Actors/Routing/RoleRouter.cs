@@ -60,7 +60,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         // A journal that cannot read the roles back (after a restart of this actor) is tried again; all else waits for the roles.
         RestartingTheJournal();
-        Receive<GetReadiness>(_ => Sender.Tell(new Readiness("the roles are being read back from the journal")));
+        Receive<GetReadiness>(_ => Sender.Tell(GetReadiness.ReadingRolesBack));
         ReceiveAny(_ => Stash.Stash());
     }
 

@@ -83,6 +83,9 @@ public static class RoleRouterProtocol
     public sealed record GetReadiness
     {
         public static readonly GetReadiness Instance = new();
+
+        /// <summary>The answer until the roles are read back: till then no prompt has been routed.</summary>
+        public static readonly Readiness ReadingRolesBack = new("the roles are being read back from the journal");
     }
 
     /// <summary>Replied with <see cref="AccountsView"/>: every account, in configuration order, with its role.</summary>
