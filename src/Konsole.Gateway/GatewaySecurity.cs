@@ -129,8 +129,14 @@ public sealed class GatewaySecurity
         // Kestrel's wildcard forms are not valid URIs.
         var normalized = url.Replace("://*", "://wildcard.invalid").Replace("://+", "://wildcard.invalid");
         // A user part (http://x@127.0.0.1) reads as loopback here, while Kestrel takes "x@127.0.0.1" for no address and binds to all.
-        if (!Uri.TryCreate(normalized, UriKind.Absolute, out var uri) || uri.Scheme != "http" || uri.UserInfo.Length > 0
-            || uri.AbsolutePath != "/" || uri.Query.Length > 0 || uri.Fragment.Length > 0)
+        if (!Uri.TryCreate(normalized, UriKind.Absolute, out var uri) || uri.Scheme != "http" || uri.UserInfo.Length > 0)
+            return null;
+        if (uri.Host == "unix" && normalized.StartsWith("http://unix:/", StringComparison.OrdinalIgnoreCase))
+            return uri.Host; // Kestrel's Unix socket, http://unix:/run/konsole.sock
+        // Kestrel would take anything after host:port (a path, even "/%2e") as a path base for every endpoint.
+        var afterScheme = normalized.IndexOf("://", StringComparison.Ordinal) + 3;
+        var rest = normalized.IndexOfAny(['/', '?', '#', '%'], afterScheme);
+        if (rest >= 0 && !(rest == normalized.Length - 1 && normalized[rest] == '/'))
             return null;
         return uri.Host == "wildcard.invalid" ? "*" : uri.Host;
     }

@@ -66,6 +66,28 @@ public sealed class AuthSpecs(ITestOutputHelper output) : GatewaySpec(output)
         Assert.Contains("cannot read", Assert.Throws<KonsoleConfigException>(() => GatewaySecurity.From(settings with { AuthTokenFile = "/nonexistent/token" })).Message);
     }
 
+    [Theory]
+    [InlineData("http://127.0.0.1:5080/", true)]
+    [InlineData("http://localhost:5080; http://[::1]:5081", true)]
+    [InlineData("http://*:5080", true)]
+    [InlineData("http://+:5080", true)]
+    [InlineData("http://[::]:5080", true)]
+    [InlineData("http://unix:/tmp/konsole.sock", true)] // Kestrel's Unix socket
+    [InlineData("http://127.0.0.1:5080/konsole", false)] // Kestrel's path base: was an exit with a stack trace
+    [InlineData("http://127.0.0.1:5080/%2e", false)]
+    [InlineData("http://127.0.0.1:5080?x=1", false)]
+    [InlineData("https://127.0.0.1:5080", false)] // no certificate: was an exit with a stack trace
+    [InlineData(";", false)] // was Kestrel's default, http://localhost:5000
+    public void Gateway_urls_are_http_hosts_and_ports(string urls, bool taken)
+    {
+        var settings = KonsoleConfig.Parse("").Settings.Gateway with { Urls = urls, AuthToken = Token };
+
+        var refused = Record.Exception(() => GatewaySecurity.From(settings));
+
+        Assert.Equal(taken, refused is null);
+        Assert.True(refused is null or KonsoleConfigException, refused?.ToString());
+    }
+
     [Fact]
     public async Task The_token_can_come_from_a_file_and_never_reaches_the_log()
     {

@@ -61,7 +61,8 @@ public static partial class KonsoleConfig
         var settings = Read(merged, source);
         var r = new Reader(merged, source);
         // Akka's HOCON trims strings: a token of spaces would read as none, and the gateway would run without one.
-        if (settings.Gateway.AuthToken.Length == 0 && r.Value("konsole.gateway.auth-token").Values.OfType<HoconLiteral>().Any(l => l.Value.Length > 0))
+        // (Whitespace after a value, before a comment or a brace, is a literal of its own: only the first one is the value.)
+        if (settings.Gateway.AuthToken.Length == 0 && r.Value("konsole.gateway.auth-token").Values is [HoconLiteral { Value.Length: > 0 }, ..])
             throw r.Error("konsole.gateway.auth-token", "is blank: set a token, or \"\" for none");
         // The akka section is Akka's (its keys are not checked here), but a bad value of these would stop the start with a stack trace.
         foreach (var key in (string[])["akka.loglevel", "akka.stdout-loglevel"])
@@ -217,9 +218,11 @@ public static partial class KonsoleConfig
                     : provider.StartsWith("SqlServer", StringComparison.Ordinal) ? new Microsoft.Data.SqlClient.SqlConnectionStringBuilder(connection)
                     : (System.Data.Common.DbConnectionStringBuilder)new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(connection);
             }
-            catch (Exception e) when (e is ArgumentException or FormatException or KeyNotFoundException)
+            catch (Exception e) when (e is ArgumentException or FormatException or KeyNotFoundException or OverflowException or InvalidOperationException or InvalidCastException)
             {
-                throw r.Error("konsole.persistence.connection-string", $"is not a {provider} connection string: {e.Message}"); // never the string: it may hold a password
+                // Not the driver's message: an unquoted ';' in a password makes the rest of it a "keyword" the driver names.
+                throw r.Error("konsole.persistence.connection-string", $"is not a {provider} connection string ({e.GetType().Name}): " +
+                    "check its keywords and values, and quote a value holding ';' or '='");
             }
             return settings;
         }
@@ -267,9 +270,8 @@ public static partial class KonsoleConfig
                 throw r.Error($"{key}.\"{name.Replace("\0", "\\0")}\"", "is not a variable name: a name is not empty and holds no '=' and no NUL");
             if (item.IsObject() || item.IsArray())
                 throw r.Error($"{key}.{name}", "must be a string");
-            environment[name] = item.GetString() is { } text && !text.Contains('\0')
-                ? text
-                : throw r.Error($"{key}.{name}", "must be a string without NUL characters");
+            var text = item.GetString(); // null (NAME = null) unsets the variable for the CLI
+            environment[name] = text is null || !text.Contains('\0') ? text! : throw r.Error($"{key}.{name}", "must not hold a NUL character");
         }
         return environment;
     }
@@ -484,7 +486,7 @@ public static partial class KonsoleConfig
         .GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
         .Where(f => f.IsLiteral)
         .Select(f => (string)f.GetRawConstantValue()!)
-        .Where(name => name == "SQLite.MS" || name.StartsWith("PostgreSQL", StringComparison.Ordinal)
+        .Where(name => name is "SQLite.MS" or "SQLite" || name.StartsWith("PostgreSQL", StringComparison.Ordinal)
             || (name.StartsWith("SqlServer", StringComparison.Ordinal) && name != "SqlServerCe" && !name.EndsWith(".System", StringComparison.Ordinal)))
         .ToHashSet(StringComparer.Ordinal);
 

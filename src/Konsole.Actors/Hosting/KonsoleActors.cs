@@ -44,11 +44,12 @@ public static class KonsoleActors
     public static void DrainOnShutdown(ActorSystem system, IActorRef router, KonsoleSettings settings) =>
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "drain-turns", async () =>
         {
-            // A router still reading the roles back (a database that does not answer) has routed nothing, and answers nothing else.
+            var deadline = DateTime.UtcNow + settings.DrainTimeout + settings.Claude.InterruptTimeout;
+            router.Tell(new RoleRouterProtocol.DrainAccounts(settings.DrainTimeout));
+            // A router still reading the roles back (a database that does not answer) has routed nothing, and answers nothing
+            // else; its accounts drain all the same, so what it routes once the roles are back is refused, not started.
             if (await RoutedNothingYet(router).ConfigureAwait(false))
                 return Akka.Done.Instance;
-            router.Tell(new RoleRouterProtocol.DrainAccounts(settings.DrainTimeout));
-            var deadline = DateTime.UtcNow + settings.DrainTimeout + settings.Claude.InterruptTimeout;
             while (DateTime.UtcNow < deadline)
             {
                 RoleRouterProtocol.AccountsView view;

@@ -87,8 +87,11 @@ public sealed class CliProcessTracker : IExtension
         using var stopOrCancel = CancellationTokenSource.CreateLinkedTokenSource(_shutdown.Token, cancel);
         try
         {
-            _waitingToBoot = true;
-            _booting.Wait(stopOrCancel.Token); // this thread is the starts' own: waiting here holds nothing else back
+            if (!_booting.Wait(0, stopOrCancel.Token))
+            {
+                _waitingToBoot = true;
+                _booting.Wait(stopOrCancel.Token); // this thread is the starts' own: waiting here holds nothing else back
+            }
         }
         catch (OperationCanceledException)
         {

@@ -61,6 +61,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         // A journal that cannot read the roles back (after a restart of this actor) is tried again; all else waits for the roles.
         RestartingTheJournal();
         Receive<GetReadiness>(_ => Sender.Tell(GetReadiness.ReadingRolesBack));
+        Draining();
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -100,11 +101,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             if (_workers.Remove(m.SessionId, out var accountId))
                 _accounts[accountId].Tell(new StopWorker(m.SessionId));
         });
-        Receive<DrainAccounts>(m =>
-        {
-            foreach (var account in _accounts.Values)
-                account.Tell(new Drain(m.Timeout));
-        });
+        Draining();
         Receive<RefreshAccount>(m =>
         {
             if (_accounts.TryGetValue(m.AccountId, out var account))
@@ -162,6 +159,13 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             }
         });
     }
+
+    /// <summary>In every behaviour (also while the roles are read back: what is routed after it is refused).</summary>
+    private void Draining() => Receive<DrainAccounts>(m =>
+    {
+        foreach (var account in _accounts.Values)
+            account.Tell(new Drain(m.Timeout));
+    });
 
     /// <summary>In every behaviour: a journal that stopped (a failed write, or a read back that failed) starts again after a backoff.</summary>
     private void RestartingTheJournal()

@@ -107,7 +107,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         Receive<InterruptSession>(m => ForwardTo(m.SessionId, m));
         Receive<GetSession>(m => ForwardTo(m.SessionId, m));
         Receive<GetReadiness>(_ => Sender.Tell(_registryFailed
-            ? new Readiness("the session registry's journal failed and the registry is starting again: new sessions are refused meanwhile")
+            ? new Readiness("the session registry's journal failed: until a registry has read it back, new sessions are refused or wait")
             : Readiness.Ready));
         Receive<CloseSession>(m =>
         {

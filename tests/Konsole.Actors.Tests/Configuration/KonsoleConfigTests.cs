@@ -166,12 +166,42 @@ public sealed class KonsoleConfigTests
         Assert.DoesNotContain('\n', error.Message);
     }
 
-    [Fact]
-    public void An_empty_token_as_the_contract_shows_it_means_none()
+    [Theory]
+    [InlineData("konsole.gateway { auth-token = \"\", auth-token-file = \"\" }")]
+    [InlineData("konsole.gateway { auth-token = \"\" }")] // the space before the brace is a literal of its own to Akka's HOCON
+    [InlineData("konsole.gateway.auth-token = \"\"   # none\n")]
+    [InlineData("konsole.gateway.auth-token = \"\"\t\n")]
+    public void An_empty_token_as_the_contract_shows_it_means_none(string hocon)
     {
-        var (_, settings) = KonsoleConfig.Parse("konsole.gateway { auth-token = \"\", auth-token-file = \"\" }");
+        var (_, settings) = KonsoleConfig.Parse(hocon);
 
         Assert.Equal("", settings.Gateway.AuthToken);
+    }
+
+    [Theory]
+    [InlineData("PostgreSQL.15", "Host=h;Password=p@ss;w0rd=x", "w0rd")] // an unquoted ';' in a password: the rest reads as a keyword
+    [InlineData("SqlServer.2022", "Server=h;Password=hunter2;secret=x", "secret")]
+    [InlineData("SQLite.MS", "Data Source=x.db;Password=hun;ter2=y", "ter2")]
+    [InlineData("SQLite.MS", "Data Source=x.db;Default Timeout=99999999999", "99999999999")] // was an OverflowException, exit 134
+    public void A_connection_string_its_driver_refuses_is_refused_without_any_of_it_in_the_message(string provider, string connection, string secret)
+    {
+        var error = Assert.Throws<KonsoleConfigException>(() =>
+            KonsoleConfig.Parse($"konsole.persistence {{ provider = \"{provider}\", connection-string = \"{connection}\" }}"));
+
+        Assert.Contains($"konsole.persistence.connection-string is not a {provider} connection string", error.Message);
+        Assert.DoesNotContain(secret, error.Message);
+    }
+
+    [Fact]
+    public void Values_that_read_oddly_but_work_are_taken()
+    {
+        var (_, settings) = KonsoleConfig.Parse("""
+            konsole.persistence.provider = "SQLite"
+            konsole.claude.environment { UNSET_ME = null }
+            """);
+
+        Assert.Equal("SQLite", settings.Persistence.Provider); // Linq2Db takes it for SQLite.MS
+        Assert.True(settings.Claude.Environment.TryGetValue("UNSET_ME", out var value) && value is null); // removed from the CLI's environment
     }
 
     [Fact]

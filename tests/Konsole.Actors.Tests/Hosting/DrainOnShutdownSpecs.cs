@@ -16,9 +16,9 @@ public sealed class DrainOnShutdownSpecs(ITestOutputHelper output)
     {
         var (router, shutdown) = Shutdown(drainTimeout: "20s");
 
+        await router.ExpectMsgAsync<DrainAccounts>();
         await router.ExpectMsgAsync<GetReadiness>();
         router.Reply(Readiness.Ready); // it routes: turns may be running
-        await router.ExpectMsgAsync<DrainAccounts>();
         await router.ExpectMsgAsync<GetAccounts>(); // left unanswered: the drain's ask times out (after 5 s)
         await router.ExpectMsgAsync<GetAccounts>(TimeSpan.FromSeconds(15));
         router.Reply(new AccountsView(new RoleAssignment("alpha", "alpha"), [])); // no turn running: the drain is over
@@ -30,6 +30,7 @@ public sealed class DrainOnShutdownSpecs(ITestOutputHelper output)
     {
         var (router, shutdown) = Shutdown(drainTimeout: "10m");
 
+        await router.ExpectMsgAsync<DrainAccounts>(); // its accounts drain all the same: what it routes later is refused
         await router.ExpectMsgAsync<GetReadiness>();
         router.Reply(GetReadiness.ReadingRolesBack);
         await shutdown.WaitAsync(TimeSpan.FromSeconds(30)); // the drain would have asked until its deadline, 10 minutes on

@@ -111,9 +111,12 @@ public sealed class CliProcessTrackerSpecs
 
     private static async Task Until(Func<bool> condition)
     {
-        using var timeout = new CancellationTokenSource(Timeout);
+        var deadline = DateTime.UtcNow + Timeout;
         while (!condition())
-            await Task.Delay(10, timeout.Token);
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"not so within {Timeout.TotalSeconds:0}s");
+            await Task.Delay(10);
+        }
     }
 
     private static CliProcess Cat() =>

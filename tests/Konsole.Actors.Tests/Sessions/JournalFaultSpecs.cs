@@ -63,7 +63,7 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         await AwaitAssertAsync(async () => opened = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Chat), Ask), TurnTimeout);
 
         Assert.Equal(SessionErrorCodes.Unavailable, refused.Code);
-        Assert.Equal("the session registry's journal failed and the registry is starting again: new sessions are refused meanwhile", meanwhile.Waiting);
+        Assert.Equal("the session registry's journal failed: until a registry has read it back, new sessions are refused or wait", meanwhile.Waiting);
         Assert.Null((await _sessions.Ask<Readiness>(SessionProtocol.GetReadiness.Instance, Ask)).Waiting); // it opened one: back
         Assert.StartsWith("echo: still served", ResultText(served));
         Assert.NotNull(opened);
@@ -85,6 +85,26 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         await AwaitAssertAsync(async () => Assert.Null((await _router.Ask<Readiness>(RoleRouterProtocol.GetReadiness.Instance, Ask)).Waiting), TurnTimeout);
         Assert.StartsWith("echo: served", ResultText(await PromptAsync((await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId, "served")));
         Assert.False(Sys.WhenTerminated.IsCompleted, "the host stopped");
+    }
+
+    [Fact]
+    public async Task A_drain_while_the_roles_are_read_back_refuses_the_prompts_routed_once_they_are_back()
+    {
+        await StartAsync();
+        FailingJournal.FailReadsOf(Roles);
+        _router.Tell(new RouteWorkerPrompt(null!)); // as a bug would: the router throws, and is restarted
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.ReadFailures(Roles) > 0), TurnTimeout);
+        var waiting = NewPrompt("routed once the roles are back");
+
+        _router.Tell(new RoutePrompt(Role.Dashboard, waiting.Prompt)); // waits for the roles
+        _router.Tell(new DrainAccounts(TimeSpan.FromSeconds(30))); // the host stops meanwhile: handled at once
+        var readiness = await _router.Ask<Readiness>(RoleRouterProtocol.GetReadiness.Instance, Ask);
+        FailingJournal.Heal(Roles);
+
+        Assert.Equal(RoleRouterProtocol.GetReadiness.ReadingRolesBack, readiness);
+        var refused = await waiting.Caller.FishForMessageAsync<TurnFailed>(_ => true, TurnTimeout);
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, refused.Code);
+        Assert.Equal("the host is shutting down", refused.Message);
     }
 
     [Fact]
