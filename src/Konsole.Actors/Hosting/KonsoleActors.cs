@@ -46,41 +46,25 @@ public static class KonsoleActors
         {
             var deadline = DateTime.UtcNow + settings.DrainTimeout + settings.Claude.InterruptTimeout;
             router.Tell(new RoleRouterProtocol.DrainAccounts(settings.DrainTimeout));
-            // A router still reading the roles back (a database that does not answer) has routed nothing, and answers nothing
-            // else; its accounts drain all the same, so what it routes once the roles are back is refused, not started.
-            if (await RoutedNothingYet(router).ConfigureAwait(false))
-                return Akka.Done.Instance;
             while (DateTime.UtcNow < deadline)
             {
-                RoleRouterProtocol.AccountsView view;
+                RoleRouterProtocol.WorkInProgress work;
                 try
                 {
-                    view = await router.Ask<RoleRouterProtocol.AccountsView>(RoleRouterProtocol.GetAccounts.Instance, TimeSpan.FromSeconds(5))
+                    // Answered also while the roles are read back (a database that does not answer), when nothing was routed.
+                    work = await router.Ask<RoleRouterProtocol.WorkInProgress>(RoleRouterProtocol.GetWorkInProgress.Instance, TimeSpan.FromSeconds(5))
                         .ConfigureAwait(false);
                 }
                 catch (AskTimeoutException)
                 {
                     continue; // a router slow to answer (a machine busy starting CLIs) must not cut the running turns' time short
                 }
-                if (!view.Accounts.Any(a => a.Status.Busy || a.Status.RefreshRunning)) // a refresh cut short could lose the login
+                if (work is { BusyAccounts: 0, Refreshing: 0 })
                     break;
                 await Task.Delay(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
             }
             return Akka.Done.Instance;
         });
-
-    private static async Task<bool> RoutedNothingYet(IActorRef router)
-    {
-        try
-        {
-            return await router.Ask<Readiness>(RoleRouterProtocol.GetReadiness.Instance, TimeSpan.FromSeconds(5)).ConfigureAwait(false)
-                == RoleRouterProtocol.GetReadiness.ReadingRolesBack;
-        }
-        catch (AskTimeoutException)
-        {
-            return false; // busy: the drain finds out
-        }
-    }
 
     /// <summary>Starts the <see cref="SessionManager"/>, whose sessions send their prompts through <paramref name="router"/>.</summary>
     public static IActorRef StartSessions(ActorSystem system, IActorRef router, KonsoleSettings settings) =>

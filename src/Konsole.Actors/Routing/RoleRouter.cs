@@ -60,7 +60,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         // A journal that cannot read the roles back (after a restart of this actor) is tried again; all else waits for the roles.
         RestartingTheJournal();
-        Receive<GetReadiness>(_ => Sender.Tell(GetReadiness.ReadingRolesBack));
+        Receive<GetReadiness>(_ => Sender.Tell(new Readiness("the roles are being read back from the journal")));
         Draining();
         ReceiveAny(_ => Stash.Stash());
     }
@@ -131,11 +131,6 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<GetReadiness>(_ => Sender.Tell(ReadinessNow()));
         Receive<GetAccounts>(_ => Sender.Tell(new AccountsView(_roles,
             _order.Select(id => new AccountView(_status[id], RoleOf(id))).ToArray())));
-        Receive<AccountStatus>(m =>
-        {
-            if (!_stopped.Contains(m.AccountId))
-                _status[m.AccountId] = m;
-        });
         Receive<PromptHandedBack>(m =>
         {
             if (_interrupted.Contains(m.Prompt.PromptId))
@@ -160,12 +155,24 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
     }
 
-    /// <summary>In every behaviour (also while the roles are read back: what is routed after it is refused).</summary>
-    private void Draining() => Receive<DrainAccounts>(m =>
+    /// <summary>
+    /// In every behaviour, also while the roles are read back: a drain reaches the accounts at once (what is routed after it
+    /// is refused), and is told what still runs.
+    /// </summary>
+    private void Draining()
     {
-        foreach (var account in _accounts.Values)
-            account.Tell(new Drain(m.Timeout));
-    });
+        Receive<DrainAccounts>(m =>
+        {
+            foreach (var account in _accounts.Values)
+                account.Tell(new Drain(m.Timeout));
+        });
+        Receive<AccountStatus>(m =>
+        {
+            if (!_stopped.Contains(m.AccountId))
+                _status[m.AccountId] = m;
+        });
+        Receive<GetWorkInProgress>(_ => Sender.Tell(new WorkInProgress(_status.Values.Count(s => s.Busy), _status.Values.Count(s => s.RefreshRunning))));
+    }
 
     /// <summary>In every behaviour: a journal that stopped (a failed write, or a read back that failed) starts again after a backoff.</summary>
     private void RestartingTheJournal()

@@ -83,10 +83,20 @@ public static class RoleRouterProtocol
     public sealed record GetReadiness
     {
         public static readonly GetReadiness Instance = new();
-
-        /// <summary>The answer until the roles are read back: till then no prompt has been routed.</summary>
-        public static readonly Readiness ReadingRolesBack = new("the roles are being read back from the journal");
     }
+
+    /// <summary>
+    /// Replied at once with <see cref="WorkInProgress"/>, also while the roles are read back (nothing is routed then, but an
+    /// account may be refreshing its token): what a drain waits for.
+    /// </summary>
+    public sealed record GetWorkInProgress
+    {
+        public static readonly GetWorkInProgress Instance = new();
+    }
+
+    /// <param name="BusyAccounts">Accounts running a turn.</param>
+    /// <param name="Refreshing">Accounts refreshing their OAuth token (one cut short could lose the login).</param>
+    public sealed record WorkInProgress(int BusyAccounts, int Refreshing);
 
     /// <summary>Replied with <see cref="AccountsView"/>: every account, in configuration order, with its role.</summary>
     public sealed record GetAccounts

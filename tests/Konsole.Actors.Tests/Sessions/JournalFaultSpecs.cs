@@ -98,10 +98,12 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
 
         _router.Tell(new RoutePrompt(Role.Dashboard, waiting.Prompt)); // waits for the roles
         _router.Tell(new DrainAccounts(TimeSpan.FromSeconds(30))); // the host stops meanwhile: handled at once
+        var work = await _router.Ask<WorkInProgress>(GetWorkInProgress.Instance, Ask); // what the drain waits for: answered at once
         var readiness = await _router.Ask<Readiness>(RoleRouterProtocol.GetReadiness.Instance, Ask);
         FailingJournal.Heal(Roles);
 
-        Assert.Equal(RoleRouterProtocol.GetReadiness.ReadingRolesBack, readiness);
+        Assert.Equal(new WorkInProgress(0, 0), work);
+        Assert.Equal("the roles are being read back from the journal", readiness.Waiting);
         var refused = await waiting.Caller.FishForMessageAsync<TurnFailed>(_ => true, TurnTimeout);
         Assert.Equal(TurnErrorCodes.AccountUnavailable, refused.Code);
         Assert.Equal("the host is shutting down", refused.Message);
