@@ -176,9 +176,11 @@ public static class OAuthRefresher
         var detail = oauthError is null ? $"{code}" : $"{code} {oauthError}";
         if (code is >= 500 or 429 or 408)
             throw new OAuthRefreshException($"the token endpoint failed ({detail})", retryable: true);
-        if (code is 400 or 401 or 403)
+        // Only invalid_grant says the refresh token itself is spent or revoked. Any other refusal (a proxy's 403 page, an
+        // invalid_client) left it unspent: tried again with backoff, rather than waiting for a login nobody needs to redo.
+        if (oauthError == "invalid_grant")
             throw new OAuthRefreshException($"the token endpoint refused the refresh token ({detail})", retryable: false);
-        throw new OAuthRefreshException($"the token endpoint answered {detail}", retryable: false);
+        throw new OAuthRefreshException($"the token endpoint refused the request ({detail})", retryable: true);
     }
 
     /// <summary>The OAuth <c>error</c> code of an error reply, when it looks like one (never free text that could echo a token).</summary>

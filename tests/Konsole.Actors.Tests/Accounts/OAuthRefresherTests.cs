@@ -125,7 +125,9 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
     [InlineData(500)]
     [InlineData(503)]
     [InlineData(429)]
-    public async Task A_server_error_or_429_is_retryable_leaves_the_file_alone_and_spends_nothing(int status)
+    [InlineData(401)] // invalid_client: not the token's fault
+    [InlineData(403)] // as a proxy's page: was taken for a refused token, and the account waited for a new login
+    public async Task A_server_error_429_or_a_refusal_other_than_invalid_grant_is_retryable_leaves_the_file_alone_and_spends_nothing(int status)
     {
         var written = File.ReadAllBytes(CredentialsPath);
         _endpoint.FailNext(status);
