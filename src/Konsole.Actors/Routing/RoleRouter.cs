@@ -241,11 +241,19 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private bool Usable(string accountId) => _status[accountId].State is not (AccountState.Failed or AccountState.RateLimited);
 
     private bool Healthy(string accountId) =>
-        Usable(accountId) && !(_status[accountId].RateLimit is { Status: "allowed_warning", Utilization: { } used } && used >= _rateLimitWarning);
+        Usable(accountId) && !NearItsLimit(_status[accountId]) && !LoginLapsed(_status[accountId]);
+
+    private bool NearItsLimit(AccountStatus status) =>
+        status.RateLimit is { Status: "allowed_warning", Utilization: { } used } && used >= _rateLimitWarning;
+
+    /// <summary>Its OAuth token has expired and refreshing it failed: its turns would fail at the API.</summary>
+    private static bool LoginLapsed(AccountStatus status) =>
+        status.OAuthError is not null && status.ExpiresAt is { } expires && expires <= DateTimeOffset.UtcNow;
 
     private string ApiState(AccountStatus status) =>
         status.StateReason is { } reason ? $"{status.State} ({reason})"
-        : !Healthy(status.AccountId) ? $"close to its rate limit ({status.RateLimit?.Utilization:P0} used)"
+        : LoginLapsed(status) ? $"without a valid login (its token expired at {status.ExpiresAt:u}, and {status.OAuthError})"
+        : NearItsLimit(status) ? $"close to its rate limit ({status.RateLimit?.Utilization:P0} used)"
         : status.State.ToString();
 
     private string WorkerAccount(string sessionId, string? preferred = null)

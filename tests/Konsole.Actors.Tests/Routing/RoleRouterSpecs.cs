@@ -5,6 +5,7 @@ using Konsole.Actors.Processes;
 using Konsole.Actors.Prompts;
 using Konsole.Actors.Routing;
 using Konsole.Testing;
+using Konsole.Testing.FakeApi;
 using Xunit.Abstractions;
 using static Konsole.Actors.Routing.RoleRouterProtocol;
 
@@ -249,6 +250,22 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
 
         Assert.Contains(BetaDir, (await RouteAsync(router, Role.Dashboard, $"moved {WhoServes}")).ResultText);
         Assert.Contains(BetaDir, (await RouteAsync(router, Role.QuickTurn, $"quick {WhoServes}")).ResultText);
+    }
+
+    [Fact]
+    public async Task An_account_whose_token_expired_and_cannot_be_refreshed_gets_no_role_traffic_while_another_is_healthy()
+    {
+        await using var tokens = await FakeTokenEndpoint.StartAsync(); // it knows no refresh token: invalid_grant
+        KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddMinutes(-5)); // alpha's login has lapsed
+        var router = this.StartAccounts(Sandbox.Settings(FakeClaudeCli.Path, extraHocon: $"konsole.oauth.token-endpoint = \"{tokens.Url}\""));
+        await this.WaitUntilWarmAsync(router);
+        await AwaitAssertAsync(async () => Assert.NotNull((await StatusOfAsync(router, "alpha")).OAuthError), TurnTimeout); // refused at start
+
+        Assert.Contains(BetaDir, (await RouteAsync(router, Role.Dashboard, $"moved {WhoServes}")).ResultText);
+        tokens.Accept(Sandbox.Accounts[0].RefreshToken); // a new login, and a refresh asked for (POST /api/accounts/alpha/refresh)
+        router.Tell(new RefreshAccount("alpha"));
+        await AwaitAssertAsync(async () => Assert.Null((await StatusOfAsync(router, "alpha")).OAuthError), TurnTimeout);
+        Assert.Contains(AlphaDir, (await RouteAsync(router, Role.Dashboard, $"back {WhoServes}")).ResultText);
     }
 
     [Fact]
