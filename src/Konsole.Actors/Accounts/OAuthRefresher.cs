@@ -69,6 +69,7 @@ public static class OAuthRefresher
         // Made before the refresh token is spent: a config dir that cannot take the new tokens must not cost the login.
         var temp = $"{path}.{Guid.NewGuid():N}.tmp";
         var file = CreateTemp(temp, path);
+        var written = false; // the temp file holds the whole new file
         try
         {
             var body = new JsonObject
@@ -87,13 +88,17 @@ public static class OAuthRefresher
             oauth["expiresAt"] = expiresAt.ToUnixTimeMilliseconds();
             try
             {
-                await ReplaceAsync(file, temp, path, Encoding.UTF8.GetBytes(root.ToJsonString())).ConfigureAwait(false);
+                await WriteAsync(file, Encoding.UTF8.GetBytes(root.ToJsonString())).ConfigureAwait(false);
+                written = true;
+                File.Move(temp, path, overwrite: true); // a reader sees the old file or the new one, never half of one
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                // The old refresh token is spent by now: without the new one on disk the login is gone.
-                throw new OAuthRefreshException(
-                    $"the token endpoint issued new tokens but writing {path} failed ({e.GetType().Name}: {e.Message}); the login must be renewed",
+                // The old refresh token is spent by now: the new one is the login. Written whole, it is kept where it is.
+                throw new OAuthRefreshException(written
+                    ? $"the token endpoint issued new tokens, written to {temp}, but putting that file in place of {path} failed " +
+                      $"({e.GetType().Name}: {e.Message}); move it there by hand to keep the login"
+                    : $"the token endpoint issued new tokens but writing them beside {path} failed ({e.GetType().Name}: {e.Message}); the login must be renewed",
                     retryable: false);
             }
             return new OAuthRefreshed(expiresAt);
@@ -101,7 +106,8 @@ public static class OAuthRefresher
         finally
         {
             await file.DisposeAsync().ConfigureAwait(false);
-            TryDelete(temp); // gone already once it replaced the file
+            if (!written)
+                TryDelete(temp); // (once in place, it has no name of its own left)
         }
     }
 
@@ -246,11 +252,8 @@ public static class OAuthRefresher
         }
     }
 
-    /// <summary>
-    /// Writes the temp file, flushes it to disk, then renames it over the target: a reader sees the old file or the new
-    /// one, never half of one.
-    /// </summary>
-    private static async Task ReplaceAsync(FileStream file, string temp, string path, byte[] content)
+    /// <summary>Writes the temp file and flushes it to disk.</summary>
+    private static async Task WriteAsync(FileStream file, byte[] content)
     {
         await using (file)
         {
@@ -258,7 +261,6 @@ public static class OAuthRefresher
             await file.WriteAsync(content, CancellationToken.None).ConfigureAwait(false);
             file.Flush(flushToDisk: true);
         }
-        File.Move(temp, path, overwrite: true);
     }
 
     private static void TryDelete(string path)

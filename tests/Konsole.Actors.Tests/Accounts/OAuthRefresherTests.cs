@@ -159,6 +159,25 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task New_tokens_that_cannot_be_put_in_place_are_kept_in_their_file_which_the_error_names()
+    {
+        _endpoint.Hold();
+        var refresh = OAuthRefresher.RefreshAsync(_http, _endpoint.Url, Account.ConfigDir, _time, CancellationToken.None);
+        await _endpoint.WaitForRequestAsync(_ => true, Timeout);
+        File.Delete(CredentialsPath);
+        Directory.CreateDirectory(CredentialsPath); // nothing can be renamed over it now
+        _endpoint.Release(); // the refresh token is spent
+
+        var failed = await Assert.ThrowsAsync<OAuthRefreshException>(() => refresh);
+
+        var kept = Assert.Single(Directory.GetFiles(Account.ConfigDir));
+        Assert.False(failed.Retryable);
+        Assert.Contains($"written to {kept}, but putting that file in place of {CredentialsPath} failed", failed.Message);
+        Assert.Equal(Assert.Single(_endpoint.Issued).RefreshToken, (string?)JsonNode.Parse(File.ReadAllText(kept))!["claudeAiOauth"]!["refreshToken"]);
+        AssertNoSecrets(failed);
+    }
+
+    [Fact]
     public async Task Two_refreshes_of_one_login_at_once_both_succeed_one_after_the_other()
     {
         _endpoint.Delay = TimeSpan.FromMilliseconds(300); // the second is asked while the first is at the endpoint
