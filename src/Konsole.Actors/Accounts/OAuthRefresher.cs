@@ -83,6 +83,8 @@ public static class OAuthRefresher
             var (accessToken, rotatedRefreshToken, expiresIn) = ParseReply(reply);
 
             var expiresAt = DateTimeOffset.FromUnixTimeMilliseconds((time.GetUtcNow() + expiresIn).ToUnixTimeMilliseconds()); // as the file keeps it
+            // The file as it is now: another writer (the CLI, a login) may have changed other fields while the request was out.
+            (root, oauth) = await LatestOrAsync(path, root, oauth).ConfigureAwait(false);
             oauth["accessToken"] = accessToken;
             oauth["refreshToken"] = rotatedRefreshToken ?? refreshToken;
             oauth["expiresAt"] = expiresAt.ToUnixTimeMilliseconds();
@@ -108,6 +110,20 @@ public static class OAuthRefresher
             await file.DisposeAsync().ConfigureAwait(false);
             if (!written)
                 TryDelete(temp); // (once in place, it has no name of its own left)
+        }
+    }
+
+    /// <summary>The file read again, or what was read before when it can no longer be read (the new tokens must be written).</summary>
+    private static async Task<(JsonObject Root, JsonObject OAuth)> LatestOrAsync(string path, JsonObject root, JsonObject oauth)
+    {
+        try
+        {
+            var (latest, latestOAuth, _) = await ReadAsync(path, CancellationToken.None).ConfigureAwait(false);
+            return (latest, latestOAuth);
+        }
+        catch (OAuthRefreshException)
+        {
+            return (root, oauth);
         }
     }
 

@@ -159,6 +159,23 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task What_another_writer_put_in_the_file_while_the_request_was_out_is_kept()
+    {
+        _endpoint.Hold();
+        var refresh = OAuthRefresher.RefreshAsync(_http, _endpoint.Url, Account.ConfigDir, _time, CancellationToken.None);
+        await _endpoint.WaitForRequestAsync(_ => true, Timeout);
+        var meanwhile = ReadCredentials();
+        meanwhile["mcpOAuth"] = new JsonObject { ["server"] = "written meanwhile" }; // as the CLI would
+        File.WriteAllText(CredentialsPath, meanwhile.ToJsonString());
+        _endpoint.Release();
+        await refresh;
+
+        var after = ReadCredentials();
+        Assert.Equal("written meanwhile", (string?)after["mcpOAuth"]!["server"]);
+        Assert.Equal(Assert.Single(_endpoint.Issued).RefreshToken, (string?)after["claudeAiOauth"]!["refreshToken"]);
+    }
+
+    [Fact]
     public async Task New_tokens_that_cannot_be_put_in_place_are_kept_in_their_file_which_the_error_names()
     {
         _endpoint.Hold();
