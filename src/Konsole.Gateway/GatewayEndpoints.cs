@@ -328,6 +328,6 @@ public static partial class GatewayEndpoints
                 : $"so sending it again may run it twice; GET /api/session/{Uri.EscapeDataString(sessionId)}/events says whether it ran"));
 
     // Ids (claude-sonnet-4-5), aliases (sonnet, opus[1m]), Vertex (claude-opus-4-1@20250805) and Bedrock (arn:aws:...:.../...) names.
-    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._:\[\]@/-]{0,199}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._:\[\]@/-]{0,199}\z")]
     private static partial Regex ModelName();
 }

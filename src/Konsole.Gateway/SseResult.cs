@@ -88,14 +88,15 @@ public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
         }
         // A type is the CLI's, read from its line: one with a line break must not end the field early.
         WriteField(writer, "event: "u8, item.Type.AsSpan().ContainsAny('\r', '\n') ? item.Type.ReplaceLineEndings(" ") : item.Type);
+        // SSE ends a field at CR, LF or CRLF: a bare CR (JSON whitespace to the CLI) must not end the data early.
         var data = item.Data.Span;
         while (true)
         {
-            var newline = data.IndexOf((byte)'\n');
-            WriteField(writer, "data: "u8, (newline < 0 ? data : data[..newline]).TrimEnd((byte)'\r'));
-            if (newline < 0)
+            var end = data.IndexOfAny((byte)'\r', (byte)'\n');
+            WriteField(writer, "data: "u8, end < 0 ? data : data[..end]);
+            if (end < 0)
                 break;
-            data = data[(newline + 1)..];
+            data = data[(end + (data[end..].StartsWith("\r\n"u8) ? 2 : 1))..];
         }
         writer.Write("\n"u8);
     }

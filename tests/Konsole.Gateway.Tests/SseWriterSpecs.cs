@@ -24,6 +24,14 @@ public sealed class SseWriterSpecs
     }
 
     [Fact]
+    public async Task A_bare_carriage_return_ends_a_data_line_as_SSE_readers_take_it()
+    {
+        var text = await WrittenAsync(new SseMessage("{\"a\":1,\r\"b\":2}\r"u8.ToArray(), "x"));
+
+        Assert.Equal("event: x\ndata: {\"a\":1,\ndata: \"b\":2}\ndata: \n\n", text); // was one field holding the CR, cut there by the client
+    }
+
+    [Fact]
     public async Task A_type_with_line_breaks_from_a_CLI_line_stays_one_field_and_large_ids_are_written_whole()
     {
         var text = await WrittenAsync(new SseMessage("{}"u8.ToArray(), "a\r\ndata: forged\nb", long.MaxValue));

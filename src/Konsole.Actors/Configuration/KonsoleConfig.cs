@@ -476,7 +476,7 @@ public static partial class KonsoleConfig
         return $" (line {line}, column {column})";
     }
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\z")]
     private static partial Regex AccountId();
 
     private const long MinLineBytes = 64 * 1024;

@@ -86,9 +86,15 @@ public sealed class SessionActor : ReceivePersistentActor
         Command<SubmitQuickTurn>(m => Submit(m.Text));
         Command<FollowEvents>(m =>
         {
+            var replayed = 0;
             var subscription = Subscribe(promptId: null);
             foreach (var item in _events.After(m.After))
+            {
                 subscription.Writer.TryWrite(item);
+                replayed++;
+            }
+            // Its bound counts from the end of its replay: a replay of a full buffer is not already too far behind.
+            _subscriptions[subscription.Id] = subscription with { Behind = replayed + _replayBuffer };
             Sender.Tell(new EventsFollowed(_id, subscription.Id, _events.FirstAvailable, subscription.Reader));
         });
         Command<Unfollow>(m =>
@@ -390,7 +396,7 @@ public sealed class SessionActor : ReceivePersistentActor
         {
             if (subscription.PromptId is not null && subscription.PromptId != promptId)
                 continue;
-            if (subscription.PromptId is null && subscription.Reader.Count >= _replayBuffer)
+            if (subscription.PromptId is null && subscription.Reader.Count >= subscription.Behind)
             {
                 // A follower this far behind would only hold memory: its stream ends, and it can resume from its Last-Event-ID.
                 subscription.Writer.TryComplete();
@@ -485,7 +491,7 @@ public sealed class SessionActor : ReceivePersistentActor
     {
         // Not SingleReader: that reader cannot count what waits in it, which a follower's bound needs.
         var channel = Channel.CreateUnbounded<SessionEvent>(new UnboundedChannelOptions { SingleWriter = true });
-        var subscription = new Subscription($"sub-{++_subscriptionIds}", promptId, channel.Writer, channel.Reader);
+        var subscription = new Subscription($"sub-{++_subscriptionIds}", promptId, channel.Writer, channel.Reader, _replayBuffer);
         _subscriptions[subscription.Id] = subscription;
         return subscription;
     }
@@ -498,7 +504,8 @@ public sealed class SessionActor : ReceivePersistentActor
         : JsonSerializer.SerializeToUtf8Bytes(new { code, message });
 
     /// <param name="PromptId">Only this prompt's events, ending with its last; null: every event of the session.</param>
-    private sealed record Subscription(string Id, string? PromptId, ChannelWriter<SessionEvent> Writer, ChannelReader<SessionEvent> Reader);
+    /// <param name="Behind">A follower with this many events waiting is too far behind: its stream ends (it resumes from its Last-Event-ID).</param>
+    private sealed record Subscription(string Id, string? PromptId, ChannelWriter<SessionEvent> Writer, ChannelReader<SessionEvent> Reader, int Behind);
 
     private sealed class InFlight(string text)
     {

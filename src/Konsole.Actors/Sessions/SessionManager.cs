@@ -96,13 +96,15 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         Receive<SubmitQuickTurn>(m =>
         {
             var id = NewId(SessionType.Chat);
-            Context.ActorOf(SessionActor.Props(id, SessionType.Chat, _router, _settings.ReplayBuffer, durable: false), id).Forward(m);
+            Context.ActorOf(SessionActor.Props(id, SessionType.Chat, _router, _settings.ReplayBuffer, durable: false), QuickTurnName(id)).Forward(m);
         });
         Receive<FollowEvents>(m => ForwardTo(m.SessionId, m));
         Receive<Unfollow>(m =>
         {
             if (_sessions.TryGetValue(m.SessionId, out var session))
                 session.Actor?.Tell(m);
+            else if (Context.Child(QuickTurnName(m.SessionId)) is var quick && !quick.IsNobody())
+                quick.Tell(m); // a quick turn's client that left: its output must not pile up until the turn ends
         });
         Receive<InterruptSession>(m => ForwardTo(m.SessionId, m));
         Receive<GetSession>(m => ForwardTo(m.SessionId, m));
@@ -253,7 +255,13 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
 
     private IActorRef Start(string id, Registered session) =>
         Context.Watch(Context.ActorOf(SessionActor.Props(id, session.Type, _router, _settings.ReplayBuffer, model: session.Model),
-            Uri.EscapeDataString(id)));
+            SessionName(id)));
+
+    // A child's name never comes from a session id alone: a session called "registry" took the registry's name (and the manager
+    // threw on every start, read back from the journal after a restart too).
+    private static string SessionName(string id) => "session-" + Uri.EscapeDataString(id);
+
+    private static string QuickTurnName(string id) => "quick-" + id;
 
     private void ForwardTo(string id, object message)
     {
@@ -292,7 +300,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
 
     private static string NewId(SessionType type) => $"{type.ToString().ToLowerInvariant()}-{Guid.NewGuid().ToString("N")[..12]}";
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\z")] // \z: $ would take a trailing newline
     private static partial Regex ValidId();
 
     /// <summary>A session being opened: what opened it, who asked, and what came for it meanwhile.</summary>

@@ -36,6 +36,21 @@ public sealed class DurabilitySpecs(ITestOutputHelper output) : SessionSpec(outp
     }
 
     [Fact]
+    public async Task A_session_named_like_the_managers_own_children_is_a_session_like_any_other_also_after_a_restart()
+    {
+        await StartAsync();
+
+        // "registry" took the session registry's actor name: the manager threw at every start, read back after a restart too.
+        foreach (var id in (string[])["registry", "quick-x"])
+            Assert.StartsWith("echo: hello", ResultText(await PromptAsync((await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full, id), Ask)).SessionId, "hello")));
+        await CrashAsync();
+        await RestartAsync();
+
+        Assert.Equal(1, (await _sessions.Ask<SessionInfo>(new GetSession("registry"), Ask)).Turns);
+        Assert.NotNull(await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Chat), Ask));
+    }
+
+    [Fact]
     public async Task A_swap_stands_over_restarts_until_konsole_roles_is_changed()
     {
         await StartAsync();

@@ -86,6 +86,31 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task A_follower_whose_replay_filled_its_buffer_is_not_cut_at_the_next_event()
+    {
+        await StartAsync("konsole.sessions.replay-buffer = 10");
+        var created = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask);
+        await PromptAsync(created.SessionId, "[[chunks:20:0]] fill the buffer");
+
+        var followed = await _sessions.Ask<EventsFollowed>(new FollowEvents(created.SessionId, After: 0), Ask); // a full buffer replayed
+        await PromptAsync(created.SessionId, "one more");
+        using var timeout = new CancellationTokenSource(TurnTimeout);
+        var replayed = new List<SessionEvent>();
+        for (var i = 0; i < 10; i++)
+            replayed.Add(await followed.Events.ReadAsync(timeout.Token));
+        var live = await followed.Events.ReadAsync(timeout.Token); // the stream ended here
+
+        Assert.Equal(replayed[^1].Id + 1, live.Id);
+    }
+
+    [Fact]
+    public void A_session_id_ends_where_its_characters_end()
+    {
+        Assert.True(SessionManager.IsValidId("abc"));
+        Assert.False(SessionManager.IsValidId("abc\n")); // '$' took it for "abc": a second session beside abc
+    }
+
+    [Fact]
     public async Task A_turn_whose_result_was_too_large_to_keep_ends_with_that_error_and_the_conversation_goes_on_on_another_account()
     {
         await StartAsync("konsole.claude.max-line-bytes = 1MiB");
