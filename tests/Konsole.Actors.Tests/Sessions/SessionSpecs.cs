@@ -60,7 +60,7 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
         var created = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask);
         var accepted = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(created.SessionId, $"{Long} busy"), Ask);
         await FirstAsync(accepted, "assistant");
-        var session = await Sys.ActorSelection(_sessions.Path / created.SessionId).ResolveOne(Ask);
+        var session = await Sys.ActorSelection(_sessions.Path / ("session-" + created.SessionId)).ResolveOne(Ask);
 
         session.Tell(new TurnOutput(accepted.PromptId, null!)); // as a bug would: the session throws, and its parent stops it
 
@@ -101,6 +101,18 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
         var live = await followed.Events.ReadAsync(timeout.Token); // the stream ended here
 
         Assert.Equal(replayed[^1].Id + 1, live.Id);
+    }
+
+    [Fact]
+    public async Task A_quick_turns_client_that_leaves_ends_its_subscription_while_the_turn_runs()
+    {
+        await StartAsync();
+        var accepted = await _sessions.Ask<PromptAccepted>(new SubmitQuickTurn($"{Long} a long answer"), Ask); // 50 s of output
+        await FirstAsync(accepted, "assistant");
+
+        _sessions.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId)); // was dropped: its output piled up to the turn's end
+
+        await accepted.Events.Completion.WaitAsync(TurnTimeout);
     }
 
     [Fact]
