@@ -70,6 +70,15 @@ public static partial class KonsoleConfig
             if (merged.HasPath(key))
                 r.Typed(key, "one of DEBUG, INFO, WARNING, ERROR or OFF", v => Akka.Event.Logging.LogLevelFor(v.GetString()), _ => true);
         }
+        // The journal's events are written, and read back, by konsole's own serializer: a file must not rebind them.
+        foreach (var section in (string[])["akka.actor.serializers", "akka.actor.serialization-bindings", "akka.actor.serialization-identifiers"])
+        {
+            foreach (var (name, value) in Defaults.GetValue(section).GetObject().Items)
+            {
+                if (merged.GetValue(section)?.GetObject()?.Items.GetValueOrDefault(name)?.ToString() != value.ToString())
+                    throw r.Error($"{section} \"{name}\"", "is konsole's own (its journal's events are written and read back with it): leave it out");
+            }
+        }
         // Akka would log the whole configuration, this file's secrets with it.
         if (merged.HasPath("akka.log-config-on-start") && r.Typed("akka.log-config-on-start", "on or off", v => v.GetBoolean(), _ => true)
             && (settings.Gateway.AuthToken.Length > 0 || settings.Claude.Environment.Count > 0 || !settings.Persistence.IsSqlite))

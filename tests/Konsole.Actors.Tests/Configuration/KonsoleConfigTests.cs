@@ -149,6 +149,8 @@ public sealed class KonsoleConfigTests
     [InlineData("x = 5\nkonsole.queue.max-depth = ${x}", "${x} (line 2, column 27): substitutions are not supported")]
     [InlineData("include \"other.conf\"", "include \"other.conf\" is not supported")] // was a NullReferenceException
     [InlineData("akka.loglevel = LOUD", "akka.loglevel must be one of DEBUG, INFO, WARNING, ERROR or OFF (got 'LOUD')")]
+    [InlineData("akka.actor.serializers.konsole = \"No.Such.Type, Nowhere\"", "akka.actor.serializers \"konsole\" is konsole's own")] // was two warnings, and the journal on Akka's default serializer
+    [InlineData("akka.actor.serialization-bindings { \"Konsole.Actors.Durability.IDurableEvent, Konsole.Actors\" = json }", "akka.actor.serialization-bindings \"Konsole.Actors.Durability.IDurableEvent, Konsole.Actors\" is konsole's own")]
     [InlineData("akka.log-config-on-start = maybe", "akka.log-config-on-start must be on or off (got 'maybe')")]
     [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\", label = { x = 1 } } ]", "konsole.accounts[0].label must be a string")]
     [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\", tier = [1] } ]", "konsole.accounts[0].tier must be a string")]
