@@ -59,7 +59,8 @@ public static partial class GatewayEndpoints
             await AskAsync<object>(context, gateway, new RefreshAccount(id)) switch
             {
                 (AccountProtocol.RefreshScheduled scheduled, _) => Results.Accepted(value: new { accountId = scheduled.AccountId, status = "scheduled" }),
-                (AccountProtocol.RefreshRefused refused, _) => Problems.Problem(context, refused.Code == "account_not_found" ? 404 : 409, refused.Code, refused.Reason),
+                (AccountProtocol.RefreshRefused refused, _) => Problems.Problem(context,
+                    refused.Code switch { "account_not_found" => 404, "shutting_down" => 503, _ => 409 }, refused.Code, refused.Reason),
                 _ => Unanswered(context),
             });
         app.MapGet("/hot/status", async (HttpContext context, IRequiredActor<GatewayActor> gateway) =>

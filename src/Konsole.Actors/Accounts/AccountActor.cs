@@ -72,6 +72,12 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 Sender.Tell(new RefreshRefused(Id, "not_oauth", $"account {Id} is simulated (--demo): it has no real OAuth login to refresh"));
                 return;
             }
+            if (_draining)
+            {
+                // None starts once the host stops (see StartRefreshIfIdle): "scheduled" would never come true.
+                Sender.Tell(new RefreshRefused(Id, "shutting_down", $"the host is shutting down: account {Id}'s token is not refreshed now"));
+                return;
+            }
             Sender.Tell(new RefreshScheduled(Id));
             RequestRefresh();
         });

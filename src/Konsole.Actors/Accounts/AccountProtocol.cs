@@ -42,7 +42,7 @@ public static class AccountProtocol
 
     /// <summary>
     /// Refreshes the account's OAuth token as soon as no turn runs on it (prompts wait meanwhile). Replied with
-    /// <see cref="RefreshScheduled"/>, or <see cref="RefreshRefused"/> for an account without an OAuth login.
+    /// <see cref="RefreshScheduled"/>, or <see cref="RefreshRefused"/> for an account without an OAuth login or once the host stops.
     /// </summary>
     public sealed record RefreshCredentials
     {

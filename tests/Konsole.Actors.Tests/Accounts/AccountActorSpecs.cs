@@ -398,8 +398,9 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         tokens.Release();
         await AwaitAssertAsync(async () => Assert.False((await StatusOf(account)).RefreshRunning), TurnTimeout);
         account.Tell(new Drain(TimeSpan.FromSeconds(30)));
-        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
+        var refused = await account.Ask<RefreshRefused>(RefreshCredentials.Instance, TurnTimeout); // it was told "scheduled"
 
+        Assert.Equal("shutting_down", refused.Code);
         Assert.False((await StatusOf(account)).RefreshRunning);
         Assert.Single(tokens.Requests);
     }
