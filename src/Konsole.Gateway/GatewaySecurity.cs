@@ -20,14 +20,18 @@ public sealed class GatewaySecurity
     private readonly HashSet<string>? _allowedHosts; // null: any host (a wildcard bind without allowed-hosts)
     private readonly HashSet<string> _origins;
 
-    private GatewaySecurity(string? token, HashSet<string>? allowedHosts, IEnumerable<string> origins)
+    private GatewaySecurity(string? token, HashSet<string>? allowedHosts, IEnumerable<string> origins, IReadOnlyList<string> urls)
     {
+        Urls = urls;
         _tokenHash = token is null ? null : SHA256.HashData(Encoding.UTF8.GetBytes(token));
         _allowedHosts = allowedHosts;
         _origins = new HashSet<string>(origins, StringComparer.OrdinalIgnoreCase);
     }
 
     public bool RequiresToken => _tokenHash is not null;
+
+    /// <summary>The URLs of <c>konsole.gateway.urls</c>, each checked.</summary>
+    public IReadOnlyList<string> Urls { get; }
 
     /// <summary>
     /// Reads the token (<c>auth-token</c>, or the first line of <c>auth-token-file</c>) and checks the bind: a non-loopback
@@ -57,7 +61,7 @@ public sealed class GatewaySecurity
                 hosts.Add(host);
         }
         hosts.UnionWith(settings.AllowedHosts);
-        return new GatewaySecurity(token, anyHost && settings.AllowedHosts.Count == 0 ? null : hosts, settings.CorsOrigins);
+        return new GatewaySecurity(token, anyHost && settings.AllowedHosts.Count == 0 ? null : hosts, settings.CorsOrigins, urls);
     }
 
     /// <summary>The middleware: Host filter, then (on API paths) origin check and bearer token. Refusals are problem+json.</summary>

@@ -28,7 +28,7 @@ public static class KonsoleWebHost
         var security = GatewaySecurity.From(settings.Gateway);
         PersistenceSetup.Prepare(settings.Persistence);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
-        builder.WebHost.UseUrls(settings.Gateway.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        builder.WebHost.UseUrls([.. security.Urls]);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;

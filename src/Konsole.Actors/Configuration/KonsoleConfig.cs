@@ -280,7 +280,9 @@ public static partial class KonsoleConfig
             if (item.IsObject() || item.IsArray())
                 throw r.Error($"{key}.{name}", "must be a string");
             var text = item.GetString(); // null (NAME = null) unsets the variable for the CLI
-            environment[name] = text is null || !text.Contains('\0') ? text! : throw r.Error($"{key}.{name}", "must not hold a NUL character");
+            if (text?.Contains('\0') == true)
+                throw r.Error($"{key}.{name}", "must not hold a NUL character");
+            environment[name] = text!;
         }
         return environment;
     }

@@ -86,15 +86,7 @@ public sealed class SessionActor : ReceivePersistentActor
         Command<SubmitQuickTurn>(m => Submit(m.Text));
         Command<FollowEvents>(m =>
         {
-            var replayed = 0;
-            var subscription = Subscribe(promptId: null);
-            foreach (var item in _events.After(m.After))
-            {
-                subscription.Writer.TryWrite(item);
-                replayed++;
-            }
-            // Its bound counts from the end of its replay: a replay of a full buffer is not already too far behind.
-            _subscriptions[subscription.Id] = subscription with { Behind = replayed + _replayBuffer };
+            var subscription = Subscribe(promptId: null, replay: _events.After(m.After));
             Sender.Tell(new EventsFollowed(_id, subscription.Id, _events.FirstAvailable, subscription.Reader));
         });
         Command<Unfollow>(m =>
@@ -487,11 +479,14 @@ public sealed class SessionActor : ReceivePersistentActor
             Context.Stop(Self);
     }
 
-    private Subscription Subscribe(string? promptId)
+    private Subscription Subscribe(string? promptId, IEnumerable<SessionEvent>? replay = null)
     {
         // Not SingleReader: that reader cannot count what waits in it, which a follower's bound needs.
         var channel = Channel.CreateUnbounded<SessionEvent>(new UnboundedChannelOptions { SingleWriter = true });
-        var subscription = new Subscription($"sub-{++_subscriptionIds}", promptId, channel.Writer, channel.Reader, _replayBuffer);
+        foreach (var item in replay ?? [])
+            channel.Writer.TryWrite(item);
+        // Its bound counts from the end of its replay: a replay of a full buffer is not already too far behind.
+        var subscription = new Subscription($"sub-{++_subscriptionIds}", promptId, channel.Writer, channel.Reader, channel.Reader.Count + _replayBuffer);
         _subscriptions[subscription.Id] = subscription;
         return subscription;
     }
