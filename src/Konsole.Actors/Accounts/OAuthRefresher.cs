@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Konsole.Actors.Processes;
 
 namespace Konsole.Actors.Accounts;
 
@@ -93,6 +94,8 @@ public static class OAuthRefresher
                 await WriteAsync(file, Encoding.UTF8.GetBytes(root.ToJsonString())).ConfigureAwait(false);
                 written = true;
                 File.Move(temp, path, overwrite: true); // a reader sees the old file or the new one, never half of one
+                // Else a power loss could bring back the old file, whose refresh token is spent now.
+                Posix.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

@@ -37,8 +37,34 @@ public static class Posix
         }
     }
 
+    /// <summary>
+    /// Flushes a directory's entries to disk (<c>fsync</c> on the directory), so a file renamed into it stays renamed after a
+    /// power loss; false when that failed or this is not Linux or macOS.
+    /// </summary>
+    public static bool SyncDirectory(string directory)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())
+            return false;
+        // O_RDONLY | O_CLOEXEC: a CLI forked meanwhile must not inherit it.
+        var fd = open(directory, OperatingSystem.IsLinux() ? 0x80000 : 0x1000000);
+        if (fd < 0)
+            return false;
+        var synced = fsync(fd) == 0;
+        close(fd);
+        return synced;
+    }
+
     [DllImport("libc", SetLastError = true)]
     private static extern int kill(int pid, int sig);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int fsync(int fd);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int close(int fd);
 }
 
 /// <summary>Finds programs as a shell would.</summary>
