@@ -50,6 +50,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     // Reads numbered up to this are stale: started before a refresh rewrote the file, or older than a read already applied.
     private long _staleCredentialsReads;
     private bool _draining;
+    private bool _drainExpired; // the host stops and its turns are being interrupted: none starts now
 
     public AccountActor(AccountSettings account, KonsoleSettings settings)
     {
@@ -120,6 +121,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         });
         Receive<DrainExpired>(_ =>
         {
+            _drainExpired = true;
             foreach (var slot in _slots.Where(s => s is { Running: not null, Dispatched: true }))
             {
                 _log.Warning("Account {0}: interrupting prompt {1}: the host is stopping", Id, slot.Running!.PromptId);
@@ -292,7 +294,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.SessionClosed, $"worker session {sessionId} was closed"));
         _log.Info("Account {0}: worker session {1} closed; its process stops", Id, sessionId);
         StartRefreshIfIdle();
-        if (_slots.FirstOrDefault(s => s.Mode == ProcessMode.Worker && !s.Started) is { } next && RunningWorkers < _settings.Sessions.MaxWorkers)
+        if (_failure is null && _slots.FirstOrDefault(s => s.Mode == ProcessMode.Worker && !s.Started) is { } next
+            && RunningWorkers < _settings.Sessions.MaxWorkers)
             StartProcess(next, resume: null);
         PublishStatus();
     }
@@ -345,14 +348,29 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         if (RateLimitedFor() is null)
             return;
         foreach (var slot in _slots)
-        {
-            while (slot.Queue.First is { } next)
-            {
-                slot.Queue.RemoveFirst();
-                HandOn(next.Value, slot.Mode);
-            }
-        }
+            HandOnWaiting(slot);
+        StartRefreshIfIdle();
         PublishStatus();
+    }
+
+    /// <summary>
+    /// While the account is rate-limited, the slot's prompts that have not reached its CLI are handed on (see <see cref="HandOn"/>),
+    /// in order: one waiting for its session's confirmation or for its process to restart on its conversation, then the queued ones.
+    /// </summary>
+    private void HandOnWaiting(Slot slot)
+    {
+        if (slot is { Running: { } waiting, Dispatched: false })
+        {
+            Timers.Cancel($"{slot.Name}-confirm");
+            slot.Confirming = null;
+            slot.Running = null;
+            HandOn(waiting, slot.Mode);
+        }
+        while (slot.Queue.First is { } next)
+        {
+            slot.Queue.RemoveFirst();
+            HandOn(next.Value, slot.Mode);
+        }
     }
 
     /// <summary>How long the account stays rate-limited; null when it is not.</summary>
@@ -454,6 +472,12 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     {
         if (!slot.CanDispatch || _refresh != RefreshState.None || _draining)
             return;
+        if (RateLimitedFor() is not null)
+        {
+            HandOnWaiting(slot); // queued again after a crash while the limit holds
+            PublishStatus();
+            return;
+        }
         var prompt = slot.Queue.First!.Value;
         slot.Queue.RemoveFirst();
         slot.Running = prompt;
@@ -472,6 +496,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     /// <summary>Hands the slot's prompt to its process, on the conversation it needs.</summary>
     private void Begin(Slot slot)
     {
+        if (PutBackIfDrained(slot))
+            return;
         var prompt = slot.Running!;
         if (slot.Mode == ProcessMode.Chat)
         {
@@ -498,6 +524,20 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     /// </summary>
     private static bool FollowsOnHeld(Slot slot, Prompt prompt) =>
         prompt.After is not null && prompt.After == slot.HeldAfter && slot.HeldUserSession == prompt.UserSessionId;
+
+    /// <summary>
+    /// Past the drain deadline no turn starts (the host stops, and it would run on uninterrupted): the slot's prompt, confirmed by
+    /// its session or waiting for its process to restart on its conversation, goes back to wait with its session for the restart.
+    /// </summary>
+    private bool PutBackIfDrained(Slot slot)
+    {
+        if (!_drainExpired)
+            return false;
+        slot.Queue.AddFirst(slot.Running!);
+        slot.Running = null;
+        PublishStatus();
+        return true;
+    }
 
     private void Send(Slot slot, bool clearFirst)
     {
@@ -543,9 +583,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 StartProcess(slot, resume);
             return;
         }
-        if (slot.Running?.PromptId != prepared.ForPromptId || slot.Dispatched || slot.Process is null)
+        if (slot.Running?.PromptId != prepared.ForPromptId || slot.Dispatched || slot.Confirming is not null || slot.Process is null)
         {
-            Dispatch(slot); // the prompt was interrupted (or its process crashed) meanwhile
+            Dispatch(slot); // the prompt was interrupted (or its process crashed, and it waits for its session's confirmation again) meanwhile
             return;
         }
         StopProcess(slot);
@@ -564,7 +604,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             _log.Info("Account {0}: {1} process is back (pid {2})", Id, slot.Name, processId);
         }
         if (slot is { Running: not null, Dispatched: false })
-            Send(slot, clearFirst: false); // it was started on this prompt's conversation
+        {
+            if (!PutBackIfDrained(slot))
+                Send(slot, clearFirst: false); // it was started on this prompt's conversation
+        }
         else
             Dispatch(slot);
         PublishStatus();
@@ -607,7 +650,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 slot.HeldUserSession = running.UserSessionId;
             }
             else
-                slot.Queue.AddFirst(running); // it had not reached the CLI: it waits for the restart
+            {
+                slot.Queue.AddFirst(running); // it had not reached the CLI: it waits for the restart (and is confirmed again then)
+                slot.Confirming = null;
+                Timers.Cancel($"{slot.Name}-confirm");
+            }
             slot.Running = null;
             slot.Dispatched = false;
         }

@@ -63,7 +63,13 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                 OnLine(line);
         });
         Receive<TurnSilent>(_ => OnTurnSilent());
-        Receive<InterruptUnanswered>(_ => KillForTimeout($"no output for {Seconds(_spec.Claude.TurnTimeout)}, and no result {Seconds(_spec.Claude.InterruptTimeout)} after an interrupt"));
+        Receive<InterruptUnanswered>(_ =>
+        {
+            if (_timedOut)
+                KillForTimeout($"no output for {Seconds(_spec.Claude.TurnTimeout)}, and no result {Seconds(_spec.Claude.InterruptTimeout)} after an interrupt");
+            else
+                Kill(TurnErrorCodes.Interrupted, $"no result {Seconds(_spec.Claude.InterruptTimeout)} after the interrupt (konsole.claude.interrupt-timeout)");
+        });
         Receive<Stderr>(m => OnStderr(m.Line));
         Receive<RunTurn>(OnRunTurn);
         Receive<InterruptTurn>(m => OnInterrupt(m.PromptId));
@@ -280,6 +286,9 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             return;
         }
         Write(StreamJsonWriter.Interrupt($"konsole_interrupt_{++_controlRequests}"));
+        // A CLI that does not answer it must not hold the turn (and every prompt behind it) until the watchdog.
+        if (!Timers.IsTimerActive(nameof(InterruptUnanswered)))
+            Timers.StartSingleTimer(nameof(InterruptUnanswered), InterruptUnanswered.Instance, _spec.Claude.InterruptTimeout);
     }
 
     private void OnFrame(CliFrame frame)
@@ -320,8 +329,9 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                 _turnStarted = true;
             else if (lifecycle.State == "cancelled" && !_turnStarted)
             {
-                // An interrupt took it from the CLI's queue before it ran: no result will come.
-                _turn.ReplyTo.Tell(new TurnFailed(_turn.PromptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
+                // An interrupt (the watchdog's too) took it from the CLI's queue before it ran: no result will come.
+                _turn.ReplyTo.Tell(_timedOut ? TimedOut(_turn.PromptId)
+                    : new TurnFailed(_turn.PromptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
                 EndTurn(_sessionId, isError: true);
                 return;
             }
@@ -465,16 +475,20 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             Seconds(_spec.Claude.TurnTimeout));
         _timedOut = true;
         Write(StreamJsonWriter.Interrupt($"konsole_interrupt_{++_controlRequests}"));
-        Timers.StartSingleTimer(nameof(InterruptUnanswered), InterruptUnanswered.Instance, _spec.Claude.InterruptTimeout);
+        if (!Timers.IsTimerActive(nameof(InterruptUnanswered))) // (a caller's interrupt already went unanswered this long)
+            Timers.StartSingleTimer(nameof(InterruptUnanswered), InterruptUnanswered.Instance, _spec.Claude.InterruptTimeout);
     }
 
-    private void KillForTimeout(string reason)
+    private void KillForTimeout(string reason) => Kill(TurnErrorCodes.TurnTimeout, reason);
+
+    /// <summary>Ends the turn with <paramref name="code"/> and kills the CLI (its account starts another).</summary>
+    private void Kill(string code, string reason)
     {
         if (_turn is not { } turn)
             return;
-        turn.ReplyTo.Tell(new TurnFailed(turn.PromptId, TurnErrorCodes.TurnTimeout, $"{reason}: the CLI process was killed"));
+        turn.ReplyTo.Tell(new TurnFailed(turn.PromptId, code, $"{reason}: the CLI process was killed"));
         _process?.Kill();
-        Fail(null, $"killed by the watchdog: {reason}", turnReported: turn.PromptId);
+        Fail(null, code == TurnErrorCodes.TurnTimeout ? $"killed by the watchdog: {reason}" : $"killed: {reason}", turnReported: turn.PromptId);
     }
 
     private void Fail(int? exitCode, string reason, string? turnReported = null)

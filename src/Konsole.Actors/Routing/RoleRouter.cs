@@ -26,6 +26,8 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly Dictionary<string, AccountStatus> _status = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _workers = new(StringComparer.Ordinal); // worker session -> account
     private readonly Dictionary<Role, string> _routedTo = []; // where each role's traffic went last, to log a failover once
+    // Per user session, its last dashboard prompt and the account it went to, until the session closes.
+    private readonly Dictionary<string, (string PromptId, string AccountId)> _lastDashboardPrompt = new(StringComparer.Ordinal);
     private readonly double _rateLimitWarning;
     private RoleAssignment _roles;
     private readonly RoleAssignment _configured;
@@ -96,8 +98,9 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         Receive<AssignWorker>(m => Sender.Tell(new WorkerAssigned(m.SessionId, WorkerAccount(m.SessionId, m.PreferredAccountId))));
         Receive<RouteWorkerPrompt>(m => Submit(WorkerAccount(m.Prompt.UserSessionId), m.Prompt, ProcessMode.Worker));
-        Receive<CloseWorker>(m =>
+        Receive<ReleaseSession>(m =>
         {
+            _lastDashboardPrompt.Remove(m.SessionId);
             if (_workers.Remove(m.SessionId, out var accountId))
                 _accounts[accountId].Tell(new StopWorker(m.SessionId));
         });
@@ -209,9 +212,18 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     /// <summary>
     /// Sends a prompt to its role's account, or, while that one is rate-limited, failed or close to its limit, to a
     /// healthy one (the other role's first). With none usable, the prompt fails at once with <c>account_unavailable</c>.
+    /// A dashboard prompt its session sent while its previous one was still to run follows that one to its account (unless
+    /// it failed), roles changed or not: it queues behind it there and continues the conversation as that turn leaves it.
     /// </summary>
     private void Route(Role role, Prompt prompt)
     {
+        if (role == Role.Dashboard && prompt.After is { } after && _lastDashboardPrompt.TryGetValue(prompt.UserSessionId, out var previous)
+            && previous.PromptId == after && _status[previous.AccountId].State != AccountState.Failed)
+        {
+            _lastDashboardPrompt[prompt.UserSessionId] = (prompt.PromptId, previous.AccountId);
+            Submit(previous.AccountId, prompt, ProcessMode.Full);
+            return;
+        }
         var preferred = AccountOf(role);
         var other = role == Role.Dashboard ? _roles.QuickTurn : _roles.Dashboard;
         var candidates = _order.OrderBy(id => id == preferred ? 0 : id == other ? 1 : 2).ToList();
@@ -227,6 +239,8 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (_routedTo.GetValueOrDefault(role, preferred) != target)
             _log.Warning("{0} traffic goes to {1}: {2} is {3}", role, target, preferred, ApiState(_status[preferred]));
         _routedTo[role] = target;
+        if (role == Role.Dashboard)
+            _lastDashboardPrompt[prompt.UserSessionId] = (prompt.PromptId, target);
         Submit(target, prompt, ModeOf(role));
     }
 

@@ -37,8 +37,8 @@ public static class RoleRouterProtocol
     /// <summary>Sends a prompt to the worker process of its user session, on the account the session is assigned to (assigned now if new).</summary>
     public sealed record RouteWorkerPrompt(Prompt Prompt);
 
-    /// <summary>Closes a worker session's process and frees its place.</summary>
-    public sealed record CloseWorker(string SessionId);
+    /// <summary>A user session closed: a worker session's process is closed and its place freed; what was kept for its prompts goes.</summary>
+    public sealed record ReleaseSession(string SessionId);
 
     /// <summary>Drains every account (see <c>AccountProtocol.Drain</c>): the host is stopping.</summary>
     public sealed record DrainAccounts(TimeSpan Timeout);

@@ -327,8 +327,7 @@ public sealed class SessionActor : ReceivePersistentActor
             Append(promptId, "error", Error(TurnErrorCodes.SessionClosed, $"session {_id} was closed"), endsPrompt: true);
         }
         _inFlight.Clear();
-        if (_type == SessionType.Worker)
-            _router.Tell(new RoleRouterProtocol.CloseWorker(_id));
+        _router.Tell(new RoleRouterProtocol.ReleaseSession(_id));
         Sender.Tell(new SessionClosed(_id));
         foreach (var subscription in _subscriptions.Values)
             subscription.Writer.TryComplete();

@@ -85,7 +85,9 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         Receive<SubmitPrompt>(m =>
         {
             var known = _sessions.GetValueOrDefault(m.SessionId);
-            if (known is null && m.CreateAs is { } type && Refusal(m.SessionId, creating: true) is null)
+            if (known is null && QuickTurn(m.SessionId) is not null)
+                Sender.Tell(new SessionRejected(SessionErrorCodes.TypeMismatch, $"session {m.SessionId} is a quick turn's: it takes no other prompt"));
+            else if (known is null && m.CreateAs is { } type && Refusal(m.SessionId, creating: true) is null)
                 Open(m.SessionId, new Registered(null, type, null), m);
             else if (known is not null && m.CreateAs is { } wanted && known.Type != wanted)
                 Sender.Tell(new SessionRejected(SessionErrorCodes.TypeMismatch,
@@ -103,8 +105,8 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         {
             if (_sessions.TryGetValue(m.SessionId, out var session))
                 session.Actor?.Tell(m);
-            else if (Context.Child(QuickTurnName(m.SessionId)) is var quick && !quick.IsNobody())
-                quick.Tell(m); // a quick turn's client that left: its output must not pile up until the turn ends
+            else
+                QuickTurn(m.SessionId)?.Tell(m); // a quick turn's client that left: its output must not pile up until the turn ends
         });
         Receive<InterruptSession>(m => ForwardTo(m.SessionId, m));
         Receive<GetSession>(m => ForwardTo(m.SessionId, m));
@@ -115,7 +117,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         {
             if (!_sessions.TryGetValue(m.SessionId, out var session))
             {
-                Sender.Tell(Refusal(m.SessionId, creating: false)!);
+                ForwardTo(m.SessionId, m); // a quick turn's closes at once (it journals nothing); any other is refused
                 return;
             }
             if (session.Actor is null || _restarting.Contains(m.SessionId))
@@ -263,12 +265,20 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
 
     private static string QuickTurnName(string id) => "quick-" + id;
 
+    /// <summary>The session of a quick turn still running (its id is shown as the quickturn account's active session), or null.</summary>
+    private IActorRef? QuickTurn(string id) => Context.Child(QuickTurnName(id)) is var quick && !quick.IsNobody() ? quick : null;
+
     private void ForwardTo(string id, object message)
     {
         if (_opening.TryGetValue(id, out var opening))
             opening.Waiting.Add((message, Sender)); // handed on once it is recorded and started
         else if (!_sessions.TryGetValue(id, out var session))
-            Sender.Tell(Refusal(id, creating: false)!);
+        {
+            if (QuickTurn(id) is { } quick)
+                quick.Forward(message);
+            else
+                Sender.Tell(Refusal(id, creating: false)!);
+        }
         else if (session.Actor is { } actor && !_restarting.Contains(id))
             actor.Forward(message);
         else
@@ -286,7 +296,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
                 "a session id is 1 to 128 letters, digits, '-', '_', '.' or ':', starting with a letter or digit");
         if (_closed.Contains(id))
             return new SessionRejected(SessionErrorCodes.Closed, $"session {id} was closed");
-        if (creating && _sessions.ContainsKey(id))
+        if (creating && (_sessions.ContainsKey(id) || QuickTurn(id) is not null))
             return new SessionRejected(SessionErrorCodes.Exists, $"session {id} already exists");
         return creating ? null : new SessionRejected(SessionErrorCodes.NotFound, $"no session {id}");
     }

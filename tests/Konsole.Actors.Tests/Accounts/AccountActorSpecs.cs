@@ -221,6 +221,46 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_prompt_its_session_confirms_after_the_drain_deadline_does_not_start()
+    {
+        var account = await StartAccountAsync();
+        var chat = NewPrompt($"{Long} on the chat process");
+        account.Tell(new SubmitPrompt(chat.Prompt, ProcessMode.Chat));
+        await chat.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+        var session = CreateTestProbe();
+        var prompt = new Prompt(Prompt.NewId(), "ses-1", $"{Long} confirmed late", null, session.Ref, ConfirmDispatch: true);
+        account.Tell(new SubmitPrompt(prompt, ProcessMode.Full));
+        await session.ExpectMsgAsync<DispatchRequested>(TurnTimeout);
+
+        account.Tell(new Drain(TimeSpan.Zero));
+        Assert.Equal("error_during_execution", (await chat.Caller.ReceiveTurnAsync(TurnTimeout)).Completed?.Result.Subtype); // the deadline passed
+        account.Tell(new DispatchConfirmed(prompt.PromptId));
+
+        var status = await StatusAsync();
+        Assert.Equal((false, 1), (status.Processes[0].Busy, status.QueueDepth)); // it waits, with its session, for the restart
+    }
+
+    [Fact]
+    public async Task A_prompt_whose_process_restarts_on_its_conversation_does_not_start_once_the_drain_deadline_passed()
+    {
+        var account = await StartAccountAsync();
+        var a1 = await RunAsync(account, NewPrompt("I am A", session: "A"));
+        await RunAsync(account, NewPrompt("I am B", session: "B"));
+        var pidBefore = (await StatusAsync()).Processes[0].ProcessId;
+        var a2 = NewPrompt($"{Long} A again", session: "A", conversation: a1.Completed!.Conversation);
+        account.Tell(new SubmitPrompt(a2.Prompt, ProcessMode.Full)); // its process starts again with --resume for it
+
+        account.Tell(new Drain(TimeSpan.Zero));
+
+        await AwaitAssertAsync(async () => Assert.NotEqual(pidBefore, (await StatusAsync()).Processes[0].ProcessId ?? pidBefore), TurnTimeout);
+        var status = await StatusAsync();
+        if (status.Processes[0].Busy) // it started before the deadline had passed: then the deadline interrupted it
+            Assert.Equal("error_during_execution", (await a2.Caller.ReceiveTurnAsync(TurnTimeout)).Completed?.Result.Subtype);
+        else
+            Assert.Equal(1, status.QueueDepth);
+    }
+
+    [Fact]
     public async Task Each_session_keeps_its_own_conversation_on_a_shared_process()
     {
         var account = await StartAccountAsync();
@@ -469,6 +509,24 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Assert.StartsWith("rate-limited until ", limited.Reason);
         await states.FishForMessageAsync<AccountStateChanged>(s => s.Previous == AccountState.RateLimited, TurnTimeout);
         Assert.Equal(AccountState.Idle, (await StatusAsync()).State);
+    }
+
+    [Fact]
+    public async Task A_rejected_rate_limit_hands_on_a_prompt_still_waiting_for_its_sessions_confirmation()
+    {
+        var account = await StartAccountAsync();
+        var session = CreateTestProbe();
+        var waiting = new Prompt(Prompt.NewId(), "ses-1", "waits for its confirmation", null, session.Ref, ConfirmDispatch: true);
+        account.Tell(new SubmitPrompt(waiting, ProcessMode.Full));
+        await session.ExpectMsgAsync<DispatchRequested>(TurnTimeout);
+
+        await RunAsync(account, NewPrompt("[[rate-limit:60]] over"), ProcessMode.Chat);
+
+        var handedBack = await _parent.FishForMessageAsync<PromptHandedBack>(_ => true, TurnTimeout);
+        Assert.Equal((waiting.PromptId, ProcessMode.Full), (handedBack.Prompt.PromptId, handedBack.Mode));
+        account.Tell(new DispatchConfirmed(waiting.PromptId)); // late: the prompt is no longer this account's
+        var status = await StatusAsync();
+        Assert.Equal((false, 0), (status.Processes[0].Busy, status.QueueDepth));
     }
 
     [Fact]

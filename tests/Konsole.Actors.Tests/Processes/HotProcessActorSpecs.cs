@@ -156,6 +156,25 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task A_turn_deaf_to_a_callers_interrupt_is_killed_after_interrupt_timeout_not_the_watchdogs_and_reported_once_as_interrupted()
+    {
+        var process = await StartAsync(Spec(ProcessMode.Full, turnTimeout: TimeSpan.FromMinutes(10), interruptTimeout: TimeSpan.FromSeconds(1)));
+        var (prompt, caller) = NewPrompt("[[hang]] deaf");
+        Watch(process);
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+        await caller.FishForMessageAsync(m => m is TurnOutput { Frame.IsInit: true }, Turn); // it runs (unstarted, it would be cancelled)
+
+        process.Tell(new InterruptTurn(prompt.PromptId));
+
+        var turn = await caller.ReceiveTurnAsync(Turn);
+        Assert.Equal(TurnErrorCodes.Interrupted, turn.Failed?.Code);
+        Assert.Equal("no result 1s after the interrupt (konsole.claude.interrupt-timeout): the CLI process was killed", turn.Failed!.Message);
+        Assert.Equal(prompt.PromptId, (await _account.FishForMessageAsync<ProcessExited>(_ => true, Turn)).TurnReported);
+        await ExpectTerminatedAsync(process);
+        await AwaitAssertAsync(() => Assert.Empty(LiveCliProcesses), Turn);
+    }
+
+    [Fact]
     public async Task A_crash_mid_turn_is_reported_to_the_parent_and_the_actor_stops()
     {
         var process = await StartAsync(ProcessMode.Full);

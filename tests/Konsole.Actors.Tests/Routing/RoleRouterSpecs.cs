@@ -92,6 +92,34 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     [Fact]
+    public async Task A_prompt_sent_while_its_previous_one_waits_on_the_old_dashboard_follows_it_there_over_a_swap()
+    {
+        var router = await StartAsync();
+        var first = await RouteAsync(router, Role.Dashboard, "Remember 42", session: "ui-1");
+        var onAlpha = first.Completed!.Conversation;
+        var blocker = NewPrompt(Long, "other");
+        router.Tell(new RoutePrompt(Role.Dashboard, blocker.Prompt));
+        await blocker.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+        var previous = NewPrompt("Remember 7", "ui-1", onAlpha);
+        router.Tell(new RoutePrompt(Role.Dashboard, previous.Prompt));
+        Assert.Equal("alpha", (await previous.Caller.ExpectMsgAsync<PromptQueued>(TurnTimeout)).AccountId);
+        await router.Ask<RolesChanged>(SwapRoles.Instance, TurnTimeout);
+
+        var next = NewPrompt("What numbers?", "ui-1", onAlpha); // as its session sends it: After its previous one
+        router.Tell(new RoutePrompt(Role.Dashboard, next.Prompt with { After = previous.Prompt.PromptId }));
+
+        Assert.Equal(("alpha", 2), (await next.Caller.ExpectMsgAsync<PromptQueued>(TurnTimeout)) is var queued ? (queued.AccountId, queued.Position) : default);
+        router.Tell(new InterruptPrompt(blocker.Prompt.PromptId));
+        Assert.Equal("echo: Remember 7 [history: Remember 42]", (await previous.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+        var answered = await next.Caller.ReceiveTurnAsync(TurnTimeout);
+        Assert.Equal("echo: What numbers? [history: Remember 42 | Remember 7]", answered.ResultText);
+        // The session's prompt after that, its previous one ended, goes by the roles as they are now.
+        var later = await RouteAsync(router, Role.Dashboard, $"And now? {WhoServes}", session: "ui-1", conversation: answered.Completed!.Conversation);
+        Assert.Contains(BetaDir, later.ResultText);
+        Assert.Contains("[history: Remember 42 | Remember 7 | What numbers?]", later.ResultText);
+    }
+
+    [Fact]
     public async Task A_prompt_handed_back_by_a_rate_limited_account_as_it_was_interrupted_is_not_run_elsewhere()
     {
         var router = await StartAsync();

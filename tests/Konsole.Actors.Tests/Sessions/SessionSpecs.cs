@@ -118,6 +118,24 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task A_running_quick_turns_session_can_be_looked_up_and_interrupted_and_no_other_session_takes_its_id()
+    {
+        await StartAsync();
+        var accepted = await _sessions.Ask<PromptAccepted>(new SubmitQuickTurn($"{Long} a long answer"), Ask);
+        await FirstAsync(accepted, "assistant");
+
+        // Its id is the one the quickturn account shows as its active session.
+        Assert.Equal(SessionType.Chat, (await _sessions.Ask<SessionInfo>(new GetSession(accepted.SessionId), Ask)).Type);
+        Assert.Equal(SessionErrorCodes.Exists, (await _sessions.Ask<SessionRejected>(new CreateSession(SessionType.Full, accepted.SessionId), Ask)).Code);
+        Assert.Equal(SessionErrorCodes.TypeMismatch,
+            (await _sessions.Ask<SessionRejected>(new SubmitPrompt(accepted.SessionId, "mine now", SessionType.Full), Ask)).Code);
+        Assert.Equal(1, (await _sessions.Ask<SessionInterrupted>(new InterruptSession(accepted.SessionId), Ask)).Prompts);
+
+        var events = await accepted.Events.ReadToEndAsync(TurnTimeout);
+        Assert.Equal("error_during_execution", JsonDocument.Parse(events[^1].Data).RootElement.GetProperty("subtype").GetString());
+    }
+
+    [Fact]
     public void A_session_id_ends_where_its_characters_end()
     {
         Assert.True(SessionManager.IsValidId("abc"));
