@@ -42,6 +42,7 @@ public sealed class SessionActor : ReceivePersistentActor
     // Prompts not ended: their text, whether they were dispatched, and a result line waiting for TurnCompleted to end them.
     private readonly Dictionary<string, InFlight> _inFlight = new(StringComparer.Ordinal);
     private string? _lastSubmitted;
+    private long _acceptedCount; // numbers the prompts in flight in the order they were accepted
     private Exception? _fault;
     private EventLog _events;
     private ConversationRef? _conversation;
@@ -75,7 +76,7 @@ public sealed class SessionActor : ReceivePersistentActor
             if (offer.Snapshot is SessionSnapshot snapshot)
                 Restore(snapshot);
         });
-        Recover<PromptRecorded>(e => _inFlight[e.PromptId] = new InFlight(e.Text) { Recorded = true });
+        Recover<PromptRecorded>(e => _inFlight[e.PromptId] = new InFlight(e.Text, ++_acceptedCount) { Recorded = true });
         Recover<PromptDispatchRecorded>(e => { if (_inFlight.TryGetValue(e.PromptId, out var p)) p.Dispatched = true; });
         Recover<PromptEndRecorded>(Ended);
         Recover<WorkerAccountRecorded>(e => _accountId = e.AccountId);
@@ -275,9 +276,16 @@ public sealed class SessionActor : ReceivePersistentActor
     private void OnRecovered()
     {
         _events = new EventLog(_replayBuffer, startAfter: _idsReservedUpTo);
+        if (_durable)
+        {
+            // The first block is on record before any id of it is handed out (later ones are written ahead, see ReserveEventIds):
+            // a host killed while it was on its way would hand out again ids a client saw.
+            _idsReservedUpTo += IdBlock;
+            Persist(new EventIdsReserved(_idsReservedUpTo), _ => SnapshotNow());
+        }
         if (_type == SessionType.Worker)
             _router.Tell(new RoleRouterProtocol.AssignWorker(_id, _accountId));
-        foreach (var (promptId, prompt) in _inFlight.ToList())
+        foreach (var (promptId, prompt) in InAcceptanceOrder().ToList())
         {
             if (prompt.Dispatched)
             {
@@ -292,7 +300,9 @@ public sealed class SessionActor : ReceivePersistentActor
             else
             {
                 _log.Info("Session {0}: prompt {1} was accepted before the host stopped; it runs now", _id, promptId);
-                Route(NewPrompt(promptId, prompt.Text));
+                // Each after the one before, as when they were sent: they continue one conversation, in order, on one account.
+                Route(NewPrompt(promptId, prompt.Text) with { After = _lastSubmitted });
+                _lastSubmitted = promptId;
             }
         }
     }
@@ -303,7 +313,7 @@ public sealed class SessionActor : ReceivePersistentActor
         var promptId = Prompt.NewId();
         var after = _lastSubmitted is { } last && _inFlight.ContainsKey(last) ? last : null;
         _lastSubmitted = promptId;
-        _inFlight[promptId] = new InFlight(text);
+        _inFlight[promptId] = new InFlight(text, ++_acceptedCount);
         var subscription = Subscribe(promptId);
         Route(NewPrompt(promptId, text) with { After = after });
         Sender.Tell(new PromptAccepted(_id, promptId, subscription.Id, subscription.Reader));
@@ -458,7 +468,7 @@ public sealed class SessionActor : ReceivePersistentActor
         SaveSnapshot(new SessionSnapshot(
             _conversation is { } c ? new ConversationRecorded(c.SessionId, c.AccountId, c.ConfigDir) : null,
             _accountId, _turns, _idsReservedUpTo,
-            _inFlight.Where(p => p.Value.Recorded).Select(p => new PendingPrompt(p.Key, p.Value.Text, p.Value.Dispatched)).ToList()));
+            InAcceptanceOrder().Where(p => p.Value.Recorded).Select(p => new PendingPrompt(p.Key, p.Value.Text, p.Value.Dispatched)).ToList()));
     }
 
     private void Restore(SessionSnapshot snapshot)
@@ -469,7 +479,7 @@ public sealed class SessionActor : ReceivePersistentActor
         _idsReservedUpTo = snapshot.EventIdsReservedUpTo;
         _inFlight.Clear();
         foreach (var prompt in snapshot.Prompts)
-            _inFlight[prompt.PromptId] = new InFlight(prompt.Text) { Recorded = true, Dispatched = prompt.Dispatched };
+            _inFlight[prompt.PromptId] = new InFlight(prompt.Text, ++_acceptedCount) { Recorded = true, Dispatched = prompt.Dispatched };
     }
 
     private void CloseIfDone()
@@ -501,9 +511,13 @@ public sealed class SessionActor : ReceivePersistentActor
     /// <param name="Behind">A follower with this many events waiting is too far behind: its stream ends (it resumes from its Last-Event-ID).</param>
     private sealed record Subscription(string Id, string? PromptId, ChannelWriter<SessionEvent> Writer, ChannelReader<SessionEvent> Reader, int Behind);
 
-    private sealed class InFlight(string text)
+    private IEnumerable<KeyValuePair<string, InFlight>> InAcceptanceOrder() => _inFlight.OrderBy(p => p.Value.Accepted);
+
+    private sealed class InFlight(string text, long accepted)
     {
         public string Text { get; } = text;
+
+        public long Accepted { get; } = accepted;
 
         /// <summary>Its acceptance is journaled (or being written).</summary>
         public bool Recorded { get; set; }

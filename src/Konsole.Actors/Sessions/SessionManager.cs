@@ -131,20 +131,13 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             _closed.Add(m.SessionId);
             Context.Unwatch(session.Actor);
             Context.System.EventStream.Publish(new SessionEnded(m.SessionId, session.Type));
-            if (_registry is null)
-            {
-                session.Actor!.Forward(m); // the next registry catches up (RegistryRecovered)
-                return;
-            }
-            // The session closes (and answers) once its close is on record: a stop right after the answer loses nothing.
+            // The session closes (deleting its journal) and answers once its close is on record: a host killed before that finds
+            // it open after its restart, conversation and all, and one killed after the answer finds it closed. Without a
+            // registry the close waits for the next one (CatchUp).
             _closing[m.SessionId] = (session.Actor!, m, Sender);
-            _registry.Tell(new RecordClosed(m.SessionId));
+            _registry?.Tell(new RecordClosed(m.SessionId));
         });
-        Receive<CloseRecorded>(m =>
-        {
-            if (_closing.Remove(m.SessionId, out var closing))
-                closing.Session.Tell(closing.Close, closing.Asker);
-        });
+        Receive<CloseRecorded>(m => CloseOnRecord(m.SessionId));
         Receive<SessionRecorded>(m =>
         {
             if (!_opening.Remove(m.SessionId, out var opening) || !_sessions.TryGetValue(m.SessionId, out var session))
@@ -214,8 +207,8 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     }
 
     /// <summary>
-    /// Sessions being opened are refused (their record may or may not have landed), sessions being closed close (the next
-    /// registry records it), and the registry starts again.
+    /// Sessions being opened are refused (their record may or may not have landed), sessions being closed wait for the next
+    /// registry to record it, and the registry starts again.
     /// </summary>
     private void RegistryStopped()
     {
@@ -231,9 +224,6 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
                 sender.Tell(refused);
         }
         _opening.Clear();
-        foreach (var (session, close, asker) in _closing.Values)
-            session.Tell(close, asker);
-        _closing.Clear();
         var backoff = _registryBackoff.Next();
         _log.Warning("The session registry stopped (a journal write failed, or it could not read the journal back); open sessions go on, new ones are refused for {0:0.0}s", backoff.TotalSeconds);
         Timers.StartSingleTimer(nameof(RestartRegistry), RestartRegistry.Instance, backoff);
@@ -253,6 +243,17 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             else if (!_sessions.ContainsKey(open.SessionId))
                 _sessions[open.SessionId] = new Registered(Start(open.SessionId, new Registered(null, open.Type, open.Model)), open.Type, open.Model);
         }
+        // A close the registry before wrote but could not confirm is on record: it completes now.
+        var stillOpen = recovered.Open.Select(o => o.SessionId).ToHashSet(StringComparer.Ordinal);
+        foreach (var id in _closing.Keys.Where(id => !stillOpen.Contains(id)).ToList())
+            CloseOnRecord(id);
+    }
+
+    /// <summary>The close of <paramref name="id"/> is on record: the session closes, deleting its journal, and answers.</summary>
+    private void CloseOnRecord(string id)
+    {
+        if (_closing.Remove(id, out var closing))
+            closing.Session.Tell(closing.Close, closing.Asker);
     }
 
     private IActorRef Start(string id, Registered session) =>

@@ -36,6 +36,70 @@ public sealed class DurabilitySpecs(ITestOutputHelper output) : SessionSpec(outp
     }
 
     [Fact]
+    public async Task Prompts_accepted_but_not_dispatched_run_after_a_restart_in_the_order_they_were_accepted()
+    {
+        await StartAsync();
+        var chat = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Chat, "ordered"), Ask)).SessionId;
+        var other = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Chat, "other"), Ask)).SessionId;
+        // A runs on the quickturn account's chat process, another session's long prompt and then B wait behind it; A ends,
+        // and C is accepted after it (it took A's place in the session's table of prompts in flight).
+        var a = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(chat, "[[chunks:20:50]] a"), Ask);
+        await FirstAsync(a, "assistant");
+        var hog = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(other, $"{Long} hog"), Ask);
+        await FirstAsync(hog, "queued");
+        var b = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(chat, "first"), Ask);
+        await FirstAsync(b, "queued");
+        await a.Events.ReadToEndAsync(TurnTimeout);
+        await FirstAsync(hog, "assistant");
+        var c = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(chat, "second"), Ask);
+        await FirstAsync(c, "queued");
+
+        await CrashAsync();
+        await RestartAsync();
+
+        var followed = await _sessions.Ask<EventsFollowed>(new FollowEvents(chat, After: 0), Ask);
+        var results = new List<string>();
+        using var cancel = new CancellationTokenSource(TurnTimeout);
+        while (results.Count < 2)
+        {
+            var item = await followed.Events.ReadAsync(cancel.Token);
+            if (item.Type == "result")
+                results.Add(item.PromptId == b.PromptId ? "B" : item.PromptId == c.PromptId ? "C" : item.PromptId);
+        }
+        Assert.Equal(["B", "C"], results);
+    }
+
+    [Fact]
+    public async Task Prompts_run_after_a_restart_on_another_dashboard_continue_one_conversation_each_after_the_other()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full, "ui-1"), Ask)).SessionId;
+        await PromptAsync(session, "Remember 42"); // on alpha
+        var other = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full, "hog"), Ask)).SessionId;
+        var hog = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(other, $"{Long} hog"), Ask);
+        await FirstAsync(hog, "assistant");
+        var b = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, "Remember 7"), Ask);
+        await FirstAsync(b, "queued");
+        var c = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, "What numbers?"), Ask);
+        await FirstAsync(c, "queued");
+
+        await CrashAsync();
+        await RestartAsync("konsole.roles { dashboard = beta, quickturn = alpha }"); // both run on beta now
+
+        var followed = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask);
+        var results = new Dictionary<string, string>();
+        using var cancel = new CancellationTokenSource(TurnTimeout);
+        while (results.Count < 2)
+        {
+            var item = await followed.Events.ReadAsync(cancel.Token);
+            if (item.Type == "result")
+                results[item.PromptId] = JsonDocument.Parse(item.Data).RootElement.GetProperty("result").GetString()!;
+        }
+        Assert.Equal("echo: Remember 7 [history: Remember 42]", results[b.PromptId]);
+        Assert.Equal("echo: What numbers? [history: Remember 42 | Remember 7]", results[c.PromptId]); // it took up where B left it
+    }
+
+    [Fact]
     public async Task A_session_named_like_the_managers_own_children_is_a_session_like_any_other_also_after_a_restart()
     {
         await StartAsync();

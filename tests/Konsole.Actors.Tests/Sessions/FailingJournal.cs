@@ -2,12 +2,14 @@ using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using Akka.Persistence;
 using Akka.Persistence.Journal;
+using Konsole.Actors.Durability;
 
 namespace Konsole.Actors.Tests.Sessions;
 
 /// <summary>
 /// The in-memory journal, except that writes for the persistence ids a test names fail (as a database that times out
-/// does) until the test heals them.
+/// does) until the test heals them, or (event id reservations) are acknowledged but never land, as a write still on its
+/// way when the host was killed.
 /// </summary>
 public sealed class FailingJournal : MemoryJournal
 {
@@ -22,6 +24,7 @@ public sealed class FailingJournal : MemoryJournal
     private static readonly ConcurrentDictionary<string, int> Failing = new(StringComparer.Ordinal); // id -> writes failed
     private static readonly ConcurrentDictionary<string, int> Written = new(StringComparer.Ordinal); // id -> writes that succeeded
     private static readonly ConcurrentDictionary<string, int> FailingReads = new(StringComparer.Ordinal); // id -> reads failed
+    private static readonly ConcurrentDictionary<string, int> Losing = new(StringComparer.Ordinal); // id -> reservations lost
 
     public static void FailWritesOf(string persistenceId) => Failing[persistenceId] = 0;
 
@@ -37,10 +40,14 @@ public sealed class FailingJournal : MemoryJournal
     /// <summary>Reads of <paramref name="persistenceId"/> failed so far, since <see cref="FailReadsOf"/>.</summary>
     public static int ReadFailures(string persistenceId) => FailingReads.GetValueOrDefault(persistenceId);
 
+    /// <summary>The event id reservations <paramref name="persistenceId"/> writes are acknowledged but kept nowhere, until healed.</summary>
+    public static void LoseEventIdReservationsOf(string persistenceId) => Losing[persistenceId] = 0;
+
     /// <summary>Writes (and reads) of <paramref name="persistenceId"/> succeed again; returns how many writes failed.</summary>
     public static int Heal(string persistenceId)
     {
         FailingReads.TryRemove(persistenceId, out _);
+        Losing.TryRemove(persistenceId, out _);
         return Failing.TryRemove(persistenceId, out var failed) ? failed : 0;
     }
 
@@ -49,6 +56,7 @@ public sealed class FailingJournal : MemoryJournal
     {
         Failing.Clear();
         FailingReads.Clear();
+        Losing.Clear();
     }
 
     public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
@@ -59,16 +67,23 @@ public sealed class FailingJournal : MemoryJournal
         return Task.FromException<long>(new TimeoutException($"journal read for {persistenceId} timed out (test fault)"));
     }
 
-    protected override Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
+    protected override async Task<IImmutableList<Exception?>> WriteMessagesAsync(IEnumerable<AtomicWrite> messages, CancellationToken cancellationToken)
     {
         var writes = messages.ToList();
         foreach (var write in writes.Where(w => Failing.ContainsKey(w.PersistenceId)))
         {
             Failing.AddOrUpdate(write.PersistenceId, 1, (_, n) => n + 1);
-            return Task.FromException<IImmutableList<Exception?>>(new TimeoutException($"journal write for {write.PersistenceId} timed out (test fault)"));
+            throw new TimeoutException($"journal write for {write.PersistenceId} timed out (test fault)");
         }
+        var lost = writes.Where(w => Losing.ContainsKey(w.PersistenceId)
+            && ((IImmutableList<IPersistentRepresentation>)w.Payload).All(e => e.Payload is EventIdsReserved)).ToList();
+        foreach (var write in lost)
+            Losing.AddOrUpdate(write.PersistenceId, 1, (_, n) => n + 1);
         foreach (var write in writes)
             Written.AddOrUpdate(write.PersistenceId, 1, (_, n) => n + 1);
-        return base.WriteMessagesAsync(writes, cancellationToken);
+        if (lost.Count == 0)
+            return await base.WriteMessagesAsync(writes, cancellationToken);
+        await base.WriteMessagesAsync(writes.Except(lost), cancellationToken);
+        return null!; // every write acknowledged, the lost ones kept nowhere
     }
 }

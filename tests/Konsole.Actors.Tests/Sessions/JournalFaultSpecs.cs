@@ -137,10 +137,9 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
 
         var refused = await _sessions.Ask<SessionRejected>(new CreateSession(SessionType.Full, "ui-refused"), Ask);
         var served = await PromptAsync(kept, "still served");
-        await _sessions.Ask<SessionClosed>(new CloseSession(closed), Ask);
-        var writes = FailingJournal.Writes(Registry);
+        var closing = _sessions.Ask<SessionClosed>(new CloseSession(closed), Ask); // answered once it is on record
         FailingJournal.Heal(Registry);
-        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.Writes(Registry) > writes), TurnTimeout); // the close, caught up
+        await closing;
         var opened = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full, "ui-refused"), Ask);
         await CrashAsync();
         await RestartAsync();
@@ -189,5 +188,77 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         FailingJournal.Heal($"session-{session}");
         Assert.True(reply is SessionRejected { Code: SessionErrorCodes.Unavailable } or SessionInfo, $"got {reply}");
         await AwaitAssertAsync(async () => await _sessions.Ask<SessionInfo>(new GetSession(session), Ask), TurnTimeout);
+    }
+
+    [Fact]
+    public async Task A_close_is_answered_once_on_record_and_a_host_killed_before_that_finds_the_session_open_with_its_conversation()
+    {
+        await StartAsync();
+        var kept = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full, "kept"), Ask)).SessionId;
+        var closed = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full, "closed"), Ask)).SessionId;
+        await PromptAsync(kept, "Remember 42");
+        await StopTheRegistryAsync();
+
+        var unanswered = CreateTestProbe();
+        _sessions.Tell(new CloseSession(kept), unanswered.Ref);
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.Failures(Registry) > 1), TurnTimeout); // the close's write failed
+        var answered = _sessions.Ask<SessionClosed>(new CloseSession(closed), Ask);
+        var writes = FailingJournal.Writes(Registry);
+        FailingJournal.Heal(Registry);
+        await answered;
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.Writes(Registry) > writes), TurnTimeout);
+        await unanswered.ExpectMsgAsync<SessionClosed>(TurnTimeout); // both closes caught up with
+        await CrashAsync();
+        await RestartAsync();
+
+        Assert.Equal(SessionErrorCodes.Closed, (await _sessions.Ask<SessionRejected>(new GetSession(kept), Ask)).Code);
+        Assert.Equal(SessionErrorCodes.Closed, (await _sessions.Ask<SessionRejected>(new GetSession(closed), Ask)).Code);
+    }
+
+    [Fact]
+    public async Task A_close_the_host_was_killed_before_recording_was_never_answered_and_the_session_is_back_whole()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full, "doomed"), Ask)).SessionId;
+        await PromptAsync(session, "Remember 42");
+        await StopTheRegistryAsync();
+
+        var asker = CreateTestProbe();
+        _sessions.Tell(new CloseSession(session), asker.Ref);
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.Failures(Registry) > 1), TurnTimeout);
+        await CrashAsync(); // the host is killed before the journal writes again
+        FailingJournal.Heal(Registry);
+        await RestartAsync();
+
+        Assert.False(asker.HasMessages, "the client was told it closed"); // (it was not: before, it was, and its journal deleted)
+        Assert.Equal(1, (await _sessions.Ask<SessionInfo>(new GetSession(session), Ask)).Turns);
+        Assert.Equal("echo: What number? [history: Remember 42]", ResultText(await PromptAsync(session, "What number?")));
+    }
+
+    [Fact]
+    public async Task Event_ids_after_a_restart_go_on_above_those_handed_out_while_their_reservation_was_on_its_way()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full, "ids"), Ask)).SessionId;
+        FailingJournal.LoseEventIdReservationsOf($"session-{session}"); // what it writes ahead now never lands...
+
+        var busy = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, $"{Long} busy"), Ask);
+        var seen = await FirstAsync(busy, "assistant"); // ...as a client reads its first events
+        await CrashAsync(); // ...and the host is killed
+        FailingJournal.Heal($"session-{session}");
+        await RestartAsync();
+
+        var followed = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask);
+        using var cancel = new CancellationTokenSource(TurnTimeout);
+        var interrupted = await followed.Events.ReadAsync(cancel.Token);
+        Assert.Equal("error", interrupted.Type);
+        Assert.True(interrupted.Id > seen.Id, $"the interrupted prompt's error is #{interrupted.Id}; a client saw #{seen.Id} before the restart");
+    }
+
+    /// <summary>The registry's writes fail from now on: its next one (a session's opening, refused) stops it.</summary>
+    private async Task StopTheRegistryAsync()
+    {
+        FailingJournal.FailWritesOf(Registry);
+        await _sessions.Ask<SessionRejected>(new CreateSession(SessionType.Full), Ask);
     }
 }
