@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.RegularExpressions;
 using Konsole.Actors.Configuration;
 using Microsoft.AspNetCore.Http;
 
@@ -11,7 +12,7 @@ namespace Konsole.Gateway;
 /// gateway only (against DNS rebinding), and browser origins only when listed (against cross-site requests).
 /// Built from <c>konsole.gateway</c> before anything starts; a setting it cannot honour is refused.
 /// </summary>
-public sealed class GatewaySecurity
+public sealed partial class GatewaySecurity
 {
     private static readonly string[] LoopbackNames = ["localhost", "127.0.0.1", "[::1]", "::1"];
     private static readonly string[] ProtectedPrefixes = ["/api", "/sessions", "/hot"];
@@ -142,8 +143,14 @@ public sealed class GatewaySecurity
         var rest = normalized.IndexOfAny(['/', '?', '#', '%'], afterScheme);
         if (rest >= 0 && !(rest == normalized.Length - 1 && normalized[rest] == '/'))
             return null;
+        // Without a port Kestrel would take 80, which nobody asked for.
+        if (!PortAtEnd().IsMatch(normalized[afterScheme..(rest >= 0 ? rest : normalized.Length)]))
+            return null;
         return uri.Host == "wildcard.invalid" ? "*" : uri.Host;
     }
+
+    [GeneratedRegex(@":[0-9]{1,5}\z")]
+    private static partial Regex PortAtEnd();
 
     private static bool IsLoopback(string host) =>
         host.Equals("localhost", StringComparison.OrdinalIgnoreCase)

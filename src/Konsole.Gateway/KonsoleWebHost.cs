@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -31,6 +32,9 @@ public static class KonsoleWebHost
         builder.WebHost.UseUrls([.. security.Urls]);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
+            // Endpoints come from konsole.gateway.urls alone: Kestrel's own settings (Kestrel__Endpoints__... in the environment,
+            // an appsettings.json) would replace them unchecked, e.g. a public bind without the token it needs.
+            kestrel.Configure(new ConfigurationBuilder().Build());
             kestrel.AddServerHeader = false;
             // Odd ids (10 KB long) reach the endpoints and get a problem+json, instead of Kestrel's bare 414.
             kestrel.Limits.MaxRequestLineSize = 64 * 1024;

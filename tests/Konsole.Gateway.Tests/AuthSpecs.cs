@@ -78,6 +78,8 @@ public sealed class AuthSpecs(ITestOutputHelper output) : GatewaySpec(output)
     [InlineData("http://127.0.0.1:5080?x=1", false)]
     [InlineData("https://127.0.0.1:5080", false)] // no certificate: was an exit with a stack trace
     [InlineData(";", false)] // was Kestrel's default, http://localhost:5000
+    [InlineData("http://127.0.0.1", false)] // was port 80
+    [InlineData("http://[::1]/", false)]
     public void Gateway_urls_are_http_hosts_and_ports(string urls, bool taken)
     {
         var settings = KonsoleConfig.Parse("").Settings.Gateway with { Urls = urls, AuthToken = Token };

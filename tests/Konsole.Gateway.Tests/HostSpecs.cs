@@ -122,6 +122,24 @@ public sealed partial class HostSpecs : IDisposable
     }
 
     [Fact]
+    public async Task The_gateway_listens_only_where_konsole_gateway_urls_says_not_where_kestrels_own_settings_would()
+    {
+        using var free = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        free.Start();
+        var port = ((IPEndPoint)free.LocalEndpoint).Port;
+        free.Stop();
+        // An environment variable ASP.NET Core reads: it put the gateway on every interface, without the token that needs.
+        var environment = new Dictionary<string, string> { ["Kestrel__Endpoints__Http__Url"] = $"http://0.0.0.0:{port}" };
+
+        await using var host = await HostProcess.StartAsync(WriteConfig(DemoConfig), environment: environment);
+
+        Assert.Equal("127.0.0.1", host.Client.BaseAddress!.Host);
+        Assert.NotEqual(port, host.Client.BaseAddress.Port);
+        using var probe = new System.Net.Sockets.TcpClient();
+        await Assert.ThrowsAnyAsync<System.Net.Sockets.SocketException>(() => probe.ConnectAsync(IPAddress.Loopback, port));
+    }
+
+    [Fact]
     public async Task The_demo_serves_the_api_on_simulated_accounts_and_sigterm_stops_every_cli()
     {
         await using var host = await HostProcess.StartAsync(WriteConfig(DemoConfig));
@@ -375,9 +393,9 @@ public sealed partial class HostSpecs : IDisposable
             get { lock (_output) return _output.ToString(); }
         }
 
-        public static async Task<HostProcess> StartAsync(string config, bool waitReady = true)
+        public static async Task<HostProcess> StartAsync(string config, bool waitReady = true, IReadOnlyDictionary<string, string>? environment = null)
         {
-            var host = new HostProcess(Start("--demo", "--config", config));
+            var host = new HostProcess(Start(environment, "--demo", "--config", config));
             var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
             DataReceivedEventHandler collect = (_, e) =>
             {
@@ -452,7 +470,9 @@ public sealed partial class HostSpecs : IDisposable
         return path;
     }
 
-    private static Process Start(params string[] args)
+    private static Process Start(params string[] args) => Start(null, args);
+
+    private static Process Start(IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -460,6 +480,8 @@ public sealed partial class HostSpecs : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[name] = value;
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "konsole.dll"));
         foreach (var arg in args)
             start.ArgumentList.Add(arg);

@@ -85,9 +85,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Receive<RetryRefresh>(_ => RequestRefresh());
         Receive<RateLimitReset>(_ =>
         {
+            if (_rateLimitedUntil is not null)
+                _log.Info("Account {0}: its rate limit has reset", Id);
             _rateLimitedUntil = null;
-            _rateLimit = null; // the rejection is over: nothing is known of the limit until the next turn reports it
-            _log.Info("Account {0}: its rate limit has reset", Id);
+            _rateLimit = null; // the rejection or warning is over: nothing is known of the limit until the next turn reports it
             PublishStatus();
         });
         Receive<RefreshFinished>(OnRefreshFinished);
@@ -149,8 +150,15 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             _staleCredentialsReads = m.Read;
             if (m.Credentials != _credentials)
             {
-                if (m.Credentials?.ExpiresAt != _credentials?.ExpiresAt && _refresh == RefreshState.None)
+                if (m.Credentials.ExpiresAt != _credentials?.ExpiresAt && _refresh == RefreshState.None)
                     _oauthError = null; // a new login (claude login, or the CLI's own refresh): an earlier failure no longer applies
+                if (m.Credentials.Problem != _credentials?.Problem)
+                {
+                    if (m.Credentials.Problem is { } problem)
+                        _log.Warning("Account {0}: {1}", Id, problem);
+                    else if (_credentials is not null)
+                        _log.Info("Account {0}: its OAuth login can be read again", Id);
+                }
                 _credentials = m.Credentials;
                 PublishStatus();
             }
@@ -342,6 +350,12 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             Timers.StartSingleTimer(nameof(RateLimitReset), RateLimitReset.Instance, left > TimeSpan.Zero ? left : TimeSpan.Zero);
             _log.Warning("Account {0}: rate-limited until {1:u}; its role's traffic goes to a healthy account meanwhile", Id, until);
         }
+        else if (info is { Status: "allowed_warning", ResetsAt: { } resets })
+        {
+            // The warning is about a window that ends: after it, it keeps no traffic away (until a turn reports the next).
+            var left = resets - DateTimeOffset.UtcNow;
+            Timers.StartSingleTimer(nameof(RateLimitReset), RateLimitReset.Instance, left > TimeSpan.Zero ? left : TimeSpan.Zero);
+        }
         if (info.Status == "rejected" || strained)
             Context.System.EventStream.Publish(new AccountRateLimited(Id, info.Status ?? "unknown", info.ResetsAt, info.Utilization));
         PublishStatus(); // the router hears of it before the prompts handed back to it
@@ -434,7 +448,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         _staleCredentialsReads = _credentialsReads;
         if (finished.Refreshed is { } refreshed)
         {
-            _log.Info("Account {0}: OAuth token refreshed; it expires at {1:u}", Id, refreshed.ExpiresAt);
+            if (refreshed.LifetimeAssumed)
+                _log.Warning("Account {0}: OAuth token refreshed; the token endpoint did not say for how long: taken to expire at {1:u} ({2:0} min)",
+                    Id, refreshed.ExpiresAt, OAuthRefresher.AssumedLifetime.TotalMinutes);
+            else
+                _log.Info("Account {0}: OAuth token refreshed; it expires at {1:u}", Id, refreshed.ExpiresAt);
             _refreshedTo = refreshed.ExpiresAt;
             _refreshedLife = refreshed.ExpiresAt - DateTimeOffset.UtcNow;
             _oauthError = null;
@@ -777,7 +795,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession,
             s.Running?.UserSessionId)).ToArray(),
         _failure ?? (_rateLimitedUntil is { } until ? $"rate-limited until {until:u}" : null),
-        _oauthError,
+        _oauthError ?? _credentials?.Problem,
         _refresh == RefreshState.Running);
 
     private void PublishStatus()
@@ -886,7 +904,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private sealed record ConversationPrepared(string Slot, string? ForPromptId, string SessionId, bool Available, string? Error);
 
-    private sealed record CredentialsRead(AccountCredentials? Credentials, long Read);
+    private sealed record CredentialsRead(AccountCredentials Credentials, long Read);
 
     private sealed record PollCredentials
     {

@@ -7,8 +7,11 @@ using Konsole.Actors.Processes;
 
 namespace Konsole.Actors.Accounts;
 
-/// <summary>A refreshed login: the new access token is in the file and lives until <paramref name="ExpiresAt"/>.</summary>
-public sealed record OAuthRefreshed(DateTimeOffset ExpiresAt);
+/// <summary>
+/// A refreshed login: the new access token is in the file and lives until <paramref name="ExpiresAt"/> (assumed, when
+/// <paramref name="LifetimeAssumed"/>: the reply said nothing of it).
+/// </summary>
+public sealed record OAuthRefreshed(DateTimeOffset ExpiresAt, bool LifetimeAssumed = false);
 
 /// <summary>
 /// A refresh that did not happen. <see cref="Retryable"/>: the same refresh token may still work later
@@ -29,6 +32,12 @@ public static class OAuthRefresher
 
     private const string DefaultScope = "user:inference user:profile";
 
+    /// <summary>
+    /// The lifetime taken for a new access token whose reply has no <c>expires_in</c> (OAuth only recommends it): short, so the
+    /// next refresh comes early rather than after the token has run out.
+    /// </summary>
+    public static readonly TimeSpan AssumedLifetime = TimeSpan.FromHours(1);
+
     // One refresh of a login at a time in this process (an account actor restarted while its refresh was in flight starts
     // another): the second then reads the token the first wrote, instead of spending the same one again.
     private static readonly ConcurrentDictionary<string, SemaphoreSlim> Gates = new(StringComparer.Ordinal);
@@ -44,15 +53,18 @@ public static class OAuthRefresher
     /// Refreshes the login in <paramref name="configDir"/>: reads <c>.credentials.json</c>, POSTs the refresh to
     /// <paramref name="tokenEndpoint"/>, and writes the new tokens back atomically (a 0600 temp file in the same
     /// directory, flushed to disk, renamed over the old one), keeping every other field. Stores the rotated refresh
-    /// token (the old one when the reply has none) and <c>expiresAt</c> = now + <c>expires_in</c>.
+    /// token (the old one when the reply has none) and <c>expiresAt</c> = now + <c>expires_in</c> (+ <see cref="AssumedLifetime"/>
+    /// when the reply has none).
     /// Throws <see cref="OAuthRefreshException"/>; cancellation of <paramref name="ct"/> surfaces as
     /// <see cref="OperationCanceledException"/>.
     /// </summary>
     public static async Task<OAuthRefreshed> RefreshAsync(
         HttpClient http, string tokenEndpoint, string configDir, TimeProvider time, CancellationToken ct)
     {
-        var path = Path.Combine(configDir, AccountCredentials.FileName);
-        var gate = Gates.GetOrAdd(Path.GetFullPath(path), _ => new SemaphoreSlim(1, 1));
+        // A symbolic link's target is what is rewritten (renamed over, the link would become a file of its own, and its
+        // target keep the spent refresh token); a link that leads nowhere reads as a missing file.
+        var path = Posix.RealPath(Path.Combine(configDir, AccountCredentials.FileName));
+        var gate = Gates.GetOrAdd(path, _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -83,7 +95,7 @@ public static class OAuthRefresher
             var reply = await PostAsync(http, tokenEndpoint, body.ToJsonString(), ct).ConfigureAwait(false);
             var (accessToken, rotatedRefreshToken, expiresIn) = ParseReply(reply);
 
-            var expiresAt = DateTimeOffset.FromUnixTimeMilliseconds((time.GetUtcNow() + expiresIn).ToUnixTimeMilliseconds()); // as the file keeps it
+            var expiresAt = DateTimeOffset.FromUnixTimeMilliseconds((time.GetUtcNow() + (expiresIn ?? AssumedLifetime)).ToUnixTimeMilliseconds()); // as the file keeps it
             // The file as it is now: another writer (the CLI, a login) may have changed other fields while the request was out.
             (root, oauth) = await LatestOrAsync(path, root, oauth).ConfigureAwait(false);
             oauth["accessToken"] = accessToken;
@@ -106,7 +118,7 @@ public static class OAuthRefresher
                     : $"the token endpoint issued new tokens but writing them beside {path} failed ({e.GetType().Name}: {e.Message}); the login must be renewed",
                     retryable: false);
             }
-            return new OAuthRefreshed(expiresAt);
+            return new OAuthRefreshed(expiresAt, LifetimeAssumed: expiresIn is null);
         }
         finally
         {
@@ -158,6 +170,8 @@ public static class OAuthRefresher
             throw new OAuthRefreshException($"{path} holds no refreshToken", retryable: false);
         return (rootObject, oauth, refreshToken);
     }
+
+    private static readonly TimeSpan MaxLifetime = TimeSpan.FromDays(3650);
 
     private static string ScopeOf(JsonObject oauth)
     {
@@ -225,7 +239,7 @@ public static class OAuthRefresher
         }
     }
 
-    private static (string AccessToken, string? RefreshToken, TimeSpan ExpiresIn) ParseReply(string reply)
+    private static (string AccessToken, string? RefreshToken, TimeSpan? ExpiresIn) ParseReply(string reply)
     {
         JsonObject? o;
         try
@@ -241,10 +255,12 @@ public static class OAuthRefresher
             throw new OAuthRefreshException("the token endpoint's reply is not a JSON object", retryable: true);
         if (o["access_token"] is not JsonValue a || !a.TryGetValue<string>(out var accessToken) || accessToken.Length == 0)
             throw new OAuthRefreshException("the token endpoint's reply has no access_token", retryable: true);
-        if (o["expires_in"] is not JsonValue e || !e.TryGetValue<double>(out var seconds) || !(seconds > 0) || seconds > TimeSpan.MaxValue.TotalSeconds / 2)
-            throw new OAuthRefreshException("the token endpoint's reply has no valid expires_in", retryable: true);
+        // Without a usable expires_in the tokens are kept all the same: the refresh token may be spent, and the new one is the login.
+        TimeSpan? expiresIn = o["expires_in"] is JsonValue e && e.TryGetValue<double>(out var seconds) && seconds > 0 && seconds <= MaxLifetime.TotalSeconds
+            ? TimeSpan.FromSeconds(seconds)
+            : null;
         string? refreshToken = o["refresh_token"] is JsonValue r && r.TryGetValue<string>(out var rotated) && rotated.Length > 0 ? rotated : null;
-        return (accessToken, refreshToken, TimeSpan.FromSeconds(seconds));
+        return (accessToken, refreshToken, expiresIn);
     }
 
     /// <summary>The temp file beside the target, created 0600 (never readable by others, even before the first byte).</summary>

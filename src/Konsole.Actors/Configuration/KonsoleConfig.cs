@@ -3,6 +3,8 @@ using System.Text.RegularExpressions;
 using Akka.Configuration;
 using Akka.Configuration.Hocon;
 
+using Konsole.Actors.Processes;
+
 namespace Konsole.Actors.Configuration;
 
 /// <summary>A configuration the host refuses to start with; the message names the file and the key.</summary>
@@ -330,7 +332,7 @@ public static partial class KonsoleConfig
             if (File.Exists(dir))
                 throw r.Error($"{at}.config-dir", $"'{dir}' is a file, not a directory");
             // Two accounts on one login would each refresh its rotating token, and one of them then holds a spent one.
-            if (accounts.FirstOrDefault(a => Path.TrimEndingDirectorySeparator(a.ConfigDir) == Path.TrimEndingDirectorySeparator(dir)) is { } same)
+            if (accounts.FirstOrDefault(a => Posix.RealPath(a.ConfigDir) == Posix.RealPath(dir)) is { } same) // (a symbolic link is the same login)
                 throw r.Error($"{at}.config-dir", $"'{dir}' is account '{same.Id}'s config dir too: each account needs a login of its own");
             accounts.Add(new AccountSettings(
                 id,
@@ -531,10 +533,16 @@ public static partial class KonsoleConfig
         }
 
         // A bare number is a duration in milliseconds to Akka's HOCON: "turn-timeout = 600" would be 0.6s. It needs its unit.
+        // Longer than any setting needs, and short enough for any date it is added to or taken from (a restart window of
+        // 10,000,000 days failed the account on its first crash).
+        private static readonly TimeSpan MaxDuration = TimeSpan.FromDays(365);
+
         public TimeSpan Duration(string key, TimeSpan? max = null) => Typed(key,
-            max is { } most ? $"a duration with its unit, such as 30s, 5m or 1h, at most {most.TotalHours:0.#}h" : "a duration with its unit, such as 30s, 5m or 1h",
+            $"a duration with its unit, such as 30s, 5m or 1h, at most {Shown(max ?? MaxDuration)}",
             v => double.TryParse(v.GetString(), CultureInfo.InvariantCulture, out _) ? throw new FormatException() : v.GetTimeSpan(),
-            d => d > TimeSpan.Zero && d <= (max ?? TimeSpan.MaxValue));
+            d => d > TimeSpan.Zero && d <= (max ?? MaxDuration));
+
+        private static string Shown(TimeSpan most) => most.TotalHours < 48 ? $"{most.TotalHours:0.#}h" : $"{most.TotalDays:0.#}d";
 
         public long ByteSize(string key, long max = long.MaxValue) => Typed(key,
             max == long.MaxValue ? "a size such as 1048576 or 64MiB" : $"a size such as 1048576 or 64MiB, at most {max / 1024 / 1024}MiB",

@@ -54,8 +54,36 @@ public static class Posix
         return synced;
     }
 
+    /// <summary>
+    /// The path with every symbolic link in it resolved (<c>realpath</c>), so two names of one directory compare equal; the
+    /// full path as given when it does not exist (yet) or this is not Linux or macOS.
+    /// </summary>
+    public static string RealPath(string path)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())
+            return full;
+        var resolved = realpath(full, IntPtr.Zero);
+        if (resolved == IntPtr.Zero)
+            return full;
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved) ?? full;
+        }
+        finally
+        {
+            free(resolved);
+        }
+    }
+
     [DllImport("libc", SetLastError = true)]
     private static extern int kill(int pid, int sig);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern IntPtr realpath([MarshalAs(UnmanagedType.LPUTF8Str)] string path, IntPtr resolved);
+
+    [DllImport("libc")]
+    private static extern void free(IntPtr pointer);
 
     [DllImport("libc", SetLastError = true)]
     private static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);

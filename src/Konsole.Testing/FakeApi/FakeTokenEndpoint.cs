@@ -12,7 +12,7 @@ namespace Konsole.Testing.FakeApi;
 public sealed record TokenRequest(int Index, string? GrantType, string? RefreshToken, string? ClientId, string? Scope, int Status);
 
 /// <summary>Tokens the fake endpoint issued in one successful refresh.</summary>
-public sealed record IssuedTokens(string AccessToken, string? RefreshToken, TimeSpan ExpiresIn);
+public sealed record IssuedTokens(string AccessToken, string? RefreshToken, TimeSpan? ExpiresIn);
 
 /// <summary>
 /// A stand-in for the OAuth token endpoint (POST /v1/oauth/token, JSON body) on loopback, with single-use refresh
@@ -29,7 +29,7 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
     private readonly HashSet<string> _valid = new(StringComparer.Ordinal);
     private readonly RequestLog<TokenRequest> _requests = new("the fake token endpoint");
     private readonly List<IssuedTokens> _issued = [];
-    private TimeSpan _expiresIn = TimeSpan.FromHours(8);
+    private TimeSpan? _expiresIn = TimeSpan.FromHours(8);
     private TimeSpan _delay;
     private TaskCompletionSource? _held;
     private bool _rotate = true;
@@ -60,8 +60,8 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
         get { lock (_gate) return _issued.Count == 0 ? null : _issued[^1].RefreshToken; }
     }
 
-    /// <summary>The <c>expires_in</c> of issued access tokens.</summary>
-    public TimeSpan ExpiresIn
+    /// <summary>The <c>expires_in</c> of issued access tokens; null: replies have none (OAuth only recommends it).</summary>
+    public TimeSpan? ExpiresIn
     {
         get { lock (_gate) return _expiresIn; }
         set { lock (_gate) _expiresIn = value; }
@@ -236,9 +236,10 @@ public sealed class FakeTokenEndpoint : IAsyncDisposable
             {
                 ["token_type"] = "Bearer",
                 ["access_token"] = issued.AccessToken,
-                ["expires_in"] = (long)issued.ExpiresIn.TotalSeconds,
                 ["scope"] = request.Scope,
             };
+            if (issued.ExpiresIn is { } expiresIn)
+                reply["expires_in"] = (long)expiresIn.TotalSeconds;
             if (refreshToken is not null)
                 reply["refresh_token"] = refreshToken;
             return (200, reply);

@@ -261,6 +261,22 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task An_account_without_a_readable_login_says_so_until_it_has_one()
+    {
+        var credentials = Path.Combine(Sandbox.Accounts[0].ConfigDir, AccountCredentials.FileName);
+        File.Delete(credentials);
+        await StartAccountAsync();
+
+        await AwaitAssertAsync(async () => Assert.Equal(
+            $"no OAuth login could be read: {credentials} does not exist (claude login with CLAUDE_CONFIG_DIR set to its directory)",
+            (await StatusAsync()).OAuthError), TurnTimeout); // it was silent: no expiry, no error, no log line
+        KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], DateTimeOffset.UtcNow.AddHours(8));
+        await RunAsync(_account, NewPrompt("read it again after this turn"));
+
+        await AwaitAssertAsync(async () => Assert.Null((await StatusAsync()).OAuthError), TurnTimeout);
+    }
+
+    [Fact]
     public async Task Each_session_keeps_its_own_conversation_on_a_shared_process()
     {
         var account = await StartAccountAsync();

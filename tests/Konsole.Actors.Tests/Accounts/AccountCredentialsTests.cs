@@ -29,7 +29,24 @@ public sealed class AccountCredentialsTests : IDisposable
         await File.WriteAllTextAsync(Path.Combine(_dir, AccountCredentials.FileName),
             """{"claudeAiOauth":{"expiresAt":1795982153000,"subscriptionType":"max\ud800"}}""");
 
-        Assert.Null(await AccountCredentials.ReadAsync(_dir));
+        Assert.EndsWith(".credentials.json is not valid JSON (claude login with CLAUDE_CONFIG_DIR set to its directory)", (await AccountCredentials.ReadAsync(_dir)).Problem);
+    }
+
+    [Theory]
+    [InlineData(null, "does not exist")]
+    [InlineData("{\"claudeAiOauth\":", "is not valid JSON")]
+    [InlineData("[1]", "holds no claudeAiOauth login")]
+    [InlineData("{\"mcpOAuth\":{}}", "holds no claudeAiOauth login")]
+    public async Task A_file_without_a_readable_login_says_why(string? content, string problem)
+    {
+        if (content is not null)
+            await File.WriteAllTextAsync(Path.Combine(_dir, AccountCredentials.FileName), content);
+
+        var credentials = await AccountCredentials.ReadAsync(_dir);
+
+        Assert.Equal((null, null), (credentials.ExpiresAt, credentials.RateLimitTier));
+        Assert.Equal($"no OAuth login could be read: {Path.Combine(_dir, AccountCredentials.FileName)} {problem} (claude login with CLAUDE_CONFIG_DIR set to its directory)",
+            credentials.Problem);
     }
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);

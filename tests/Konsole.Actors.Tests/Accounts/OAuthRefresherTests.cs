@@ -97,6 +97,35 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reply_without_expires_in_keeps_its_new_tokens_with_an_assumed_lifetime()
+    {
+        _endpoint.ExpiresIn = null; // OAuth only recommends it: the refresh token is spent all the same
+
+        var refreshed = await RefreshAsync();
+
+        Assert.Equal((Now + OAuthRefresher.AssumedLifetime, true), (refreshed.ExpiresAt, refreshed.LifetimeAssumed));
+        var oauth = ReadCredentials()["claudeAiOauth"]!;
+        var issued = Assert.Single(_endpoint.Issued);
+        Assert.Equal((issued.AccessToken, issued.RefreshToken), ((string?)oauth["accessToken"], (string?)oauth["refreshToken"]));
+        Assert.Equal((Now + OAuthRefresher.AssumedLifetime).ToUnixTimeMilliseconds(), (long)oauth["expiresAt"]!);
+        await RefreshAsync(); // the next refresh spends the new refresh token (the old one is refused)
+        Assert.Equal(2, _endpoint.Issued.Count);
+    }
+
+    [Fact]
+    public async Task A_credentials_file_that_is_a_symbolic_link_is_refreshed_in_its_target_and_stays_a_link()
+    {
+        var target = Path.Combine(_sandbox.Root, "shared-credentials.json");
+        File.Move(CredentialsPath, target);
+        File.CreateSymbolicLink(CredentialsPath, target);
+
+        await RefreshAsync();
+
+        Assert.Equal(target, new FileInfo(CredentialsPath).LinkTarget); // before: replaced by a file, the target keeping the spent token
+        Assert.Equal(_endpoint.LatestRefreshToken, (string?)JsonNode.Parse(File.ReadAllText(target))!["claudeAiOauth"]!["refreshToken"]);
+    }
+
+    [Fact]
     public async Task Without_a_rotated_token_in_the_reply_the_old_refresh_token_is_kept()
     {
         _endpoint.RotateRefreshTokens = false;

@@ -117,8 +117,9 @@ public sealed class KonsoleConfigTests
     [InlineData("konsole.queue.max-depth = 0", "konsole.queue.max-depth must be a positive whole number")]
     [InlineData("konsole.claude.turn-timeout = soon", "konsole.claude.turn-timeout must be a duration")]
     [InlineData("konsole.shutdown.drain-timeout = 100d", "konsole.shutdown.drain-timeout must be a duration with its unit, such as 30s, 5m or 1h, at most 24h")]
-    [InlineData("konsole.claude.turn-timeout = 600", "konsole.claude.turn-timeout must be a duration with its unit, such as 30s, 5m or 1h (got '600')")] // was 0.6s
-    [InlineData("konsole.claude.turn-timeout { a = 1 }", "konsole.claude.turn-timeout must be a duration with its unit, such as 30s, 5m or 1h (got an object)")]
+    [InlineData("konsole.claude.turn-timeout = 600", "konsole.claude.turn-timeout must be a duration with its unit, such as 30s, 5m or 1h, at most 365d (got '600')")] // was 0.6s
+    [InlineData("konsole.claude.turn-timeout { a = 1 }", "konsole.claude.turn-timeout must be a duration with its unit, such as 30s, 5m or 1h, at most 365d (got an object)")]
+    [InlineData("konsole.claude.restart.window = 10000000d", "konsole.claude.restart.window must be a duration with its unit, such as 30s, 5m or 1h, at most 365d (got '10000000d')")] // failed the account at its first crash
     [InlineData("konsole.oauth { retry-min-backoff = 10m\n retry-max-backoff = 1s }", "konsole.oauth.retry-max-backoff must not be shorter than retry-min-backoff")]
     [InlineData("konsole.claude.max-line-bytes = 1", "konsole.claude.max-line-bytes must be at least 64KiB")]
     [InlineData("konsole.claude.working-directory = \"/nonexistent/wd\"", "konsole.claude.working-directory '/nonexistent/wd' is not a directory")]
@@ -192,6 +193,27 @@ public sealed class KonsoleConfigTests
 
         Assert.Contains($"konsole.persistence.connection-string is not a {provider} connection string", error.Message);
         Assert.DoesNotContain(secret, error.Message);
+    }
+
+    [Fact]
+    public void A_config_dir_that_is_a_symbolic_link_to_another_accounts_is_that_accounts_login_too()
+    {
+        var root = Directory.CreateTempSubdirectory("konsole-link-");
+        try
+        {
+            var real = Directory.CreateDirectory(Path.Combine(root.FullName, "login")).FullName;
+            var link = Path.Combine(root.FullName, "login-link");
+            Directory.CreateSymbolicLink(link, real);
+
+            var error = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Parse(
+                $"konsole.accounts = [ {{ id = a, config-dir = \"{real}\" }}\n {{ id = b, config-dir = \"{link}\" }} ]", "/etc/me.hocon"));
+
+            Assert.Equal($"/etc/me.hocon: konsole.accounts[1].config-dir '{link}' is account 'a's config dir too: each account needs a login of its own", error.Message);
+        }
+        finally
+        {
+            root.Delete(recursive: true);
+        }
     }
 
     [Fact]

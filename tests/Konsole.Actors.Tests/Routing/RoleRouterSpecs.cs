@@ -3,6 +3,7 @@ using Akka.Actor;
 using Konsole.Actors.Accounts;
 using Konsole.Actors.Processes;
 using Konsole.Actors.Prompts;
+using Konsole.Actors.Protocol;
 using Konsole.Actors.Routing;
 using Konsole.Testing;
 using Konsole.Testing.FakeApi;
@@ -278,6 +279,23 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
 
         Assert.Contains(BetaDir, (await RouteAsync(router, Role.Dashboard, $"moved {WhoServes}")).ResultText);
         Assert.Contains(BetaDir, (await RouteAsync(router, Role.QuickTurn, $"quick {WhoServes}")).ResultText);
+    }
+
+    [Fact]
+    public async Task A_rate_warning_ends_when_its_window_resets_and_the_account_gets_its_role_traffic_again()
+    {
+        var router = await StartAsync();
+        var alpha = await Sys.ActorSelection(router.Path / "alpha").ResolveOne(TurnTimeout);
+        var limited = EventsOf(typeof(AccountProtocol.AccountRateLimited));
+
+        // As a turn reports it: alpha's five-hour window 95 % used, resetting in 2 s.
+        alpha.Tell(new HotProcessProtocol.RateLimitObserved(new RateLimitInfo("allowed_warning", DateTimeOffset.UtcNow.AddSeconds(2), "five_hour", 0.95)));
+        await limited.ExpectMsgAsync<AccountProtocol.AccountRateLimited>(TurnTimeout);
+
+        // Asked of alpha itself: once it answers so, the router has its status too (alpha told it first).
+        await AwaitAssertAsync(async () => Assert.Null((await alpha.Ask<AccountProtocol.AccountStatus>(AccountProtocol.GetStatus.Instance, TurnTimeout)).RateLimit),
+            TurnTimeout); // kept for good before
+        Assert.Contains(AlphaDir, (await RouteAsync(router, Role.Dashboard, $"back on alpha {WhoServes}")).ResultText);
     }
 
     [Fact]
