@@ -125,7 +125,10 @@ public sealed class SseStream : IAsyncDisposable
 
     private string Describe() => string.Join(", ", _latest.Select(e => $"{e.Id}:{e.Event}"));
 
-    /// <summary>Parses the body as UTF-8 bytes: one string for each event's data, and its id and type (a repeated type is shared).</summary>
+    /// <summary>
+    /// Parses the body as UTF-8 bytes, as an EventSource does (lines end with CR, LF or CRLF; a leading BOM is skipped; an
+    /// empty <c>event</c> is a <c>message</c>): one string for each event's data, and its id and type (a repeated type is shared).
+    /// </summary>
     private static async IAsyncEnumerable<SseEvent> ParseAsync(Stream body, [EnumeratorCancellation] CancellationToken cancel)
     {
         var reader = PipeReader.Create(body, new StreamPipeReaderOptions(leaveOpen: false));
@@ -133,20 +136,25 @@ public sealed class SseStream : IAsyncDisposable
         string? id = null, type = null, lastTypeName = null;
         byte[] lastType = [];
         var hasData = false;
+        var started = false;
         try
         {
             while (true)
             {
                 var read = await reader.ReadAsync(cancel);
                 var buffer = read.Buffer;
-                while (buffer.PositionOf((byte)'\n') is { } newline)
+                if (!started && (buffer.Length >= 3 || read.IsCompleted))
                 {
-                    var line = LineReader.TrimCarriageReturn(buffer.Slice(0, newline));
-                    buffer = buffer.Slice(buffer.GetPosition(1, newline));
+                    started = true;
+                    if (buffer.Length >= 3 && Is(buffer.Slice(0, 3), [0xEF, 0xBB, 0xBF]))
+                        buffer = buffer.Slice(3);
+                }
+                while (started && TryReadLine(ref buffer, read.IsCompleted, out var line))
+                {
                     if (line.Length == 0)
                     {
                         if (hasData)
-                            yield return new SseEvent(id, type ?? "message", Encoding.UTF8.GetString(data.WrittenSpan));
+                            yield return new SseEvent(id, string.IsNullOrEmpty(type) ? "message" : type, Encoding.UTF8.GetString(data.WrittenSpan));
                         type = null;
                         data.ResetWrittenCount();
                         hasData = false;
@@ -187,6 +195,29 @@ public sealed class SseStream : IAsyncDisposable
         {
             await reader.CompleteAsync();
         }
+    }
+
+    /// <summary>
+    /// Takes the next whole line from <paramref name="buffer"/>, without its end (CR, LF or CRLF); false when none is whole yet (a
+    /// CR at the buffer's end waits for the next read, which may start with its LF).
+    /// </summary>
+    private static bool TryReadLine(ref ReadOnlySequence<byte> buffer, bool completed, out ReadOnlySequence<byte> line)
+    {
+        line = default;
+        var sequence = new SequenceReader<byte>(buffer);
+        if (!sequence.TryAdvanceToAny("\r\n"u8, advancePastDelimiter: false))
+            return false;
+        var end = sequence.Position;
+        sequence.TryRead(out var delimiter);
+        if (delimiter == (byte)'\r')
+        {
+            if (sequence.End && !completed)
+                return false;
+            sequence.IsNext((byte)'\n', advancePast: true);
+        }
+        line = buffer.Slice(0, end);
+        buffer = buffer.Slice(sequence.Position);
+        return true;
     }
 
     private static bool Is(ReadOnlySequence<byte> bytes, ReadOnlySpan<byte> expected) =>

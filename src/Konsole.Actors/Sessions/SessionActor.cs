@@ -36,6 +36,7 @@ public sealed class SessionActor : ReceivePersistentActor
     private readonly int _replayBuffer;
     private readonly bool _durable;
     private readonly string? _model;
+    private readonly long _idsAbove;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
 
@@ -54,8 +55,10 @@ public sealed class SessionActor : ReceivePersistentActor
 
     /// <param name="durable">Journal its state (false: a quick turn's session, which closes once its prompt has ended).</param>
     /// <param name="model">The model its turns run on; null: the account's.</param>
-    public SessionActor(string id, SessionType type, IActorRef router, int replayBuffer, bool durable, string? model)
+    /// <param name="idsAbove">The last event id it handed out before it stopped on a fault (its journal may have less).</param>
+    public SessionActor(string id, SessionType type, IActorRef router, int replayBuffer, bool durable, string? model, long idsAbove = 0)
     {
+        _idsAbove = idsAbove;
         _id = id;
         _type = type;
         _router = router;
@@ -210,8 +213,9 @@ public sealed class SessionActor : ReceivePersistentActor
 
     public override Recovery Recovery => _durable ? Recovery.Default : Recovery.None;
 
-    public static Props Props(string id, SessionType type, IActorRef router, int replayBuffer, bool durable = true, string? model = null) =>
-        Akka.Actor.Props.Create(() => new SessionActor(id, type, router, replayBuffer, durable, model));
+    public static Props Props(string id, SessionType type, IActorRef router, int replayBuffer, bool durable = true, string? model = null,
+        long idsAbove = 0) =>
+        Akka.Actor.Props.Create(() => new SessionActor(id, type, router, replayBuffer, durable, model, idsAbove));
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
@@ -233,7 +237,8 @@ public sealed class SessionActor : ReceivePersistentActor
     /// </summary>
     private void EndOnJournalFault(Exception cause)
     {
-        Context.Parent.Tell(new SessionFaulted(_id)); // before any client hears of it, so nothing more is sent here
+        // Before any client hears of it, so nothing more is sent here; with the ids its errors below take.
+        Context.Parent.Tell(new SessionFaulted(_id, _events.LastId + _inFlight.Count));
         EndOnFault($"the session's journal failed ({cause.Message})", TurnErrorCodes.JournalUnavailable);
     }
 
@@ -267,7 +272,10 @@ public sealed class SessionActor : ReceivePersistentActor
     protected override void PostStop()
     {
         if (_fault is not null)
+        {
             EndOnFault($"the session stopped on a fault ({_fault.Message})", TurnErrorCodes.Interrupted);
+            Context.Parent.Tell(new SessionFaulted(_id, _events.LastId));
+        }
         foreach (var subscription in _subscriptions.Values)
             subscription.Writer.TryComplete();
         base.PostStop();
@@ -275,6 +283,8 @@ public sealed class SessionActor : ReceivePersistentActor
 
     private void OnRecovered()
     {
+        // Ids handed out beyond what its journal has (a reservation written ahead, then the write failed) are not handed out again.
+        _idsReservedUpTo = Math.Max(_idsReservedUpTo, _idsAbove);
         _events = new EventLog(_replayBuffer, startAfter: _idsReservedUpTo);
         if (_durable)
         {

@@ -28,6 +28,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     private readonly RecentIds _closed = new(SessionRegistry.ClosedIdsKept);
     private readonly HashSet<string> _restarting = new(StringComparer.Ordinal); // stopped on a fault, starting again
     private readonly Dictionary<string, FaultBackoff> _failures = new(StringComparer.Ordinal); // recent faults, for the backoff
+    private readonly Dictionary<string, long> _lastEventIds = new(StringComparer.Ordinal); // of sessions stopped on a fault, until started again
     private readonly Dictionary<string, Opening> _opening = new(StringComparer.Ordinal); // waiting for the registry to record them
     private readonly Dictionary<string, (IActorRef Session, CloseSession Close, IActorRef Asker)> _closing = new(StringComparer.Ordinal); // likewise
     private readonly FaultBackoff _registryBackoff = new(RestartMinBackoff, RestartMaxBackoff);
@@ -127,6 +128,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             }
             _sessions.Remove(m.SessionId);
             _failures.Remove(m.SessionId);
+            _lastEventIds.Remove(m.SessionId);
             // Closed from now on: what comes for it next is refused here, not lost on a stopping actor.
             _closed.Add(m.SessionId);
             Context.Unwatch(session.Actor);
@@ -167,13 +169,19 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         });
         Receive<SessionFaulted>(m =>
         {
-            if (_sessions.TryGetValue(m.SessionId, out var session) && Sender.Equals(session.Actor))
+            if (!_sessions.TryGetValue(m.SessionId, out var session))
+                return;
+            _lastEventIds[m.SessionId] = Math.Max(_lastEventIds.GetValueOrDefault(m.SessionId), m.LastEventId);
+            if (Sender.Equals(session.Actor))
                 _restarting.Add(m.SessionId); // until it is back: see Terminated
         });
         Receive<RestartSession>(m =>
         {
             if (_sessions.TryGetValue(m.SessionId, out var session) && _restarting.Remove(m.SessionId))
-                _sessions[m.SessionId] = session with { Actor = Start(m.SessionId, session) };
+                _sessions[m.SessionId] = session with
+                {
+                    Actor = Start(m.SessionId, session, _lastEventIds.Remove(m.SessionId, out var lastId) ? lastId : 0),
+                };
         });
     }
 
@@ -256,8 +264,8 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             closing.Session.Tell(closing.Close, closing.Asker);
     }
 
-    private IActorRef Start(string id, Registered session) =>
-        Context.Watch(Context.ActorOf(SessionActor.Props(id, session.Type, _router, _settings.ReplayBuffer, model: session.Model),
+    private IActorRef Start(string id, Registered session, long idsAbove = 0) =>
+        Context.Watch(Context.ActorOf(SessionActor.Props(id, session.Type, _router, _settings.ReplayBuffer, model: session.Model, idsAbove: idsAbove),
             SessionName(id)));
 
     // A child's name never comes from a session id alone: a session called "registry" took the registry's name (and the manager

@@ -122,7 +122,9 @@ public static class SessionProtocol
     public sealed record SessionRejected(string Code, string Message);
 
     /// <summary>From a session to its manager: it is stopping on a fault (its journal failed) and starts again from its journal.</summary>
-    public sealed record SessionFaulted(string SessionId);
+    /// <param name="LastEventId">The last event id it hands out (its journal may not have that far yet): the session started
+    /// again hands out ids above it.</param>
+    public sealed record SessionFaulted(string SessionId, long LastEventId);
 
     // Events, on the actor system's event stream
 

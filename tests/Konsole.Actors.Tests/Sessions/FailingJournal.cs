@@ -25,6 +25,7 @@ public sealed class FailingJournal : MemoryJournal
     private static readonly ConcurrentDictionary<string, int> Written = new(StringComparer.Ordinal); // id -> writes that succeeded
     private static readonly ConcurrentDictionary<string, int> FailingReads = new(StringComparer.Ordinal); // id -> reads failed
     private static readonly ConcurrentDictionary<string, int> Losing = new(StringComparer.Ordinal); // id -> reservations lost
+    private static readonly ConcurrentDictionary<string, TaskCompletionSource> Holding = new(StringComparer.Ordinal); // id -> held reservations
 
     public static void FailWritesOf(string persistenceId) => Failing[persistenceId] = 0;
 
@@ -43,6 +44,17 @@ public sealed class FailingJournal : MemoryJournal
     /// <summary>The event id reservations <paramref name="persistenceId"/> writes are acknowledged but kept nowhere, until healed.</summary>
     public static void LoseEventIdReservationsOf(string persistenceId) => Losing[persistenceId] = 0;
 
+    /// <summary>The event id reservations <paramref name="persistenceId"/> writes wait, unanswered, until <see cref="FailHeld"/>.</summary>
+    public static void HoldEventIdReservationsOf(string persistenceId) =>
+        Holding[persistenceId] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The held reservations of <paramref name="persistenceId"/> fail, as a database that timed out.</summary>
+    public static void FailHeld(string persistenceId)
+    {
+        if (Holding.TryRemove(persistenceId, out var held))
+            held.SetException(new TimeoutException($"journal write for {persistenceId} timed out (test fault)"));
+    }
+
     /// <summary>Writes (and reads) of <paramref name="persistenceId"/> succeed again; returns how many writes failed.</summary>
     public static int Heal(string persistenceId)
     {
@@ -57,6 +69,8 @@ public sealed class FailingJournal : MemoryJournal
         Failing.Clear();
         FailingReads.Clear();
         Losing.Clear();
+        foreach (var id in Holding.Keys)
+            FailHeld(id);
     }
 
     public override Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
@@ -75,8 +89,12 @@ public sealed class FailingJournal : MemoryJournal
             Failing.AddOrUpdate(write.PersistenceId, 1, (_, n) => n + 1);
             throw new TimeoutException($"journal write for {write.PersistenceId} timed out (test fault)");
         }
-        var lost = writes.Where(w => Losing.ContainsKey(w.PersistenceId)
-            && ((IImmutableList<IPersistentRepresentation>)w.Payload).All(e => e.Payload is EventIdsReserved)).ToList();
+        foreach (var write in writes.Where(w => Holding.ContainsKey(w.PersistenceId) && IsReservation(w)))
+        {
+            if (Holding.TryGetValue(write.PersistenceId, out var held))
+                await held.Task;
+        }
+        var lost = writes.Where(w => Losing.ContainsKey(w.PersistenceId) && IsReservation(w)).ToList();
         foreach (var write in lost)
             Losing.AddOrUpdate(write.PersistenceId, 1, (_, n) => n + 1);
         foreach (var write in writes)
@@ -86,4 +104,7 @@ public sealed class FailingJournal : MemoryJournal
         await base.WriteMessagesAsync(writes.Except(lost), cancellationToken);
         return null!; // every write acknowledged, the lost ones kept nowhere
     }
+
+    private static bool IsReservation(AtomicWrite write) =>
+        ((IImmutableList<IPersistentRepresentation>)write.Payload).All(e => e.Payload is EventIdsReserved);
 }

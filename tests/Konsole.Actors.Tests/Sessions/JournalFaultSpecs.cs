@@ -255,6 +255,29 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         Assert.True(interrupted.Id > seen.Id, $"the interrupted prompt's error is #{interrupted.Id}; a client saw #{seen.Id} before the restart");
     }
 
+    [Fact]
+    public async Task Event_ids_after_a_session_restarts_on_a_failed_reservation_go_on_above_those_handed_out_ahead_of_it()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full, "ahead"), Ask)).SessionId;
+        FailingJournal.HoldEventIdReservationsOf($"session-{session}"); // the next block's write (at #500) waits...
+
+        var prompt = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, "[[chunks:1200:0]] many"), Ask);
+        using var cancel = new CancellationTokenSource(TurnTimeout);
+        var seen = await prompt.Events.ReadAsync(cancel.Token);
+        while (seen.Id <= 1100) // ...while ids beyond the block on record (1 to 1000) are handed out
+            seen = await prompt.Events.ReadAsync(cancel.Token);
+        FailingJournal.FailHeld($"session-{session}");
+        var rest = await prompt.Events.ReadToEndAsync(TurnTimeout);
+        var lastSeen = rest.Count > 0 ? rest[^1].Id : seen.Id;
+
+        // Started again from its journal (after a backoff), its events go on above what the client saw.
+        EventsFollowed? followed = null;
+        await AwaitAssertAsync(async () => followed = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask), TurnTimeout);
+        var next = await followed!.Events.ReadAsync(cancel.Token); // the cut prompt, reported interrupted
+        Assert.True(next.Id > lastSeen, $"after the restart the session's first event is #{next.Id}; the client saw #{lastSeen}");
+    }
+
     /// <summary>The registry's writes fail from now on: its next one (a session's opening, refused) stops it.</summary>
     private async Task StopTheRegistryAsync()
     {
