@@ -6,7 +6,8 @@ namespace Konsole.Actors.Processes;
 /// CLI processes a previous host left behind when it was killed outright (SIGKILL, a crash): each live process has a
 /// record (pid, start time, process group) in the run directory, removed when it exits. At the next start the
 /// records still there name processes to end; the start time tells a survivor from an unrelated process that got
-/// the same pid later. (A CLI whose host died usually exits by itself, as its stdin closed; a hung one does not.)
+/// the same pid later. (A CLI whose host died usually exits by itself, as its stdin closed; a hung one does not; and what
+/// its tools started in its process group, such as a background command, runs on after it: that group is ended too.)
 /// </summary>
 public static class OrphanReaper
 {
@@ -45,19 +46,31 @@ public static class OrphanReaper
         }
     }
 
-    /// <summary>Ends the processes the records in <paramref name="runDir"/> name (SIGTERM, then SIGKILL), removes the records, and returns their pids.</summary>
+    /// <summary>
+    /// Ends the processes the records in <paramref name="runDir"/> name, with their process groups (SIGTERM, then SIGKILL),
+    /// removes the records, and returns the pids of the CLIs still running.
+    /// </summary>
     public static IReadOnlyList<int> Reap(string runDir)
     {
         var ended = new List<int>();
         if (!Directory.Exists(runDir))
             return ended;
         var survivors = new List<PidRecord>();
+        var leftGroups = new List<int>();
         foreach (var file in Directory.EnumerateFiles(runDir, "cli-*.json"))
         {
             try
             {
-                if (JsonSerializer.Deserialize<PidRecord>(File.ReadAllText(file)) is { } record && Posix.StartTime(record.Pid) == record.Started)
-                    survivors.Add(record);
+                if (JsonSerializer.Deserialize<PidRecord>(File.ReadAllText(file)) is { } record)
+                {
+                    var started = Posix.StartTime(record.Pid);
+                    if (started == record.Started)
+                        survivors.Add(record);
+                    // The CLI is gone, and no process has its pid: Linux keeps a pid from reuse while a process group of that
+                    // number has members, so a group of it is still the CLI's.
+                    else if (started is null && record.Group && Posix.GroupExists(record.Pid))
+                        leftGroups.Add(record.Pid);
+                }
             }
             catch (JsonException)
             {
@@ -71,11 +84,15 @@ public static class OrphanReaper
         }
         foreach (var record in survivors)
             Posix.Signal(record.Pid, Posix.SigTerm, record.Group);
+        foreach (var group in leftGroups)
+            Posix.Signal(group, Posix.SigTerm, group: true);
         var deadline = DateTime.UtcNow + TermGrace;
-        while (survivors.Any(IsAlive) && DateTime.UtcNow < deadline)
+        while ((survivors.Any(IsAlive) || leftGroups.Any(Posix.GroupExists)) && DateTime.UtcNow < deadline)
             Thread.Sleep(50); // start-up, before any actor runs: nothing else to do meanwhile
         foreach (var record in survivors.Where(IsAlive))
             Posix.Signal(record.Pid, Posix.SigKill, record.Group);
+        foreach (var group in leftGroups)
+            Posix.Signal(group, Posix.SigKill, group: true);
         ended.AddRange(survivors.Select(r => r.Pid));
         return ended;
     }

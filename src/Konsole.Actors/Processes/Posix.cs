@@ -18,6 +18,9 @@ public static class Posix
     public static bool Signal(int pid, int signal, bool group) =>
         (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) && kill(group ? -pid : pid, signal) == 0;
 
+    /// <summary>Whether a process group <paramref name="pgid"/> has members (signal 0 to it, which tests without sending).</summary>
+    public static bool GroupExists(int pgid) => (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) && kill(-pgid, 0) == 0;
+
     /// <summary>
     /// When the process started (clock ticks since boot, from /proc), which tells it from a later process that got its
     /// pid; null when it is gone or this is not Linux.

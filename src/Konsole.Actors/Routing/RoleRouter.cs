@@ -97,7 +97,14 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                 m.Prompt.ReplyTo.Tell(new TurnFailed(m.Prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"no account '{m.AccountId}'"));
         });
         Receive<AssignWorker>(m => Sender.Tell(new WorkerAssigned(m.SessionId, WorkerAccount(m.SessionId, m.PreferredAccountId))));
-        Receive<RouteWorkerPrompt>(m => Submit(WorkerAccount(m.Prompt.UserSessionId), m.Prompt, ProcessMode.Worker));
+        Receive<RouteWorkerPrompt>(m =>
+        {
+            var before = _workers.GetValueOrDefault(m.Prompt.UserSessionId);
+            var account = WorkerAccount(m.Prompt.UserSessionId);
+            if (before is not null && before != account)
+                m.Prompt.ReplyTo.Tell(new WorkerAssigned(m.Prompt.UserSessionId, account)); // its session records where it runs now
+            Submit(account, m.Prompt, ProcessMode.Worker);
+        });
         Receive<ReleaseSession>(m =>
         {
             _lastDashboardPrompt.Remove(m.SessionId);
@@ -270,10 +277,19 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         : NearItsLimit(status) ? $"close to its rate limit ({status.RateLimit?.Utilization:P0} used)"
         : status.State.ToString();
 
+    /// <summary>
+    /// The account a worker session runs on: the one it has, unless that account failed (then, as role traffic does, it moves
+    /// to a healthy one, its conversation with it).
+    /// </summary>
     private string WorkerAccount(string sessionId, string? preferred = null)
     {
         if (_workers.TryGetValue(sessionId, out var assigned))
-            return assigned;
+        {
+            if (_status[assigned].State != AccountState.Failed)
+                return assigned;
+            _log.Warning("Worker session {0} moves from account {1}, which failed ({2})", sessionId, assigned, _status[assigned].StateReason);
+            _workers.Remove(sessionId);
+        }
         var accountId = preferred is not null && _accounts.ContainsKey(preferred) ? preferred : _order
             .OrderBy(id => Healthy(id) ? 0 : 1)
             .ThenBy(id => _workers.Values.Count(a => a == id))

@@ -136,6 +136,24 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task A_worker_session_whose_account_failed_moves_to_a_healthy_one_with_its_conversation()
+    {
+        await StartAsync("konsole.claude.restart { min-backoff = 10ms, max-backoff = 50ms, max-restarts = 1, window = 1m }");
+        var worker = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        Assert.Equal("echo: remember 7", ResultText(await PromptAsync(worker, "remember 7")));
+        var home = (await _sessions.Ask<SessionInfo>(new GetSession(worker), Ask)).AccountId;
+        for (var i = 0; i < 2; i++) // the second loss is over max-restarts = 1: its account fails
+            Assert.Equal("error", (await PromptAsync(worker, "[[crash]]"))[^1].Type);
+        await AwaitAssertAsync(async () =>
+            Assert.Equal(AccountState.Failed, (await AccountsAsync()).Accounts.Single(a => a.Status.AccountId == home).Status.State), TurnTimeout);
+
+        var after = await PromptAsync(worker, "what number?"); // was account_unavailable until the host restarted
+
+        Assert.StartsWith("echo: what number? [history: remember 7", ResultText(after));
+        Assert.NotEqual(home, (await _sessions.Ask<SessionInfo>(new GetSession(worker), Ask)).AccountId);
+    }
+
+    [Fact]
     public void A_session_id_ends_where_its_characters_end()
     {
         Assert.True(SessionManager.IsValidId("abc"));
