@@ -15,7 +15,8 @@ namespace Konsole.Testing.FakeClaude;
 /// append <c>child PID</c> to the answer.</item>
 /// <item><c>[[rate-limit]]</c> / <c>[[rate-limit:SECONDS]]</c> a rejected rate limit resetting in an hour (or SECONDS) and
 /// an <c>is_error</c> result, as the real CLI shows an API 429;
-/// <c>[[rate-warning:UTILIZATION]]</c> an <c>allowed_warning</c> rate limit event.</item>
+/// <c>[[rate-warning:UTILIZATION]]</c> an <c>allowed_warning</c> rate limit event; <c>[[api-error:STATUS]]</c> an <c>is_error</c>
+/// result with that <c>api_error_status</c> and no <c>rate_limit_event</c>, as an API-key account's CLI shows a 429.</item>
 /// </list>
 /// The answer is <c>echo: &lt;the text without directives&gt;</c>, followed by <c>[history: a | b]</c> when the
 /// conversation had earlier prompts.
@@ -35,14 +36,15 @@ public sealed partial record Directives(
     IReadOnlyList<string> Env,
     int? RateLimitSeconds,
     double? RateWarning,
-    bool Child)
+    bool Child,
+    int? ApiError = null)
 {
     public static Directives Parse(string prompt)
     {
         int delay = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, hugeResult = 0, stderr = 0, stderrBytes = 80;
         int? crash = null;
         bool hang = false, child = false;
-        int? rateLimit = null;
+        int? rateLimit = null, apiError = null;
         double? rateWarning = null;
         var env = new List<string>();
         var text = Directive().Replace(prompt, m =>
@@ -62,6 +64,7 @@ public sealed partial record Directives(
                 case "stderr": stderr = Int(0, 100); stderrBytes = Int(1, 80); break;
                 case "env": env.Add(args.Length > 0 ? args[0] : ""); break;
                 case "rate-limit": rateLimit = Int(0, 3600); break;
+                case "api-error": apiError = Int(0, 429); break;
                 case "rate-warning":
                     rateWarning = args.Length > 0 && double.TryParse(args[0], CultureInfo.InvariantCulture, out var u) ? u : 0.9;
                     break;
@@ -69,7 +72,8 @@ public sealed partial record Directives(
             }
             return "";
         }).Trim();
-        return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, hugeResult, stderr, stderrBytes, env, rateLimit, rateWarning, child);
+        return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, hugeResult, stderr, stderrBytes, env, rateLimit, rateWarning, child,
+            apiError);
     }
 
     /// <summary>The answer to this prompt in a conversation that held <paramref name="history"/> before it.</summary>

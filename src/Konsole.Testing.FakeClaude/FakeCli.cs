@@ -246,6 +246,13 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
                 Emit(Result("success", isError: true, error, batch[0], elapsed, new { api_error_status = 429, terminal_reason = "api_error" }));
                 return;
             }
+            if (directives.ApiError is { } status)
+            {
+                var error = $"API Error: {status}";
+                EmitRaw(Assistant(error, model: "<synthetic>"));
+                Emit(Result("success", isError: true, error, batch[0], elapsed, new { api_error_status = status, terminal_reason = "api_error" }));
+                return;
+            }
             interrupted.ThrowIfCancellationRequested();
             var answer = directives.Answer(history);
             if (directives.Child)

@@ -42,6 +42,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private bool _turnSent;
     private bool _turnStarted;
     private bool _timedOut; // the watchdog interrupted the turn
+    private bool _rejectedInTurn; // the CLI reported a rejected rate limit during the turn
     private long _lastOutputMs; // Environment.TickCount64 at the turn's latest output
     private bool _watchdogArmed;
     private string? _clearId;
@@ -299,6 +300,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                 OnControlResponse(frame);
                 return;
             case "rate_limit_event" when frame.RateLimit is not null:
+                _rejectedInTurn |= frame.RateLimit.Status == "rejected";
                 Context.Parent.Tell(new RateLimitObserved(frame.RateLimit));
                 break;
         }
@@ -352,6 +354,9 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         }
         if (frame.SessionId is not null)
             _sessionId = frame.SessionId;
+        // An API-key account's CLI reports no rate_limit_event: its 429 is the only sign. Held a minute (its limits are per minute).
+        if (!_rejectedInTurn && frame.ApiErrorStatus == 429)
+            Context.Parent.Tell(new RateLimitObserved(new RateLimitInfo("rejected", DateTimeOffset.UtcNow.AddMinutes(1), null, null)));
         _turn.ReplyTo.Tell(new TurnCompleted(_turn.PromptId, frame, ConversationAfterTurn(), _spec.AccountId));
         EndTurn(_sessionId, frame.IsError);
     }
@@ -368,6 +373,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         _turnSent = false;
         _turnStarted = false;
         _timedOut = false;
+        _rejectedInTurn = false;
         _watchdogArmed = false;
         Timers.Cancel(nameof(TurnSilent));
         Timers.Cancel(nameof(InterruptUnanswered));

@@ -23,6 +23,9 @@ public sealed record CliFrame(
     /// <summary>The line's own <c>uuid</c>, read from the line on each call: routing never needs it, and most lines carry one.</summary>
     public string? Uuid => StreamJsonParser.TopLevelString(Line.Span, "uuid"u8);
 
+    /// <summary>An error result's <c>api_error_status</c> (429: the API's rate limit), read from the line when asked.</summary>
+    public int? ApiErrorStatus => IsResult && IsError ? StreamJsonParser.TopLevelInt(Line.Span, "api_error_status"u8) : null;
+
     public bool IsResult => Type == "result";
     public bool IsInit => Type == "system" && Subtype == "init";
 }

@@ -60,11 +60,13 @@ public static class LineReader
                 if (read.IsCompleted)
                 {
                     if (dropped is not null) onOversizedLine(new DroppedLine(dropped.Bytes, null, null)); // cut short: not a whole frame
-                    else if (buffer.Length > 0)
+                    else if (buffer.Length > 0 && TrimCarriageReturn(buffer) is var last && last.Length <= maxLineBytes)
                     {
-                        lines.Add(TrimCarriageReturn(buffer));
+                        lines.Add(last);
                         lines.Flush();
                     }
+                    else if (buffer.Length > 0) // one byte over the cap (the room kept for a \r), and cut short as the one above
+                        onOversizedLine(new DroppedLine(buffer.Length, null, null));
                     onReadEnd?.Invoke();
                     return;
                 }

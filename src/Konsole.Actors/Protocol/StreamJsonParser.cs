@@ -78,26 +78,36 @@ public static class StreamJsonParser
             type == "command_lifecycle" ? new CommandLifecycle(commandUuid, state) : null);
     }
 
+    /// <summary>A top-level whole-number field of a line (null when absent, not a whole number, or the line is not JSON), read again.</summary>
+    internal static int? TopLevelInt(ReadOnlySpan<byte> line, ReadOnlySpan<byte> name) => TopLevel(line, name,
+        static (ref Utf8JsonReader reader) => reader.Read() && reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var value) ? value : (int?)null);
+
     /// <summary>A top-level string field of a line (null when absent, not a string, or the line is not JSON), read again.</summary>
-    internal static string? TopLevelString(ReadOnlySpan<byte> line, ReadOnlySpan<byte> name)
+    internal static string? TopLevelString(ReadOnlySpan<byte> line, ReadOnlySpan<byte> name) =>
+        TopLevel(line, name, static (ref Utf8JsonReader reader) => ReadString(ref reader));
+
+    private delegate T ValueReader<out T>(ref Utf8JsonReader reader);
+
+    /// <summary>A top-level field of a line, read by <paramref name="read"/> (given the reader at its name); default when absent or not JSON.</summary>
+    private static T? TopLevel<T>(ReadOnlySpan<byte> line, ReadOnlySpan<byte> name, ValueReader<T> read)
     {
         try
         {
             var reader = new Utf8JsonReader(line, Options);
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-                return null;
+                return default;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals(name))
-                    return ReadString(ref reader);
+                    return read(ref reader);
                 reader.Read();
                 reader.Skip();
             }
-            return null;
+            return default;
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException) // an undecodable top-level name
         {
-            return null;
+            return default;
         }
     }
 

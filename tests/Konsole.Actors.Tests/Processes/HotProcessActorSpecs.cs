@@ -175,6 +175,26 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task A_429_result_without_a_rate_limit_event_tells_the_account_it_is_rate_limited_for_a_minute()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        var (prompt, caller) = NewPrompt("[[api-error:429]] an API-key account's limit"); // no rate_limit_event on API keys
+
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+
+        Assert.True((await caller.ReceiveTurnAsync(Turn)).Completed!.Result.IsError);
+        var told = await _account.FishForMessageAsync<RateLimitObserved>(_ => true, Turn); // before its TurnFinished
+        Assert.Equal("rejected", told.Info.Status);
+        Assert.InRange(told.Info.ResetsAt!.Value, DateTimeOffset.UtcNow.AddSeconds(30), DateTimeOffset.UtcNow.AddMinutes(1));
+        var (other, otherCaller) = NewPrompt("[[api-error:500]] a server error");
+        process.Tell(new RunTurn(other, ClearFirst: false));
+        await otherCaller.ReceiveTurnAsync(Turn);
+        var toldOfIt = new List<object>();
+        await _account.FishForMessageAsync(m => { toldOfIt.Add(m); return m is TurnFinished f && f.PromptId == other.PromptId; }, Turn);
+        Assert.DoesNotContain(toldOfIt, m => m is RateLimitObserved); // a 500 is no rate limit
+    }
+
+    [Fact]
     public async Task A_crash_mid_turn_is_reported_to_the_parent_and_the_actor_stops()
     {
         var process = await StartAsync(ProcessMode.Full);

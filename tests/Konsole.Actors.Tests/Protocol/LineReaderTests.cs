@@ -15,6 +15,18 @@ public sealed class LineReaderTests
     }
 
     [Theory]
+    [InlineData("aaaa\nddddd", 5L)] // one byte over the cap, without its newline: was passed on
+    [InlineData("aaaa\ndddd\r", 0L)] // at the cap, its CR the stream's last byte
+    [InlineData("aaaa\ndddd", 0L)]
+    public async Task An_unterminated_last_line_is_held_to_the_cap_too(string text, long dropped)
+    {
+        var (lines, oversized) = await Read(text, cap: 4);
+
+        Assert.Equal(dropped == 0 ? ["aaaa", "dddd"] : ["aaaa"], lines);
+        Assert.Equal(dropped == 0 ? [] : [dropped], oversized);
+    }
+
+    [Theory]
     [InlineData(1)]
     [InlineData(7)]
     [InlineData(4096)]
