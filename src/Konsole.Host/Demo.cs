@@ -11,13 +11,18 @@ public static class Demo
 {
     public static string FakeClaudePath => Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "FakeClaude.exe" : "FakeClaude");
 
-    /// <summary>The HOCON that puts the demo accounts in place of the configured ones.</summary>
+    /// <summary>
+    /// The HOCON that puts the demo accounts in place of the configured ones, and the demo's state (its journal, its CLIs'
+    /// records) in a data dir of its own: the real host run later on the same data dir must not find the demo's sessions.
+    /// </summary>
     public static string Overrides(string dataDir)
     {
         string Account(string id) =>
             $"{{ id = \"{id}\", label = \"{id} (simulated)\", config-dir = {JsonSerializer.Serialize(ConfigDir(dataDir, id))}, tier = \"demo\", simulated = true }}";
         return $$"""
             konsole {
+              data-dir = {{JsonSerializer.Serialize(Path.Combine(dataDir, "demo"))}}
+              persistence { provider = "SQLite.MS", connection-string = "" }
               claude.path = {{JsonSerializer.Serialize(FakeClaudePath)}}
               accounts = [ {{Account("alpha")}}, {{Account("beta")}} ]
               roles { dashboard = "alpha", quickturn = "beta" }

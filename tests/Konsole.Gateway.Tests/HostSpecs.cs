@@ -72,7 +72,7 @@ public sealed partial class HostSpecs : IDisposable
         var (exit, output) = await RunToEndAsync("--demo", "--config", config);
 
         Assert.Equal(2, exit);
-        Assert.Contains($"another konsole host runs on the data dir {_sandbox.DataDir}", output);
+        Assert.Contains($"another konsole host runs on the data dir {Path.Combine(_sandbox.DataDir, "demo")}", output); // the demo's own
         Assert.DoesNotContain("   at ", output);
         Assert.Equal(clis, (await first.CliProcessesAsync()).Select(p => p.Id).Order().ToList()); // not taken for orphans and ended
         Assert.Contains("echo: still here", await (await first.Client.PostAsJsonAsync("/api/quick-turn", new { prompt = "still here" })).Content.ReadAsStringAsync());
@@ -137,6 +137,17 @@ public sealed partial class HostSpecs : IDisposable
         Assert.NotEqual(port, host.Client.BaseAddress.Port);
         using var probe = new System.Net.Sockets.TcpClient();
         await Assert.ThrowsAnyAsync<System.Net.Sockets.SocketException>(() => probe.ConnectAsync(IPAddress.Loopback, port));
+    }
+
+    [Fact]
+    public async Task The_demo_keeps_its_state_apart_so_the_real_host_on_that_data_dir_never_sees_its_sessions()
+    {
+        await using (var host = await HostProcess.StartAsync(WriteConfig(DemoConfig)))
+            Assert.True((await host.Client.PostAsJsonAsync("/sessions/ui-1/hot-prompt", new { prompt = "Remember 42" })).IsSuccessStatusCode);
+
+        // The real host's journal would have held it: its next prompt then asked the real CLI to resume a FakeClaude transcript.
+        Assert.False(File.Exists(Path.Combine(_sandbox.DataDir, "konsole.db")));
+        Assert.True(File.Exists(Path.Combine(_sandbox.DataDir, "demo", "konsole.db")));
     }
 
     [Fact]
@@ -253,7 +264,7 @@ public sealed partial class HostSpecs : IDisposable
         var config = WriteConfig(DemoConfig + " konsole.shutdown.drain-timeout = 10m");
         await using (var host = await HostProcess.StartAsync(config))
             Assert.True((await host.Client.PostAsync("/api/accounts/switch", null)).IsSuccessStatusCode); // journals the roles
-        using (var db = new SqliteConnection($"Data Source={Path.Combine(_sandbox.DataDir, "konsole.db")};Pooling=false"))
+        using (var db = new SqliteConnection($"Data Source={Path.Combine(_sandbox.DataDir, "demo", "konsole.db")};Pooling=false"))
         {
             db.Open();
             using var corrupt = db.CreateCommand();

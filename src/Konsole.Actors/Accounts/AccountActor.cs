@@ -592,7 +592,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         if (!prepared.Available)
             _log.Warning("Account {0}: no transcript of conversation {1} found{2}; it continues as a new conversation",
                 Id, prepared.SessionId, prepared.Error is null ? "" : $" ({prepared.Error})");
-        var resume = prepared.Available ? prepared.SessionId : null;
+        if (prepared.Available && prepared.SessionId == slot.ResumeRefused)
+            _log.Warning("Account {0}: its CLI would not resume conversation {1}; it continues as a new conversation", Id, prepared.SessionId);
+        var resume = prepared.Available && prepared.SessionId != slot.ResumeRefused ? prepared.SessionId : null;
 
         if (prepared.ForPromptId is null)
         {
@@ -616,6 +618,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private void OnReady(Slot slot, int processId)
     {
         slot.ProcessId = processId;
+        slot.ResumeFailed = null;
         if (slot.Restarting)
         {
             slot.Restarting = false;
@@ -653,11 +656,25 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private void OnProcessLost(Slot slot, string? sessionId, string reason, string? turnReported)
     {
+        var neverReady = slot.ProcessId is null;
         Context.Unwatch(slot.Process);
         slot.Process = null;
         slot.ProcessId = null;
         if (slot.Mode != ProcessMode.Chat && sessionId is not null)
             slot.Held = new ConversationRef(sessionId, Id, _account.ConfigDir);
+        if (neverReady && slot.Held is { } resuming)
+        {
+            // Lost twice in a row starting on one conversation: its CLI will not resume it (say, "No conversation found"), and
+            // starting on it again would only spin until the account fails. Without it the process, and its prompts, go on.
+            if (slot.ResumeFailed == resuming.SessionId)
+            {
+                _log.Warning("Account {0}: its {1} process was lost twice starting on conversation {2}; it starts without it", Id, slot.Name, resuming.SessionId);
+                slot.ResumeRefused = resuming.SessionId;
+                slot.Held = null;
+                slot.HeldUserSession = null;
+            }
+            slot.ResumeFailed = resuming.SessionId;
+        }
         if (slot.Running is { } running)
         {
             if (slot.Dispatched)
@@ -867,6 +884,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         public string? HeldAfter;
 
         public bool Restarting;
+        public string? ResumeFailed; // the conversation its last process was lost resuming, before it was ever ready
+        public string? ResumeRefused; // a conversation its CLI would not resume (lost twice before ready): not tried again
         public int ConsecutiveCrashes;
         public int Restarts;
         public readonly Queue<DateTimeOffset> RecentRestarts = new();

@@ -277,6 +277,23 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_conversation_its_cli_will_not_resume_is_given_up_after_two_tries_and_its_prompt_runs_in_a_new_one()
+    {
+        var account = await StartAccountAsync();
+        var a1 = await RunAsync(account, NewPrompt("I am A", session: "A"));
+        await RunAsync(account, NewPrompt("I am B", session: "B")); // the full process moves on to B's conversation
+        // A line in A's transcript the CLI cannot read: a --resume of it exits at once.
+        var transcript = Directory.EnumerateFiles(Path.Combine(Sandbox.Accounts[0].ConfigDir, "projects"),
+            $"{a1.Completed!.Conversation!.SessionId}.jsonl", SearchOption.AllDirectories).Single();
+        File.AppendAllText(transcript, "not json\n");
+
+        var a2 = await RunAsync(account, NewPrompt("Who am I?", session: "A", conversation: a1.Completed.Conversation));
+
+        Assert.Equal("echo: Who am I?", a2.ResultText); // a new conversation: before, its process restarted on A's until the account failed
+        Assert.NotEqual(AccountState.Failed, (await StatusAsync()).State);
+    }
+
+    [Fact]
     public async Task Each_session_keeps_its_own_conversation_on_a_shared_process()
     {
         var account = await StartAccountAsync();
