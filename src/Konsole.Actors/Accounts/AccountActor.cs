@@ -345,16 +345,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         {
             var until = info.ResetsAt ?? DateTimeOffset.UtcNow.AddMinutes(5);
             _rateLimitedUntil = until;
-            // A reset time already past (the API's clock ahead of the host's) ends the hold at once instead of a negative delay.
-            var left = until - DateTimeOffset.UtcNow;
-            Timers.StartSingleTimer(nameof(RateLimitReset), RateLimitReset.Instance, left > TimeSpan.Zero ? left : TimeSpan.Zero);
+            ResetRateLimitAt(until);
             _log.Warning("Account {0}: rate-limited until {1:u}; its role's traffic goes to a healthy account meanwhile", Id, until);
         }
         else if (info is { Status: "allowed_warning", ResetsAt: { } resets })
         {
             // The warning is about a window that ends: after it, it keeps no traffic away (until a turn reports the next).
-            var left = resets - DateTimeOffset.UtcNow;
-            Timers.StartSingleTimer(nameof(RateLimitReset), RateLimitReset.Instance, left > TimeSpan.Zero ? left : TimeSpan.Zero);
+            ResetRateLimitAt(resets);
         }
         if (info.Status == "rejected" || strained)
             Context.System.EventStream.Publish(new AccountRateLimited(Id, info.Status ?? "unknown", info.ResetsAt, info.Utilization));
@@ -365,6 +362,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             HandOnWaiting(slot);
         StartRefreshIfIdle();
         PublishStatus();
+    }
+
+    private void ResetRateLimitAt(DateTimeOffset at)
+    {
+        // A reset time already past (the API's clock ahead of the host's) ends the hold at once instead of a negative delay.
+        var left = at - DateTimeOffset.UtcNow;
+        Timers.StartSingleTimer(nameof(RateLimitReset), RateLimitReset.Instance, left > TimeSpan.Zero ? left : TimeSpan.Zero);
     }
 
     /// <summary>

@@ -286,8 +286,16 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             EndTurn(null, isError: true);
             return;
         }
+        SendInterrupt();
+    }
+
+    /// <summary>
+    /// Asks the CLI to interrupt the turn. Without a result within interrupt-timeout of the first ask (a caller's or the
+    /// watchdog's) the CLI is killed: one that does not answer must not hold the turn, and every prompt behind it.
+    /// </summary>
+    private void SendInterrupt()
+    {
         Write(StreamJsonWriter.Interrupt($"konsole_interrupt_{++_controlRequests}"));
-        // A CLI that does not answer it must not hold the turn (and every prompt behind it) until the watchdog.
         if (!Timers.IsTimerActive(nameof(InterruptUnanswered)))
             Timers.StartSingleTimer(nameof(InterruptUnanswered), InterruptUnanswered.Instance, _spec.Claude.InterruptTimeout);
     }
@@ -480,9 +488,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         _log.Warning("{0}: prompt {1} printed nothing for {2} (konsole.claude.turn-timeout): interrupting it", Name, _turn.PromptId,
             Seconds(_spec.Claude.TurnTimeout));
         _timedOut = true;
-        Write(StreamJsonWriter.Interrupt($"konsole_interrupt_{++_controlRequests}"));
-        if (!Timers.IsTimerActive(nameof(InterruptUnanswered))) // (a caller's interrupt already went unanswered this long)
-            Timers.StartSingleTimer(nameof(InterruptUnanswered), InterruptUnanswered.Instance, _spec.Claude.InterruptTimeout);
+        SendInterrupt();
     }
 
     private void KillForTimeout(string reason) => Kill(TurnErrorCodes.TurnTimeout, reason);

@@ -15,11 +15,12 @@ public static class Posix
     public static string? SetSid { get; } = OperatingSystem.IsLinux() ? Executables.Locate("setsid") : null;
 
     /// <summary>Sends <paramref name="signal"/> to a process, or to its whole process group.</summary>
-    public static bool Signal(int pid, int signal, bool group) =>
-        (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) && kill(group ? -pid : pid, signal) == 0;
+    public static bool Signal(int pid, int signal, bool group) => IsPosix && kill(group ? -pid : pid, signal) == 0;
 
     /// <summary>Whether a process group <paramref name="pgid"/> has members (signal 0 to it, which tests without sending).</summary>
-    public static bool GroupExists(int pgid) => (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) && kill(-pgid, 0) == 0;
+    public static bool GroupExists(int pgid) => Signal(pgid, 0, group: true);
+
+    private static bool IsPosix => OperatingSystem.IsLinux() || OperatingSystem.IsMacOS();
 
     /// <summary>
     /// When the process started (clock ticks since boot, from /proc), which tells it from a later process that got its
@@ -46,7 +47,7 @@ public static class Posix
     /// </summary>
     public static bool SyncDirectory(string directory)
     {
-        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())
+        if (!IsPosix)
             return false;
         // O_RDONLY | O_CLOEXEC: a CLI forked meanwhile must not inherit it.
         var fd = open(directory, OperatingSystem.IsLinux() ? 0x80000 : 0x1000000);
@@ -64,7 +65,7 @@ public static class Posix
     public static string RealPath(string path)
     {
         var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
-        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())
+        if (!IsPosix)
             return full;
         var resolved = realpath(full, IntPtr.Zero);
         if (resolved == IntPtr.Zero)

@@ -75,7 +75,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private Readiness ReadinessNow()
     {
-        var failed = _order.Where(id => _status[id].State == AccountState.Failed).ToList();
+        var failed = _order.Where(HasFailed).ToList();
         var starting = _order.Where(id => !_status[id].Warm && !failed.Contains(id)).ToList();
         var waits = new List<string>();
         if (starting.Count > 0)
@@ -225,7 +225,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private void Route(Role role, Prompt prompt)
     {
         if (role == Role.Dashboard && prompt.After is { } after && _lastDashboardPrompt.TryGetValue(prompt.UserSessionId, out var previous)
-            && previous.PromptId == after && _status[previous.AccountId].State != AccountState.Failed)
+            && previous.PromptId == after && !HasFailed(previous.AccountId))
         {
             _lastDashboardPrompt[prompt.UserSessionId] = (prompt.PromptId, previous.AccountId);
             Submit(previous.AccountId, prompt, ProcessMode.Full);
@@ -259,6 +259,8 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             _accounts[accountId].Tell(new SubmitPrompt(prompt, mode));
     }
 
+    private bool HasFailed(string accountId) => _status[accountId].State == AccountState.Failed;
+
     private bool Usable(string accountId) => _status[accountId].State is not (AccountState.Failed or AccountState.RateLimited);
 
     private bool Healthy(string accountId) =>
@@ -285,7 +287,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         if (_workers.TryGetValue(sessionId, out var assigned))
         {
-            if (_status[assigned].State != AccountState.Failed)
+            if (!HasFailed(assigned))
                 return assigned;
             _log.Warning("Worker session {0} moves from account {1}, which failed ({2})", sessionId, assigned, _status[assigned].StateReason);
             _workers.Remove(sessionId);

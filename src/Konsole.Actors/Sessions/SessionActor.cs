@@ -40,10 +40,10 @@ public sealed class SessionActor : ReceivePersistentActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
 
-    // Prompts not ended: their text, whether they were dispatched, and a result line waiting for TurnCompleted to end them.
-    private readonly Dictionary<string, InFlight> _inFlight = new(StringComparer.Ordinal);
+    // Prompts not ended, in the order they were accepted: their text, whether they were dispatched, and a result line waiting
+    // for TurnCompleted to end them.
+    private readonly OrderedDictionary<string, InFlight> _inFlight = new(StringComparer.Ordinal);
     private string? _lastSubmitted;
-    private long _acceptedCount; // numbers the prompts in flight in the order they were accepted
     private Exception? _fault;
     private EventLog _events;
     private ConversationRef? _conversation;
@@ -79,7 +79,7 @@ public sealed class SessionActor : ReceivePersistentActor
             if (offer.Snapshot is SessionSnapshot snapshot)
                 Restore(snapshot);
         });
-        Recover<PromptRecorded>(e => _inFlight[e.PromptId] = new InFlight(e.Text, ++_acceptedCount) { Recorded = true });
+        Recover<PromptRecorded>(e => _inFlight[e.PromptId] = new InFlight(e.Text) { Recorded = true });
         Recover<PromptDispatchRecorded>(e => { if (_inFlight.TryGetValue(e.PromptId, out var p)) p.Dispatched = true; });
         Recover<PromptEndRecorded>(Ended);
         Recover<WorkerAccountRecorded>(e => _accountId = e.AccountId);
@@ -295,7 +295,7 @@ public sealed class SessionActor : ReceivePersistentActor
         }
         if (_type == SessionType.Worker)
             _router.Tell(new RoleRouterProtocol.AssignWorker(_id, _accountId));
-        foreach (var (promptId, prompt) in InAcceptanceOrder().ToList())
+        foreach (var (promptId, prompt) in _inFlight.ToList())
         {
             if (prompt.Dispatched)
             {
@@ -323,7 +323,7 @@ public sealed class SessionActor : ReceivePersistentActor
         var promptId = Prompt.NewId();
         var after = _lastSubmitted is { } last && _inFlight.ContainsKey(last) ? last : null;
         _lastSubmitted = promptId;
-        _inFlight[promptId] = new InFlight(text, ++_acceptedCount);
+        _inFlight[promptId] = new InFlight(text);
         var subscription = Subscribe(promptId);
         Route(NewPrompt(promptId, text) with { After = after });
         Sender.Tell(new PromptAccepted(_id, promptId, subscription.Id, subscription.Reader));
@@ -478,7 +478,7 @@ public sealed class SessionActor : ReceivePersistentActor
         SaveSnapshot(new SessionSnapshot(
             _conversation is { } c ? new ConversationRecorded(c.SessionId, c.AccountId, c.ConfigDir) : null,
             _accountId, _turns, _idsReservedUpTo,
-            InAcceptanceOrder().Where(p => p.Value.Recorded).Select(p => new PendingPrompt(p.Key, p.Value.Text, p.Value.Dispatched)).ToList()));
+            _inFlight.Where(p => p.Value.Recorded).Select(p => new PendingPrompt(p.Key, p.Value.Text, p.Value.Dispatched)).ToList()));
     }
 
     private void Restore(SessionSnapshot snapshot)
@@ -489,7 +489,7 @@ public sealed class SessionActor : ReceivePersistentActor
         _idsReservedUpTo = snapshot.EventIdsReservedUpTo;
         _inFlight.Clear();
         foreach (var prompt in snapshot.Prompts)
-            _inFlight[prompt.PromptId] = new InFlight(prompt.Text, ++_acceptedCount) { Recorded = true, Dispatched = prompt.Dispatched };
+            _inFlight[prompt.PromptId] = new InFlight(prompt.Text) { Recorded = true, Dispatched = prompt.Dispatched };
     }
 
     private void CloseIfDone()
@@ -521,13 +521,9 @@ public sealed class SessionActor : ReceivePersistentActor
     /// <param name="Behind">A follower with this many events waiting is too far behind: its stream ends (it resumes from its Last-Event-ID).</param>
     private sealed record Subscription(string Id, string? PromptId, ChannelWriter<SessionEvent> Writer, ChannelReader<SessionEvent> Reader, int Behind);
 
-    private IEnumerable<KeyValuePair<string, InFlight>> InAcceptanceOrder() => _inFlight.OrderBy(p => p.Value.Accepted);
-
-    private sealed class InFlight(string text, long accepted)
+    private sealed class InFlight(string text)
     {
         public string Text { get; } = text;
-
-        public long Accepted { get; } = accepted;
 
         /// <summary>Its acceptance is journaled (or being written).</summary>
         public bool Recorded { get; set; }
