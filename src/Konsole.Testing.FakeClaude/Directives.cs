@@ -17,6 +17,10 @@ namespace Konsole.Testing.FakeClaude;
 /// an <c>is_error</c> result, as the real CLI shows an API 429;
 /// <c>[[rate-warning:UTILIZATION]]</c> an <c>allowed_warning</c> rate limit event; <c>[[api-error:STATUS]]</c> an <c>is_error</c>
 /// result with that <c>api_error_status</c> and no <c>rate_limit_event</c>, as an API-key account's CLI shows a 429.</item>
+/// <item><c>[[clear:error]]</c> / <c>[[clear:crash]]</c> / <c>[[clear:hang]]</c> the next <c>/clear</c> answers with an <c>is_error</c>
+/// result and keeps the conversation, exits (code 3), or goes silent for good.</item>
+/// <item><c>[[finish-on-interrupt]]</c> go silent until an interrupt arrives, then answer with a success result all the same,
+/// as a CLI whose turn ended just as the interrupt reached it.</item>
 /// </list>
 /// The answer is <c>echo: &lt;the text without directives&gt;</c>, followed by <c>[history: a | b]</c> when the
 /// conversation had earlier prompts.
@@ -37,14 +41,17 @@ public sealed partial record Directives(
     int? RateLimitSeconds,
     double? RateWarning,
     bool Child,
-    int? ApiError = null)
+    int? ApiError = null,
+    string? ClearFault = null,
+    bool FinishOnInterrupt = false)
 {
     public static Directives Parse(string prompt)
     {
         int delay = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, hugeResult = 0, stderr = 0, stderrBytes = 80;
         int? crash = null;
-        bool hang = false, child = false;
+        bool hang = false, child = false, finishOnInterrupt = false;
         int? rateLimit = null, apiError = null;
+        string? clearFault = null;
         double? rateWarning = null;
         var env = new List<string>();
         var text = Directive().Replace(prompt, m =>
@@ -65,6 +72,8 @@ public sealed partial record Directives(
                 case "env": env.Add(args.Length > 0 ? args[0] : ""); break;
                 case "rate-limit": rateLimit = Int(0, 3600); break;
                 case "api-error": apiError = Int(0, 429); break;
+                case "clear": clearFault = args.Length > 0 ? args[0] : "error"; break;
+                case "finish-on-interrupt": finishOnInterrupt = true; break;
                 case "rate-warning":
                     rateWarning = args.Length > 0 && double.TryParse(args[0], CultureInfo.InvariantCulture, out var u) ? u : 0.9;
                     break;
@@ -73,7 +82,7 @@ public sealed partial record Directives(
             return "";
         }).Trim();
         return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, hugeResult, stderr, stderrBytes, env, rateLimit, rateWarning, child,
-            apiError);
+            apiError, clearFault, finishOnInterrupt);
     }
 
     /// <summary>The answer to this prompt in a conversation that held <paramref name="history"/> before it.</summary>

@@ -28,6 +28,7 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
     private Transcript? _transcript;
     private CancellationTokenSource? _turn;
     private bool _lastTurnFailed;
+    private string? _clearFault; // what the next /clear does instead of clearing ([[clear:...]])
     private int _results;
 
     private string Model => _model ?? "fake-claude";
@@ -51,7 +52,7 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
             if (TakeNext() is not { } batch)
                 continue;
             if (batch[0].IsClear)
-                Clear(batch[0]);
+                await ClearAsync(batch[0]);
             else
                 await RunTurnAsync(batch);
             lock (_gate)
@@ -192,12 +193,27 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
         }
     }
 
-    private void Clear(UserMessage clear)
+    private async Task ClearAsync(UserMessage clear)
     {
+        var fault = _clearFault;
+        _clearFault = null;
+        if (clear.Uuid is { } started)
+            Emit(Lifecycle(started, "started"));
+        switch (fault)
+        {
+            case "crash":
+                await stderr.WriteLineAsync("[fake-claude] crashing in /clear as asked");
+                Environment.Exit(3);
+                return;
+            case "hang":
+                await Task.Delay(Timeout.Infinite);
+                return;
+            case not null:
+                Emit(Result("error_during_execution", isError: true, "/clear failed", clear, Stopwatch.StartNew(), new { local_command = "clear" }));
+                return;
+        }
         var previous = Conversation.SessionId;
         _transcript = Transcript.New(_configDir, _cwd);
-        if (clear.Uuid is { } uuid)
-            Emit(Lifecycle(uuid, "started"));
         Emit(new { type = "conversation_reset", new_conversation_id = _transcript.SessionId, uuid = NewId(), trigger = "clear", user_message_uuid = clear.Uuid, session_id = previous });
         Emit(Init());
         Emit(Result("success", isError: false, result: "", clear, Stopwatch.StartNew(), new { local_command = "clear" }));
@@ -213,9 +229,18 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
             Emit(Lifecycle(message.Uuid!, "started"));
 
         var directives = Directives.Parse(string.Join("\n", batch.Select(m => m.Text)));
+        _clearFault = directives.ClearFault ?? _clearFault;
         var history = Conversation.Prompts.ToArray();
         Conversation.Append(directives.Text);
         Emit(Init());
+        if (directives.FinishOnInterrupt)
+        {
+            await Task.Delay(Timeout.Infinite, interrupted).ContinueWith(_ => { }, TaskScheduler.Default);
+            var answered = directives.Answer(history);
+            EmitRaw(Assistant(answered, Model));
+            Emit(Result("success", isError: false, answered, batch[0], elapsed, new { terminal_reason = "completed" }));
+            return;
+        }
         try
         {
             for (var i = 0; i < directives.Stderr; i++)

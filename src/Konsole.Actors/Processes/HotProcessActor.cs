@@ -13,9 +13,11 @@ namespace Konsole.Actors.Processes;
 /// (the CLI would merge prompts sent mid-turn into one turn), streams every stdout line of the turn to
 /// the prompt's caller, and ends the turn at its <c>result</c>. Chat processes are emptied with
 /// <c>/clear</c> after each turn, so every chat turn starts from an empty conversation without paying
-/// for the clear itself. The process dies with the actor; an unexpected exit is reported to the parent.
+/// for the clear itself; a process whose <c>/clear</c> fails is killed rather than run a turn on the conversation it kept.
+/// The process dies with the actor; an unexpected exit is reported to the parent.
 /// A watchdog guards each turn: no output for <c>turn-timeout</c> and the turn is interrupted; no result within
-/// <c>interrupt-timeout</c> after that and the process is killed. Either way the caller gets <c>turn_timeout</c>.
+/// <c>interrupt-timeout</c> after that and the process is killed. Either way the caller gets <c>turn_timeout</c>, unless
+/// a success result crossed the interrupt: that is the turn's answer.
 /// A prompt for another model than the process runs is preceded by a <c>set_model</c> (a model the CLI refuses ends the
 /// prompt with <c>model_unavailable</c>; the process stays on the model it had).
 /// </summary>
@@ -354,7 +356,11 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             return;
         if (AnswersAnother(frame.UserMessageUuid))
             return;
-        if (_timedOut)
+        // An API-key account's CLI reports no rate_limit_event: its 429 is the only sign. Held a minute (its limits are per minute).
+        if (!_rejectedInTurn && frame.ApiErrorStatus == 429)
+            Context.Parent.Tell(new RateLimitObserved(new RateLimitInfo("rejected", DateTimeOffset.UtcNow.AddMinutes(1), null, null)));
+        // A success that crossed the watchdog's interrupt (the CLI had finished before it read it) is the turn's answer.
+        if (_timedOut && frame.IsError)
         {
             _turn.ReplyTo.Tell(TimedOut(_turn.PromptId));
             EndTurn(_sessionId, isError: true);
@@ -362,9 +368,6 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         }
         if (frame.SessionId is not null)
             _sessionId = frame.SessionId;
-        // An API-key account's CLI reports no rate_limit_event: its 429 is the only sign. Held a minute (its limits are per minute).
-        if (!_rejectedInTurn && frame.ApiErrorStatus == 429)
-            Context.Parent.Tell(new RateLimitObserved(new RateLimitInfo("rejected", DateTimeOffset.UtcNow.AddMinutes(1), null, null)));
         _turn.ReplyTo.Tell(new TurnCompleted(_turn.PromptId, frame, ConversationAfterTurn(), _spec.AccountId));
         EndTurn(_sessionId, frame.IsError);
     }
@@ -392,10 +395,27 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
 
     private void OnClearFinished(CliFrame result)
     {
+        if (result.UserMessageUuid is { } answered && answered != _clearId)
+        {
+            _log.Warning("{0}: a result for user message {1} arrived during a /clear; the clear goes on", Name, answered);
+            return;
+        }
         _clearId = null;
-        if (result.IsError)
-            _log.Warning("{0}: /clear ended with an error: {1}", Name, Shown(result.Raw));
-        Prepare();
+        if (!result.IsError)
+        {
+            Prepare();
+            return;
+        }
+        // The conversation may be as it was: a chat turn, or a new conversation, must not run on it. An empty one takes a new process.
+        _log.Warning("{0}: /clear ended with an error: {1}", Name, Shown(result.Raw));
+        const string reason = "the CLI answered /clear with an error, so its conversation could not be emptied";
+        if (_turn is not null)
+        {
+            Kill(TurnErrorCodes.ProcessCrashed, reason);
+            return;
+        }
+        _process?.Kill();
+        Fail(null, $"killed: {reason}");
     }
 
     private void OnControlResponse(CliFrame frame)

@@ -328,6 +328,19 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_chat_process_whose_clear_fails_is_replaced_by_an_empty_one_before_the_next_chat_turn()
+    {
+        var account = await StartAccountAsync();
+
+        var first = await RunAsync(account, NewPrompt("[[clear:error]] Remember 42"), ProcessMode.Chat);
+        await _parent.FishForMessageAsync<AccountStatus>(s => s.Processes[1] is { Restarts: 1, ProcessId: not null }, TurnTimeout);
+        var second = await RunAsync(account, NewPrompt("What number?"), ProcessMode.Chat);
+
+        Assert.Equal("echo: Remember 42", first.ResultText);
+        Assert.Equal("echo: What number?", second.ResultText);
+    }
+
+    [Fact]
     public async Task Status_shows_the_busy_session_and_the_queue_and_state_changes_are_published()
     {
         var states = EventsOf(typeof(AccountStateChanged));

@@ -85,6 +85,73 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task A_chat_process_whose_clear_fails_is_killed_so_no_chat_turn_runs_on_the_previous_conversation()
+    {
+        var process = await StartAsync(ProcessMode.Chat);
+        Watch(process);
+
+        await RunAsync(process, "[[clear:error]] Remember 42"); // the /clear after it answers with an error, the conversation kept
+
+        var exited = await _account.FishForMessageAsync<ProcessExited>(_ => true, Turn);
+        Assert.Contains("/clear", exited.Reason);
+        await ExpectTerminatedAsync(process);
+        await AwaitAssertAsync(() => Assert.Empty(LiveCliProcesses), Turn);
+    }
+
+    [Fact]
+    public async Task A_turn_whose_clear_fails_never_runs_on_the_previous_conversation_and_is_reported_once()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        Watch(process);
+        await RunAsync(process, "[[clear:error]] Remember 42");
+
+        var (prompt, caller) = NewPrompt("What number?");
+        process.Tell(new RunTurn(prompt, ClearFirst: true));
+        var turn = await caller.ReceiveTurnAsync(Turn);
+
+        Assert.DoesNotContain("Remember 42", turn.ResultText ?? ""); // the privacy breach: the new conversation saw the old one
+        Assert.Equal(TurnErrorCodes.ProcessCrashed, turn.Failed?.Code);
+        Assert.Contains("/clear", turn.Failed!.Message);
+        Assert.Empty(turn.Outputs);
+        Assert.Equal(prompt.PromptId, (await _account.FishForMessageAsync<ProcessExited>(_ => true, Turn)).TurnReported);
+        await ExpectTerminatedAsync(process);
+        await AwaitAssertAsync(() => Assert.Empty(LiveCliProcesses), Turn);
+    }
+
+    [Fact]
+    public async Task A_chat_process_that_crashes_in_its_clear_is_reported_and_restarted_by_its_account()
+    {
+        var process = await StartAsync(ProcessMode.Chat);
+        Watch(process);
+
+        await RunAsync(process, "[[clear:crash]] Remember 42");
+
+        var exited = await _account.FishForMessageAsync<ProcessExited>(_ => true, Turn);
+        Assert.Equal(3, exited.ExitCode);
+        Assert.Null(exited.TurnReported);
+        await ExpectTerminatedAsync(process);
+    }
+
+    [Fact]
+    public async Task A_chat_turn_waiting_for_a_clear_that_never_answers_ends_with_turn_timeout_and_the_process_is_killed()
+    {
+        var process = await StartAsync(Spec(ProcessMode.Chat, turnTimeout: TimeSpan.FromSeconds(2)));
+        Watch(process);
+        await RunAsync(process, "[[clear:hang]] Remember 42");
+
+        var (prompt, caller) = NewPrompt("What number?");
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+        var turn = await caller.ReceiveTurnAsync(Turn);
+
+        Assert.Equal(TurnErrorCodes.TurnTimeout, turn.Failed?.Code);
+        Assert.Contains("/clear", turn.Failed!.Message);
+        Assert.Empty(turn.Outputs);
+        Assert.Equal(prompt.PromptId, (await _account.FishForMessageAsync<ProcessExited>(_ => true, Turn)).TurnReported);
+        await ExpectTerminatedAsync(process);
+        await AwaitAssertAsync(() => Assert.Empty(LiveCliProcesses), Turn);
+    }
+
+    [Fact]
     public async Task Interrupt_ends_the_turn_with_its_result_and_the_process_serves_the_next()
     {
         var process = await StartAsync(ProcessMode.Full);
@@ -153,6 +220,24 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         Assert.Equal(prompt.PromptId, exited.TurnReported); // its account must not report it again
         await ExpectTerminatedAsync(process);
         await AwaitAssertAsync(() => Assert.Empty(LiveCliProcesses), Turn);
+    }
+
+    [Fact]
+    public async Task A_result_that_comes_right_after_the_watchdogs_interrupt_is_reported_as_the_result_and_only_it()
+    {
+        var process = await StartAsync(Spec(ProcessMode.Full, turnTimeout: TimeSpan.FromSeconds(2)));
+        var (prompt, caller) = NewPrompt("[[finish-on-interrupt]] done just in time"); // its success result comes after the interrupt
+
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+        var turn = await caller.ReceiveTurnAsync(Turn);
+
+        Assert.Null(turn.Failed);
+        Assert.Equal("echo: done just in time", turn.ResultText);
+        Assert.False(turn.Completed!.Result.IsError);
+        Assert.Equal(new TurnFinished(prompt.PromptId, turn.Completed.Result.SessionId, false),
+            await _account.FishForMessageAsync<TurnFinished>(_ => true, Turn));
+        Assert.StartsWith("echo: next", (await RunAsync(process, "next")).ResultText);
+        Assert.False(caller.HasMessages); // one terminal answer
     }
 
     [Fact]
