@@ -79,7 +79,7 @@ public sealed class SessionActor : ReceivePersistentActor
             if (offer.Snapshot is SessionSnapshot snapshot)
                 Restore(snapshot);
         });
-        Recover<PromptRecorded>(e => _inFlight[e.PromptId] = new InFlight(e.Text) { Recorded = true });
+        Recover<PromptRecorded>(e => _inFlight[e.PromptId] = new InFlight(e.Text) { Recorded = true, Written = true });
         Recover<PromptDispatchRecorded>(e => { if (_inFlight.TryGetValue(e.PromptId, out var p)) p.Dispatched = true; });
         Recover<PromptEndRecorded>(Ended);
         Recover<WorkerAccountRecorded>(e => _accountId = e.AccountId);
@@ -127,7 +127,10 @@ public sealed class SessionActor : ReceivePersistentActor
             RecordAll(facts, e =>
             {
                 if (e is not PromptDispatchRecorded)
+                {
+                    prompt.Written = true;
                     return;
+                }
                 prompt.Dispatched = true;
                 account.Tell(new DispatchConfirmed(m.PromptId));
             });
@@ -145,7 +148,11 @@ public sealed class SessionActor : ReceivePersistentActor
             }
             // The client hears of the prompt now: it must be on record first.
             prompt.Recorded = true;
-            Record(new PromptRecorded(m.PromptId, prompt.Text), _ => Append(m.PromptId, "queued", queued, endsPrompt: false));
+            Record(new PromptRecorded(m.PromptId, prompt.Text), _ =>
+            {
+                prompt.Written = true;
+                Append(m.PromptId, "queued", queued, endsPrompt: false);
+            });
         });
         Command<TurnOutput>(m => OnOutput(m.PromptId, m.Frame));
         Command<TurnLineDropped>(m =>
@@ -478,7 +485,7 @@ public sealed class SessionActor : ReceivePersistentActor
         SaveSnapshot(new SessionSnapshot(
             _conversation is { } c ? new ConversationRecorded(c.SessionId, c.AccountId, c.ConfigDir) : null,
             _accountId, _turns, _idsReservedUpTo,
-            _inFlight.Where(p => p.Value.Recorded).Select(p => new PendingPrompt(p.Key, p.Value.Text, p.Value.Dispatched)).ToList()));
+            _inFlight.Where(p => p.Value.Written).Select(p => new PendingPrompt(p.Key, p.Value.Text, p.Value.Dispatched)).ToList()));
     }
 
     private void Restore(SessionSnapshot snapshot)
@@ -489,7 +496,7 @@ public sealed class SessionActor : ReceivePersistentActor
         _idsReservedUpTo = snapshot.EventIdsReservedUpTo;
         _inFlight.Clear();
         foreach (var prompt in snapshot.Prompts)
-            _inFlight[prompt.PromptId] = new InFlight(prompt.Text) { Recorded = true, Dispatched = prompt.Dispatched };
+            _inFlight[prompt.PromptId] = new InFlight(prompt.Text) { Recorded = true, Written = true, Dispatched = prompt.Dispatched };
     }
 
     private void CloseIfDone()
@@ -527,6 +534,12 @@ public sealed class SessionActor : ReceivePersistentActor
 
         /// <summary>Its acceptance is journaled (or being written).</summary>
         public bool Recorded { get; set; }
+
+        /// <summary>
+        /// Its acceptance is journaled: only then is it in a snapshot. A snapshot taken while the write is on its way (another
+        /// write landing first) would otherwise keep a prompt whose write then failed, and its client was told so.
+        /// </summary>
+        public bool Written { get; set; }
 
         public bool Dispatched { get; set; }
         public CliFrame? Result { get; set; }

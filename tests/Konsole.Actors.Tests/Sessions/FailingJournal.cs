@@ -26,6 +26,7 @@ public sealed class FailingJournal : MemoryJournal
     private static readonly ConcurrentDictionary<string, int> FailingReads = new(StringComparer.Ordinal); // id -> reads failed
     private static readonly ConcurrentDictionary<string, int> Losing = new(StringComparer.Ordinal); // id -> reservations lost
     private static readonly ConcurrentDictionary<string, TaskCompletionSource> Holding = new(StringComparer.Ordinal); // id -> held reservations
+    private static readonly ConcurrentDictionary<string, int> Held = new(StringComparer.Ordinal); // id -> reservation writes that waited
 
     public static void FailWritesOf(string persistenceId) => Failing[persistenceId] = 0;
 
@@ -44,15 +45,28 @@ public sealed class FailingJournal : MemoryJournal
     /// <summary>The event id reservations <paramref name="persistenceId"/> writes are acknowledged but kept nowhere, until healed.</summary>
     public static void LoseEventIdReservationsOf(string persistenceId) => Losing[persistenceId] = 0;
 
-    /// <summary>The event id reservations <paramref name="persistenceId"/> writes wait, unanswered, until <see cref="FailHeld"/>.</summary>
-    public static void HoldEventIdReservationsOf(string persistenceId) =>
+    /// <summary>The event id reservations <paramref name="persistenceId"/> writes wait, unanswered, until <see cref="FailHeld"/> or <see cref="ReleaseHeld"/>.</summary>
+    public static void HoldEventIdReservationsOf(string persistenceId)
+    {
+        Held.TryRemove(persistenceId, out _);
         Holding[persistenceId] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
 
     /// <summary>The held reservations of <paramref name="persistenceId"/> fail, as a database that timed out.</summary>
     public static void FailHeld(string persistenceId)
     {
         if (Holding.TryRemove(persistenceId, out var held))
             held.SetException(new TimeoutException($"journal write for {persistenceId} timed out (test fault)"));
+    }
+
+    /// <summary>Reservation writes of <paramref name="persistenceId"/> that have waited (or wait) since <see cref="HoldEventIdReservationsOf"/>.</summary>
+    public static int HeldWrites(string persistenceId) => Held.GetValueOrDefault(persistenceId);
+
+    /// <summary>The held reservations of <paramref name="persistenceId"/> are written after all.</summary>
+    public static void ReleaseHeld(string persistenceId)
+    {
+        if (Holding.TryRemove(persistenceId, out var held))
+            held.SetResult();
     }
 
     /// <summary>Writes (and reads) of <paramref name="persistenceId"/> succeed again; returns how many writes failed.</summary>
@@ -69,6 +83,7 @@ public sealed class FailingJournal : MemoryJournal
         Failing.Clear();
         FailingReads.Clear();
         Losing.Clear();
+        Held.Clear();
         foreach (var id in Holding.Keys)
             FailHeld(id);
     }
@@ -91,8 +106,10 @@ public sealed class FailingJournal : MemoryJournal
         }
         foreach (var write in writes.Where(w => Holding.ContainsKey(w.PersistenceId) && IsReservation(w)))
         {
-            if (Holding.TryGetValue(write.PersistenceId, out var held))
-                await held.Task;
+            if (!Holding.TryGetValue(write.PersistenceId, out var held))
+                continue;
+            Held.AddOrUpdate(write.PersistenceId, 1, (_, n) => n + 1);
+            await held.Task;
         }
         var lost = writes.Where(w => Losing.ContainsKey(w.PersistenceId) && IsReservation(w)).ToList();
         foreach (var write in lost)

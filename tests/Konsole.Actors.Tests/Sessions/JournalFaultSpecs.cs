@@ -1,6 +1,8 @@
 using System.Text.Json;
 using Akka.Actor;
+using Akka.Persistence;
 using Konsole.Actors.Prompts;
+using Konsole.Actors.Protocol;
 using Konsole.Actors.Routing;
 using Konsole.Actors.Sessions;
 using Konsole.Testing;
@@ -276,6 +278,57 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         await AwaitAssertAsync(async () => followed = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask), TurnTimeout);
         var next = await followed!.Events.ReadAsync(cancel.Token); // the cut prompt, reported interrupted
         Assert.True(next.Id > lastSeen, $"after the restart the session's first event is #{next.Id}; the client saw #{lastSeen}");
+    }
+
+    [Fact]
+    public async Task A_prompt_whose_acceptance_failed_while_a_snapshot_was_taken_does_not_run_after_a_restart()
+    {
+        // The session alone, a probe as its router and one as its account: which of its writes lands when is the test's.
+        const string session = "snapped";
+        const string persistenceId = $"session-{session}";
+        var router = CreateTestProbe();
+        var account = CreateTestProbe();
+        var actor = Sys.ActorOf(SessionActor.Props(session, SessionType.Full, router.Ref, replayBuffer: 100));
+        Watch(actor);
+
+        // Journal entries: #1 its first id block, then two for each of 98 prompts (accepted, ended) up to #197...
+        for (var i = 0; i < 98; i++)
+        {
+            var earlier = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, $"earlier {i}"), Ask);
+            account.Send(actor, new PromptQueued(earlier.PromptId, "alpha", 1));
+            account.Send(actor, new TurnFailed(earlier.PromptId, TurnErrorCodes.Interrupted, "interrupted"));
+        }
+        // ...#198-199 a running prompt's acceptance and dispatch...
+        var running = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, "running"), Ask);
+        account.Send(actor, new DispatchRequested(running.PromptId));
+        await account.ExpectMsgAsync<DispatchConfirmed>(Ask);
+        // ...and #200 the next id block, written ahead once it has streamed past event #500, held.
+        FailingJournal.HoldEventIdReservationsOf(persistenceId);
+        var frame = StreamJsonParser.Parse("""{"type":"assistant"}"""u8.ToArray())!;
+        for (var i = 0; i < 400; i++)
+            account.Send(actor, new TurnOutput(running.PromptId, frame));
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.HeldWrites(persistenceId) > 0), TurnTimeout);
+
+        // A prompt is accepted (#201) while #200 is on its way; #200 lands (a snapshot is taken), then #201 fails.
+        var refused = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, "refused"), Ask);
+        FailingJournal.FailWritesOf(persistenceId);
+        account.Send(actor, new PromptQueued(refused.PromptId, "alpha", 1));
+        FailingJournal.ReleaseHeld(persistenceId);
+
+        var events = await refused.Events.ReadToEndAsync(TurnTimeout);
+        Assert.Equal(TurnErrorCodes.JournalUnavailable, JsonDocument.Parse(events[^1].Data).RootElement.GetProperty("code").GetString());
+        await ExpectTerminatedAsync(actor, TurnTimeout);
+        FailingJournal.Heal(persistenceId);
+        var snapshot = await Persistence.Instance.Apply(Sys).SnapshotStoreFor(null)
+            .Ask<LoadSnapshotResult>(new LoadSnapshot(persistenceId, SnapshotSelectionCriteria.Latest, long.MaxValue), Ask);
+        Assert.Equal(200, snapshot.Snapshot?.Metadata.SequenceNr);
+
+        // Started again from its snapshot and journal: the running prompt is reported interrupted, the refused one never runs.
+        var nextRouter = CreateTestProbe();
+        var back = Sys.ActorOf(SessionActor.Props(session, SessionType.Full, nextRouter.Ref, replayBuffer: 100));
+        var info = await back.Ask<SessionInfo>(new GetSession(session), Ask);
+        Assert.Equal("idle", info.State); // before: busy, the refused prompt routed again from the snapshot
+        Assert.False(nextRouter.HasMessages, "the restarted session routed a prompt");
     }
 
     /// <summary>The registry's writes fail from now on: its next one (a session's opening, refused) stops it.</summary>
