@@ -12,7 +12,9 @@ namespace Konsole.Testing.FakeClaude;
 /// <item><c>[[huge:BYTES]]</c> the assistant frame carries BYTES of text; <c>[[huge-result:BYTES]]</c> the result does; <c>[[stderr:N]]</c> / <c>[[stderr:N:BYTES]]</c> N lines (of about BYTES) on stderr first.</item>
 /// <item><c>[[env:NAME]]</c> append <c>env NAME=value</c> (or <c>&lt;unset&gt;</c>) to the answer.</item>
 /// <item><c>[[child]]</c> start a <c>sleep</c> that runs on after the turn (as a tool's background command would) and
-/// append <c>child PID</c> to the answer.</item>
+/// append <c>child PID</c> to the answer; <c>[[detached]]</c> the same in a session and process group of its own
+/// (<c>setsid sleep</c>, as a tool detaching a command on purpose would), still the CLI's child; <c>[[detached:orphan]]</c> the same
+/// started through a shell that exits at once, as the Bash tool's <c>setsid sleep 600 &amp;</c> does, so its parent is no longer the CLI.</item>
 /// <item><c>[[rate-limit]]</c> / <c>[[rate-limit:SECONDS]]</c> a rejected rate limit resetting in an hour (or SECONDS) and
 /// an <c>is_error</c> result, as the real CLI shows an API 429;
 /// <c>[[rate-warning:UTILIZATION]]</c> an <c>allowed_warning</c> rate limit event; <c>[[api-error:STATUS]]</c> an <c>is_error</c>
@@ -43,7 +45,8 @@ public sealed partial record Directives(
     bool Child,
     int? ApiError = null,
     string? ClearFault = null,
-    bool FinishOnInterrupt = false)
+    bool FinishOnInterrupt = false,
+    string? Detached = null)
 {
     public static Directives Parse(string prompt)
     {
@@ -51,7 +54,7 @@ public sealed partial record Directives(
         int? crash = null;
         bool hang = false, child = false, finishOnInterrupt = false;
         int? rateLimit = null, apiError = null;
-        string? clearFault = null;
+        string? clearFault = null, detached = null;
         double? rateWarning = null;
         var env = new List<string>();
         var text = Directive().Replace(prompt, m =>
@@ -65,6 +68,7 @@ public sealed partial record Directives(
                 case "crash": crash = Int(0, 3); break;
                 case "hang": hang = true; break;
                 case "child": child = true; break;
+                case "detached": detached = args.Length > 0 ? args[0] : ""; break;
                 case "garbage": garbage = Int(0, 10); break;
                 case "huge": huge = Int(0, 1 << 20); break;
                 case "huge-result": hugeResult = Int(0, 1 << 20); break;
@@ -82,7 +86,7 @@ public sealed partial record Directives(
             return "";
         }).Trim();
         return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, hugeResult, stderr, stderrBytes, env, rateLimit, rateWarning, child,
-            apiError, clearFault, finishOnInterrupt);
+            apiError, clearFault, finishOnInterrupt, detached);
     }
 
     /// <summary>The answer to this prompt in a conversation that held <paramref name="history"/> before it.</summary>

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -282,6 +283,8 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
             var answer = directives.Answer(history);
             if (directives.Child)
                 answer += $" child {StartChild()}";
+            if (directives.Detached is { } how)
+                answer += $" detached {StartDetached(orphan: how == "orphan")}";
             EmitRaw(Assistant(directives.Huge > 0 ? new string('x', directives.Huge) : answer, Model));
             Emit(RateLimitEvent(directives.RateWarning is { } utilization
                 ? new { status = "allowed_warning", resetsAt = DateTimeOffset.UtcNow.AddHours(3).ToUnixTimeSeconds(), rateLimitType = "five_hour", utilization, isUsingOverage = false }
@@ -400,6 +403,24 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
             RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
         })!;
         return child.Id;
+    }
+
+    /// <summary>
+    /// A <c>sleep</c> in a session of its own (<c>setsid</c> forks no more when its caller leads no group, so the pid is the
+    /// sleep's); with <paramref name="orphan"/>, started by a shell that exits at once, which leaves the sleep to init.
+    /// </summary>
+    private static int StartDetached(bool orphan)
+    {
+        var start = orphan
+            ? new ProcessStartInfo("sh", ["-c", "setsid sleep 600 </dev/null >/dev/null 2>&1 & echo $!"])
+            : new ProcessStartInfo("setsid", ["sleep", "600"]) { RedirectStandardInput = true, RedirectStandardError = true };
+        start.RedirectStandardOutput = true;
+        var process = Process.Start(start)!;
+        if (!orphan)
+            return process.Id;
+        var pid = int.Parse(process.StandardOutput.ReadLine()!, CultureInfo.InvariantCulture);
+        process.WaitForExit();
+        return pid;
     }
 
     /// <summary>Lines a supervisor must survive: each is skipped or passed through, none may throw.</summary>

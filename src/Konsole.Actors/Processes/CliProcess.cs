@@ -19,7 +19,7 @@ public sealed record ProcessLaunch(
 /// is reported by its size instead). It holds no actor state; the owner receives everything through the callbacks,
 /// which run on I/O threads. Where <c>setsid</c> exists the process leads a process group of its own: stopping it
 /// signals the whole group, and once it has exited, whatever it left running in its group (a tool's background
-/// command) is killed.
+/// command) is killed, and what it started elsewhere (<see cref="ProcessMarks"/>: a command a tool detached) too.
 /// </summary>
 public sealed class CliProcess
 {
@@ -30,9 +30,10 @@ public sealed class CliProcess
     private readonly CancellationTokenSource _kill;
     private readonly Process? _process;
 
-    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, bool ownGroup, Task firstOutput)
+    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, bool ownGroup, string? mark, Task firstOutput)
     {
         FirstOutput = firstOutput;
+        Mark = mark;
         _stdin = stdin;
         _kill = kill;
         OwnGroup = ownGroup;
@@ -52,6 +53,9 @@ public sealed class CliProcess
 
     /// <summary>It leads its own process group (its id is the group's).</summary>
     public bool OwnGroup { get; }
+
+    /// <summary>The mark in its environment that what it starts inherits (<see cref="ProcessMarks"/>); null where none is followed.</summary>
+    public string? Mark { get; }
 
     /// <summary>Completes with the exit code once the process has exited and its output is fully read.</summary>
     public Task<int> Exited { get; }
@@ -91,10 +95,14 @@ public sealed class CliProcess
         var program = Executables.Locate(launch.FileName)
             ?? throw new FileNotFoundException("no executable file of that name, nor a program of that name on PATH", launch.FileName);
         var ownGroup = Posix.SetSid is not null;
+        var mark = ProcessMarks.NewMark();
+        var environment = mark is null
+            ? launch.Environment
+            : new Dictionary<string, string?>(launch.Environment) { [ProcessMarks.Variable] = mark };
         var command = Cli.Wrap(Posix.SetSid ?? program)
             .WithArguments(ownGroup ? [program, .. launch.Arguments] : launch.Arguments)
             .WithWorkingDirectory(launch.WorkingDirectory)
-            .WithEnvironmentVariables(launch.Environment)
+            .WithEnvironmentVariables(environment)
             .WithStandardInputPipe(stdinSource)
             .WithStandardOutputPipe(stdoutTarget)
             .WithStandardErrorPipe(PipeTarget.Create((stream, ct) => Protocol.LineReader.ReadLinesAsync(stream, MaxStderrLineBytes,
@@ -104,7 +112,7 @@ public sealed class CliProcess
             .WithValidation(CommandResultValidation.None);
 
         var kill = new CancellationTokenSource();
-        return new CliProcess(stdin, kill, command.ExecuteAsync(kill.Token), ownGroup, firstOutput.Task);
+        return new CliProcess(stdin, kill, command.ExecuteAsync(kill.Token), ownGroup, mark, firstOutput.Task);
     }
 
     /// <summary>Queues one line for stdin. Returns false once input is closed.</summary>
@@ -181,6 +189,7 @@ public sealed class CliProcess
             if (OwnGroup)
                 Posix.Signal(ProcessId, Posix.SigKill, group: true); // no process outlives the CLI that started it
             _process?.Dispose();
+            await ProcessMarks.KillAsync(Mark).ConfigureAwait(false); // nor one it started outside its group
         }
     }
 

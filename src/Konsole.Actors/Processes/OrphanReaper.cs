@@ -7,7 +7,8 @@ namespace Konsole.Actors.Processes;
 /// record (pid, start time, process group) in the run directory, removed when it exits. At the next start the
 /// records still there name processes to end; the start time tells a survivor from an unrelated process that got
 /// the same pid later. (A CLI whose host died usually exits by itself, as its stdin closed; a hung one does not; and what
-/// its tools started in its process group, such as a background command, runs on after it: that group is ended too.)
+/// its tools started in its process group, such as a background command, runs on after it: that group is ended too, as is
+/// what it started outside its group, by its mark (<see cref="ProcessMarks"/>).)
 /// </summary>
 public static class OrphanReaper
 {
@@ -24,7 +25,7 @@ public static class OrphanReaper
         var path = Path.Combine(runDir, $"cli-{process.ProcessId}.json");
         try
         {
-            File.WriteAllText(path, JsonSerializer.Serialize(new PidRecord(process.ProcessId, started, process.OwnGroup)));
+            File.WriteAllText(path, JsonSerializer.Serialize(new PidRecord(process.ProcessId, started, process.OwnGroup, process.Mark)));
             return path;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -47,8 +48,8 @@ public static class OrphanReaper
     }
 
     /// <summary>
-    /// Ends the processes the records in <paramref name="runDir"/> name, with their process groups (SIGTERM, then SIGKILL),
-    /// removes the records, and returns the pids of the CLIs still running.
+    /// Ends the processes the records in <paramref name="runDir"/> name, with their process groups (SIGTERM, then SIGKILL) and
+    /// what they started elsewhere (SIGKILL), removes the records, and returns the pids of the CLIs still running.
     /// </summary>
     public static IReadOnlyList<int> Reap(string runDir)
     {
@@ -57,12 +58,15 @@ public static class OrphanReaper
             return ended;
         var survivors = new List<PidRecord>();
         var leftGroups = new List<int>();
+        var marks = new HashSet<string>();
         foreach (var file in Directory.EnumerateFiles(runDir, "cli-*.json"))
         {
             try
             {
                 if (JsonSerializer.Deserialize<PidRecord>(File.ReadAllText(file)) is { } record)
                 {
+                    if (record.Mark is { } mark)
+                        marks.Add(mark);
                     var started = Posix.StartTime(record.Pid);
                     if (started == record.Started)
                         survivors.Add(record);
@@ -93,11 +97,12 @@ public static class OrphanReaper
             Posix.Signal(record.Pid, Posix.SigKill, record.Group);
         foreach (var group in leftGroups)
             Posix.Signal(group, Posix.SigKill, group: true);
+        ProcessMarks.Kill(marks);
         ended.AddRange(survivors.Select(r => r.Pid));
         return ended;
     }
 
     private static bool IsAlive(PidRecord record) => Posix.StartTime(record.Pid) == record.Started;
 
-    private sealed record PidRecord(int Pid, string Started, bool Group);
+    private sealed record PidRecord(int Pid, string Started, bool Group, string? Mark = null);
 }

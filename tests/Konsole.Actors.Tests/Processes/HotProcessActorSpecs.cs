@@ -396,6 +396,44 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         await AwaitConditionAsync(() => Task.FromResult(!Running(child)), Turn);
     }
 
+    [Theory]
+    [InlineData("", false)]
+    [InlineData("", true)]
+    [InlineData("orphan", false)]
+    [InlineData("orphan", true)]
+    public async Task What_a_tool_detached_into_a_session_of_its_own_does_not_outlive_the_actor(string how, bool crash)
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        var started = await RunAsync(process, $"[[detached:{how}]] a command detached with setsid");
+        var detached = int.Parse(Regex.Match(started.ResultText!, @"detached (\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
+        var detachedStarted = Posix.StartTime(detached);
+        Assert.True(Running(detached));
+        Assert.Equal(detached, Session(detached)); // out of the CLI's process group: the group's kill does not reach it
+        Watch(process);
+
+        try
+        {
+            if (crash)
+                process.Tell(new RunTurn(NewPrompt("[[crash]]").Prompt, ClearFirst: false));
+            else
+                Sys.Stop(process);
+
+            await ExpectTerminatedAsync(process, Turn);
+            await AwaitConditionAsync(() => Task.FromResult(!Running(detached)), Turn);
+        }
+        finally
+        {
+            if (Posix.StartTime(detached) == detachedStarted)
+                Posix.Signal(detached, Posix.SigKill, group: false);
+        }
+    }
+
+    private static int Session(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[3], CultureInfo.InvariantCulture);
+    }
+
     /// <summary>The process exists and is not a zombie waiting for its new parent to reap it.</summary>
     private static bool Running(int pid)
     {

@@ -45,6 +45,45 @@ public sealed class OrphanReaperSpecs
         }
     }
 
+    [Fact]
+    public async Task What_a_cli_whose_host_was_killed_detached_into_a_session_of_its_own_is_ended_at_the_next_start()
+    {
+        Assert.NotNull(Posix.SetSid);
+        var runDir = Directory.CreateTempSubdirectory("konsole-run-").FullName;
+        var mark = ProcessMarks.NewMark()!;
+        // A CLI as CliProcess starts it, with its mark; a tool detaches a command (setsid) from a shell that exits at once.
+        var cli = Process.Start(new ProcessStartInfo(Posix.SetSid!,
+            ["sh", "-c", "sh -c 'setsid sleep 600 </dev/null >/dev/null 2>&1 & echo $!'; read line"])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            Environment = { [ProcessMarks.Variable] = mark },
+        })!;
+        var tool = int.Parse((await cli.StandardOutput.ReadLineAsync())!, CultureInfo.InvariantCulture);
+        var toolStarted = Posix.StartTime(tool);
+        try
+        {
+            File.WriteAllText(Path.Combine(runDir, $"cli-{cli.Id}.json"),
+                JsonSerializer.Serialize(new { Pid = cli.Id, Started = Posix.StartTime(cli.Id), Group = true, Mark = mark }));
+            cli.StandardInput.Close(); // the host is killed, the CLI exits...
+            await cli.WaitForExitAsync().WaitAsync(Timeout);
+            Assert.True(Running(tool, toolStarted)); // ...and the detached command, in no group of the CLI's, runs on
+
+            OrphanReaper.Reap(runDir);
+
+            var deadline = DateTime.UtcNow + Timeout;
+            while (Running(tool, toolStarted) && DateTime.UtcNow < deadline)
+                await Task.Delay(20);
+            Assert.False(Running(tool, toolStarted), $"pid {tool}, detached by the exited CLI {cli.Id}, outlived the next start");
+        }
+        finally
+        {
+            if (Running(tool, toolStarted))
+                Posix.Signal(tool, Posix.SigKill, group: false);
+            Directory.Delete(runDir, recursive: true);
+        }
+    }
+
     /// <summary>The process seen before (not a later one with its pid), and not a zombie.</summary>
     private static bool Running(int pid, string? started)
     {
