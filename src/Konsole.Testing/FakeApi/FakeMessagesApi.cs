@@ -11,7 +11,10 @@ namespace Konsole.Testing.FakeApi;
 /// <c>echo: &lt;LastUserText&gt;</c>, streamed as the real API streams, with the rate-limit headers an OAuth
 /// account gets. Directives in the last typed text:
 /// <c>[[api-slow:N:MS]]</c> streams the answer as N text deltas MS ms apart;
-/// <c>[[api-429]]</c> answers 429 <c>rate_limit_error</c>, the limit rejected until an hour from now.
+/// <c>[[api-429]]</c> answers 429 <c>rate_limit_error</c>, the limit rejected until an hour from now;
+/// <c>[[api-bash:COMMAND]]</c> answers a call of the CLI's <c>Bash</c> tool running COMMAND (anything up to the
+/// first <c>]]</c>), and the request that brings its result back <c>done: &lt;the tool's result&gt;</c>. The CLI
+/// runs it only when allowed to without asking, e.g. with <c>--allowedTools Bash</c>.
 /// Anything else it is asked gets a quick small answer and lands in <see cref="SideRequests"/>.
 /// </summary>
 public sealed class FakeMessagesApi : IAsyncDisposable

@@ -8,6 +8,8 @@ namespace Konsole.Testing.FakeApi;
 /// <summary>The fake's answers to a conversation turn, shaped as the real Messages API shapes them.</summary>
 internal static partial class FakeReplies
 {
+    private const int InputTokens = 5;
+
     public static async Task AnswerAsync(HttpResponse response, RecordedRequest request, int number, CancellationToken ct)
     {
         var now = DateTimeOffset.UtcNow;
@@ -19,41 +21,30 @@ internal static partial class FakeReplies
         }
 
         AllowedHeaders(response.Headers, now);
-        var answer = "echo: " + request.LastUserText;
+        var id = $"msg_fake_{number:D6}";
+        var model = request.Model ?? "claude-opus-5-5";
+        if (request.ToolResultText is null && ApiBash().Match(request.LastUserText) is { Success: true } bash)
+        {
+            var input = new { command = bash.Groups[1].Value, description = "Run the command the prompt asked for" };
+            await ToolUseAsync(response, request.Stream, id, model, $"toolu_fake_{number:D6}", "Bash", input, ct);
+            return;
+        }
+
+        var answer = request.ToolResultText is { } result ? "done: " + result : "echo: " + request.LastUserText;
         var slow = ApiSlow().Match(request.LastUserText);
         var (pieces, delay) = slow.Success
             ? (Split(answer, Math.Max(1, int.Parse(slow.Groups[1].Value, CultureInfo.InvariantCulture))),
                TimeSpan.FromMilliseconds(int.Parse(slow.Groups[2].Value, CultureInfo.InvariantCulture)))
             : (Words().Matches(answer).Select(m => m.Value).ToList(), TimeSpan.Zero);
-        var id = $"msg_fake_{number:D6}";
-        var model = request.Model ?? "claude-opus-5-5";
-        const int inputTokens = 5;
 
         if (!request.Stream)
         {
             await Task.Delay(delay * (pieces.Count - 1), ct);
-            await response.WriteAsJsonAsync(new
-            {
-                id, type = "message", role = "assistant", model,
-                content = new[] { new { type = "text", text = answer } },
-                stop_reason = "end_turn", stop_sequence = (string?)null,
-                usage = new { input_tokens = inputTokens, cache_creation_input_tokens = 0, cache_read_input_tokens = 0, output_tokens = pieces.Count },
-            }, ct);
+            await MessageAsync(response, id, model, new { type = "text", text = answer }, "end_turn", pieces.Count, ct);
             return;
         }
 
-        response.ContentType = "text/event-stream; charset=utf-8";
-        response.Headers.CacheControl = "no-cache";
-        await EventAsync(response, "message_start", new
-        {
-            type = "message_start",
-            message = new
-            {
-                id, type = "message", role = "assistant", model, content = Array.Empty<object>(),
-                stop_reason = (string?)null, stop_sequence = (string?)null,
-                usage = new { input_tokens = inputTokens, cache_creation_input_tokens = 0, cache_read_input_tokens = 0, output_tokens = 1 },
-            },
-        }, ct);
+        await MessageStartAsync(response, id, model, ct);
         await EventAsync(response, "content_block_start", new { type = "content_block_start", index = 0, content_block = new { type = "text", text = "" } }, ct);
         await EventAsync(response, "ping", new { type = "ping" }, ct);
         for (var i = 0; i < pieces.Count; i++)
@@ -63,11 +54,63 @@ internal static partial class FakeReplies
             await EventAsync(response, "content_block_delta", new { type = "content_block_delta", index = 0, delta = new { type = "text_delta", text = pieces[i] } }, ct);
         }
         await EventAsync(response, "content_block_stop", new { type = "content_block_stop", index = 0 }, ct);
+        await MessageEndAsync(response, "end_turn", pieces.Count, ct);
+    }
+
+    /// <summary>A call of the tool <paramref name="name"/>; streamed, its input comes in pieces of JSON, as the real API sends it.</summary>
+    private static async Task ToolUseAsync(HttpResponse response, bool stream, string id, string model, string toolUseId, string name, object input, CancellationToken ct)
+    {
+        if (!stream)
+        {
+            await MessageAsync(response, id, model, new { type = "tool_use", id = toolUseId, name, input }, "tool_use", 1, ct);
+            return;
+        }
+
+        var pieces = Split(JsonSerializer.Serialize(input), 3);
+        await MessageStartAsync(response, id, model, ct);
+        await EventAsync(response, "content_block_start", new
+        {
+            type = "content_block_start", index = 0, content_block = new { type = "tool_use", id = toolUseId, name, input = new { } },
+        }, ct);
+        await EventAsync(response, "ping", new { type = "ping" }, ct);
+        foreach (var piece in pieces)
+            await EventAsync(response, "content_block_delta", new { type = "content_block_delta", index = 0, delta = new { type = "input_json_delta", partial_json = piece } }, ct);
+        await EventAsync(response, "content_block_stop", new { type = "content_block_stop", index = 0 }, ct);
+        await MessageEndAsync(response, "tool_use", pieces.Count, ct);
+    }
+
+    private static Task MessageAsync(HttpResponse response, string id, string model, object content, string stopReason, int outputTokens, CancellationToken ct) =>
+        response.WriteAsJsonAsync(new
+        {
+            id, type = "message", role = "assistant", model,
+            content = new[] { content },
+            stop_reason = stopReason, stop_sequence = (string?)null,
+            usage = new { input_tokens = InputTokens, cache_creation_input_tokens = 0, cache_read_input_tokens = 0, output_tokens = outputTokens },
+        }, ct);
+
+    private static async Task MessageStartAsync(HttpResponse response, string id, string model, CancellationToken ct)
+    {
+        response.ContentType = "text/event-stream; charset=utf-8";
+        response.Headers.CacheControl = "no-cache";
+        await EventAsync(response, "message_start", new
+        {
+            type = "message_start",
+            message = new
+            {
+                id, type = "message", role = "assistant", model, content = Array.Empty<object>(),
+                stop_reason = (string?)null, stop_sequence = (string?)null,
+                usage = new { input_tokens = InputTokens, cache_creation_input_tokens = 0, cache_read_input_tokens = 0, output_tokens = 1 },
+            },
+        }, ct);
+    }
+
+    private static async Task MessageEndAsync(HttpResponse response, string stopReason, int outputTokens, CancellationToken ct)
+    {
         await EventAsync(response, "message_delta", new
         {
             type = "message_delta",
-            delta = new { stop_reason = "end_turn", stop_sequence = (string?)null },
-            usage = new { output_tokens = pieces.Count },
+            delta = new { stop_reason = stopReason, stop_sequence = (string?)null },
+            usage = new { output_tokens = outputTokens },
         }, ct);
         await EventAsync(response, "message_stop", new { type = "message_stop" }, ct);
     }
@@ -121,6 +164,9 @@ internal static partial class FakeReplies
 
     [GeneratedRegex(@"\[\[api-slow:(\d{1,6}):(\d{1,6})\]\]")]
     private static partial Regex ApiSlow();
+
+    [GeneratedRegex(@"\[\[api-bash:(.+?)\]\]", RegexOptions.Singleline)]
+    private static partial Regex ApiBash();
 
     [GeneratedRegex(@"\[\[api-429\]\]")]
     private static partial Regex Api429();

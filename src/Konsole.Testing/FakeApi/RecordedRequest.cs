@@ -13,6 +13,8 @@ namespace Konsole.Testing.FakeApi;
 /// <param name="LastUserText">The last entry of <paramref name="UserTexts"/>, or "" when there is none.</param>
 /// <param name="SystemText">The top-level <c>system</c> blocks, then the text of <c>role: "system"</c>
 /// messages the CLI puts into <c>messages</c>, joined with newlines.</param>
+/// <param name="ToolResultText">The text of the <c>tool_result</c> blocks of the last message, joined with newlines,
+/// when it is a user message carrying them (the CLI sends a tool's result back); else null.</param>
 /// <param name="MessageCount">Length of <c>messages</c>, the CLI's <c>role: "system"</c> entries included.</param>
 /// <param name="Body">The raw JSON body.</param>
 public sealed partial record RecordedRequest(
@@ -30,10 +32,12 @@ public sealed partial record RecordedRequest(
     string SystemText,
     IReadOnlyList<string> UserTexts,
     string LastUserText,
+    string? ToolResultText,
     string Body)
 {
     public override string ToString() =>
-        $"#{Index} {Path} model={Model} stream={Stream} messages={MessageCount} tools={ToolCount} last=\"{Shorten(LastUserText)}\"";
+        $"#{Index} {Path} model={Model} stream={Stream} messages={MessageCount} tools={ToolCount} last=\"{Shorten(LastUserText)}\""
+        + (ToolResultText is null ? "" : $" tool_result=\"{Shorten(ToolResultText)}\"");
 
     internal static string Shorten(string text) =>
         text.Length <= 80 ? text.ReplaceLineEndings(" ") : text[..77].ReplaceLineEndings(" ") + "...";
@@ -78,6 +82,7 @@ public sealed partial record RecordedRequest(
             string.Join("\n", system),
             userTexts,
             userTexts.Count > 0 ? userTexts[^1] : "",
+            messages.Count > 0 ? ToolResults(messages[^1]) : null,
             body);
     }
 
@@ -95,6 +100,18 @@ public sealed partial record RecordedRequest(
             .Select(b => b.GetProperty("text").GetString()!),
         _ => [],
     };
+
+    private static string? ToolResults(JsonElement message)
+    {
+        if (!message.TryGetProperty("role", out var role) || role.GetString() != "user"
+            || !message.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.Array)
+            return null;
+        var results = content.EnumerateArray()
+            .Where(b => b.ValueKind == JsonValueKind.Object && b.TryGetProperty("type", out var t) && t.GetString() == "tool_result")
+            .Select(b => string.Join("\n", Texts(b.TryGetProperty("content", out var c) ? c : default)))
+            .ToList();
+        return results.Count > 0 ? string.Join("\n", results) : null;
+    }
 
     private static IEnumerable<string> TypedTexts(JsonElement content)
     {
