@@ -133,11 +133,12 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
         Receive<ProcessReady>(m => WithSlot(slot => OnReady(slot, m.ProcessId)));
         Receive<TurnFinished>(m => WithSlot(slot => OnTurnFinished(slot, m)));
-        Receive<ProcessExited>(m => WithSlot(slot => OnProcessLost(slot, m.SessionId, m.Reason, m.TurnReported)));
+        Receive<ProcessExited>(m => WithSlot(slot => OnProcessLost(slot, m.SessionId, m.Reason, m.TurnReported, m.SentTurn)));
         Receive<Terminated>(m =>
         {
+            // Whether it had sent the running prompt is not known: it may have run.
             if (_slots.FirstOrDefault(s => s.Process?.Equals(m.ActorRef) == true) is { } slot)
-                OnProcessLost(slot, null, "the process actor stopped", turnReported: null);
+                OnProcessLost(slot, null, "the process actor stopped", turnReported: null, sentTurn: slot.Running?.PromptId);
         });
         Receive<RateLimitObserved>(m => OnRateLimit(m.Info));
 
@@ -658,7 +659,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         PublishStatus();
     }
 
-    private void OnProcessLost(Slot slot, string? sessionId, string reason, string? turnReported)
+    private void OnProcessLost(Slot slot, string? sessionId, string reason, string? turnReported, string? sentTurn)
     {
         var neverReady = slot.ProcessId is null;
         Context.Unwatch(slot.Process);
@@ -681,6 +682,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         }
         if (slot.Running is { } running)
         {
+            if (slot.Dispatched && sentTurn != running.PromptId && turnReported is null && slot.UnsentOnce != running.PromptId)
+            {
+                // Its process was lost before writing it to the CLI (a /clear or set_model before it failed, or it never got it):
+                // it runs on the next process. Once: lost that way again, it may be what breaks the process, and fails as a crash would.
+                slot.UnsentOnce = running.PromptId;
+                slot.Dispatched = false;
+            }
             if (slot.Dispatched)
             {
                 if (turnReported != running.PromptId)
@@ -690,7 +698,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             }
             else
             {
-                slot.Queue.AddFirst(running); // it had not reached the CLI: it waits for the restart (and is confirmed again then)
+                // It had not reached the CLI: it waits for the restart, and is confirmed again then.
+                slot.Queue.AddFirst(running);
                 slot.Confirming = null;
                 Timers.Cancel($"{slot.Name}-confirm");
             }
@@ -888,6 +897,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         public string? HeldAfter;
 
         public bool Restarting;
+        public string? UnsentOnce; // the prompt last put back because its process was lost before it reached the CLI
         public string? ResumeFailed; // the conversation its last process was lost resuming, before it was ever ready
         public string? ResumeRefused; // a conversation its CLI would not resume (lost twice before ready): not tried again
         public int ConsecutiveCrashes;

@@ -13,8 +13,9 @@ namespace Konsole.Actors.Processes;
 /// (the CLI would merge prompts sent mid-turn into one turn), streams every stdout line of the turn to
 /// the prompt's caller, and ends the turn at its <c>result</c>. Chat processes are emptied with
 /// <c>/clear</c> after each turn, so every chat turn starts from an empty conversation without paying
-/// for the clear itself; a process whose <c>/clear</c> fails is killed rather than run a turn on the conversation it kept.
-/// The process dies with the actor; an unexpected exit is reported to the parent.
+/// for the clear itself; a process whose <c>/clear</c> fails (or stays silent for <c>turn-timeout</c>) is killed rather than run
+/// a turn on the conversation it kept. The process dies with the actor; an unexpected exit is reported to the parent, naming
+/// the turn it had sent, if any: a prompt still waiting for a <c>/clear</c> or <c>set_model</c> never reached the CLI.
 /// A watchdog guards each turn: no output for <c>turn-timeout</c> and the turn is interrupted; no result within
 /// <c>interrupt-timeout</c> after that and the process is killed. Either way the caller gets <c>turn_timeout</c>, unless
 /// a success result crossed the interrupt: that is the turn's answer.
@@ -229,7 +230,8 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         }
         _turn = run.Prompt;
         _turnSent = false;
-        FedWatchdog();
+        if (_clearId is null)
+            FedWatchdog(); // a /clear still running is watched since it started: the prompt does not restart its clock
         if (run.ClearFirst)
             StartClear();
         Prepare();
@@ -274,6 +276,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         if (_clearId is not null)
             return; // one is running; the turn is sent when it ends
         _clearId = Prompt.NewId();
+        FedWatchdog();
         Write(StreamJsonWriter.UserMessage("/clear", _clearId));
     }
 
@@ -385,8 +388,11 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         _turnStarted = false;
         _timedOut = false;
         _rejectedInTurn = false;
-        _watchdogArmed = false;
-        Timers.Cancel(nameof(TurnSilent));
+        if (_clearId is null) // one still running (the prompt waiting on it was interrupted) stays watched
+        {
+            _watchdogArmed = false;
+            Timers.Cancel(nameof(TurnSilent));
+        }
         Timers.Cancel(nameof(InterruptUnanswered));
         if (_spec.Mode == ProcessMode.Chat)
             StartClear();
@@ -408,14 +414,8 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         }
         // The conversation may be as it was: a chat turn, or a new conversation, must not run on it. An empty one takes a new process.
         _log.Warning("{0}: /clear ended with an error: {1}", Name, Shown(result.Raw));
-        const string reason = "the CLI answered /clear with an error, so its conversation could not be emptied";
-        if (_turn is not null)
-        {
-            Kill(TurnErrorCodes.ProcessCrashed, reason);
-            return;
-        }
         _process?.Kill();
-        Fail(null, $"killed: {reason}");
+        Fail(null, "killed: the CLI answered /clear with an error, so its conversation could not be emptied");
     }
 
     private void OnControlResponse(CliFrame frame)
@@ -471,12 +471,12 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// Feeds the watchdog: a turn (or the clear before it) that prints nothing for turn-timeout is silent. Output only
-    /// notes the time; the one timer, when it fires, looks at how long the turn has really been quiet.
+    /// Feeds the watchdog: a turn, or a <c>/clear</c> (with or without a turn waiting on it), that prints nothing for
+    /// turn-timeout is silent. Output only notes the time; the one timer, when it fires, looks at how long it has really been quiet.
     /// </summary>
     private void FedWatchdog()
     {
-        if (_turn is null || _timedOut)
+        if ((_turn is null && _clearId is null) || _timedOut)
             return;
         _lastOutputMs = Environment.TickCount64;
         if (!_watchdogArmed)
@@ -492,7 +492,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private void OnTurnSilent()
     {
         _watchdogArmed = false;
-        if (_turn is null)
+        if (_turn is null && _clearId is null)
             return;
         var quiet = TimeSpan.FromMilliseconds(Environment.TickCount64 - _lastOutputMs);
         if (quiet < _spec.Claude.TurnTimeout)
@@ -500,9 +500,12 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             ArmWatchdog(_spec.Claude.TurnTimeout - quiet);
             return;
         }
-        if (!_turnSent)
+        if (_turn is null || !_turnSent)
         {
-            KillForTimeout($"the /clear or set_model before the turn printed nothing for {Seconds(_spec.Claude.TurnTimeout)}");
+            // Nothing to interrupt: a prompt waiting on it never reached the CLI, and its account runs it on the next process.
+            _process?.Kill();
+            Fail(null, $"killed by the watchdog: the {(_clearId is not null ? "/clear" : "set_model")} printed nothing for " +
+                $"{Seconds(_spec.Claude.TurnTimeout)} (konsole.claude.turn-timeout)");
             return;
         }
         _log.Warning("{0}: prompt {1} printed nothing for {2} (konsole.claude.turn-timeout): interrupting it", Name, _turn.PromptId,
@@ -528,7 +531,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         var stderr = string.Join(" | ", _stderrTail.Where(l => l.Length > 0).TakeLast(5));
         var message = stderr.Length > 0 ? $"{reason}; stderr: {stderr}" : reason;
         _log.Warning("{0}: {1}", Name, message);
-        Context.Parent.Tell(new ProcessExited(exitCode, _sessionId, message, turnReported));
+        Context.Parent.Tell(new ProcessExited(exitCode, _sessionId, message, turnReported, _turnSent ? _turn?.PromptId : null));
         Context.Stop(Self);
     }
 

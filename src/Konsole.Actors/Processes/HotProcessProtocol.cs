@@ -41,6 +41,8 @@ public static class HotProcessProtocol
     /// The process ended without being asked to (or never became ready, or the watchdog killed it). The actor stops
     /// right after. A turn that was running gets no result: its owner reports it, unless the actor already told its
     /// caller how it ended (<paramref name="TurnReported"/>, the prompt id: a watchdog kill ends it with turn_timeout).
+    /// <paramref name="SentTurn"/> names the prompt the process had written to the CLI: a running prompt it does not name
+    /// (still waiting for a <c>/clear</c> or <c>set_model</c>, or never received) never reached the CLI, and may run elsewhere.
     /// </summary>
-    public sealed record ProcessExited(int? ExitCode, string? SessionId, string Reason, string? TurnReported = null);
+    public sealed record ProcessExited(int? ExitCode, string? SessionId, string Reason, string? TurnReported = null, string? SentTurn = null);
 }

@@ -327,17 +327,58 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Assert.Equal("error_during_execution", fullTurn.Completed!.Result.Subtype); // it ran all along
     }
 
-    [Fact]
-    public async Task A_chat_process_whose_clear_fails_is_replaced_by_an_empty_one_before_the_next_chat_turn()
+    [Theory]
+    [InlineData("error")]
+    [InlineData("hang")]
+    public async Task A_chat_process_whose_clear_fails_is_replaced_by_an_empty_one_before_the_next_chat_turn(string fault)
     {
-        var account = await StartAccountAsync();
+        var account = await StartAccountAsync("konsole.claude.turn-timeout = 2s"); // how long a /clear may stay silent
 
-        var first = await RunAsync(account, NewPrompt("[[clear:error]] Remember 42"), ProcessMode.Chat);
+        var first = await RunAsync(account, NewPrompt($"[[clear:{fault}]] Remember 42"), ProcessMode.Chat);
         await _parent.FishForMessageAsync<AccountStatus>(s => s.Processes[1] is { Restarts: 1, ProcessId: not null }, TurnTimeout);
         var second = await RunAsync(account, NewPrompt("What number?"), ProcessMode.Chat);
 
         Assert.Equal("echo: Remember 42", first.ResultText);
         Assert.Equal("echo: What number?", second.ResultText);
+    }
+
+    [Theory]
+    [InlineData("error")]
+    [InlineData("crash")]
+    [InlineData("hang")]
+    public async Task A_chat_prompt_waiting_on_a_clear_that_fails_runs_once_on_the_restarted_process(string fault)
+    {
+        var account = await StartAccountAsync("konsole.claude.turn-timeout = 2s"); // how long a /clear may stay silent
+        var first = NewPrompt($"[[clear:{fault}]] Remember 42");
+        var waiting = NewPrompt("What number?");
+
+        account.Tell(new SubmitPrompt(first.Prompt, ProcessMode.Chat));
+        account.Tell(new SubmitPrompt(waiting.Prompt, ProcessMode.Chat)); // it waits on the /clear after the first
+        Assert.Equal("echo: Remember 42", (await first.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+        var served = await waiting.Caller.ReceiveTurnAsync(TurnTimeout);
+
+        // It never reached the CLI (its /clear had not finished): nothing is lost, and it ran on an empty process.
+        Assert.Null(served.Failed);
+        Assert.Equal("echo: What number?", served.ResultText);
+        Assert.Equal(1, (await StatusAsync()).Processes[1].Restarts);
+        await waiting.Caller.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100)); // exactly one end
+    }
+
+    [Fact]
+    public async Task A_prompt_whose_process_is_lost_twice_before_it_reaches_the_cli_fails_once_instead_of_failing_the_account()
+    {
+        var account = await StartAccountAsync("konsole.claude.turn-timeout = 2s");
+        var (prompt, caller) = NewPrompt("on a model the CLI is slow to switch to");
+
+        // Its set_model answers only after the watchdog killed the process, on every process it lands on.
+        var turn = await RunAsync(account, (prompt with { Model = "[[delay:60000]]sonnet" }, caller), ProcessMode.Chat);
+
+        Assert.Equal(TurnErrorCodes.ProcessCrashed, turn.Failed?.Code);
+        Assert.Contains("set_model", turn.Failed!.Message);
+        var status = await StatusAsync();
+        Assert.Equal(2, status.Processes[1].Restarts); // it ran again once, on the first restart
+        Assert.NotEqual(AccountState.Failed, status.State);
+        await caller.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100)); // exactly one end
     }
 
     [Fact]
