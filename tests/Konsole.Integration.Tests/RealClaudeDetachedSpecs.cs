@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using System.Text.RegularExpressions;
 using Akka.Actor;
 using Konsole.Actors.Processes;
@@ -54,14 +53,14 @@ public sealed class RealClaudeDetachedSpecs(ITestOutputHelper output, RealClaude
         var sleepStarted = Posix.StartTime(sleep);
         try
         {
-            Assert.True(Running(sleep));
-            Assert.Equal(sleep, Session(sleep)); // out of the CLI's process group: the group's kill does not reach it
-            Assert.NotNull(MarkOf(cliPid));
-            Assert.Equal(MarkOf(cliPid), MarkOf(sleep));
+            Assert.True(ProcessTable.IsRunning(sleep));
+            Assert.Equal(sleep, ProcessTable.SessionOf(sleep)); // out of the CLI's process group: the group's kill does not reach it
+            Assert.NotNull(ProcessTable.MarkOf(cliPid));
+            Assert.Equal(ProcessTable.MarkOf(cliPid), ProcessTable.MarkOf(sleep));
 
             await Sys.Terminate();
 
-            await AwaitConditionAsync(() => Task.FromResult(!Running(sleep)), Turn);
+            await AwaitConditionAsync(() => Task.FromResult(!ProcessTable.IsRunning(sleep)), Turn);
         }
         finally
         {
@@ -69,27 +68,4 @@ public sealed class RealClaudeDetachedSpecs(ITestOutputHelper output, RealClaude
                 Posix.Signal(sleep, Posix.SigKill, group: false);
         }
     }
-
-    /// <summary>The process exists and is not a zombie waiting for its new parent to reap it.</summary>
-    private static bool Running(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault() is not ('Z' or 'X');
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
-
-    private static int Session(int pid)
-    {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[3], CultureInfo.InvariantCulture);
-    }
-
-    private static string? MarkOf(int pid) => Encoding.UTF8.GetString(File.ReadAllBytes($"/proc/{pid}/environ")).Split('\0')
-        .FirstOrDefault(v => v.StartsWith(ProcessMarks.Variable + "=", StringComparison.Ordinal));
 }

@@ -400,7 +400,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         var process = await StartAsync(ProcessMode.Full);
         var started = await RunAsync(process, "[[child]] a background command");
         var child = int.Parse(Regex.Match(started.ResultText!, @"child (\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
-        Assert.True(Running(child));
+        Assert.True(ProcessTable.IsRunning(child));
         Watch(process);
 
         if (crash)
@@ -409,7 +409,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
             Sys.Stop(process); // stdin closed: the CLI exits on its own
 
         await ExpectTerminatedAsync(process, Turn);
-        await AwaitConditionAsync(() => Task.FromResult(!Running(child)), Turn);
+        await AwaitConditionAsync(() => Task.FromResult(!ProcessTable.IsRunning(child)), Turn);
     }
 
     [Theory]
@@ -423,8 +423,8 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         var started = await RunAsync(process, $"[[detached:{how}]] a command detached with setsid");
         var detached = int.Parse(Regex.Match(started.ResultText!, @"detached (\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
         var detachedStarted = Posix.StartTime(detached);
-        Assert.True(Running(detached));
-        Assert.Equal(detached, Session(detached)); // out of the CLI's process group: the group's kill does not reach it
+        Assert.True(ProcessTable.IsRunning(detached));
+        Assert.Equal(detached, ProcessTable.SessionOf(detached)); // out of the CLI's process group: the group's kill does not reach it
         Watch(process);
 
         try
@@ -435,32 +435,12 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
                 Sys.Stop(process);
 
             await ExpectTerminatedAsync(process, Turn);
-            await AwaitConditionAsync(() => Task.FromResult(!Running(detached)), Turn);
+            await AwaitConditionAsync(() => Task.FromResult(!ProcessTable.IsRunning(detached)), Turn);
         }
         finally
         {
             if (Posix.StartTime(detached) == detachedStarted)
                 Posix.Signal(detached, Posix.SigKill, group: false);
-        }
-    }
-
-    private static int Session(int pid)
-    {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[3], CultureInfo.InvariantCulture);
-    }
-
-    /// <summary>The process exists and is not a zombie waiting for its new parent to reap it.</summary>
-    private static bool Running(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault() is not ('Z' or 'X');
-        }
-        catch (IOException)
-        {
-            return false;
         }
     }
 
@@ -593,7 +573,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
             TimeSpan.FromSeconds(2), Turn);
         await AwaitAssertAsync(() => Assert.Equal([after.ProcessId], LiveCliProcesses), Turn); // a process it made was tracked until it exited
         if (File.Exists(pidFile)) // made: the shell wrote its pid before it became cat
-            await AwaitConditionAsync(() => Task.FromResult(!Running(int.Parse(File.ReadAllText(pidFile).Trim()))), Turn);
+            await AwaitConditionAsync(() => Task.FromResult(!ProcessTable.IsRunning(int.Parse(File.ReadAllText(pidFile).Trim()))), Turn);
         await after.StopAsync(TimeSpan.FromSeconds(2));
     }
 
