@@ -39,6 +39,7 @@ public sealed class SessionActor : ReceivePersistentActor
     private readonly long _idsAbove;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
+    private readonly Queue<HeldEvent> _held = new(); // in order, waiting for their ids' reservation (see Append)
 
     // Prompts not ended, in the order they were accepted: their text, whether they were dispatched, and a result line waiting
     // for TurnCompleted to end them.
@@ -50,6 +51,7 @@ public sealed class SessionActor : ReceivePersistentActor
     private string? _accountId;
     private int _turns;
     private long _idsReservedUpTo;
+    private long _idsRecordedUpTo; // the part of _idsReservedUpTo whose write has landed
     private int _subscriptionIds;
     private bool _closing;
 
@@ -72,6 +74,7 @@ public sealed class SessionActor : ReceivePersistentActor
             // query there, and a burst of quick turns queued hundreds of them (max-concurrent-recoveries) before answering.
             JournalPluginId = PersistenceSetup.InMemoryJournalId;
             SnapshotPluginId = PersistenceSetup.InMemorySnapshotStoreId;
+            _idsRecordedUpTo = long.MaxValue; // its ids are never handed out again: it has no restart
         }
 
         Recover<SnapshotOffer>(offer =>
@@ -244,6 +247,7 @@ public sealed class SessionActor : ReceivePersistentActor
     /// </summary>
     private void EndOnJournalFault(Exception cause)
     {
+        ReleaseAll(); // the ids its manager is told count what waited for the reservation
         // Before any client hears of it, so nothing more is sent here; with the ids its errors below take.
         Context.Parent.Tell(new SessionFaulted(_id, _events.LastId + _inFlight.Count));
         EndOnFault($"the session's journal failed ({cause.Message})", TurnErrorCodes.JournalUnavailable);
@@ -280,6 +284,7 @@ public sealed class SessionActor : ReceivePersistentActor
     {
         if (_fault is not null)
         {
+            ReleaseAll();
             EndOnFault($"the session stopped on a fault ({_fault.Message})", TurnErrorCodes.Interrupted);
             Context.Parent.Tell(new SessionFaulted(_id, _events.LastId));
         }
@@ -298,7 +303,11 @@ public sealed class SessionActor : ReceivePersistentActor
             // The first block is on record before any id of it is handed out (later ones are written ahead, see ReserveEventIds):
             // a host killed while it was on its way would hand out again ids a client saw.
             _idsReservedUpTo += IdBlock;
-            Persist(new EventIdsReserved(_idsReservedUpTo), _ => SnapshotNow());
+            Persist(new EventIdsReserved(_idsReservedUpTo), e =>
+            {
+                _idsRecordedUpTo = e.UpTo;
+                SnapshotNow();
+            });
         }
         if (_type == SessionType.Worker)
             _router.Tell(new RoleRouterProtocol.AssignWorker(_id, _accountId));
@@ -348,6 +357,7 @@ public sealed class SessionActor : ReceivePersistentActor
     private void Close()
     {
         _closing = true;
+        ReleaseAll(); // its close is on record (its manager's): its ids are never handed out again
         foreach (var promptId in _inFlight.Keys.ToList())
         {
             _router.Tell(new RoleRouterProtocol.InterruptPrompt(promptId));
@@ -407,6 +417,18 @@ public sealed class SessionActor : ReceivePersistentActor
 
     private void Append(string promptId, string type, ReadOnlyMemory<byte> data, bool endsPrompt)
     {
+        if (_held.Count > 0 || _events.LastId >= _idsRecordedUpTo)
+        {
+            // Its id is past the reservation on record (the next one's write, at half a block's headroom, has not landed): a
+            // host killed before it lands would hand the id out again after its restart. It waits, behind those waiting already.
+            _held.Enqueue(new HeldEvent(promptId, type, data, endsPrompt));
+            return;
+        }
+        HandOut(promptId, type, data, endsPrompt);
+    }
+
+    private void HandOut(string promptId, string type, ReadOnlyMemory<byte> data, bool endsPrompt)
+    {
         ReserveEventIds();
         var item = _events.Append(promptId, type, data, endsPrompt);
         List<string>? ended = null;
@@ -436,7 +458,8 @@ public sealed class SessionActor : ReceivePersistentActor
 
     /// <summary>
     /// Keeps a block of event ids journaled ahead of the ones handed out, so ids after a restart never repeat one a client
-    /// saw. The write runs beside the events (half a block of headroom), holding none of them back.
+    /// saw. The write runs beside the events (half a block of headroom); only if it has not landed when they reach the end
+    /// of the block on record do they wait for it.
     /// </summary>
     private void ReserveEventIds()
     {
@@ -444,7 +467,32 @@ public sealed class SessionActor : ReceivePersistentActor
         if (!_durable || _closing || _events.LastId + IdBlock / 2 < _idsReservedUpTo)
             return;
         _idsReservedUpTo = _events.LastId + IdBlock;
-        PersistAsync(new EventIdsReserved(_idsReservedUpTo), _ => SnapshotNow());
+        PersistAsync(new EventIdsReserved(_idsReservedUpTo), e =>
+        {
+            _idsRecordedUpTo = e.UpTo;
+            Release();
+            SnapshotNow();
+        });
+    }
+
+    /// <summary>Hands out the events waiting for their ids' reservation, as far as the reservations on record go.</summary>
+    private void Release()
+    {
+        while (_held.Count > 0 && _events.LastId < _idsRecordedUpTo)
+        {
+            var held = _held.Dequeue();
+            HandOut(held.PromptId, held.Type, held.Data, held.EndsPrompt);
+        }
+    }
+
+    /// <summary>
+    /// The session ends here (closed, or about to start again from its journal, its manager told the last id handed out):
+    /// the events waiting go out now, and none waits from now on.
+    /// </summary>
+    private void ReleaseAll()
+    {
+        _idsRecordedUpTo = long.MaxValue;
+        Release();
     }
 
     /// <summary>Journals <paramref name="facts"/> in one write and then applies each (at once, for a session that journals nothing).</summary>
@@ -527,6 +575,8 @@ public sealed class SessionActor : ReceivePersistentActor
     /// <param name="PromptId">Only this prompt's events, ending with its last; null: every event of the session.</param>
     /// <param name="Behind">A follower with this many events waiting is too far behind: its stream ends (it resumes from its Last-Event-ID).</param>
     private sealed record Subscription(string Id, string? PromptId, ChannelWriter<SessionEvent> Writer, ChannelReader<SessionEvent> Reader, int Behind);
+
+    private sealed record HeldEvent(string PromptId, string Type, ReadOnlyMemory<byte> Data, bool EndsPrompt);
 
     private sealed class InFlight(string text)
     {

@@ -267,8 +267,9 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         var prompt = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, "[[chunks:1200:0]] many"), Ask);
         using var cancel = new CancellationTokenSource(TurnTimeout);
         var seen = await prompt.Events.ReadAsync(cancel.Token);
-        while (seen.Id <= 1100) // ...while ids beyond the block on record (1 to 1000) are handed out
+        while (seen.Id < 1000) // ...while the block on record (1 to 1000) is handed out; the events after it wait for the write
             seen = await prompt.Events.ReadAsync(cancel.Token);
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.HeldWrites($"session-{session}") > 0), TurnTimeout);
         FailingJournal.FailHeld($"session-{session}");
         var rest = await prompt.Events.ReadToEndAsync(TurnTimeout);
         var lastSeen = rest.Count > 0 ? rest[^1].Id : seen.Id;
@@ -329,6 +330,79 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         var info = await back.Ask<SessionInfo>(new GetSession(session), Ask);
         Assert.Equal("idle", info.State); // before: busy, the refused prompt routed again from the snapshot
         Assert.False(nextRouter.HasMessages, "the restarted session routed a prompt");
+    }
+
+    [Fact]
+    public async Task Event_ids_handed_out_while_their_reservation_is_stalled_are_not_handed_out_again_after_a_host_kill()
+    {
+        const string session = "stalled";
+        const string persistenceId = $"session-{session}";
+        var (actor, running) = await StreamingAsync(session);
+
+        // Ids 1 to 1000 are on record; the next block's write (at #500) waits while 1,200 events stream.
+        FailingJournal.HoldEventIdReservationsOf(persistenceId);
+        await OutputsAsync(actor, running, 1200);
+        Assert.Equal(1, FailingJournal.HeldWrites(persistenceId));
+        var seen = 0L;
+        while (running.Events.TryRead(out var item))
+            seen = item.Id;
+
+        // The host is killed before the write lands: the journal never gets it.
+        Sys.Stop(actor);
+        await ExpectTerminatedAsync(actor, TurnTimeout);
+        FailingJournal.FailHeld(persistenceId);
+
+        var back = Sys.ActorOf(SessionActor.Props(session, SessionType.Full, CreateTestProbe().Ref, replayBuffer: 2000));
+        var followed = await back.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask);
+        using var cancel = new CancellationTokenSource(TurnTimeout);
+        var next = await followed.Events.ReadAsync(cancel.Token); // the cut prompt, reported interrupted
+        Assert.Equal("error", next.Type);
+        Assert.True(next.Id > seen, $"after the restart the session's first event is #{next.Id}; a client saw #{seen} before it");
+    }
+
+    [Fact]
+    public async Task Events_waiting_for_a_stalled_reservation_go_out_in_order_none_missing_once_it_lands()
+    {
+        const string session = "waiting";
+        const string persistenceId = $"session-{session}";
+        var (actor, running) = await StreamingAsync(session);
+
+        FailingJournal.HoldEventIdReservationsOf(persistenceId);
+        await OutputsAsync(actor, running, 1200);
+        var follower = await actor.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask);
+        actor.Tell(new TurnCompleted(running.PromptId, StreamJsonParser.Parse("""{"type":"result","result":"done"}"""u8.ToArray())!, null, "alpha"));
+        FailingJournal.ReleaseHeld(persistenceId);
+
+        var events = await running.Events.ReadToEndAsync(TurnTimeout);
+        var all = new List<SessionEvent>();
+        using var cancel = new CancellationTokenSource(TurnTimeout);
+        while (all.Count < 1201)
+            all.Add(await follower.Events.ReadAsync(cancel.Token));
+        Assert.Equal(Enumerable.Range(1, 1201).Select(i => (long)i), events.Select(e => e.Id));
+        Assert.Equal(events.Select(e => e.Id), all.Select(e => e.Id));
+        Assert.Equal("result", events[^1].Type);
+        Assert.Single(events, e => e.EndsPrompt);
+    }
+
+    /// <summary>A session alone, a probe as its router and one as its account, and a prompt of it dispatched: which of its writes lands when is the test's.</summary>
+    private async Task<(IActorRef Session, PromptAccepted Running)> StreamingAsync(string session)
+    {
+        var account = CreateTestProbe();
+        var actor = Sys.ActorOf(SessionActor.Props(session, SessionType.Full, CreateTestProbe().Ref, replayBuffer: 2000));
+        Watch(actor);
+        var running = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, "running"), Ask);
+        account.Send(actor, new DispatchRequested(running.PromptId));
+        await account.ExpectMsgAsync<DispatchConfirmed>(Ask);
+        return (actor, running);
+    }
+
+    /// <summary>The running prompt's CLI writes <paramref name="count"/> lines, and the session has taken each.</summary>
+    private static async Task OutputsAsync(IActorRef session, PromptAccepted running, int count)
+    {
+        var frame = StreamJsonParser.Parse("""{"type":"assistant"}"""u8.ToArray())!;
+        for (var i = 0; i < count; i++)
+            session.Tell(new TurnOutput(running.PromptId, frame));
+        await session.Ask<SessionInfo>(new GetSession(running.SessionId), Ask);
     }
 
     /// <summary>The registry's writes fail from now on: its next one (a session's opening, refused) stops it.</summary>
