@@ -278,6 +278,7 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         EventsFollowed? followed = null;
         await AwaitAssertAsync(async () => followed = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask), TurnTimeout);
         var next = await followed!.Events.ReadAsync(cancel.Token); // the cut prompt, reported interrupted
+        Output!.WriteLine($"the client saw #{seen.Id} before the fault, #{lastSeen} last; the restarted session's first event is #{next.Id}");
         Assert.True(next.Id > lastSeen, $"after the restart the session's first event is #{next.Id}; the client saw #{lastSeen}");
     }
 
