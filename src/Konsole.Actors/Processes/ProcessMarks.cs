@@ -28,15 +28,14 @@ public static class ProcessMarks
     {
         if (!OperatingSystem.IsLinux() || marks.Count == 0)
             return 0;
-        var self = Environment.ProcessId;
-        var ownGroup = Read(self)?.Group;
-        var found = Find(marks).Where(p => p.Pid != self).ToList();
+        var (found, spared) = Find(marks);
         foreach (var process in found)
         {
             if (Posix.StartTime(process.Pid) == process.Started) // not a later process that got its pid meanwhile
                 Posix.Signal(process.Pid, Posix.SigKill, group: false);
         }
-        foreach (var group in found.Select(p => p.Group).Where(g => g != ownGroup && g > 1).Distinct())
+        var sparedGroups = spared.Select(p => p.Group).ToHashSet();
+        foreach (var group in found.Select(p => p.Group).Where(g => !sparedGroups.Contains(g) && g > 1).Distinct())
             Posix.Signal(group, Posix.SigKill, group: true);
         return found.Count;
     }
@@ -98,26 +97,34 @@ public static class ProcessMarks
         }
     }
 
-    private static List<Proc> Find(IReadOnlySet<string> marks)
+    /// <returns>
+    /// The processes to kill, and those spared: this host and its ancestors, which carry a mark when a CLI started the host
+    /// (a recorded mark of an earlier run then names them too).
+    /// </returns>
+    private static (List<Proc> Found, List<Proc> Spared) Find(IReadOnlySet<string> marks)
     {
-        var all = new List<Proc>();
+        var all = new Dictionary<int, Proc>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
             if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && Read(pid) is { } process)
-                all.Add(process);
+                all[pid] = process;
         }
-        var children = all.ToLookup(p => p.Parent);
+        var spared = new List<Proc>();
+        for (var pid = Environment.ProcessId; all.TryGetValue(pid, out var ancestor) && spared.Count < all.Count; pid = ancestor.Parent)
+            spared.Add(ancestor);
+        var children = all.Values.ToLookup(p => p.Parent);
         var found = new Dictionary<int, Proc>();
-        var next = new Stack<Proc>(all.Where(p => MarkOf(p.Pid) is { } mark && marks.Contains(mark)));
+        // The start time again after the mark: the environment read is that process's, not a later one's with its pid.
+        var next = new Stack<Proc>(all.Values.Where(p => MarkOf(p.Pid) is { } mark && marks.Contains(mark) && Posix.StartTime(p.Pid) == p.Started));
         while (next.TryPop(out var process))
         {
-            if (found.TryAdd(process.Pid, process))
+            if (!spared.Contains(process) && found.TryAdd(process.Pid, process))
             {
                 foreach (var child in children[process.Pid])
                     next.Push(child);
             }
         }
-        return [.. found.Values];
+        return ([.. found.Values], spared);
     }
 
     private static Proc? Read(int pid)
