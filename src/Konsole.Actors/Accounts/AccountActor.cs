@@ -12,7 +12,8 @@ namespace Konsole.Actors.Accounts;
 /// <summary>
 /// One Claude account: owns a warm <see cref="ProcessMode.Full"/> and a warm <see cref="ProcessMode.Chat"/>
 /// process, and a <see cref="ProcessMode.Worker"/> process for each worker session it serves (at most
-/// <c>konsole.sessions.max-workers</c> at once; later ones wait for one to close). Queues the prompts for
+/// <c>konsole.sessions.max-workers</c> at once; later ones wait for one to close, unless the router moves them to an account
+/// with a place free). Queues the prompts for
 /// each process in order, and moves conversations between processes. A prompt
 /// always continues its own conversation: when it lands on a process holding another one, that process
 /// is restarted on it (<c>--resume</c>, with the transcript copied over from the account that wrote it);
@@ -60,6 +61,18 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Receive<SubmitPrompt>(OnSubmit);
         Receive<InterruptPrompt>(m => OnInterrupt(m.PromptId));
         Receive<StopWorker>(m => OnStopWorker(m.SessionId));
+        Receive<ReleaseWaitingWorker>(m =>
+        {
+            if (_draining || _slots.FirstOrDefault(s => s.WorkerSession == m.SessionId) is not { Started: false } slot)
+            {
+                Sender.Tell(new WorkerNotReleased(m.SessionId));
+                return;
+            }
+            _slots.Remove(slot);
+            _log.Info("Account {0}: worker session {1} stops waiting here for a worker place", Id, m.SessionId);
+            PublishStatus();
+            Sender.Tell(new WaitingWorkerReleased(m.SessionId, slot.Queue.ToList()));
+        });
         Receive<RefreshCredentials>(_ =>
         {
             if (_account.UsesApiKey)
@@ -823,7 +836,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         _credentials?.ExpiresAt,
         _rateLimit,
         _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession,
-            s.Running?.UserSessionId)).ToArray(),
+            s.Running?.UserSessionId, s is { Mode: ProcessMode.Worker, Started: false })).ToArray(),
         _failure ?? (_rateLimitedUntil is { } until ? $"rate-limited until {until:u}" : null),
         _oauthError ?? _credentials?.Problem,
         _refresh == RefreshState.Running);

@@ -35,6 +35,13 @@ public static class AccountProtocol
     public sealed record StopWorker(string SessionId);
 
     /// <summary>
+    /// A worker session waiting here for a worker place goes elsewhere: if its process has not started, its slot closes and its
+    /// prompts are handed to the parent (<see cref="WaitingWorkerReleased"/>); otherwise, or once the host stops, it stays
+    /// (<see cref="WorkerNotReleased"/>).
+    /// </summary>
+    public sealed record ReleaseWaitingWorker(string SessionId);
+
+    /// <summary>
     /// The host is stopping: no prompt starts any more (new ones fail with <c>account_unavailable</c>, queued ones wait
     /// for the account to stop), running turns get <paramref name="Timeout"/> to finish and are then interrupted.
     /// </summary>
@@ -100,14 +107,21 @@ public static class AccountProtocol
     /// <param name="ConversationId">The Claude session id the process holds, if known.</param>
     /// <param name="WorkerSessionId">The worker session a worker process serves.</param>
     /// <param name="ActiveSessionId">The user session whose turn the process runs, if any.</param>
+    /// <param name="WaitsForPlace">A worker whose process has not started: it waits for a worker place.</param>
     public sealed record ProcessStatus(ProcessMode Mode, int? ProcessId, bool Busy, string? ConversationId, int Restarts,
-        string? WorkerSessionId = null, string? ActiveSessionId = null);
+        string? WorkerSessionId = null, string? ActiveSessionId = null, bool WaitsForPlace = false);
 
     /// <summary>
     /// To the parent: a full or chat prompt the account will not run now (it is rate-limited), sent after the status that
     /// says so; the parent routes it again by its mode's role.
     /// </summary>
     public sealed record PromptHandedBack(Prompt Prompt, ProcessMode Mode);
+
+    /// <summary>To the parent: a waiting worker session's slot closed; its prompts, none of which reached a CLI, in order.</summary>
+    public sealed record WaitingWorkerReleased(string SessionId, IReadOnlyList<Prompt> Prompts);
+
+    /// <summary>To the parent: the worker session stays where it is (its process started meanwhile, it closed, or the host stops).</summary>
+    public sealed record WorkerNotReleased(string SessionId);
 
     // Events, on the actor system's event stream
 

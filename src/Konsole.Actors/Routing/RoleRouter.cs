@@ -25,6 +25,10 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly Dictionary<string, IActorRef> _accounts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AccountStatus> _status = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _workers = new(StringComparer.Ordinal); // worker session -> account
+    // Worker sessions on their way to another account, by the account they wait on; their prompts sent meanwhile wait here.
+    private readonly Dictionary<string, (string From, List<Prompt> Held)> _movingWorkers = new(StringComparer.Ordinal);
+    private readonly int _maxWorkers;
+    private bool _draining;
     private readonly Dictionary<Role, string> _routedTo = []; // where each role's traffic went last, to log a failover once
     // Per user session, its last dashboard prompt and the account it went to, until the session closes.
     private readonly Dictionary<string, (string PromptId, string AccountId)> _lastDashboardPrompt = new(StringComparer.Ordinal);
@@ -41,6 +45,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         _roles = _configured = new RoleAssignment(settings.Roles.Dashboard, settings.Roles.QuickTurn);
         _rateLimitWarning = settings.RateLimitWarningUtilization;
+        _maxWorkers = settings.Sessions.MaxWorkers;
         foreach (var account in settings.Accounts)
         {
             _order.Add(account.Id);
@@ -99,17 +104,54 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<AssignWorker>(m => Sender.Tell(new WorkerAssigned(m.SessionId, WorkerAccount(m.SessionId, m.PreferredAccountId))));
         Receive<RouteWorkerPrompt>(m =>
         {
-            var before = _workers.GetValueOrDefault(m.Prompt.UserSessionId);
-            var account = WorkerAccount(m.Prompt.UserSessionId);
-            if (before is not null && before != account)
-                m.Prompt.ReplyTo.Tell(new WorkerAssigned(m.Prompt.UserSessionId, account)); // its session records where it runs now
-            Submit(account, m.Prompt, ProcessMode.Worker);
+            if (_movingWorkers.TryGetValue(m.Prompt.UserSessionId, out var moving))
+                moving.Held.Add(m.Prompt); // after the prompts its account hands back
+            else
+                RouteWorker(m.Prompt);
+        });
+        Receive<WaitingWorkerReleased>(m =>
+        {
+            if (!_movingWorkers.Remove(m.SessionId, out var moving))
+            {
+                // Its session closed meanwhile (and answered its prompts itself), as StopWorker would have closed it.
+                foreach (var prompt in m.Prompts)
+                    prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.SessionClosed, $"worker session {m.SessionId} was closed"));
+                return;
+            }
+            var prompts = m.Prompts.Concat(moving.Held).ToList();
+            if (prompts.Count == 0)
+            {
+                _workers[m.SessionId] = moving.From; // nothing waited (interrupted meanwhile): it stays where it was
+                return;
+            }
+            prompts[0].ReplyTo.Tell(new WorkerAssigned(m.SessionId, _workers[m.SessionId]));
+            foreach (var prompt in prompts)
+                RouteWorker(prompt);
+        });
+        Receive<WorkerNotReleased>(m =>
+        {
+            if (!_movingWorkers.Remove(m.SessionId, out var moving))
+                return;
+            _workers[m.SessionId] = moving.From;
+            foreach (var prompt in moving.Held)
+                RouteWorker(prompt);
         });
         Receive<ReleaseSession>(m =>
         {
             _lastDashboardPrompt.Remove(m.SessionId);
+            if (_movingWorkers.Remove(m.SessionId, out var moving))
+            {
+                _accounts[moving.From].Tell(new StopWorker(m.SessionId)); // in case it started there after all
+                foreach (var prompt in moving.Held)
+                    prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.SessionClosed, $"worker session {m.SessionId} was closed"));
+            }
             if (_workers.Remove(m.SessionId, out var accountId))
                 _accounts[accountId].Tell(new StopWorker(m.SessionId));
+        });
+        Receive<AccountStatus>(m =>
+        {
+            UpdateStatus(m);
+            MoveWaitingWorkers();
         });
         Draining();
         Receive<RefreshAccount>(m =>
@@ -173,15 +215,18 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         Receive<DrainAccounts>(m =>
         {
+            _draining = true;
             foreach (var account in _accounts.Values)
                 account.Tell(new Drain(m.Timeout));
         });
-        Receive<AccountStatus>(m =>
-        {
-            if (!_stopped.Contains(m.AccountId))
-                _status[m.AccountId] = m;
-        });
+        Receive<AccountStatus>(UpdateStatus);
         Receive<GetWorkInProgress>(_ => Sender.Tell(new WorkInProgress(_status.Values.Count(s => s.Busy), _status.Values.Count(s => s.RefreshRunning))));
+    }
+
+    private void UpdateStatus(AccountStatus status)
+    {
+        if (!_stopped.Contains(status.AccountId))
+            _status[status.AccountId] = status;
     }
 
     /// <summary>In every behaviour: a journal that stopped (a failed write, or a read back that failed) starts again after a backoff.</summary>
@@ -278,6 +323,51 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         : LoginLapsed(status) ? $"without a valid login (its token expired at {status.ExpiresAt:u}, and {status.OAuthError})"
         : NearItsLimit(status) ? $"close to its rate limit ({status.RateLimit?.Utilization:P0} used)"
         : status.State.ToString();
+
+    private void RouteWorker(Prompt prompt)
+    {
+        // Interrupted while a move held it here, or as its account handed it back: no account has it to interrupt.
+        if (_interrupted.Contains(prompt.PromptId))
+        {
+            prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.Interrupted, "interrupted while queued"));
+            return;
+        }
+        var before = _workers.GetValueOrDefault(prompt.UserSessionId);
+        var account = WorkerAccount(prompt.UserSessionId);
+        if (before is not null && before != account)
+            prompt.ReplyTo.Tell(new WorkerAssigned(prompt.UserSessionId, account)); // its session records where it runs now
+        Submit(account, prompt, ProcessMode.Worker);
+    }
+
+    /// <summary>
+    /// A worker session waiting on its account for a worker place moves to a healthy account with a place free: no process of
+    /// its has started, so its prompts (handed back by its account, in order) start there at no extra cost, a conversation
+    /// it has resumed there as on a process of its own where it waited. Once the host stops, none moves.
+    /// </summary>
+    private void MoveWaitingWorkers()
+    {
+        if (_draining)
+            return;
+        var waiting = _order.Where(id => !_stopped.Contains(id))
+            .SelectMany(id => _status[id].Processes
+                .Where(p => p.WaitsForPlace && p.WorkerSessionId is { } s && _workers.GetValueOrDefault(s) == id && !_movingWorkers.ContainsKey(s))
+                .Select(p => (Session: p.WorkerSessionId!, From: id)))
+            .ToList();
+        foreach (var (session, from) in waiting)
+        {
+            if (_order.FirstOrDefault(id => id != from && Healthy(id) && FreeWorkerPlaces(id) > 0) is not { } to)
+                return;
+            _log.Info("Worker session {0} moves from account {1}, where it waits for a worker place, to {2}, which has one free", session, from, to);
+            _movingWorkers[session] = (from, []);
+            _workers[session] = to; // its place there is taken from now on
+            _accounts[from].Tell(new ReleaseWaitingWorker(session));
+        }
+    }
+
+    private int FreeWorkerPlaces(string accountId) =>
+        _maxWorkers
+        - _status[accountId].Processes.Count(p => p is { Mode: ProcessMode.Worker, WaitsForPlace: false })
+        - _movingWorkers.Keys.Count(s => _workers.GetValueOrDefault(s) == accountId);
 
     /// <summary>
     /// The account a worker session runs on: the one it has, unless that account failed (then, as role traffic does, it moves

@@ -34,7 +34,11 @@ public static class RoleRouterProtocol
 
     public sealed record WorkerAssigned(string SessionId, string AccountId);
 
-    /// <summary>Sends a prompt to the worker process of its user session, on the account the session is assigned to (assigned now if new).</summary>
+    /// <summary>
+    /// Sends a prompt to the worker process of its user session, on the account the session is assigned to (assigned now if new).
+    /// A worker session waiting there for a worker place moves to an account with one free (its session is told with
+    /// <see cref="WorkerAssigned"/>).
+    /// </summary>
     public sealed record RouteWorkerPrompt(Prompt Prompt);
 
     /// <summary>A user session closed: a worker session's process is closed and its place freed; what was kept for its prompts goes.</summary>

@@ -160,6 +160,29 @@ public sealed class DurabilitySpecs(ITestOutputHelper output) : SessionSpec(outp
     }
 
     [Fact]
+    public async Task A_worker_with_a_conversation_waiting_for_a_place_after_a_restart_moves_to_a_free_one_and_resumes_it()
+    {
+        const string oneWorker = "konsole.sessions.max-workers = 1";
+        await StartAsync(oneWorker);
+        var worker = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        Assert.Equal("echo: remember 7", ResultText(await PromptAsync(worker, "remember 7")));
+        var home = await AssignedAccountAsync(worker);
+        await CrashAsync();
+        await RestartAsync(oneWorker);
+        Assert.Equal(home, await AssignedAccountAsync(worker));
+        var idle = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId; // starts no process
+        var free = await AssignedAccountAsync(idle);
+        var busy = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        Assert.Equal(home, await AssignedAccountAsync(busy));
+        await FirstAsync(await _sessions.Ask<PromptAccepted>(new SubmitPrompt(busy, $"{Long} busy"), Ask), "assistant");
+
+        var after = await PromptAsync(worker, "what number?"); // waited on its home account behind busy's long turn
+
+        Assert.Equal("echo: what number? [history: remember 7]", ResultText(after));
+        Assert.Equal(free, (await _sessions.Ask<SessionInfo>(new GetSession(worker), Ask)).AccountId);
+    }
+
+    [Fact]
     public async Task A_sessions_model_is_back_after_a_restart_and_its_turns_still_run_on_it()
     {
         await StartAsync();

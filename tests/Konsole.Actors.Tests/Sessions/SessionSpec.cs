@@ -77,6 +77,14 @@ public abstract class SessionSpec(ITestOutputHelper output, int accounts, string
         }
     }
 
+    /// <summary>The account a worker session is assigned to, once its session has heard (the router answers it after its creation).</summary>
+    protected async Task<string> AssignedAccountAsync(string session)
+    {
+        string? account = null;
+        await AwaitAssertAsync(async () => Assert.NotNull(account = (await _sessions.Ask<SessionInfo>(new GetSession(session), Ask)).AccountId), Ask);
+        return account!;
+    }
+
     protected Task<RoleRouterProtocol.AccountsView> AccountsAsync() =>
         _router.Ask<RoleRouterProtocol.AccountsView>(RoleRouterProtocol.GetAccounts.Instance, Ask);
 

@@ -301,6 +301,29 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task A_worker_waiting_for_a_place_moves_to_another_account_when_a_place_frees_there()
+    {
+        await StartAsync("konsole.sessions.max-workers = 1");
+        var w1 = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var w2 = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var w3 = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var home = await AssignedAccountAsync(w1);
+        var other = await AssignedAccountAsync(w2);
+        Assert.Equal(home, await AssignedAccountAsync(w3));
+        var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w1, $"{Long} w1"), Ask); // runs far longer than TurnTimeout
+        await FirstAsync(running, "assistant");
+        Assert.Equal("echo: w2", ResultText(await PromptAsync(w2, "w2")));
+        var waiting = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w3, "w3 waits"), Ask);
+        await FirstAsync(waiting, "queued");
+
+        await _sessions.Ask<SessionClosed>(new CloseSession(w2), Ask);
+
+        Assert.Equal("echo: w3 waits", ResultText(await waiting.Events.ReadToEndAsync(TurnTimeout)));
+        Assert.Equal(other, (await _sessions.Ask<SessionInfo>(new GetSession(w3), Ask)).AccountId);
+        Assert.Equal("echo: w3 again [history: w3 waits]", ResultText(await PromptAsync(w3, "w3 again")));
+    }
+
+    [Fact]
     public async Task A_quick_turn_runs_stateless_on_the_quickturn_account_in_a_session_that_closes_after_it()
     {
         var opened = EventsOf(typeof(SessionOpened));
