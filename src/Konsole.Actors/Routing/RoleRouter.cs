@@ -27,6 +27,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly Dictionary<string, string> _workers = new(StringComparer.Ordinal); // worker session -> account
     // Worker sessions on their way to another account, by the account they wait on; their prompts sent meanwhile wait here.
     private readonly Dictionary<string, (string From, List<Prompt> Held)> _movingWorkers = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _waitingForPlace = new(StringComparer.Ordinal); // accounts where a worker waits for a place
     private readonly int _maxWorkers;
     private bool _draining;
     private readonly Dictionary<Role, string> _routedTo = []; // where each role's traffic went last, to log a failover once
@@ -225,8 +226,13 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void UpdateStatus(AccountStatus status)
     {
-        if (!_stopped.Contains(status.AccountId))
-            _status[status.AccountId] = status;
+        if (_stopped.Contains(status.AccountId))
+            return;
+        _status[status.AccountId] = status;
+        if (status.Processes.Any(p => p.WaitsForPlace))
+            _waitingForPlace.Add(status.AccountId);
+        else
+            _waitingForPlace.Remove(status.AccountId);
     }
 
     /// <summary>In every behaviour: a journal that stopped (a failed write, or a read back that failed) starts again after a backoff.</summary>
@@ -346,7 +352,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     /// </summary>
     private void MoveWaitingWorkers()
     {
-        if (_draining)
+        if (_draining || _waitingForPlace.Count == 0)
             return;
         var waiting = _order.Where(id => !_stopped.Contains(id))
             .SelectMany(id => _status[id].Processes
