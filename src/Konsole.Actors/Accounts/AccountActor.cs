@@ -30,6 +30,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private readonly AccountSettings _account;
     private readonly KonsoleSettings _settings;
+    private readonly Func<HotProcessSpec, Props> _processProps;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<Slot> _slots = [new(ProcessMode.Full, "full"), new(ProcessMode.Chat, "chat")];
     private int _workers;
@@ -53,10 +54,12 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private bool _draining;
     private bool _drainExpired; // the host stops and its turns are being interrupted: none starts now
 
-    public AccountActor(AccountSettings account, KonsoleSettings settings)
+    /// <param name="processProps">What runs each process; null: a <see cref="HotProcessActor"/> (a spec's stand-in otherwise).</param>
+    public AccountActor(AccountSettings account, KonsoleSettings settings, Func<HotProcessSpec, Props>? processProps)
     {
         _account = account;
         _settings = settings;
+        _processProps = processProps ?? HotProcessActor.Props;
 
         Receive<SubmitPrompt>(OnSubmit);
         Receive<InterruptPrompt>(m => OnInterrupt(m.PromptId));
@@ -184,7 +187,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(AccountSettings account, KonsoleSettings settings) =>
-        Akka.Actor.Props.Create(() => new AccountActor(account, settings));
+        Akka.Actor.Props.Create(() => new AccountActor(account, settings, null));
+
+    internal static Props Props(AccountSettings account, KonsoleSettings settings, Func<HotProcessSpec, Props> processProps) =>
+        Akka.Actor.Props.Create(() => new AccountActor(account, settings, processProps));
 
     private string Id => _account.Id;
 
@@ -279,6 +285,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 continue;
             if (slot.Dispatched)
             {
+                slot.InterruptAsked = promptId;
                 slot.Process!.Tell(new InterruptTurn(promptId));
                 return;
             }
@@ -709,6 +716,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                         $"account {Id}: the {slot.Name} process crashed during the turn: {reason}"));
                 slot.HeldUserSession = running.UserSessionId;
             }
+            else if (slot.InterruptAsked == running.PromptId)
+            {
+                // Its interrupt reached the process after it was lost, and nobody answered it: it ends here, as asked, not later.
+                running.ReplyTo.Tell(new TurnFailed(running.PromptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
+            }
             else
             {
                 // It had not reached the CLI: it waits for the restart, and is confirmed again then.
@@ -785,7 +797,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         var spec = new HotProcessSpec(Id, slot.Mode, _account.ConfigDir,
             CliLaunch.For(_account, _settings.Claude, slot.Mode), resume,
             _settings.Claude);
-        slot.Process = Context.Watch(Context.ActorOf(HotProcessActor.Props(spec), $"{slot.Name}-{slot.Generation}"));
+        slot.Process = Context.Watch(Context.ActorOf(_processProps(spec), $"{slot.Name}-{slot.Generation}"));
         slot.Started = true;
         slot.ProcessId = null;
         slot.Held = resume is null ? null : new ConversationRef(resume, Id, _account.ConfigDir);
@@ -910,6 +922,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         public string? HeldAfter;
 
         public bool Restarting;
+        public string? InterruptAsked; // the running prompt whose interrupt was forwarded to its process
         public string? UnsentOnce; // the prompt last put back because its process was lost before it reached the CLI
         public string? ResumeFailed; // the conversation its last process was lost resuming, before it was ever ready
         public string? ResumeRefused; // a conversation its CLI would not resume (lost twice before ready): not tried again

@@ -2,11 +2,13 @@ using Akka.Actor;
 using Akka.TestKit;
 using Konsole.Actors.Accounts;
 using Konsole.Actors.Configuration;
+using Konsole.Actors.Processes;
 using Konsole.Actors.Prompts;
 using Konsole.Testing;
 using Konsole.Testing.FakeApi;
 using Xunit.Abstractions;
 using static Konsole.Actors.Accounts.AccountProtocol;
+using static Konsole.Actors.Processes.HotProcessProtocol;
 
 namespace Konsole.Actors.Tests.Accounts;
 
@@ -382,6 +384,31 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task An_interrupt_that_reaches_its_process_after_it_was_lost_ends_the_prompt_it_had_not_sent_instead_of_running_it_later()
+    {
+        // The process fails before it reads the interrupt the account forwarded: two actors race, so stand-ins stage it.
+        var processes = CreateTestProbe("processes");
+        var account = await StartAccountAsync(processProps: _ => Props.Create(() => new StandInProcess(processes.Ref)));
+        var (prompt, caller) = NewPrompt("waits on a /clear that crashes");
+        account.Tell(new SubmitPrompt(prompt, ProcessMode.Full));
+        await processes.ExpectMsgAsync<RunTurn>(r => Assert.Equal(prompt.PromptId, r.Prompt.PromptId), TurnTimeout);
+        var process = processes.LastSender;
+
+        account.Tell(new InterruptPrompt(prompt.PromptId));
+        await processes.ExpectMsgAsync<InterruptTurn>(TurnTimeout);
+        process.Tell(new StandInProcess.Say(new ProcessExited(3, null, "the CLI exited with code 3"))); // it had not sent the prompt
+        await _parent.FishForMessageAsync<AccountStatus>(s => s.Processes[0] is { Restarts: 1, ProcessId: not null }, TurnTimeout);
+        var next = NewPrompt("next");
+        account.Tell(new SubmitPrompt(next.Prompt, ProcessMode.Full));
+
+        // The restarted process gets the next prompt, not the interrupted one again.
+        Assert.Equal(next.Prompt.PromptId, (await processes.ExpectMsgAsync<RunTurn>(TurnTimeout)).Prompt.PromptId);
+        var turn = await caller.ReceiveTurnAsync(TurnTimeout);
+        Assert.Equal(TurnErrorCodes.Interrupted, turn.Failed?.Code);
+        Assert.Empty(turn.Queued);
+    }
+
+    [Fact]
     public async Task Status_shows_the_busy_session_and_the_queue_and_state_changes_are_published()
     {
         var states = EventsOf(typeof(AccountStateChanged));
@@ -698,11 +725,14 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
 
     private static Task<AccountStatus> StatusOf(IActorRef account) => account.Ask<AccountStatus>(GetStatus.Instance, TurnTimeout);
 
-    private async Task<IActorRef> StartAccountAsync(string extraHocon = "")
+    private async Task<IActorRef> StartAccountAsync(string extraHocon = "", Func<HotProcessSpec, Props>? processProps = null)
     {
         _parent = CreateTestProbe("parent");
         var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: extraHocon);
-        var account = Sys.ActorOf(ForwardingParent.Props(AccountActor.Props(settings.Accounts[0], settings), _parent.Ref));
+        var props = processProps is null
+            ? AccountActor.Props(settings.Accounts[0], settings)
+            : AccountActor.Props(settings.Accounts[0], settings, processProps);
+        var account = Sys.ActorOf(ForwardingParent.Props(props, _parent.Ref));
         await _parent.FishForMessageAsync<AccountStatus>(s => s.Warm, TurnTimeout);
         _account = account;
         return account;
@@ -720,5 +750,27 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     {
         account.Tell(new SubmitPrompt(p.Prompt, mode));
         return await p.Caller.ReceiveTurnAsync(TurnTimeout);
+    }
+
+    /// <summary>
+    /// Stands in for a <see cref="HotProcessActor"/>: ready at once, it hands what its account sends
+    /// it to a probe, and tells its account what the spec makes it <see cref="Say"/> (a <see cref="ProcessExited"/> stops it).
+    /// </summary>
+    private sealed class StandInProcess : ReceiveActor
+    {
+        public StandInProcess(IActorRef probe)
+        {
+            Receive<Say>(m =>
+            {
+                Context.Parent.Tell(m.Message);
+                if (m.Message is ProcessExited)
+                    Context.Stop(Self);
+            });
+            ReceiveAny(m => probe.Tell(m));
+        }
+
+        protected override void PreStart() => Context.Parent.Tell(new ProcessReady(Environment.ProcessId));
+
+        public sealed record Say(object Message);
     }
 }
