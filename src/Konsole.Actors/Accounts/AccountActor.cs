@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Akka.Actor;
 using Akka.Event;
 using Konsole.Actors.Configuration;
@@ -24,6 +25,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 {
     private static readonly TimeSpan CredentialsPollInterval = TimeSpan.FromMinutes(1);
     private static readonly HttpClient TokenClient = OAuthRefresher.CreateClient();
+
+    // By config dir, until an instance of its account has handled the result: a refresh outlives the instance that started it
+    // (its parent restarts an account that throws), and the next instance waits for it instead of running turns during it.
+    private static readonly ConcurrentDictionary<string, Task<OAuthRefreshed>> RefreshesInFlight = new(StringComparer.Ordinal);
 
     /// <summary>How long a prompt's session may take to confirm its dispatch (a database write) before the prompt is given up.</summary>
     private static readonly TimeSpan ConfirmationTimeout = TimeSpan.FromSeconds(30);
@@ -216,6 +221,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             StartProcess(slot, resume: null);
         if (!_account.UsesApiKey)
         {
+            if (RefreshesInFlight.TryGetValue(_account.ConfigDir, out var inFlight))
+            {
+                _log.Info("Account {0}: the refresh of its OAuth token begun before it was restarted still runs; prompts wait for it", Id);
+                AwaitRefresh(inFlight);
+            }
             ReadCredentials();
             Timers.StartPeriodicTimer(nameof(PollCredentials), PollCredentials.Instance, CredentialsPollInterval);
         }
@@ -451,24 +461,25 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         // Not once the host stops: the refresh token could be spent with the new one not yet on disk as the host exits.
         if (_refresh != RefreshState.Pending || _slots.Any(s => s.Running is not null) || _draining)
             return;
-        _refresh = RefreshState.Running;
         _log.Info("Account {0}: refreshing its OAuth token", Id);
-        var incarnation = _incarnation;
-        OAuthRefresher.RefreshAsync(TokenClient, _settings.OAuth.TokenEndpoint, _account.ConfigDir, TimeProvider.System, CancellationToken.None)
-            .PipeTo(Self, success: r => new RefreshFinished(r, null, incarnation), failure: e => new RefreshFinished(null, e, incarnation));
+        var refresh = OAuthRefresher.RefreshAsync(TokenClient, _settings.OAuth.TokenEndpoint, _account.ConfigDir, TimeProvider.System, CancellationToken.None);
+        RefreshesInFlight[_account.ConfigDir] = refresh;
+        AwaitRefresh(refresh);
         PublishStatus();
+    }
+
+    private void AwaitRefresh(Task<OAuthRefreshed> refresh)
+    {
+        _refresh = RefreshState.Running;
+        var incarnation = _incarnation;
+        refresh.PipeTo(Self, success: r => new RefreshFinished(r, null, incarnation), failure: e => new RefreshFinished(null, e, incarnation));
     }
 
     private void OnRefreshFinished(RefreshFinished finished)
     {
         if (finished.Incarnation != _incarnation)
-        {
-            // A refresh this actor started before it was restarted, not the one it may be running now: only its news counts.
-            if (finished.Refreshed is { } earlier)
-                Context.System.EventStream.Publish(new OAuthTokenRefreshed(Id, earlier.ExpiresAt));
-            ReadCredentials();
-            return;
-        }
+            return; // sent to the instance before a restart: this one took the refresh over (see PreStart), and hears of it itself
+        RefreshesInFlight.TryRemove(_account.ConfigDir, out _);
         _refresh = RefreshState.None;
         _staleCredentialsReads = _credentialsReads;
         if (finished.Refreshed is { } refreshed)

@@ -38,8 +38,8 @@ public static class OAuthRefresher
     /// </summary>
     public static readonly TimeSpan AssumedLifetime = TimeSpan.FromHours(1);
 
-    // One refresh of a login at a time in this process (an account actor restarted while its refresh was in flight starts
-    // another): the second then reads the token the first wrote, instead of spending the same one again.
+    // One refresh of a login at a time in this process (say, two accounts configured on one config dir): the second then reads
+    // the token the first wrote, instead of spending the same one again.
     private static readonly ConcurrentDictionary<string, SemaphoreSlim> Gates = new(StringComparer.Ordinal);
 
     /// <summary>

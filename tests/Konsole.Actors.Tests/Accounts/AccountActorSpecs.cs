@@ -560,25 +560,29 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
-    public async Task A_refresh_from_before_the_account_was_restarted_does_not_end_the_one_it_runs_now()
+    public async Task A_refresh_in_flight_when_the_account_is_restarted_holds_its_prompts_and_none_other_starts()
     {
-        var refreshed = EventsOf(typeof(OAuthTokenRefreshed));
+        var refreshed = EventsOf(typeof(OAuthTokenRefreshed), typeof(OAuthRefreshFailed));
         await using var tokens = await TokensForAlphaAsync();
         tokens.Hold();
-        var account = AccountOn(tokens);
+        var account = AccountOn(tokens); // its parent restarts it on an exception, as the router does
         await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
-        await AwaitAssertAsync(async () => Assert.True((await StatusOf(account)).RefreshRunning), TurnTimeout);
+        await tokens.WaitForRequestAsync(_ => true, TurnTimeout);
 
         account.Tell(new SubmitPrompt(null!, ProcessMode.Full)); // as a bug would: the account throws, and is restarted
-        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout); // the new instance's own refresh
+        await AwaitAssertAsync(async () => Assert.All((await StatusOf(account)).Processes, p => Assert.NotNull(p.ProcessId)), TurnTimeout);
+        var prompt = NewPrompt("after the refresh");
+        account.Tell(new SubmitPrompt(prompt.Prompt, ProcessMode.Full));
+        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout); // met by the one in flight
 
-        await tokens.WaitForRequestAsync(_ => true, TurnTimeout); // the one from before the restart, held
-        tokens.Release(holdLater: true);
-        await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout); // the one from before the restart
-        Assert.True((await StatusOf(account)).RefreshRunning); // its own still runs
+        var during = await StatusOf(account);
+        Assert.True(during.RefreshRunning); // the host's stop waits for it
+        Assert.Equal((AccountState.Refreshing, 1), (during.State, during.QueueDepth)); // the prompt waits for it
         tokens.Release();
+        Assert.Equal("echo: after the refresh", (await prompt.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
         await refreshed.ExpectMsgAsync<OAuthTokenRefreshed>(TurnTimeout);
-        Assert.Equal([200, 200], tokens.Requests.Select(r => r.Status)); // one after the other: the second sent the token the first got
+        await refreshed.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
+        Assert.Equal(200, Assert.Single(tokens.Requests).Status);
     }
 
     [Fact]
