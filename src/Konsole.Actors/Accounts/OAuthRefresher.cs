@@ -92,7 +92,18 @@ public static class OAuthRefresher
                 ["client_id"] = ClientId,
                 ["scope"] = ScopeOf(oauth),
             };
-            var reply = await PostAsync(http, tokenEndpoint, body.ToJsonString(), ct).ConfigureAwait(false);
+            string reply;
+            try
+            {
+                reply = await PostAsync(http, tokenEndpoint, body.ToJsonString(), ct).ConfigureAwait(false);
+            }
+            catch (OAuthRefreshException)
+            {
+                // Refused because another writer (the CLI's own refresh, a login) spent the token first: its login is the refresh.
+                if (await RefreshedMeanwhileAsync(path, refreshToken).ConfigureAwait(false) is { } meanwhile)
+                    return new OAuthRefreshed(meanwhile);
+                throw;
+            }
             var (accessToken, rotatedRefreshToken, expiresIn) = ParseReply(reply);
 
             var expiresAt = DateTimeOffset.FromUnixTimeMilliseconds((time.GetUtcNow() + (expiresIn ?? AssumedLifetime)).ToUnixTimeMilliseconds()); // as the file keeps it
@@ -125,6 +136,23 @@ public static class OAuthRefresher
             await file.DisposeAsync().ConfigureAwait(false);
             if (!written)
                 TryDelete(temp); // (once in place, it has no name of its own left)
+        }
+    }
+
+    /// <summary>The expiry of the login in the file when it holds another refresh token than <paramref name="sent"/>, with an expiry.</summary>
+    private static async Task<DateTimeOffset?> RefreshedMeanwhileAsync(string path, string sent)
+    {
+        try
+        {
+            var (_, oauth, refreshToken) = await ReadAsync(path, CancellationToken.None).ConfigureAwait(false);
+            return refreshToken != sent && oauth["expiresAt"] is JsonValue e && e.TryGetValue<long>(out var ms)
+                && ms > DateTimeOffset.MinValue.ToUnixTimeMilliseconds() && ms < DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()
+                ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
+                : null;
+        }
+        catch (OAuthRefreshException)
+        {
+            return null;
         }
     }
 

@@ -205,6 +205,25 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_refresh_token_refused_because_the_cli_refreshed_the_login_meanwhile_leaves_the_clis_login_as_the_refresh()
+    {
+        _endpoint.FailNext(400); // invalid_grant: the CLI spent the refresh token first
+        _endpoint.Hold();
+        var refresh = OAuthRefresher.RefreshAsync(_http, _endpoint.Url, Account.ConfigDir, _time, CancellationToken.None);
+        await _endpoint.WaitForRequestAsync(_ => true, Timeout);
+        var cli = Account with { AccessToken = "sk-ant-oat01-cli-new", RefreshToken = "sk-ant-ort01-cli-new" };
+        KonsoleSandbox.WriteCredentials(cli, Now.AddHours(8)); // the CLI's own refresh, written while ours was out
+        var written = File.ReadAllBytes(CredentialsPath);
+        _endpoint.Release();
+
+        var refreshed = await refresh;
+
+        Assert.Equal(Now.AddHours(8), refreshed.ExpiresAt);
+        Assert.Equal(written, File.ReadAllBytes(CredentialsPath));
+        Assert.Equal(400, Assert.Single(_endpoint.Requests).Status);
+    }
+
+    [Fact]
     public async Task New_tokens_that_cannot_be_put_in_place_are_kept_in_their_file_which_the_error_names()
     {
         _endpoint.Hold();
