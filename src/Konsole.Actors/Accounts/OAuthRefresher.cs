@@ -38,7 +38,7 @@ public static class OAuthRefresher
     /// </summary>
     public static readonly TimeSpan AssumedLifetime = TimeSpan.FromHours(1);
 
-    // One refresh of a login at a time in this process (say, two accounts configured on one config dir): the second then reads
+    // One refresh of a login at a time in this process (one outlives the account actor that started it): the second then reads
     // the token the first wrote, instead of spending the same one again.
     private static readonly ConcurrentDictionary<string, SemaphoreSlim> Gates = new(StringComparer.Ordinal);
 
