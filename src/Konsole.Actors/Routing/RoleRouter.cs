@@ -42,7 +42,8 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private IActorRef _journal = ActorRefs.Nobody;
     private readonly FaultBackoff _journalBackoff = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
 
-    public RoleRouter(KonsoleSettings settings)
+    /// <param name="accountProps">What runs each account; null: an <see cref="AccountActor"/> (a spec's stand-in otherwise).</param>
+    public RoleRouter(KonsoleSettings settings, Func<AccountSettings, Props>? accountProps)
     {
         _roles = _configured = new RoleAssignment(settings.Roles.Dashboard, settings.Roles.QuickTurn);
         _rateLimitWarning = settings.RateLimitWarningUtilization;
@@ -51,7 +52,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             _order.Add(account.Id);
             _status[account.Id] = AccountStatus.Starting(account);
-            _accounts[account.Id] = Context.Watch(Context.ActorOf(AccountActor.Props(account, settings), account.Id));
+            _accounts[account.Id] = Context.Watch(Context.ActorOf(accountProps?.Invoke(account) ?? AccountActor.Props(account, settings), account.Id));
         }
 
         Receive<RolesRecovered>(m =>
@@ -77,7 +78,10 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(KonsoleSettings settings) => Akka.Actor.Props.Create(() => new RoleRouter(settings));
+    public static Props Props(KonsoleSettings settings) => Akka.Actor.Props.Create(() => new RoleRouter(settings, null));
+
+    internal static Props Props(KonsoleSettings settings, Func<AccountSettings, Props> accountProps) =>
+        Akka.Actor.Props.Create(() => new RoleRouter(settings, accountProps));
 
     private Readiness ReadinessNow()
     {
@@ -102,7 +106,9 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             else
                 m.Prompt.ReplyTo.Tell(new TurnFailed(m.Prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"no account '{m.AccountId}'"));
         });
-        Receive<AssignWorker>(m => Sender.Tell(new WorkerAssigned(m.SessionId, WorkerAccount(m.SessionId, m.PreferredAccountId))));
+        // On its way elsewhere it is where it waits until its account releases it (a refusal leaves it there): the move tells its session.
+        Receive<AssignWorker>(m => Sender.Tell(new WorkerAssigned(m.SessionId,
+            _movingWorkers.TryGetValue(m.SessionId, out var moving) ? moving.From : WorkerAccount(m.SessionId, m.PreferredAccountId))));
         Receive<RouteWorkerPrompt>(m =>
         {
             if (_movingWorkers.TryGetValue(m.Prompt.UserSessionId, out var moving))

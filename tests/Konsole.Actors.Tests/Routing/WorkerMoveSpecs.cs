@@ -1,0 +1,159 @@
+using Akka.Actor;
+using Akka.TestKit;
+using Konsole.Actors.Accounts;
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Routing;
+using Konsole.Testing;
+using Xunit.Abstractions;
+using static Konsole.Actors.Accounts.AccountProtocol;
+using static Konsole.Actors.Routing.RoleRouterProtocol;
+
+namespace Konsole.Actors.Tests.Routing;
+
+/// <summary>
+/// The RoleRouter moving a worker session that waits for a place on alpha to beta, which has one free; probes stand in for
+/// the accounts (and for the worker's session), so each spec stages the account's answer and what crosses it.
+/// </summary>
+public sealed class WorkerMoveSpecs(ITestOutputHelper output) : KonsoleSpec(output, accounts: 2)
+{
+    private const string Worker = "w1";
+    private TestProbe _alpha = null!;
+    private TestProbe _beta = null!;
+    private IActorRef _router = null!;
+    private TestProbe _session = null!;
+    private Prompt _first = null!;
+
+    [Fact]
+    public async Task A_worker_whose_account_refuses_to_release_it_stays_there_and_the_prompts_held_meanwhile_follow_in_order()
+    {
+        await StartMoveAsync();
+        var second = WorkerPrompt("second");
+        var third = WorkerPrompt("third");
+        _router.Tell(new RouteWorkerPrompt(second));
+        _router.Tell(new RouteWorkerPrompt(third));
+
+        _router.Tell(new WorkerNotReleased(Worker)); // its process started meanwhile, or the host drains
+
+        Assert.Equal(second, (await _alpha.ExpectMsgAsync<SubmitPrompt>(TurnTimeout)).Prompt); // behind the first, still queued there
+        Assert.Equal(third, (await _alpha.ExpectMsgAsync<SubmitPrompt>(TurnTimeout)).Prompt);
+        await NoPromptBeforeFenceAsync("beta");
+        Assert.Equal("alpha", await RecordedAccountAsync());
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_prompt_interrupted_while_the_move_holds_it_is_answered_interrupted_once_and_never_runs(bool released)
+    {
+        await StartMoveAsync();
+        var second = WorkerPrompt("second");
+        _router.Tell(new RouteWorkerPrompt(second));
+
+        _router.Tell(new RoleRouterProtocol.InterruptPrompt(second.PromptId));
+        _router.Tell(released ? new WaitingWorkerReleased(Worker, [_first]) : new WorkerNotReleased(Worker));
+
+        if (released)
+            Assert.Equal(_first, (await _beta.FishForMessageAsync<SubmitPrompt>(_ => true, TurnTimeout)).Prompt);
+        await NoPromptBeforeFenceAsync(released ? "beta" : "alpha");
+        Assert.Equal([(second.PromptId, TurnErrorCodes.Interrupted)], (await AnswersAsync()).OfType<TurnFailed>().Select(f => (f.PromptId, f.Code)));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_worker_session_closed_during_its_move_gets_its_prompts_answered_session_closed_once_and_none_runs(bool released)
+    {
+        await StartMoveAsync();
+        var second = WorkerPrompt("second");
+        _router.Tell(new RouteWorkerPrompt(second));
+
+        _router.Tell(new ReleaseSession(Worker));
+        // Refused: its process started on alpha after all, which StopWorker closes (alpha answers the first prompt itself).
+        _router.Tell(released ? new WaitingWorkerReleased(Worker, [_first]) : new WorkerNotReleased(Worker));
+
+        await _alpha.FishForMessageAsync<StopWorker>(m => m.SessionId == Worker, TurnTimeout);
+        await NoPromptBeforeFenceAsync("alpha");
+        await NoPromptBeforeFenceAsync("beta");
+        var closed = released ? new[] { second.PromptId, _first.PromptId } : [second.PromptId];
+        Assert.Equal(closed.Select(id => (id, TurnErrorCodes.SessionClosed)),
+            (await AnswersAsync()).OfType<TurnFailed>().Select(f => (f.PromptId, f.Code)));
+    }
+
+    [Theory]
+    [InlineData(false, "alpha")]
+    [InlineData(true, "beta")]
+    public async Task A_worker_assigned_again_during_its_move_is_recorded_on_the_account_it_ends_up_on(bool released, string endsOn)
+    {
+        await StartMoveAsync();
+
+        _router.Tell(new AssignWorker(Worker, "alpha"), _session.Ref); // as its session does when it starts again
+        _router.Tell(released ? new WaitingWorkerReleased(Worker, [_first]) : new WorkerNotReleased(Worker));
+        var next = WorkerPrompt("next");
+        _router.Tell(new RouteWorkerPrompt(next));
+
+        Assert.Equal(next, (await Account(endsOn).FishForMessageAsync<SubmitPrompt>(m => m.Prompt == next, TurnTimeout)).Prompt);
+        Assert.Equal(endsOn, await RecordedAccountAsync());
+    }
+
+    /// <summary>
+    /// Worker w1 assigned to alpha, its first prompt queued there, and alpha reporting that it waits for a place: the router
+    /// asks alpha to release it, to move it to beta.
+    /// </summary>
+    private async Task StartMoveAsync()
+    {
+        var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: "konsole.sessions.max-workers = 1");
+        _alpha = CreateTestProbe("alpha");
+        _beta = CreateTestProbe("beta");
+        _router = Sys.ActorOf(RoleRouter.Props(settings, a => Props.Create(() => new StandInAccount(a.Id == "alpha" ? _alpha.Ref : _beta.Ref))));
+        _router.Tell(Status("alpha"));
+        _router.Tell(Status("beta"));
+        _session = CreateTestProbe("session");
+        _router.Tell(new AssignWorker(Worker, "alpha"), _session.Ref);
+        Assert.Equal("alpha", (await _session.ExpectMsgAsync<WorkerAssigned>(TurnTimeout)).AccountId);
+        _first = WorkerPrompt("first");
+        _router.Tell(new RouteWorkerPrompt(_first));
+        Assert.Equal(_first, (await _alpha.ExpectMsgAsync<SubmitPrompt>(TurnTimeout)).Prompt);
+
+        _router.Tell(Status("alpha", new ProcessStatus(ProcessMode.Worker, 3, true, null, 0, "w0", "w0"),
+            new ProcessStatus(ProcessMode.Worker, null, false, null, 0, Worker, WaitsForPlace: true)));
+
+        Assert.Equal(Worker, (await _alpha.ExpectMsgAsync<ReleaseWaitingWorker>(TurnTimeout)).SessionId);
+    }
+
+    private Prompt WorkerPrompt(string text) => new(Prompt.NewId(), Worker, text, null, _session.Ref);
+
+    private static AccountStatus Status(string accountId, params ProcessStatus[] workers) =>
+        new(accountId, accountId, null, AccountState.Idle, null, 0, false, null, null,
+            [new(ProcessMode.Full, 1, false, null, 0), new(ProcessMode.Chat, 2, false, null, 0), .. workers]);
+
+    private TestProbe Account(string accountId) => accountId == "alpha" ? _alpha : _beta;
+
+    /// <summary>The next prompt the account is sent is one routed to it now: none came before it.</summary>
+    private async Task NoPromptBeforeFenceAsync(string accountId)
+    {
+        var fence = new Prompt(Prompt.NewId(), "fence", "fence", null, CreateTestProbe().Ref);
+        _router.Tell(new RouteToAccount(accountId, ProcessMode.Full, fence));
+        Assert.Equal(fence, (await Account(accountId).FishForMessageAsync<SubmitPrompt>(_ => true, TurnTimeout)).Prompt);
+    }
+
+    /// <summary>What the router has told the worker's session so far (a reply it sends now ends the list).</summary>
+    private async Task<List<object>> AnswersAsync()
+    {
+        var fence = new Prompt(Prompt.NewId(), "fence", "fence", null, _session.Ref);
+        _router.Tell(new RouteToAccount("nobody", ProcessMode.Worker, fence));
+        var answers = new List<object>();
+        while (await _session.ExpectMsgAsync<object>(TurnTimeout) is var answer && !(answer is TurnFailed f && f.PromptId == fence.PromptId))
+            answers.Add(answer);
+        return answers;
+    }
+
+    /// <summary>The account the worker's session has recorded: the last one the router told it (alpha, told at the start).</summary>
+    private async Task<string> RecordedAccountAsync() =>
+        (await AnswersAsync()).OfType<WorkerAssigned>().LastOrDefault()?.AccountId ?? "alpha";
+
+    /// <summary>Stands in for an <see cref="AccountActor"/>: hands what the router sends it to a probe.</summary>
+    private sealed class StandInAccount : ReceiveActor
+    {
+        public StandInAccount(IActorRef probe) => ReceiveAny(m => probe.Forward(m));
+    }
+}
