@@ -7,6 +7,7 @@ using Akka.Hosting;
 using Konsole.Actors;
 using Konsole.Actors.Accounts;
 using Konsole.Actors.Configuration;
+using Konsole.Actors.Prompts;
 using Konsole.Actors.Routing;
 using Konsole.Actors.Sessions;
 using Microsoft.AspNetCore.Builder;
@@ -60,7 +61,7 @@ public static partial class GatewayEndpoints
             {
                 (AccountProtocol.RefreshScheduled scheduled, _) => Results.Accepted(value: new { accountId = scheduled.AccountId, status = "scheduled" }),
                 (AccountProtocol.RefreshRefused refused, _) => Problems.Problem(context,
-                    refused.Code switch { "account_not_found" => 404, "shutting_down" => 503, _ => 409 }, refused.Code, refused.Reason),
+                    refused.Code switch { "account_not_found" => 404, "shutting_down" or TurnErrorCodes.AccountUnavailable => 503, _ => 409 }, refused.Code, refused.Reason),
                 _ => Unanswered(context),
             });
         app.MapGet("/hot/status", async (HttpContext context, IRequiredActor<GatewayActor> gateway) =>

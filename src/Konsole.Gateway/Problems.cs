@@ -61,7 +61,7 @@ public static class Problems
     private static string TitleOf(string code) => code switch
     {
         TurnErrorCodes.QueueFull => "The account's queue is full",
-        TurnErrorCodes.AccountUnavailable => "No account can take the prompt",
+        TurnErrorCodes.AccountUnavailable => "No account can take it now",
         TurnErrorCodes.ProcessCrashed => "The CLI process crashed during the turn",
         TurnErrorCodes.TurnTimeout => "The turn timed out",
         TurnErrorCodes.Interrupted => "The turn was interrupted",

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Akka.Actor;
 using Konsole.Testing;
 using Konsole.Testing.FakeApi;
 using Xunit.Abstractions;
@@ -43,6 +44,24 @@ public sealed class RefreshSpecs(ITestOutputHelper output) : GatewaySpec(output)
     }
 
     [Fact]
+    public async Task A_refresh_for_an_account_whose_actor_stopped_is_a_503_at_once()
+    {
+        Host.System.ActorSelection("/user/roles/alpha").Tell(Kill.Instance);
+        var deadline = DateTime.UtcNow + Timeout;
+        while (await StateOfAsync("alpha") != "failed" && DateTime.UtcNow < deadline)
+            await Task.Delay(50); // polled, as AwaitAssert would: the router reports it failed once it saw it stop
+        Assert.Equal("failed", await StateOfAsync("alpha"));
+
+        var response = await Client.PostAsync("/api/accounts/alpha/refresh", null);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("account_unavailable", problem.GetProperty("code").GetString());
+        Assert.Contains("alpha stopped", problem.GetProperty("detail").GetString());
+    }
+
+    [Fact]
     public async Task A_refused_refresh_is_reported_without_the_token()
     {
         await using var events = await GetEventsAsync("/api/events");
@@ -54,4 +73,8 @@ public sealed class RefreshSpecs(ITestOutputHelper output) : GatewaySpec(output)
         Assert.DoesNotContain("sk-ant", failed.Data);
         Assert.Equal(JsonValueKind.String, JsonDocument.Parse(failed.Data).RootElement.GetProperty("reason").ValueKind);
     }
+
+    private async Task<string?> StateOfAsync(string accountId) =>
+        (await GetJsonAsync("/api/accounts")).GetProperty("accounts").EnumerateArray()
+            .Single(a => a.GetProperty("id").GetString() == accountId).GetProperty("state").GetString();
 }

@@ -713,7 +713,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         }
         if (slot.Running is { } running)
         {
-            if (slot.Dispatched && sentTurn != running.PromptId && turnReported is null && slot.UnsentOnce != running.PromptId)
+            var unsent = slot.Dispatched && sentTurn != running.PromptId && turnReported is null;
+            if (unsent && slot.UnsentOnce != running.PromptId)
             {
                 // Its process was lost before writing it to the CLI (a /clear or set_model before it failed, or it never got it):
                 // it runs on the next process. Once: lost that way again, it may be what breaks the process, and fails as a crash would.
@@ -723,8 +724,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             if (slot.Dispatched)
             {
                 if (turnReported != running.PromptId)
-                    running.ReplyTo.Tell(new TurnFailed(running.PromptId, TurnErrorCodes.ProcessCrashed,
-                        $"account {Id}: the {slot.Name} process crashed during the turn: {reason}"));
+                    running.ReplyTo.Tell(new TurnFailed(running.PromptId, TurnErrorCodes.ProcessCrashed, unsent
+                        ? $"account {Id}: the prompt never reached the CLI: its {slot.Name} process was lost twice before sending it: {reason}"
+                        : $"account {Id}: the {slot.Name} process crashed during the turn: {reason}"));
                 slot.HeldUserSession = running.UserSessionId;
             }
             else if (slot.InterruptAsked == running.PromptId)

@@ -58,7 +58,7 @@ public static class AccountProtocol
 
     public sealed record RefreshScheduled(string AccountId);
 
-    /// <param name="Code"><c>account_not_found</c> or <c>not_oauth</c>.</param>
+    /// <param name="Code"><c>account_not_found</c>, <c>not_oauth</c>, <c>shutting_down</c>, or <c>account_unavailable</c> (its actor stopped).</param>
     public sealed record RefreshRefused(string AccountId, string Code, string Reason);
 
     // Queries

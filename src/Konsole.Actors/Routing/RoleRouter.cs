@@ -83,6 +83,16 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     internal static Props Props(KonsoleSettings settings, Func<AccountSettings, Props> accountProps) =>
         Akka.Actor.Props.Create(() => new RoleRouter(settings, accountProps));
 
+    /// <summary>Restarts an account may have within <see cref="AccountRestartWindow"/>; one more stops it.</summary>
+    internal const int MaxAccountRestarts = 5;
+
+    internal static readonly TimeSpan AccountRestartWindow = TimeSpan.FromMinutes(1);
+
+    // An account that throws is restarted, its CLIs killed and started again. Akka's default would do that without end for one
+    // that throws on every start or message (a fault in what it reads at start): stopped instead, it is taken out of routing.
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new OneForOneStrategy(MaxAccountRestarts, AccountRestartWindow, Akka.Actor.SupervisorStrategy.DefaultDecider);
+
     private Readiness ReadinessNow()
     {
         var failed = _order.Where(HasFailed).ToList();
@@ -163,7 +173,10 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         Draining();
         Receive<RefreshAccount>(m =>
         {
-            if (_accounts.TryGetValue(m.AccountId, out var account))
+            if (_stopped.Contains(m.AccountId))
+                Sender.Tell(new RefreshRefused(m.AccountId, TurnErrorCodes.AccountUnavailable,
+                    $"account {m.AccountId} stopped: its token is not refreshed until the host restarts"));
+            else if (_accounts.TryGetValue(m.AccountId, out var account))
                 account.Forward(RefreshCredentials.Instance);
             else
                 Sender.Tell(new RefreshRefused(m.AccountId, "account_not_found", $"no account '{m.AccountId}' (accounts: {string.Join(", ", _order)})"));
@@ -209,7 +222,12 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                 // Only a bug stops an account (it fails itself otherwise): no prompt may go to it any more.
                 _log.Error("Account {0} stopped; its prompts go to the other accounts until the host restarts", stopped);
                 _stopped.Add(stopped);
-                _status[stopped] = _status[stopped] with { State = AccountState.Failed, StateReason = "its actor stopped" };
+                // Its processes went with it: a turn it ran must not look busy (a drain would wait for it) nor its processes count as hot.
+                _status[stopped] = _status[stopped] with
+                {
+                    State = AccountState.Failed, StateReason = "its actor stopped", Processes = [], ActiveSessionId = null, QueueDepth = 0,
+                    RefreshRunning = false,
+                };
             }
         });
     }

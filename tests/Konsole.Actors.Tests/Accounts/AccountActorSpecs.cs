@@ -377,6 +377,8 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
 
         Assert.Equal(TurnErrorCodes.ProcessCrashed, turn.Failed?.Code);
         Assert.Contains("set_model", turn.Failed!.Message);
+        Assert.Contains("the prompt never reached the CLI", turn.Failed.Message);
+        Assert.DoesNotContain("during the turn", turn.Failed.Message);
         var status = await StatusAsync();
         Assert.Equal(2, status.Processes[1].Restarts); // it ran again once, on the first restart
         Assert.NotEqual(AccountState.Failed, status.State);

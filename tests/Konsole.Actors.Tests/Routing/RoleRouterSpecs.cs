@@ -206,6 +206,55 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         Assert.Equal((TurnErrorCodes.AccountUnavailable, "account alpha stopped"), (failed.Code, failed.Message));
     }
 
+    [Fact]
+    public async Task An_account_that_keeps_throwing_is_restarted_a_few_times_then_stopped_and_taken_out_of_routing()
+    {
+        var router = await StartAsync();
+        var alpha = await Sys.ActorSelection(router.Path / "alpha").ResolveOne(TurnTimeout);
+
+        alpha.Tell(new AccountProtocol.SubmitPrompt(null!, ProcessMode.Full)); // as a bug would: the account throws, and is restarted
+        await alpha.Ask<AccountProtocol.AccountStatus>(AccountProtocol.GetStatus.Instance, TurnTimeout); // answered once restarted
+        var (prompt, caller) = NewPrompt("after one restart");
+        router.Tell(new RouteToAccount("alpha", ProcessMode.Full, prompt));
+        Assert.Equal("echo: after one restart", (await caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+        for (var i = 0; i < RoleRouter.MaxAccountRestarts; i++)
+            alpha.Tell(new AccountProtocol.SubmitPrompt(null!, ProcessMode.Full));
+
+        await AwaitAssertAsync(async () => Assert.Equal((AccountState.Failed, "its actor stopped"),
+            (await StatusOfAsync(router, "alpha")) is var status ? (status.State, status.StateReason) : default), TurnTimeout);
+        Assert.Contains(BetaDir, (await RouteAsync(router, Role.Dashboard, $"hi {WhoServes}")).ResultText);
+    }
+
+    [Fact]
+    public async Task A_refresh_for_an_account_whose_actor_stopped_is_refused_at_once()
+    {
+        var router = await StartAsync();
+
+        Sys.ActorSelection(router.Path / "alpha").Tell(Kill.Instance);
+        await AwaitAssertAsync(async () => Assert.Equal(AccountState.Failed, (await StatusOfAsync(router, "alpha")).State), TurnTimeout);
+
+        var refused = await router.Ask<AccountProtocol.RefreshRefused>(new RefreshAccount("alpha"), TimeSpan.FromSeconds(5));
+        Assert.Equal(("alpha", TurnErrorCodes.AccountUnavailable), (refused.AccountId, refused.Code));
+        Assert.Contains("stopped", refused.Reason);
+    }
+
+    [Fact]
+    public async Task An_account_actor_that_stops_during_a_turn_no_longer_counts_as_busy_or_as_having_processes()
+    {
+        var router = await StartAsync();
+        var running = NewPrompt($"{Long} busy", session: "ses_abc");
+        router.Tell(new RoutePrompt(Role.Dashboard, running.Prompt));
+        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+
+        Sys.ActorSelection(router.Path / "alpha").Tell(Kill.Instance);
+
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, (await running.Caller.ReceiveTurnAsync(TurnTimeout)).Failed?.Code);
+        await AwaitAssertAsync(async () => Assert.Equal(AccountState.Failed, (await StatusOfAsync(router, "alpha")).State), TurnTimeout);
+        Assert.Equal(new WorkInProgress(0, 0), await router.Ask<WorkInProgress>(GetWorkInProgress.Instance, TurnTimeout)); // a drain does not wait on it
+        Assert.Equal(new RoleSlot("alpha", false, null), (await router.Ask<RoleStatus>(GetRoleStatus.Instance, TurnTimeout)).Dashboard);
+        Assert.Empty((await StatusOfAsync(router, "alpha")).Processes);
+    }
+
     /// <summary>The role status asked while a long dashboard turn of <paramref name="session"/> runs (it is interrupted after).</summary>
     private async Task<RoleStatus> StatusWhileADashboardTurnRunsAsync(IActorRef router, string session)
     {
