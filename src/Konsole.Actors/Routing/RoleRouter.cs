@@ -228,6 +228,15 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                     State = AccountState.Failed, StateReason = "its actor stopped", Processes = [], ActiveSessionId = null, QueueDepth = 0,
                     RefreshRunning = false,
                 };
+                // A worker moving off it gets no answer from it now: what its session sent meanwhile goes where it moves.
+                foreach (var (session, moving) in _movingWorkers.Where(m => m.Value.From == stopped).ToList())
+                {
+                    _movingWorkers.Remove(session);
+                    if (moving.Held.Count > 0)
+                        moving.Held[0].ReplyTo.Tell(new WorkerAssigned(session, _workers[session]));
+                    foreach (var prompt in moving.Held)
+                        RouteWorker(prompt);
+                }
             }
         });
     }

@@ -95,6 +95,20 @@ public sealed class WorkerMoveSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         Assert.Equal(endsOn, await RecordedAccountAsync());
     }
 
+    [Fact]
+    public async Task Prompts_held_for_a_worker_moving_off_an_account_that_stops_before_it_answers_go_to_the_account_it_moves_to()
+    {
+        await StartMoveAsync();
+        var second = WorkerPrompt("second");
+        _router.Tell(new RouteWorkerPrompt(second));
+
+        var alpha = await Sys.ActorSelection(_router.Path / "alpha").ResolveOne(TurnTimeout);
+        alpha.Tell(PoisonPill.Instance); // as a bug stops an account (its own prompts are answered by its PostStop)
+
+        Assert.Equal(second, (await _beta.FishForMessageAsync<SubmitPrompt>(_ => true, TurnTimeout)).Prompt);
+        Assert.Equal("beta", await RecordedAccountAsync());
+    }
+
     /// <summary>
     /// Worker w1 assigned to alpha, its first prompt queued there, and alpha reporting that it waits for a place: the router
     /// asks alpha to release it, to move it to beta.
