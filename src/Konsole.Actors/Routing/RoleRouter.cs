@@ -37,7 +37,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private RoleAssignment _roles;
     private readonly RoleAssignment _configured;
     private readonly HashSet<string> _stopped = [];
-    // Prompts interrupted lately: one an account was handing back as the interrupt went out must not run elsewhere.
+    // Prompts interrupted lately (see WasInterrupted): one an account was handing back as the interrupt went out must not run elsewhere.
     private readonly RecentIds _interrupted = new(1024);
     private IActorRef _journal = ActorRefs.Nobody;
     private readonly FaultBackoff _journalBackoff = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
@@ -185,7 +185,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             foreach (var account in _accounts.Values)
                 account.Tell(new AccountProtocol.InterruptPrompt(m.PromptId));
-            _interrupted.Add(m.PromptId);
+            _interrupted.Add(m.Caller is null ? m.PromptId : Interruption(m.PromptId, m.Caller));
         });
         Receive<SwapRoles>(_ => ChangeRoles(new RoleAssignment(_roles.QuickTurn, _roles.Dashboard)));
         Receive<AssignDashboard>(m =>
@@ -205,7 +205,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             _order.Select(id => new AccountView(_status[id], RoleOf(id))).ToArray())));
         Receive<PromptHandedBack>(m =>
         {
-            if (_interrupted.Contains(m.Prompt.PromptId))
+            if (WasInterrupted(m.Prompt))
                 m.Prompt.ReplyTo.Tell(new TurnFailed(m.Prompt.PromptId, TurnErrorCodes.Interrupted, "interrupted while queued"));
             else
                 Route(m.Mode == ModeOf(Role.Dashboard) ? Role.Dashboard : Role.QuickTurn, m.Prompt);
@@ -284,6 +284,15 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     // Started again after a fault: a journal it cannot read back then must not stop the host (only at the host's start).
     protected override void PostRestart(Exception reason) => _journal = StartJournal(firstStart: false);
+
+    /// <summary>
+    /// Interrupted lately. A session started again from its journal routes the prompts it had accepted again, under their
+    /// ids: an interrupt its previous incarnation sent as it stopped is for the prompts that one sent, not for these.
+    /// </summary>
+    private bool WasInterrupted(Prompt prompt) =>
+        _interrupted.Contains(prompt.PromptId) || _interrupted.Contains(Interruption(prompt.PromptId, prompt.ReplyTo));
+
+    private static string Interruption(string promptId, IActorRef caller) => $"{promptId} {caller.Path.Uid}";
 
     private IActorRef StartJournal(bool firstStart) => Context.Watch(Context.ActorOf(RolesJournal.Props(firstStart, _configured), "journal"));
 
@@ -366,7 +375,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private void RouteWorker(Prompt prompt)
     {
         // Interrupted while a move held it here, or as its account handed it back: no account has it to interrupt.
-        if (_interrupted.Contains(prompt.PromptId))
+        if (WasInterrupted(prompt))
         {
             prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.Interrupted, "interrupted while queued"));
             return;

@@ -1,3 +1,4 @@
+using Akka.Actor;
 using Konsole.Actors.Prompts;
 using static Konsole.Actors.Accounts.AccountProtocol;
 
@@ -51,7 +52,8 @@ public static class RoleRouterProtocol
     public sealed record RefreshAccount(string AccountId);
 
     /// <summary>Interrupts a running prompt or drops a queued one, on whichever account has it.</summary>
-    public sealed record InterruptPrompt(string PromptId);
+    /// <param name="Caller">The session that sent the prompt; null: any prompt with this id.</param>
+    public sealed record InterruptPrompt(string PromptId, IActorRef? Caller = null);
 
     /// <summary>Swaps the dashboard and quickturn accounts; replied with <see cref="RolesChanged"/>. Starts and stops no process.</summary>
     public sealed record SwapRoles

@@ -104,7 +104,7 @@ public sealed class SessionActor : ReceivePersistentActor
         Command<InterruptSession>(_ =>
         {
             foreach (var promptId in _inFlight.Keys)
-                _router.Tell(new RoleRouterProtocol.InterruptPrompt(promptId));
+                _router.Tell(new RoleRouterProtocol.InterruptPrompt(promptId, Self));
             Sender.Tell(new SessionInterrupted(_id, _inFlight.Count));
         });
         Command<CloseSession>(_ => Close());
@@ -259,7 +259,7 @@ public sealed class SessionActor : ReceivePersistentActor
         _log.Error("Session {0}: {1}; the session restarts from its journal", _id, what);
         foreach (var promptId in _inFlight.Keys)
         {
-            _router.Tell(new RoleRouterProtocol.InterruptPrompt(promptId));
+            _router.Tell(new RoleRouterProtocol.InterruptPrompt(promptId, Self));
             Append(promptId, "error", Error(code,
                 $"{what}; the session restarts from its journal: see /api/session/{_id}/events for this prompt's outcome"),
                 endsPrompt: true);
@@ -360,7 +360,7 @@ public sealed class SessionActor : ReceivePersistentActor
         ReleaseAll(); // its close is on record (its manager's): its ids are never handed out again
         foreach (var promptId in _inFlight.Keys.ToList())
         {
-            _router.Tell(new RoleRouterProtocol.InterruptPrompt(promptId));
+            _router.Tell(new RoleRouterProtocol.InterruptPrompt(promptId, Self));
             Append(promptId, "error", Error(TurnErrorCodes.SessionClosed, $"session {_id} was closed"), endsPrompt: true);
         }
         _inFlight.Clear();

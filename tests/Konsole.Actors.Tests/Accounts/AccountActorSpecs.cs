@@ -243,6 +243,25 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_prompt_interrupted_while_its_session_is_asked_to_confirm_it_is_dropped_at_once_and_the_next_goes_on()
+    {
+        var account = await StartAccountAsync();
+        var gone = CreateTestProbe(); // as a session stopping on a journal fault: it never confirms, and interrupts its prompts
+        var dropped = new Prompt(Prompt.NewId(), "ses-1", "never confirmed", null, gone.Ref, ConfirmDispatch: true);
+        var session = CreateTestProbe();
+        var next = new Prompt(Prompt.NewId(), "ses-2", "next", null, session.Ref, ConfirmDispatch: true);
+        account.Tell(new SubmitPrompt(dropped, ProcessMode.Full));
+        account.Tell(new SubmitPrompt(next, ProcessMode.Full));
+        await gone.ExpectMsgAsync<DispatchRequested>(TurnTimeout);
+
+        account.Tell(new InterruptPrompt(dropped.PromptId));
+
+        Assert.Equal(TurnErrorCodes.Interrupted, (await gone.ExpectMsgAsync<TurnFailed>(TurnTimeout)).Code);
+        // Well before the confirmation timeout (30 s) would have given the dropped one up.
+        await session.FishForMessageAsync<DispatchRequested>(_ => true, TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public async Task A_prompt_whose_process_restarts_on_its_conversation_does_not_start_once_the_drain_deadline_passed()
     {
         var account = await StartAccountAsync();

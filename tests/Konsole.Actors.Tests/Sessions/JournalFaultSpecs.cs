@@ -177,6 +177,60 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     }
 
     [Fact]
+    public async Task A_worker_sessions_prompts_accepted_but_not_dispatched_run_once_in_order_after_its_journal_failed_before_later_ones()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, $"{Long} running"), Ask);
+        await FirstAsync(running, "assistant");
+        var first = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, "first"), Ask);
+        await FirstAsync(first, "queued"); // on record, queued on its account behind the running one
+        var second = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, "second"), Ask);
+        await FirstAsync(second, "queued");
+
+        FailingJournal.FailWritesOf($"session-{session}");
+        var failing = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, "not on record"), Ask);
+        await failing.Events.ReadToEndAsync(TurnTimeout);
+        Assert.True(FailingJournal.Heal($"session-{session}") > 0);
+
+        // Back from its journal, it routes the queued prompts again under their ids; the router heard those ids interrupted (the
+        // session, as it stopped, interrupted what it had sent): the interrupts were for the prompts sent before, not these.
+        EventsFollowed? followed = null;
+        await AwaitAssertAsync(async () => followed = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask), TurnTimeout);
+        foreach (var prompt in new[] { first, second })
+        {
+            var ended = await EndOfAsync(followed!, prompt.PromptId);
+            Assert.True(ended.Type == "result", $"it ended with {ended.Type}: {ended.Text}");
+        }
+        var later = ResultText(await PromptAsync(session, "later"))!;
+        Assert.Equal((1, 1), (CountOf("first", later), CountOf("second", later))); // each ran once: its conversation has it once
+        Assert.EndsWith("first | second]", later); // in order, and the later prompt after them
+    }
+
+    [Fact]
+    public async Task A_session_whose_journal_fails_as_it_confirms_a_dispatch_interrupts_that_prompt_without_confirming_it()
+    {
+        // The session alone, a probe as its router and one as its account: its account drops a prompt interrupted while it
+        // waits for the confirmation at once (see AccountActorSpecs), not after the confirmation timeout.
+        const string session = "confirming";
+        var router = CreateTestProbe();
+        var account = CreateTestProbe();
+        var actor = Sys.ActorOf(SessionActor.Props(session, SessionType.Full, router.Ref, replayBuffer: 100));
+        Watch(actor);
+        var waiting = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, "waiting"), Ask);
+        account.Send(actor, new PromptQueued(waiting.PromptId, "alpha", 1));
+        await FirstAsync(waiting, "queued"); // on record
+        FailingJournal.FailWritesOf($"session-{session}");
+
+        account.Send(actor, new DispatchRequested(waiting.PromptId));
+
+        await ExpectTerminatedAsync(actor, TurnTimeout);
+        FailingJournal.Heal($"session-{session}");
+        await router.FishForMessageAsync<RoleRouterProtocol.InterruptPrompt>(m => m.PromptId == waiting.PromptId && actor.Equals(m.Caller), Ask);
+        Assert.False(account.HasMessages, "the dispatch was confirmed");
+    }
+
+    [Fact]
     public async Task While_a_session_starts_again_its_messages_are_refused_as_unavailable_not_unknown()
     {
         await StartAsync();
@@ -384,6 +438,19 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         Assert.Equal("result", events[^1].Type);
         Assert.Single(events, e => e.EndsPrompt);
     }
+
+    private static async Task<SessionEvent> EndOfAsync(EventsFollowed followed, string promptId)
+    {
+        using var cancel = new CancellationTokenSource(TurnTimeout);
+        while (true)
+        {
+            var item = await followed.Events.ReadAsync(cancel.Token);
+            if (item.PromptId == promptId && item.EndsPrompt)
+                return item;
+        }
+    }
+
+    private static int CountOf(string part, string text) => (text.Length - text.Replace(part, "").Length) / part.Length;
 
     /// <summary>A session alone, a probe as its router and one as its account, and a prompt of it dispatched: which of its writes lands when is the test's.</summary>
     private async Task<(IActorRef Session, PromptAccepted Running)> StreamingAsync(string session)
