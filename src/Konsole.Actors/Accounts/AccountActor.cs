@@ -197,6 +197,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     internal static Props Props(AccountSettings account, KonsoleSettings settings, Func<HotProcessSpec, Props> processProps) =>
         Akka.Actor.Props.Create(() => new AccountActor(account, settings, processProps));
 
+    /// <summary>A refresh of the login in <paramref name="configDir"/> still runs (its account's actor may have stopped meanwhile).</summary>
+    internal static bool Refreshing(string configDir) => RefreshesInFlight.TryGetValue(configDir, out var refresh) && !refresh.IsCompleted;
+
     private string Id => _account.Id;
 
     // A process actor that misbehaves is stopped, not restarted: its running turn must end with an error,

@@ -25,6 +25,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly Dictionary<string, IActorRef> _accounts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AccountStatus> _status = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _workers = new(StringComparer.Ordinal); // worker session -> account
+    private readonly Dictionary<string, string> _configDirs = new(StringComparer.Ordinal);
     // Worker sessions on their way to another account, by the account they wait on; their prompts sent meanwhile wait here.
     private readonly Dictionary<string, (string From, List<Prompt> Held)> _movingWorkers = new(StringComparer.Ordinal);
     private readonly HashSet<string> _waitingForPlace = new(StringComparer.Ordinal); // accounts where a worker waits for a place
@@ -52,6 +53,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             _order.Add(account.Id);
             _status[account.Id] = AccountStatus.Starting(account);
+            _configDirs[account.Id] = account.ConfigDir;
             _accounts[account.Id] = Context.Watch(Context.ActorOf(accountProps?.Invoke(account) ?? AccountActor.Props(account, settings), account.Id));
         }
 
@@ -254,8 +256,12 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                 account.Tell(new Drain(m.Timeout));
         });
         Receive<AccountStatus>(UpdateStatus);
-        Receive<GetWorkInProgress>(_ => Sender.Tell(new WorkInProgress(_status.Values.Count(s => s.Busy), _status.Values.Count(s => s.RefreshRunning))));
+        Receive<GetWorkInProgress>(_ => Sender.Tell(new WorkInProgress(_status.Values.Count(s => s.Busy), _status.Values.Count(Refreshing))));
     }
+
+    // A stopped account's refresh goes on without it: the host's stop waits for it all the same (the refresh token is spent).
+    private bool Refreshing(AccountStatus status) =>
+        _stopped.Contains(status.AccountId) ? AccountActor.Refreshing(_configDirs[status.AccountId]) : status.RefreshRunning;
 
     private void UpdateStatus(AccountStatus status)
     {

@@ -255,6 +255,26 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         Assert.Empty((await StatusOfAsync(router, "alpha")).Processes);
     }
 
+    [Fact]
+    public async Task A_refresh_still_in_flight_when_its_account_actor_stops_is_waited_for_by_a_drain()
+    {
+        await using var tokens = await FakeTokenEndpoint.StartAsync();
+        tokens.Accept(Sandbox.Accounts[0].RefreshToken);
+        tokens.Hold();
+        var router = await StartAsync($"konsole.oauth.token-endpoint = \"{tokens.Url}\"");
+        await router.Ask<AccountProtocol.RefreshScheduled>(new RefreshAccount("alpha"), TurnTimeout);
+        await tokens.WaitForRequestAsync(_ => true, TurnTimeout);
+
+        Sys.ActorSelection(router.Path / "alpha").Tell(Kill.Instance); // the refresh goes on without it
+        await AwaitAssertAsync(async () => Assert.Equal(AccountState.Failed, (await StatusOfAsync(router, "alpha")).State), TurnTimeout);
+
+        // The host must not exit with the refresh token spent and the new one not yet on disk.
+        Assert.Equal(new WorkInProgress(0, 1), await router.Ask<WorkInProgress>(GetWorkInProgress.Instance, TurnTimeout));
+        tokens.Release();
+        await AwaitAssertAsync(async () => Assert.Equal(new WorkInProgress(0, 0),
+            await router.Ask<WorkInProgress>(GetWorkInProgress.Instance, TurnTimeout)), TurnTimeout);
+    }
+
     /// <summary>The role status asked while a long dashboard turn of <paramref name="session"/> runs (it is interrupted after).</summary>
     private async Task<RoleStatus> StatusWhileADashboardTurnRunsAsync(IActorRef router, string session)
     {
@@ -406,9 +426,9 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     private string AlphaDir => Sandbox.Accounts[0].ConfigDir;
     private string BetaDir => Sandbox.Accounts[1].ConfigDir;
 
-    private async Task<IActorRef> StartAsync()
+    private async Task<IActorRef> StartAsync(string extraHocon = "")
     {
-        var router = this.StartAccounts(Sandbox.Settings(FakeClaudeCli.Path));
+        var router = this.StartAccounts(Sandbox.Settings(FakeClaudeCli.Path, extraHocon: extraHocon));
         await this.WaitUntilWarmAsync(router);
         return router;
     }
