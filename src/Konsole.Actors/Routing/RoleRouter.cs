@@ -137,6 +137,12 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                     prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.SessionClosed, $"worker session {m.SessionId} was closed"));
                 return;
             }
+            if (_draining)
+            {
+                _workers[m.SessionId] = moving.From;
+                LeaveForTheRestart(moving.From, m.Prompts.Concat(moving.Held));
+                return;
+            }
             var prompts = m.Prompts.Concat(moving.Held).ToList();
             if (prompts.Count == 0)
             {
@@ -152,8 +158,13 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             if (!_movingWorkers.Remove(m.SessionId, out var moving))
                 return;
             _workers[m.SessionId] = moving.From;
-            foreach (var prompt in moving.Held)
-                RouteWorker(prompt);
+            if (_draining)
+                LeaveForTheRestart(moving.From, moving.Held);
+            else
+            {
+                foreach (var prompt in moving.Held)
+                    RouteWorker(prompt);
+            }
         });
         Receive<ReleaseSession>(m =>
         {
@@ -391,6 +402,21 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (before is not null && before != account)
             prompt.ReplyTo.Tell(new WorkerAssigned(prompt.UserSessionId, account)); // its session records where it runs now
         Submit(account, prompt, ProcessMode.Worker);
+    }
+
+    /// <summary>
+    /// Prompts of a worker's move (held back, or released by its account before it heard the host stops) once the host stops:
+    /// sent on, they would fail; as where they waited, those their session journaled stay with it, to run after the restart.
+    /// </summary>
+    private void LeaveForTheRestart(string accountId, IEnumerable<Prompt> prompts)
+    {
+        foreach (var prompt in prompts)
+        {
+            if (WasInterrupted(prompt))
+                prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.Interrupted, "interrupted while queued"));
+            else if (!prompt.ConfirmDispatch)
+                prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {accountId} stopped with the host"));
+        }
     }
 
     /// <summary>

@@ -109,11 +109,29 @@ public sealed class WorkerMoveSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         Assert.Equal("beta", await RecordedAccountAsync());
     }
 
+    [Fact]
+    public async Task Journaled_prompts_of_a_worker_released_as_the_host_begins_to_stop_stay_with_their_session_for_the_restart_instead_of_failing_elsewhere()
+    {
+        await StartMoveAsync(durable: true);
+        var plain = WorkerPrompt("not journaled");
+        var held = WorkerPrompt("held by the move") with { ConfirmDispatch = true };
+        _router.Tell(new RouteWorkerPrompt(held));
+
+        _router.Tell(new DrainAccounts(TimeSpan.FromSeconds(30)));
+        _router.Tell(new WaitingWorkerReleased(Worker, [_first, plain])); // alpha released them before it heard of the drain
+
+        // Beta, draining, would fail them: as where they waited, they are left to their journaling session to run after the restart.
+        await NoPromptBeforeFenceAsync("beta");
+        await NoPromptBeforeFenceAsync("alpha");
+        Assert.Equal([(plain.PromptId, TurnErrorCodes.AccountUnavailable)],
+            (await AnswersAsync()).OfType<TurnFailed>().Select(f => (f.PromptId, f.Code)));
+    }
+
     /// <summary>
     /// Worker w1 assigned to alpha, its first prompt queued there, and alpha reporting that it waits for a place: the router
     /// asks alpha to release it, to move it to beta.
     /// </summary>
-    private async Task StartMoveAsync()
+    private async Task StartMoveAsync(bool durable = false)
     {
         var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: "konsole.sessions.max-workers = 1");
         _alpha = CreateTestProbe("alpha");
@@ -124,7 +142,7 @@ public sealed class WorkerMoveSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         _session = CreateTestProbe("session");
         _router.Tell(new AssignWorker(Worker, "alpha"), _session.Ref);
         Assert.Equal("alpha", (await _session.ExpectMsgAsync<WorkerAssigned>(TurnTimeout)).AccountId);
-        _first = WorkerPrompt("first");
+        _first = WorkerPrompt("first") with { ConfirmDispatch = durable };
         _router.Tell(new RouteWorkerPrompt(_first));
         Assert.Equal(_first, (await _alpha.ExpectMsgAsync<SubmitPrompt>(TurnTimeout)).Prompt);
 
