@@ -242,9 +242,15 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                     RefreshRunning = false,
                 };
                 // A worker moving off it gets no answer from it now: what its session sent meanwhile goes where it moves.
+                _waitingForPlace.Remove(stopped);
                 foreach (var (session, moving) in _movingWorkers.Where(m => m.Value.From == stopped).ToList())
                 {
                     _movingWorkers.Remove(session);
+                    if (_draining)
+                    {
+                        LeaveForTheRestart(_workers[session], moving.Held);
+                        continue;
+                    }
                     if (moving.Held.Count > 0)
                         moving.Held[0].ReplyTo.Tell(new WorkerAssigned(session, _workers[session]));
                     foreach (var prompt in moving.Held)
