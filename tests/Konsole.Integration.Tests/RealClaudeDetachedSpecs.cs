@@ -55,8 +55,8 @@ public sealed class RealClaudeDetachedSpecs(ITestOutputHelper output, RealClaude
         {
             Assert.True(ProcessTable.IsRunning(sleep));
             Assert.Equal(sleep, ProcessTable.SessionOf(sleep)); // out of the CLI's process group: the group's kill does not reach it
-            Assert.NotNull(ProcessTable.MarkOf(cliPid));
-            Assert.Equal(ProcessTable.MarkOf(cliPid), ProcessTable.MarkOf(sleep));
+            Assert.NotNull(ProcessMarks.MarkOf(cliPid));
+            Assert.Equal(ProcessMarks.MarkOf(cliPid), ProcessMarks.MarkOf(sleep));
 
             await Sys.Terminate();
 

@@ -26,14 +26,19 @@ public static class Posix
     /// When the process started (clock ticks since boot, from /proc), which tells it from a later process that got its
     /// pid; null when it is gone or this is not Linux.
     /// </summary>
-    public static string? StartTime(int pid)
+    public static string? StartTime(int pid) => StatFields(pid) is { Length: > 19 } fields ? fields[19] : null;
+
+    /// <summary>
+    /// The fields of <c>/proc/PID/stat</c> after the command's name: state, parent, process group, session, ... (the start
+    /// time at index 19); null when the process is gone or this is not Linux.
+    /// </summary>
+    public static string[]? StatFields(int pid)
     {
         try
         {
             var stat = File.ReadAllText($"/proc/{pid}/stat");
-            // Fields after the command name (which may hold spaces) start behind its closing parenthesis.
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return fields.Length > 19 ? fields[19] : null;
+            // The command name (which may hold spaces and parentheses) ends at the last closing parenthesis.
+            return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -127,24 +127,15 @@ public static class ProcessMarks
         return ([.. found.Values], spared);
     }
 
-    private static Proc? Read(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            // Fields after the command name (which may hold spaces) start behind its closing parenthesis.
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            if (fields.Length <= 19 || fields[0] is "Z" or "X") // a zombie is dead already, its mark kept only until it is reaped
-                return null;
-            return new Proc(pid, int.Parse(fields[1], CultureInfo.InvariantCulture), int.Parse(fields[2], CultureInfo.InvariantCulture), fields[19]);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
-        {
-            return null;
-        }
-    }
+    private static Proc? Read(int pid) =>
+        // A zombie is dead already, its mark kept only until it is reaped.
+        Posix.StatFields(pid) is { Length: > 19 } fields && fields[0] is not ("Z" or "X")
+            && int.TryParse(fields[1], CultureInfo.InvariantCulture, out var parent) && int.TryParse(fields[2], CultureInfo.InvariantCulture, out var group)
+            ? new Proc(pid, parent, group, fields[19])
+            : null;
 
-    private static string? MarkOf(int pid)
+    /// <summary>The mark in the process's environment; null when it has none, is gone, or is another user's.</summary>
+    public static string? MarkOf(int pid)
     {
         byte[] environ;
         try
