@@ -149,9 +149,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                 _workers[m.SessionId] = moving.From; // nothing waited (interrupted meanwhile): it stays where it was
                 return;
             }
-            prompts[0].ReplyTo.Tell(new WorkerAssigned(m.SessionId, _workers[m.SessionId]));
-            foreach (var prompt in prompts)
-                RouteWorker(prompt);
+            RouteMoved(m.SessionId, prompts);
         });
         Receive<WorkerNotReleased>(m =>
         {
@@ -251,10 +249,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                         LeaveForTheRestart(_workers[session], moving.Held);
                         continue;
                     }
-                    if (moving.Held.Count > 0)
-                        moving.Held[0].ReplyTo.Tell(new WorkerAssigned(session, _workers[session]));
-                    foreach (var prompt in moving.Held)
-                        RouteWorker(prompt);
+                    RouteMoved(session, moving.Held);
                 }
             }
         });
@@ -408,6 +403,15 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (before is not null && before != account)
             prompt.ReplyTo.Tell(new WorkerAssigned(prompt.UserSessionId, account)); // its session records where it runs now
         Submit(account, prompt, ProcessMode.Worker);
+    }
+
+    /// <summary>A worker's prompts, once it has moved: its session hears where it runs now (with the first), and they go there.</summary>
+    private void RouteMoved(string session, IReadOnlyList<Prompt> prompts)
+    {
+        if (prompts.Count > 0)
+            prompts[0].ReplyTo.Tell(new WorkerAssigned(session, _workers[session]));
+        foreach (var prompt in prompts)
+            RouteWorker(prompt);
     }
 
     /// <summary>
