@@ -42,6 +42,36 @@ public sealed class LoadSpecs(ITestOutputHelper output) : GatewayFault(output, "
             $"{afterFirst / 1048576} MB after the first, {afterSecond / 1048576} MB after the second; peak during them {Math.Max(first.Peak, second.Peak) / 1048576} MB");
     }
 
+    [Fact]
+    public async Task A_session_that_streams_far_more_than_its_replay_buffer_keeps_only_the_buffers_bytes()
+    {
+        const int Turns = 48;
+        const int Megabyte = 1 << 20;
+        await HotPromptAsync("warm-up", "[[huge:1000]] warm up");
+        var baseline = Retained();
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < Turns; i++)
+            await HotPromptAsync("long-output", $"[[huge:{Megabyte}]] turn {i}"); // 1 MB of text in each turn's assistant frame
+        var seconds = clock.Elapsed.TotalSeconds;
+        var after = Retained();
+
+        await using var events = await SseStream.OpenAsync(Host.Client, new HttpRequestMessage(HttpMethod.Get, "/api/session/long-output/events?after=0"), Timeout);
+        var firstKept = long.Parse(events.Response.Headers.GetValues("Konsole-First-Event-Id").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        // The default bound (konsole.sessions.replay-buffer-bytes = 16MiB) holds the last 16 of the 48 MB; the rest was let go.
+        Assert.True(after - baseline < 24L * Megabyte, $"the session kept {(after - baseline) / Megabyte} MB");
+        Assert.True(firstKept > 1, "the buffer gave nothing up");
+        Output.WriteLine($"FIGURES replay bytes: {Turns} turns of 1 MB each in one session ({seconds:0.0}s), replay buffer bound 16 MiB: " +
+            $"managed heap after a collection {baseline / Megabyte} MB before, {after / Megabyte} MB after; the oldest event still kept #{firstKept}");
+    }
+
+    private async Task HotPromptAsync(string session, string prompt)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, $"/sessions/{session}/hot-prompt") { Content = JsonContent.Create(new { prompt }) };
+        await using var stream = await SseStream.OpenAsync(Host.Client, request, Timeout);
+        Assert.Equal(HttpStatusCode.OK, stream.Response.StatusCode);
+        Assert.Equal("result", (await stream.ReadToEndAsync(Timeout))[^1].Event);
+    }
+
     private async Task<BurstOutcome> BurstAsync(int burst = Burst)
     {
         // A client of its own, let go afterwards, so its connection pool is not counted as the host's memory.

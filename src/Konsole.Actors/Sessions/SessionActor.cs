@@ -34,6 +34,7 @@ public sealed class SessionActor : ReceivePersistentActor
     private readonly SessionType _type;
     private readonly IActorRef _router;
     private readonly int _replayBuffer;
+    private readonly long _replayBytes;
     private readonly bool _durable;
     private readonly string? _model;
     private readonly long _idsAbove;
@@ -58,16 +59,20 @@ public sealed class SessionActor : ReceivePersistentActor
     /// <param name="durable">Journal its state (false: a quick turn's session, which closes once its prompt has ended).</param>
     /// <param name="model">The model its turns run on; null: the account's.</param>
     /// <param name="idsAbove">The last event id it handed out before it stopped on a fault (its journal may have less).</param>
-    public SessionActor(string id, SessionType type, IActorRef router, int replayBuffer, bool durable, string? model, long idsAbove = 0)
+    /// <param name="replayBuffer">Events kept for replay, at most.</param>
+    /// <param name="replayBytes">Bytes of events' data kept for replay, at most (the latest event is kept whatever its size).</param>
+    public SessionActor(string id, SessionType type, IActorRef router, int replayBuffer, long replayBytes, bool durable, string? model,
+        long idsAbove = 0)
     {
         _idsAbove = idsAbove;
         _id = id;
         _type = type;
         _router = router;
         _replayBuffer = replayBuffer;
+        _replayBytes = replayBytes;
         _durable = durable;
         _model = model;
-        _events = new EventLog(replayBuffer);
+        _events = new EventLog(replayBuffer, replayBytes);
         if (!durable)
         {
             // It journals nothing and reads nothing back, so it stays off the database: even an empty recovery costs a
@@ -223,9 +228,9 @@ public sealed class SessionActor : ReceivePersistentActor
 
     public override Recovery Recovery => _durable ? Recovery.Default : Recovery.None;
 
-    public static Props Props(string id, SessionType type, IActorRef router, int replayBuffer, bool durable = true, string? model = null,
-        long idsAbove = 0) =>
-        Akka.Actor.Props.Create(() => new SessionActor(id, type, router, replayBuffer, durable, model, idsAbove));
+    public static Props Props(string id, SessionType type, IActorRef router, int replayBuffer, long replayBytes = long.MaxValue,
+        bool durable = true, string? model = null, long idsAbove = 0) =>
+        Akka.Actor.Props.Create(() => new SessionActor(id, type, router, replayBuffer, replayBytes, durable, model, idsAbove));
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
@@ -297,7 +302,7 @@ public sealed class SessionActor : ReceivePersistentActor
     {
         // Ids handed out beyond what its journal has (a reservation written ahead, then the write failed) are not handed out again.
         _idsReservedUpTo = Math.Max(_idsReservedUpTo, _idsAbove);
-        _events = new EventLog(_replayBuffer, startAfter: _idsReservedUpTo);
+        _events = new EventLog(_replayBuffer, _replayBytes, startAfter: _idsReservedUpTo);
         if (_durable)
         {
             // The first block is on record before any id of it is handed out (later ones are written ahead, see ReserveEventIds):
@@ -436,9 +441,12 @@ public sealed class SessionActor : ReceivePersistentActor
         {
             if (subscription.PromptId is not null && subscription.PromptId != promptId)
                 continue;
-            if (subscription.PromptId is null && subscription.Reader.Count >= subscription.Behind)
+            if (subscription.PromptId is null && subscription.Reader.TryPeek(out var unread) &&
+                Math.Max(unread.Id, subscription.LiveFrom) < _events.FirstAvailable)
             {
-                // A follower this far behind would only hold memory: its stream ends, and it can resume from its Last-Event-ID.
+                // It has not read a live event the buffer no longer keeps: held for it alone, its waiting events would grow with
+                // the session's output. Its stream ends, and it can resume from its Last-Event-ID. (Its replay may give way
+                // unread: a replay of a full buffer is not already too far behind.)
                 subscription.Writer.TryComplete();
                 (ended ??= []).Add(subscription.Id);
                 continue;
@@ -559,8 +567,7 @@ public sealed class SessionActor : ReceivePersistentActor
         var channel = Channel.CreateUnbounded<SessionEvent>(new UnboundedChannelOptions { SingleWriter = true });
         foreach (var item in replay ?? [])
             channel.Writer.TryWrite(item);
-        // Its bound counts from the end of its replay: a replay of a full buffer is not already too far behind.
-        var subscription = new Subscription($"sub-{++_subscriptionIds}", promptId, channel.Writer, channel.Reader, channel.Reader.Count + _replayBuffer);
+        var subscription = new Subscription($"sub-{++_subscriptionIds}", promptId, channel.Writer, channel.Reader, _events.LastId + 1);
         _subscriptions[subscription.Id] = subscription;
         return subscription;
     }
@@ -573,8 +580,8 @@ public sealed class SessionActor : ReceivePersistentActor
         : JsonSerializer.SerializeToUtf8Bytes(new { code, message });
 
     /// <param name="PromptId">Only this prompt's events, ending with its last; null: every event of the session.</param>
-    /// <param name="Behind">A follower with this many events waiting is too far behind: its stream ends (it resumes from its Last-Event-ID).</param>
-    private sealed record Subscription(string Id, string? PromptId, ChannelWriter<SessionEvent> Writer, ChannelReader<SessionEvent> Reader, int Behind);
+    /// <param name="LiveFrom">The id of its first event after its replay.</param>
+    private sealed record Subscription(string Id, string? PromptId, ChannelWriter<SessionEvent> Writer, ChannelReader<SessionEvent> Reader, long LiveFrom);
 
     private sealed record HeldEvent(string PromptId, string Type, ReadOnlyMemory<byte> Data, bool EndsPrompt);
 

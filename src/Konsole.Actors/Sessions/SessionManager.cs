@@ -99,7 +99,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         Receive<SubmitQuickTurn>(m =>
         {
             var id = NewId(SessionType.Chat);
-            Context.ActorOf(SessionActor.Props(id, SessionType.Chat, _router, _settings.ReplayBuffer, durable: false), QuickTurnName(id)).Forward(m);
+            Context.ActorOf(SessionActor.Props(id, SessionType.Chat, _router, _settings.ReplayBuffer, _settings.ReplayBufferBytes, durable: false), QuickTurnName(id)).Forward(m);
         });
         Receive<FollowEvents>(m => ForwardTo(m.SessionId, m));
         Receive<Unfollow>(m =>
@@ -265,7 +265,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     }
 
     private IActorRef Start(string id, Registered session, long idsAbove = 0) =>
-        Context.Watch(Context.ActorOf(SessionActor.Props(id, session.Type, _router, _settings.ReplayBuffer, model: session.Model, idsAbove: idsAbove),
+        Context.Watch(Context.ActorOf(SessionActor.Props(id, session.Type, _router, _settings.ReplayBuffer, _settings.ReplayBufferBytes, model: session.Model, idsAbove: idsAbove),
             SessionName(id)));
 
     // A child's name never comes from a session id alone: a session called "registry" took the registry's name (and the manager

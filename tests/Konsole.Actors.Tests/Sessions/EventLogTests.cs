@@ -47,4 +47,36 @@ public sealed class EventLogTests
         Assert.Equal(Enumerable.Range(61, 40).Select(n => $"{n}"), log.After(0).Select(e => e.Text));
         Assert.Equal(Enumerable.Range(61, 40).Select(n => (long)n), log.After(0).Select(e => e.Id));
     }
+
+    [Fact]
+    public void It_keeps_no_more_bytes_than_its_bound_but_always_the_latest_event()
+    {
+        var log = new EventLog(capacity: 100, maxBytes: 350);
+        foreach (var n in Enumerable.Range(1, 10))
+            log.Append("p", "assistant", new byte[100], endsPrompt: false);
+
+        Assert.Equal([8L, 9, 10], log.After(0).Select(e => e.Id));
+        Assert.Equal(300, log.Bytes);
+
+        log.Append("p", "assistant", new byte[1000], endsPrompt: false); // alone over the bound: kept by itself
+
+        Assert.Equal(11, log.FirstAvailable);
+        Assert.Equal([1000], log.After(0).Select(e => e.Data.Length));
+        foreach (var n in Enumerable.Range(1, 3))
+            log.Append("p", "assistant", new byte[100], endsPrompt: false);
+        Assert.Equal([12L, 13, 14], log.After(0).Select(e => e.Id));
+        Assert.Equal(300, log.Bytes);
+    }
+
+    [Fact]
+    public void Events_given_way_by_bytes_and_by_count_alike_keep_the_order_across_its_growth()
+    {
+        var log = new EventLog(capacity: 40, maxBytes: 30 * 3);
+        foreach (var n in Enumerable.Range(100, 200))
+            log.Append("p", "assistant", Encoding.UTF8.GetBytes($"{n}"), endsPrompt: false);
+
+        Assert.Equal(Enumerable.Range(270, 30).Select(n => $"{n}"), log.After(0).Select(e => e.Text));
+        Assert.Equal(171, log.FirstAvailable);
+        Assert.Equal(["298", "299"], log.After(198).Select(e => e.Text));
+    }
 }

@@ -245,6 +245,49 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task The_replay_buffer_holds_no_more_bytes_than_its_bound()
+    {
+        await StartAsync("konsole.sessions.replay-buffer-bytes = 100KiB");
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var events = new List<SessionEvent>();
+        for (var i = 0; i < 6; i++)
+            events.AddRange(await PromptAsync(session, "[[huge:40000]] a long answer")); // 40 KB of text in its assistant frame
+
+        var follow = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask);
+        var replayed = new List<SessionEvent>();
+        while (follow.Events.TryRead(out var item))
+            replayed.Add(item);
+
+        Assert.InRange(replayed.Sum(e => (long)e.Data.Length), 1, 100 * 1024);
+        Assert.Equal(replayed[0].Id, follow.FirstAvailable);
+        Assert.Equal(events.SkipWhile(e => e.Id < follow.FirstAvailable), replayed); // the latest, whole and in order
+        Assert.True(follow.FirstAvailable > events.Count / 2, $"first kept: #{follow.FirstAvailable} of {events.Count}");
+    }
+
+    [Fact]
+    public async Task A_follower_that_has_not_read_what_the_bytes_bound_gave_up_is_ended_and_resumes_from_its_last_event()
+    {
+        await StartAsync("konsole.sessions.replay-buffer-bytes = 100KiB");
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var stuck = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask);
+
+        var events = new List<SessionEvent>();
+        for (var i = 0; i < 6; i++)
+            events.AddRange(await PromptAsync(session, "[[huge:40000]] a long answer"));
+
+        var held = await stuck.Events.ReadToEndAsync(TurnTimeout); // it ended instead of holding all 240 KB
+        Assert.InRange(held.Count, 1, events.Count - 1);
+        Assert.Equal(events.Take(held.Count), held);
+        Assert.InRange(held.Sum(e => (long)e.Data.Length), 1, 2 * 100 * 1024);
+        var resumed = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: held[^1].Id), Ask);
+        Assert.True(resumed.FirstAvailable > held[^1].Id + 1, "what it missed is gone, and the stream says from where it goes on");
+        var rest = new List<SessionEvent>();
+        while (resumed.Events.TryRead(out var item))
+            rest.Add(item);
+        Assert.Equal(events.SkipWhile(e => e.Id < resumed.FirstAvailable), rest);
+    }
+
+    [Fact]
     public async Task Closing_a_session_ends_its_running_prompt_with_session_closed_and_refuses_what_comes_next()
     {
         var events = EventsOf(typeof(SessionEnded));
