@@ -724,7 +724,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 slot.UnsentOnce = running.PromptId;
                 slot.Dispatched = false;
             }
-            if (slot.Dispatched)
+            var interruptedUnsent = unsent && slot.InterruptAsked == running.PromptId;
+            if (slot.Dispatched && !interruptedUnsent)
             {
                 if (turnReported != running.PromptId)
                     running.ReplyTo.Tell(new TurnFailed(running.PromptId, TurnErrorCodes.ProcessCrashed, unsent
@@ -734,7 +735,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             }
             else if (slot.InterruptAsked == running.PromptId)
             {
-                // Its interrupt reached the process after it was lost, and nobody answered it: it ends here, as asked, not later.
+                // Its interrupt reached the process after it was lost, and nobody answered it: it ends here, as asked, not later
+                // (and as interrupted, not as a crash, when it was lost so a second time: it never ran).
                 running.ReplyTo.Tell(new TurnFailed(running.PromptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
             }
             else

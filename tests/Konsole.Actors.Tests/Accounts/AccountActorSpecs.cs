@@ -430,6 +430,27 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_prompt_put_back_once_then_interrupted_and_lost_again_before_it_reached_the_cli_ends_interrupted()
+    {
+        var processes = CreateTestProbe("processes");
+        var account = await StartAccountAsync(processProps: _ => Props.Create(() => new StandInProcess(processes.Ref)));
+        var (prompt, caller) = NewPrompt("waits on a /clear that crashes, twice");
+        account.Tell(new SubmitPrompt(prompt, ProcessMode.Full));
+        await processes.ExpectMsgAsync<RunTurn>(r => Assert.Equal(prompt.PromptId, r.Prompt.PromptId), TurnTimeout);
+        processes.LastSender.Tell(new StandInProcess.Say(new ProcessExited(3, null, "the CLI exited with code 3"))); // not sent: put back
+        await processes.ExpectMsgAsync<RunTurn>(r => Assert.Equal(prompt.PromptId, r.Prompt.PromptId), TurnTimeout); // on the new process
+        var second = processes.LastSender;
+
+        account.Tell(new InterruptPrompt(prompt.PromptId));
+        await processes.ExpectMsgAsync<InterruptTurn>(TurnTimeout);
+        second.Tell(new StandInProcess.Say(new ProcessExited(3, null, "the CLI exited with code 3"))); // lost again, still not sent
+
+        var turn = await caller.ReceiveTurnAsync(TurnTimeout);
+        Assert.Equal(TurnErrorCodes.Interrupted, turn.Failed?.Code); // as asked, not process_crashed: it never ran
+        await caller.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100)); // exactly one end
+    }
+
+    [Fact]
     public async Task Status_shows_the_busy_session_and_the_queue_and_state_changes_are_published()
     {
         var states = EventsOf(typeof(AccountStateChanged));
