@@ -30,6 +30,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly Dictionary<string, (string From, List<Prompt> Held)> _movingWorkers = new(StringComparer.Ordinal);
     private readonly HashSet<string> _waitingForPlace = new(StringComparer.Ordinal); // accounts where a worker waits for a place
     private readonly int _maxWorkers;
+    private readonly BackoffSettings _restart;
     private bool _draining;
     private readonly Dictionary<Role, string> _routedTo = []; // where each role's traffic went last, to log a failover once
     // Per user session, its last dashboard prompt and the account it went to, until the session closes.
@@ -49,6 +50,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         _roles = _configured = new RoleAssignment(settings.Roles.Dashboard, settings.Roles.QuickTurn);
         _rateLimitWarning = settings.RateLimitWarningUtilization;
         _maxWorkers = settings.Sessions.MaxWorkers;
+        _restart = settings.Claude.Restart;
         foreach (var account in settings.Accounts)
         {
             _order.Add(account.Id);
@@ -85,15 +87,11 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     internal static Props Props(KonsoleSettings settings, Func<AccountSettings, Props> accountProps) =>
         Akka.Actor.Props.Create(() => new RoleRouter(settings, accountProps));
 
-    /// <summary>Restarts an account may have within <see cref="AccountRestartWindow"/>; one more stops it.</summary>
-    internal const int MaxAccountRestarts = 5;
-
-    internal static readonly TimeSpan AccountRestartWindow = TimeSpan.FromMinutes(1);
-
     // An account that throws is restarted, its CLIs killed and started again. Akka's default would do that without end for one
-    // that throws on every start or message (a fault in what it reads at start): stopped instead, it is taken out of routing.
-    protected override SupervisorStrategy SupervisorStrategy() =>
-        new OneForOneStrategy(MaxAccountRestarts, AccountRestartWindow, Akka.Actor.SupervisorStrategy.DefaultDecider);
+    // that throws on every start or message (a fault in what it reads at start): past konsole.claude.restart's limit, as a
+    // crashing CLI, it is stopped instead and taken out of routing. (Akka counts the window in int milliseconds: 24 days at most.)
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_restart.MaxRestarts,
+        TimeSpan.FromMilliseconds(Math.Min(_restart.Window.TotalMilliseconds, int.MaxValue)), Akka.Actor.SupervisorStrategy.DefaultDecider);
 
     private Readiness ReadinessNow()
     {

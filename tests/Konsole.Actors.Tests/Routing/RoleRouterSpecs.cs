@@ -207,9 +207,9 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     [Fact]
-    public async Task An_account_that_keeps_throwing_is_restarted_a_few_times_then_stopped_and_taken_out_of_routing()
+    public async Task An_account_that_keeps_throwing_is_restarted_up_to_the_restart_limit_then_stopped_and_taken_out_of_routing()
     {
-        var router = await StartAsync();
+        var router = await StartAsync("konsole.claude.restart.max-restarts = 3");
         var alpha = await Sys.ActorSelection(router.Path / "alpha").ResolveOne(TurnTimeout);
 
         alpha.Tell(new AccountProtocol.SubmitPrompt(null!, ProcessMode.Full)); // as a bug would: the account throws, and is restarted
@@ -217,8 +217,10 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         var (prompt, caller) = NewPrompt("after one restart");
         router.Tell(new RouteToAccount("alpha", ProcessMode.Full, prompt));
         Assert.Equal("echo: after one restart", (await caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
-        for (var i = 0; i < RoleRouter.MaxAccountRestarts; i++)
-            alpha.Tell(new AccountProtocol.SubmitPrompt(null!, ProcessMode.Full));
+        alpha.Tell(new AccountProtocol.SubmitPrompt(null!, ProcessMode.Full));
+        alpha.Tell(new AccountProtocol.SubmitPrompt(null!, ProcessMode.Full)); // the third restart: the last one allowed
+        await alpha.Ask<AccountProtocol.AccountStatus>(AccountProtocol.GetStatus.Instance, TurnTimeout); // still there to answer
+        alpha.Tell(new AccountProtocol.SubmitPrompt(null!, ProcessMode.Full));
 
         await AwaitAssertAsync(async () => Assert.Equal((AccountState.Failed, "its actor stopped"),
             (await StatusOfAsync(router, "alpha")) is var status ? (status.State, status.StateReason) : default), TurnTimeout);
