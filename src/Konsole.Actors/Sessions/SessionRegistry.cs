@@ -57,10 +57,18 @@ public sealed class SessionRegistry : ReceivePersistentActor
                 SnapshotNow();
             });
         });
-        Command<SaveSnapshotSuccess>(m => DeleteMessages(m.Metadata.SequenceNr));
+        // A snapshot holds every closed id kept (up to ClosedIdsKept): the events and snapshots before it are of no more use,
+        // and kept they would fill the database by one such list every SnapshotEvery writes.
+        Command<SaveSnapshotSuccess>(m =>
+        {
+            DeleteMessages(m.Metadata.SequenceNr);
+            DeleteSnapshots(new SnapshotSelectionCriteria(m.Metadata.SequenceNr - 1));
+        });
         Command<SaveSnapshotFailure>(_ => { });
         Command<DeleteMessagesSuccess>(_ => { });
         Command<DeleteMessagesFailure>(_ => { });
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { }); // the next snapshot's deletes those before it too
     }
 
     public override string PersistenceId => "konsole-sessions";
