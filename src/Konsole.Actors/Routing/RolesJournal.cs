@@ -36,8 +36,13 @@ public sealed class RolesJournal : ReceivePersistentActor
             {
                 _recorded = m.Roles;
                 _recordedUnder = configured;
+                // Only the last assignment is read back: those before it would fill the database, and be read at every start.
+                if (LastSequenceNr > 1)
+                    DeleteMessages(LastSequenceNr - 1);
             });
         });
+        Command<DeleteMessagesSuccess>(_ => { });
+        Command<DeleteMessagesFailure>(_ => { }); // the next assignment's delete takes those too
     }
 
     public override string PersistenceId => "konsole-roles";
