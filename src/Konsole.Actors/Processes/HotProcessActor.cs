@@ -13,7 +13,7 @@ namespace Konsole.Actors.Processes;
 /// (the CLI would merge prompts sent mid-turn into one turn), streams every stdout line of the turn to
 /// the prompt's caller, and ends the turn at its <c>result</c>. Chat processes are emptied with
 /// <c>/clear</c> after each turn, so every chat turn starts from an empty conversation without paying
-/// for the clear itself; a process whose <c>/clear</c> fails (or stays silent for <c>turn-timeout</c>) is killed rather than run
+/// for the clear itself; a process whose <c>/clear</c> fails (or stays silent for <c>start-timeout</c>) is killed rather than run
 /// a turn on the conversation it kept. The process dies with the actor; an unexpected exit is reported to the parent, naming
 /// the turn it had sent, if any: a prompt still waiting for a <c>/clear</c> or <c>set_model</c> never reached the CLI.
 /// A watchdog guards each turn: no output for <c>turn-timeout</c> and the turn is interrupted; no result within
@@ -472,7 +472,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
 
     /// <summary>
     /// Feeds the watchdog: a turn, or a <c>/clear</c> (with or without a turn waiting on it), that prints nothing for
-    /// turn-timeout is silent. Output only notes the time; the one timer, when it fires, looks at how long it has really been quiet.
+    /// <see cref="QuietLimit"/> is silent. Output only notes the time; the one timer, when it fires, looks at how long it has really been quiet.
     /// </summary>
     private void FedWatchdog()
     {
@@ -480,8 +480,17 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             return;
         _lastOutputMs = Environment.TickCount64;
         if (!_watchdogArmed)
-            ArmWatchdog(_spec.Claude.TurnTimeout);
+            ArmWatchdog(QuietLimit.Limit);
     }
+
+    /// <summary>
+    /// How long it may print nothing: a turn sent to the CLI, turn-timeout (the model may think, a tool may run); a <c>/clear</c>
+    /// or <c>set_model</c> before it, which the CLI answers itself (running the session's hooks, as when it starts), start-timeout
+    /// at most, so a silent one does not hold its process, and the prompts queued on it, for a whole turn-timeout.
+    /// </summary>
+    private (TimeSpan Limit, string Key) QuietLimit => (_turn is not null && _turnSent) || _spec.Claude.TurnTimeout <= _spec.Claude.StartTimeout
+        ? (_spec.Claude.TurnTimeout, "konsole.claude.turn-timeout")
+        : (_spec.Claude.StartTimeout, "konsole.claude.start-timeout");
 
     private void ArmWatchdog(TimeSpan after)
     {
@@ -495,17 +504,17 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         if (_turn is null && _clearId is null)
             return;
         var quiet = TimeSpan.FromMilliseconds(Environment.TickCount64 - _lastOutputMs);
-        if (quiet < _spec.Claude.TurnTimeout)
+        var (limit, key) = QuietLimit;
+        if (quiet < limit)
         {
-            ArmWatchdog(_spec.Claude.TurnTimeout - quiet);
+            ArmWatchdog(limit - quiet);
             return;
         }
         if (_turn is null || !_turnSent)
         {
             // Nothing to interrupt: a prompt waiting on it never reached the CLI, and its account runs it on the next process.
             _process?.Kill();
-            Fail(null, $"killed by the watchdog: the {(_clearId is not null ? "/clear" : "set_model")} printed nothing for " +
-                $"{Seconds(_spec.Claude.TurnTimeout)} (konsole.claude.turn-timeout)");
+            Fail(null, $"killed by the watchdog: the {(_clearId is not null ? "/clear" : "set_model")} printed nothing for {Seconds(limit)} ({key})");
             return;
         }
         _log.Warning("{0}: prompt {1} printed nothing for {2} (konsole.claude.turn-timeout): interrupting it", Name, _turn.PromptId,

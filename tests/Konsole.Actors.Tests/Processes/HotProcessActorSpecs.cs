@@ -148,6 +148,20 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task A_clear_that_never_answers_is_killed_after_start_timeout_not_a_whole_turn_timeout()
+    {
+        var process = await StartAsync(Spec(ProcessMode.Chat, turnTimeout: TimeSpan.FromMinutes(10), startTimeout: TimeSpan.FromSeconds(2)));
+        Watch(process);
+
+        await RunAsync(process, "[[clear:hang]] Remember 42");
+
+        // The chat prompts queued on its account would otherwise wait for the whole turn-timeout (10 minutes by default).
+        var exited = await _account.FishForMessageAsync<ProcessExited>(_ => true, Turn);
+        Assert.Contains("the /clear printed nothing for 2s (konsole.claude.start-timeout)", exited.Reason);
+        await ExpectTerminatedAsync(process);
+    }
+
+    [Fact]
     public async Task A_chat_turn_waiting_for_a_clear_that_never_answers_is_left_to_its_account_as_never_sent_and_the_process_is_killed()
     {
         var process = await StartAsync(Spec(ProcessMode.Chat, turnTimeout: TimeSpan.FromSeconds(2)));
@@ -602,7 +616,8 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         Assert.Contains("could not start '/nonexistent/claude'", exited.Reason);
     }
 
-    private HotProcessSpec Spec(ProcessMode mode, long? maxLineBytes = null, TimeSpan? turnTimeout = null, TimeSpan? interruptTimeout = null)
+    private HotProcessSpec Spec(ProcessMode mode, long? maxLineBytes = null, TimeSpan? turnTimeout = null, TimeSpan? interruptTimeout = null,
+        TimeSpan? startTimeout = null)
     {
         var settings = Sandbox.Settings(FakeClaudeCli.Path, new Dictionary<string, string> { ["KONSOLE_EXTRA"] = "passed" });
         var account = settings.Accounts[0];
@@ -611,6 +626,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         {
             TurnTimeout = turnTimeout ?? settings.Claude.TurnTimeout,
             InterruptTimeout = interruptTimeout ?? settings.Claude.InterruptTimeout,
+            StartTimeout = startTimeout ?? settings.Claude.StartTimeout,
         };
         return new HotProcessSpec(account.Id, mode, account.ConfigDir,
             maxLineBytes is { } cap ? launch with { MaxLineBytes = cap } : launch,
