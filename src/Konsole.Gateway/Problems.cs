@@ -48,7 +48,7 @@ public static class Problems
 
     public static int StatusOf(string code) => code switch
     {
-        TurnErrorCodes.QueueFull => StatusCodes.Status429TooManyRequests,
+        TurnErrorCodes.QueueFull or SessionErrorCodes.TooMany => StatusCodes.Status429TooManyRequests,
         TurnErrorCodes.AccountUnavailable or TurnErrorCodes.JournalUnavailable or SessionErrorCodes.Unavailable => StatusCodes.Status503ServiceUnavailable,
         TurnErrorCodes.ProcessCrashed or TurnErrorCodes.ResultTooLarge => StatusCodes.Status502BadGateway,
         TurnErrorCodes.TurnTimeout => StatusCodes.Status504GatewayTimeout,
@@ -74,6 +74,7 @@ public static class Problems
         SessionErrorCodes.Exists => "The session exists already",
         SessionErrorCodes.TypeMismatch => "The session is of another type",
         SessionErrorCodes.InvalidId => "Invalid session id",
+        SessionErrorCodes.TooMany => "Too many sessions are open",
         _ => code.Replace('_', ' ') is var words ? char.ToUpperInvariant(words[0]) + words[1..] : code,
     };
 }

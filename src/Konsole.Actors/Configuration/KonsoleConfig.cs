@@ -207,7 +207,7 @@ public static partial class KonsoleConfig
                 ReadOrigins(r),
                 r.PositiveInt("konsole.gateway.max-streams")),
             new SessionSettings(r.PositiveInt("konsole.sessions.max-workers"), r.PositiveInt("konsole.sessions.replay-buffer"),
-                r.ByteSize("konsole.sessions.replay-buffer-bytes")),
+                r.ByteSize("konsole.sessions.replay-buffer-bytes"), r.PositiveInt("konsole.sessions.max-open")),
             r.Duration("konsole.shutdown.drain-timeout", max: TimeSpan.FromHours(24)), // the host's stop is bounded by it
             r.Fraction("konsole.rate-limits.warning-utilization"),
             ReadPersistence(r, dataDir));

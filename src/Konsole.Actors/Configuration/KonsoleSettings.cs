@@ -72,7 +72,8 @@ public sealed record RoleSettings(string Dashboard, string QuickTurn);
 /// <param name="MaxWorkers">Worker processes per account at once; more worker sessions wait for a place.</param>
 /// <param name="ReplayBuffer">Events each session keeps for replay, at most.</param>
 /// <param name="ReplayBufferBytes">Bytes of events' data each session keeps for replay, at most (its latest event whatever its size).</param>
-public sealed record SessionSettings(int MaxWorkers, int ReplayBuffer, long ReplayBufferBytes);
+/// <param name="MaxOpen">Sessions open at once (quick turns' not counted); another is refused until one closes.</param>
+public sealed record SessionSettings(int MaxWorkers, int ReplayBuffer, long ReplayBufferBytes, int MaxOpen);
 
 public sealed record OAuthSettings(TimeSpan RefreshThreshold, string TokenEndpoint, TimeSpan RetryMinBackoff, TimeSpan RetryMaxBackoff)
 {

@@ -88,8 +88,13 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             var known = _sessions.GetValueOrDefault(m.SessionId);
             if (known is null && QuickTurn(m.SessionId) is not null)
                 Sender.Tell(new SessionRejected(SessionErrorCodes.TypeMismatch, $"session {m.SessionId} is a quick turn's: it takes no other prompt"));
-            else if (known is null && m.CreateAs is { } type && Refusal(m.SessionId, creating: true) is null)
-                Open(m.SessionId, new Registered(null, type, null), m);
+            else if (known is null && m.CreateAs is { } type)
+            {
+                if (Refusal(m.SessionId, creating: true) is { } refused)
+                    Sender.Tell(refused);
+                else
+                    Open(m.SessionId, new Registered(null, type, null), m);
+            }
             else if (known is not null && m.CreateAs is { } wanted && known.Type != wanted)
                 Sender.Tell(new SessionRejected(SessionErrorCodes.TypeMismatch,
                     $"session {m.SessionId} is a {known.Type.ToString().ToLowerInvariant()} session, not a {wanted.ToString().ToLowerInvariant()} one"));
@@ -307,6 +312,9 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             return new SessionRejected(SessionErrorCodes.Closed, $"session {id} was closed");
         if (creating && (_sessions.ContainsKey(id) || QuickTurn(id) is not null))
             return new SessionRejected(SessionErrorCodes.Exists, $"session {id} already exists");
+        if (creating && _sessions.Count >= _settings.MaxOpen)
+            return new SessionRejected(SessionErrorCodes.TooMany,
+                $"{_sessions.Count} sessions are open (konsole.sessions.max-open): close one (DELETE /api/session/{{id}}) to open another");
         return creating ? null : new SessionRejected(SessionErrorCodes.NotFound, $"no session {id}");
     }
 

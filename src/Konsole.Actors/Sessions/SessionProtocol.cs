@@ -50,6 +50,7 @@ public static class SessionErrorCodes
     public const string Exists = "session_exists";
     public const string Unavailable = "session_unavailable";
     public const string TypeMismatch = "session_type_mismatch";
+    public const string TooMany = "too_many_sessions";
 }
 
 /// <summary>Messages of the <see cref="SessionManager"/> and its <see cref="SessionActor"/>s. Each command is
