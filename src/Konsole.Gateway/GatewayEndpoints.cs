@@ -192,7 +192,7 @@ public static partial class GatewayEndpoints
 
     private static async Task<IResult> SystemEventsAsync(HttpContext context, IRequiredActor<GatewayActor> gateway) =>
         await AskAsync<SystemEventsFollowed>(context, gateway, FollowSystemEvents.Instance) is (var followed, null)
-            ? new SseResult(SystemEvents(followed!, gateway.ActorRef, Stopping(context)))
+            ? SseResult.For(context, SystemEvents(followed!, gateway.ActorRef, Stopping(context)))
             : Unanswered(context);
 
     /// <summary>

@@ -52,12 +52,12 @@ public static class PromptStreams
         var cutOff = StoppedBeforeStart(accepted.SessionId, quickTurn);
         if (WantsJson(context.Request))
             return await ResultOnlyAsync(context, gateway, accepted, first, cutOff, stopping);
-        return new SseResult(PromptStream(first, accepted, gateway, cutOff, context.RequestAborted, stopping));
+        return SseResult.For(context, PromptStream(first, accepted, gateway, cutOff, context.RequestAborted, stopping));
     }
 
     /// <summary>A session's events from its buffer and then live, as SSE, until the session closes, the client leaves or <paramref name="stopping"/>.</summary>
     public static IResult Follow(HttpContext context, IActorRef gateway, EventsFollowed followed, CancellationToken stopping) =>
-        new SseResult(Stream(null, followed.Events, () => gateway.Tell(new Unfollow(followed.SessionId, followed.SubscriptionId)), stopping));
+        SseResult.For(context, Stream(null, followed.Events, () => gateway.Tell(new Unfollow(followed.SessionId, followed.SubscriptionId)), stopping));
 
     public static SseMessage Item(SessionEvent e) => new(e.Data, e.Type, e.Id);
 

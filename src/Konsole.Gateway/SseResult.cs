@@ -3,8 +3,10 @@ using System.Globalization;
 using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
+using Konsole.Actors.Configuration;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Konsole.Gateway;
 
@@ -13,11 +15,18 @@ namespace Konsole.Gateway;
 /// <c>data:</c> lines), with the headers sent at once, so a client following a quiet stream (<c>/api/events</c>) knows
 /// it is connected. Events already waiting are written together and flushed once (every <see cref="FlushAtBytes"/> at
 /// least, so a stream that never pauses still goes out, and a client that does not read holds it back); a lone event is
-/// flushed at once.
+/// flushed at once. A stream with nothing to send for <paramref name="keepAlive"/> gets a comment line (<c>: keep-alive</c>,
+/// which clients skip): a client gone without the server seeing it (a reset it has not read, a peer that vanished) is
+/// found gone at that write, so its stream ends, and its place in <c>konsole.gateway.max-streams</c> with it.
 /// </summary>
-public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
+/// <param name="keepAlive">Null: none (a stream that always has something to send soon).</param>
+public sealed class SseResult(IAsyncEnumerable<SseMessage> items, TimeSpan? keepAlive = null) : IResult
 {
     public const int FlushAtBytes = 32 * 1024;
+
+    /// <summary>An SSE response with the keep-alive of <c>konsole.gateway.keep-alive</c>.</summary>
+    public static SseResult For(HttpContext context, IAsyncEnumerable<SseMessage> items) =>
+        new(items, context.RequestServices.GetRequiredService<KonsoleSettings>().Gateway.KeepAlive);
 
     public async Task ExecuteAsync(HttpContext context)
     {
@@ -30,21 +39,24 @@ public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
         // Entered before anything can fail, so the events' own clean-up (e.g. unfollowing a session) runs however the response ends.
         var events = items.GetAsyncEnumerator(cancel);
         var next = events.MoveNextAsync();
+        Task<bool>? waiting = null; // next as a task, once it is waited for with keep-alives between
         var pending = true; // next is not awaited yet
         try
         {
             await response.StartAsync(cancel);
             await response.BodyWriter.FlushAsync(cancel); // Kestrel only buffers the headers on start
             pending = false;
-            for (; ; next = events.MoveNextAsync())
+            for (; ; next = events.MoveNextAsync(), waiting = null)
             {
                 if (!next.IsCompleted)
                 {
                     pending = true;
                     await response.BodyWriter.FlushAsync(cancel); // nothing else waiting: send what is written
+                    if (keepAlive is { } quiet)
+                        await KeepAliveAsync(response.BodyWriter, waiting = next.AsTask(), quiet, cancel);
                     pending = false;
                 }
-                if (!await next)
+                if (!await (waiting is null ? next : new ValueTask<bool>(waiting)))
                     break;
                 Write(response.BodyWriter, events.Current);
                 if (response.BodyWriter.CanGetUnflushedBytes && response.BodyWriter.UnflushedBytes >= FlushAtBytes)
@@ -63,7 +75,7 @@ public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
                 context.Abort();
                 try
                 {
-                    await next;
+                    await (waiting ?? next.AsTask());
                 }
                 catch (Exception)
                 {
@@ -74,6 +86,23 @@ public sealed class SseResult(IAsyncEnumerable<SseMessage> items) : IResult
         finally
         {
             await events.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// Until <paramref name="next"/> is done (its outcome is left to its caller), a keep-alive comment after each
+    /// <paramref name="quiet"/> without it.
+    /// </summary>
+    private static async Task KeepAliveAsync(PipeWriter writer, Task<bool> next, TimeSpan quiet, CancellationToken cancel)
+    {
+        while (true)
+        {
+            await ((Task)next.WaitAsync(quiet, cancel)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (next.IsCompleted)
+                return;
+            cancel.ThrowIfCancellationRequested();
+            writer.Write(": keep-alive\n\n"u8);
+            await writer.FlushAsync(cancel);
         }
     }
 

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
 using Akka.Actor;
+using Konsole.Actors.Configuration;
 using Konsole.Actors.Prompts;
 using Konsole.Actors.Sessions;
 using Microsoft.AspNetCore.Http;
@@ -95,7 +96,8 @@ public sealed class PromptAnswerSpecs
         var body = new MemoryStream();
         var context = new DefaultHttpContext
         {
-            RequestServices = new ServiceCollection().AddLogging().AddSingleton<IHostApplicationLifetime, Running>().BuildServiceProvider(),
+            RequestServices = new ServiceCollection().AddLogging().AddSingleton<IHostApplicationLifetime, Running>()
+                .AddSingleton(KonsoleConfig.Parse("").Settings).BuildServiceProvider(),
         };
         context.Response.Body = body;
         await (await answer(context)).ExecuteAsync(context);

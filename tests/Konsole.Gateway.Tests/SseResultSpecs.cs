@@ -31,8 +31,63 @@ public sealed class SseResultSpecs
         Assert.InRange(yielded, 1, SseResult.FlushAtBytes / 1024 + 1); // the client had data after about 32 KB, not 10 MB
     }
 
+    [Fact]
+    public async Task A_quiet_stream_gets_keep_alive_comments_until_its_next_event()
+    {
+        var context = new DefaultHttpContext();
+        var client = new Received();
+        context.Response.Body = client;
+        var kept = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Wrote = () =>
+        {
+            if (System.Text.Encoding.ASCII.GetString(client.ToArray()).Split(": keep-alive\n\n").Length > 2)
+                kept.TrySetResult();
+        };
+
+        async IAsyncEnumerable<SseMessage> Quiet()
+        {
+            yield return new SseMessage("{}"u8.ToArray(), "first", 1);
+            await kept.Task; // two keep-alives went out meanwhile
+            yield return new SseMessage("{}"u8.ToArray(), "second", 2);
+        }
+
+        await new SseResult(Quiet(), TimeSpan.FromMilliseconds(50)).ExecuteAsync(context).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Matches("^id: 1\nevent: first\ndata: {}\n\n(: keep-alive\n\n){2,}id: 2\nevent: second\ndata: {}\n\n$",
+            System.Text.Encoding.ASCII.GetString(client.ToArray()));
+    }
+
     /// <summary>What the client received (the headers' flush sends no bytes of the body).</summary>
-    private sealed class Received : MemoryStream;
+    private sealed class Received : MemoryStream
+    {
+        /// <summary>Called after each write.</summary>
+        public Action Wrote { get; set; } = () => { };
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            base.Write(buffer);
+            Wrote();
+        }
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            base.Write(buffer, offset, count);
+            Wrote();
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            base.Write(buffer.Span);
+            Wrote();
+            return ValueTask.CompletedTask;
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        {
+            Write(buffer, offset, count);
+            return Task.CompletedTask;
+        }
+    }
 
     [Fact]
     public async Task A_write_that_fails_while_the_events_wait_ends_the_response_and_the_events_without_an_exception()

@@ -205,7 +205,8 @@ public static partial class KonsoleConfig
                 r.ByteSize("konsole.gateway.max-prompt-bytes", max: 256L * 1024 * 1024),
                 ReadAllowedHosts(r),
                 ReadOrigins(r),
-                r.PositiveInt("konsole.gateway.max-streams")),
+                r.PositiveInt("konsole.gateway.max-streams"),
+                r.Duration("konsole.gateway.keep-alive", max: TimeSpan.FromHours(1))),
             new SessionSettings(r.PositiveInt("konsole.sessions.max-workers"), r.PositiveInt("konsole.sessions.replay-buffer"),
                 r.ByteSize("konsole.sessions.replay-buffer-bytes"), r.PositiveInt("konsole.sessions.max-open")),
             r.Duration("konsole.shutdown.drain-timeout", max: TimeSpan.FromHours(24)), // the host's stop is bounded by it

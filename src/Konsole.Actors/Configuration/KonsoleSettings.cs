@@ -88,7 +88,8 @@ public sealed record GatewaySettings(
     long MaxPromptBytes,
     IReadOnlyList<string> AllowedHosts,
     IReadOnlyList<string> CorsOrigins,
-    int MaxStreams)
+    int MaxStreams,
+    TimeSpan KeepAlive)
 {
     // As PersistenceSettings': the token never prints.
     private bool PrintMembers(StringBuilder builder)
@@ -96,7 +97,7 @@ public sealed record GatewaySettings(
         builder.Append("Urls = ").Append(Urls).Append(", AuthToken = ").Append(AuthToken.Length == 0 ? "(none)" : "(not shown)")
             .Append(", AuthTokenFile = ").Append(AuthTokenFile).Append(", MaxPromptBytes = ").Append(MaxPromptBytes)
             .Append(", AllowedHosts = [").AppendJoin(", ", AllowedHosts).Append("], CorsOrigins = [").AppendJoin(", ", CorsOrigins)
-            .Append("], MaxStreams = ").Append(MaxStreams);
+            .Append("], MaxStreams = ").Append(MaxStreams).Append(", KeepAlive = ").Append(KeepAlive);
         return true;
     }
 }

@@ -26,6 +26,7 @@ public sealed class KonsoleConfigTests
         Assert.Equal(TimeSpan.FromHours(1), settings.OAuth.RefreshThreshold);
         Assert.Equal("http://127.0.0.1:5080", settings.Gateway.Urls);
         Assert.Equal(1_048_576, settings.Gateway.MaxPromptBytes);
+        Assert.Equal(TimeSpan.FromSeconds(15), settings.Gateway.KeepAlive);
     }
 
     [Fact]
@@ -116,6 +117,7 @@ public sealed class KonsoleConfigTests
     [InlineData("konsole.queue.max-depth = lots", "konsole.queue.max-depth must be a positive whole number")]
     [InlineData("konsole.queue.max-depth = 0", "konsole.queue.max-depth must be a positive whole number")]
     [InlineData("konsole.claude.turn-timeout = soon", "konsole.claude.turn-timeout must be a duration")]
+    [InlineData("konsole.gateway.keep-alive = 15", "konsole.gateway.keep-alive must be a duration with its unit, such as 30s, 5m or 1h, at most 1h (got '15')")]
     [InlineData("konsole.shutdown.drain-timeout = 100d", "konsole.shutdown.drain-timeout must be a duration with its unit, such as 30s, 5m or 1h, at most 24h")]
     [InlineData("konsole.claude.turn-timeout = 600", "konsole.claude.turn-timeout must be a duration with its unit, such as 30s, 5m or 1h, at most 365d (got '600')")] // was 0.6s
     [InlineData("konsole.claude.turn-timeout { a = 1 }", "konsole.claude.turn-timeout must be a duration with its unit, such as 30s, 5m or 1h, at most 365d (got an object)")]
