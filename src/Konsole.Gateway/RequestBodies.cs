@@ -5,7 +5,10 @@ using Microsoft.AspNetCore.Http.Features;
 
 namespace Konsole.Gateway;
 
-/// <summary>Reads request bodies without trusting them: any malformed, oversized or mistyped body becomes a 4xx problem.</summary>
+/// <summary>
+/// Reads request bodies without trusting them: any malformed, oversized or mistyped body becomes a 4xx problem (and a body
+/// its client gave up on, an empty answer to no one).
+/// </summary>
 public static class RequestBodies
 {
     /// <summary>Bodies other than prompts (session creation, role switch) are small.</summary>
@@ -101,6 +104,14 @@ public static class RequestBodies
         catch (BadHttpRequestException e)
         {
             return (null, BadRequest(context, "unreadable_body", e.Message));
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException)
+        {
+            // The client left (it reset the connection, or the request was aborted) while its body was on its way: there is
+            // no one to answer, and nothing failed here. Aborting the request says so to Kestrel too, which would otherwise
+            // try to read the rest of the body from a reader left mid-read (an error in its log).
+            context.Abort();
+            return (null, Results.Empty);
         }
 
         if (raw.AsSpan().Trim(" \t\r\n"u8).IsEmpty)

@@ -105,22 +105,4 @@ public sealed class AuthSpecs(ITestOutputHelper output) : GatewaySpec(output)
         Assert.DoesNotContain("file-token-91b2", log.Text);
         Assert.DoesNotContain(Token, log.Text);
     }
-
-    /// <summary>Collects what the host logs.</summary>
-    private sealed class StringWriterOutput : ITestOutputHelper
-    {
-        private readonly System.Text.StringBuilder _text = new();
-
-        public string Text
-        {
-            get { lock (_text) return _text.ToString(); }
-        }
-
-        public void WriteLine(string message)
-        {
-            lock (_text) _text.AppendLine(message);
-        }
-
-        public void WriteLine(string format, params object[] args) => WriteLine(string.Format(format, args));
-    }
 }

@@ -1,6 +1,9 @@
+using System.Diagnostics.Metrics;
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using Konsole.Testing;
 using Xunit.Abstractions;
 
 namespace Konsole.Gateway.Tests;
@@ -137,6 +140,84 @@ public sealed class BadRequestSpecs(ITestOutputHelper output) : GatewaySpec(outp
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    /// <summary>A client that resets its connection halfway through its body left: there is no one to answer, and nothing failed.</summary>
+    [Fact]
+    public async Task A_client_that_leaves_while_its_body_is_read_is_no_error()
+    {
+        using var own = KonsoleSandbox.Create(1);
+        var log = new StringWriterOutput();
+        await using var host = await GatewayHost.StartAsync(own.Hocon(FakeClaudeCli.Path), log);
+        var port = host.Client.BaseAddress!.Port;
+        using var ended = new ConnectionsEnded(port);
+        string[] paths = ["/sessions/ui-1/hot-prompt", "/api/quick-turn", "/api/session", "/api/accounts/switch"];
+
+        foreach (var path in paths)
+        {
+            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
+            await socket.SendAsync(Encoding.ASCII.GetBytes($"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" +
+                "Content-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n"));
+            await AwaitContinueAsync(socket); // the endpoint reads the body now
+            await socket.SendAsync("{\"prompt\": \"cut short"u8.ToArray());
+            socket.LingerState = new LingerOption(true, 0); // closing sends a reset
+        }
+
+        await ended.AwaitAsync(paths.Length, Timeout);
+        Assert.DoesNotContain(" Error] ", log.Text);
+        Assert.DoesNotContain(" Critical] ", log.Text);
+    }
+
+    private static async Task AwaitContinueAsync(Socket socket)
+    {
+        var buffer = new byte[256];
+        var answer = "";
+        using var cancel = new CancellationTokenSource(Timeout);
+        while (!answer.EndsWith("\r\n\r\n", StringComparison.Ordinal))
+        {
+            var read = await socket.ReceiveAsync(buffer, SocketFlags.None, cancel.Token);
+            Assert.True(read > 0, $"the server closed the connection after: {answer}");
+            answer += Encoding.ASCII.GetString(buffer, 0, read);
+        }
+        Assert.StartsWith("HTTP/1.1 100 Continue", answer);
+    }
+
+    /// <summary>Counts the connections to the gateway on a port that ended (Kestrel's own metric, once a connection is done with).</summary>
+    private sealed class ConnectionsEnded : IDisposable
+    {
+        private readonly MeterListener _listener = new();
+        private readonly SemaphoreSlim _ended = new(0);
+
+        public ConnectionsEnded(int port)
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument is { Meter.Name: "Microsoft.AspNetCore.Server.Kestrel", Name: "kestrel.connection.duration" })
+                    listener.EnableMeasurementEvents(instrument);
+            };
+            _listener.SetMeasurementEventCallback<double>((_, _, tags, _) =>
+            {
+                foreach (var tag in tags)
+                {
+                    if (tag is { Key: "server.port", Value: int on } && on == port)
+                        _ended.Release();
+                }
+            });
+            _listener.Start();
+        }
+
+        public async Task AwaitAsync(int count, TimeSpan timeout)
+        {
+            for (var i = 0; i < count; i++)
+                Assert.True(await _ended.WaitAsync(timeout), $"{i} of {count} connections ended");
+        }
+
+        public void Dispose()
+        {
+            _listener.Dispose();
+            _ended.Dispose();
+        }
     }
 
     [Fact]
