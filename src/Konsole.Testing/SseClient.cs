@@ -30,6 +30,8 @@ public sealed class SseStream : IAsyncDisposable
         _events = ParseAsync(body, _closed.Token).GetAsyncEnumerator(_closed.Token);
     }
 
+    private int _disposed;
+
     public HttpResponseMessage Response => _response;
 
     /// <summary>Every event read so far (none when opened with <c>keep: false</c>).</summary>
@@ -103,6 +105,8 @@ public sealed class SseStream : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+            return; // as IAsyncDisposable asks: a second dispose does nothing
         await _closed.CancelAsync();
         _response.Dispose();
         try

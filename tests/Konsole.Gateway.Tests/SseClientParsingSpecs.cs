@@ -1,6 +1,7 @@
 using System.Text;
 using Konsole.Testing;
 using Konsole.Testing.FakeApi;
+using Microsoft.AspNetCore.Http;
 
 namespace Konsole.Gateway.Tests;
 
@@ -30,6 +31,17 @@ public sealed class SseClientParsingSpecs
         var events = await ParseAsync("event: a\ndata: 1\n\nevent:\ndata: 2\n\n"u8.ToArray());
 
         Assert.Equal(["a:1", "message:2"], events.Select(e => $"{e.Event}:{e.Data}")); // was ":2"
+    }
+    [Fact]
+    public async Task A_stream_disposed_twice_is_disposed_once()
+    {
+        var (app, url) = await LoopbackServer.StartAsync(context => context.Response.WriteAsync("data: 1\n\n"));
+        await using var _ = app;
+        using var client = new HttpClient();
+        var sse = await SseStream.OpenAsync(client, new HttpRequestMessage(HttpMethod.Get, url), Timeout);
+
+        await sse.DisposeAsync();
+        await sse.DisposeAsync(); // threw ObjectDisposedException
     }
 
     /// <summary>The events of a response whose body is <paramref name="raw"/>, sent a byte at a time (a CRLF split across reads).</summary>
