@@ -69,6 +69,7 @@ public static class ClaudeCli
     public static string CannotStartMessage(string path, string reason) => $"""
         konsole: the Claude Code CLI '{path}' (konsole.claude.path) cannot be started: {reason}.
           Reinstall it:  npm install -g {PinnedPackage}
-          or set konsole.claude.path in your --config file to a CLI that runs here.
+          or set konsole.claude.path in your --config file to a CLI that runs here,
+          or try konsole without a Claude login: dotnet run --project src/Konsole.Host -- --demo
         """;
 }

@@ -45,6 +45,7 @@ public sealed partial class HostSpecs : IDisposable
         Assert.Equal(3, exit);
         Assert.Contains($"the Claude Code CLI '{cli}' (konsole.claude.path) cannot be started: ", output);
         Assert.Contains("npm install -g @anthropic-ai/claude-code@2.1.328", output);
+        Assert.Contains("--demo", output); // the contract's third way out: try it without a CLI
         Assert.DoesNotContain("   at ", output);
     }
 
