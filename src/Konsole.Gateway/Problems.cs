@@ -15,7 +15,9 @@ public static class Problems
     public const int RetryAfterSeconds = 5;
 
     /// <param name="retryAfter">Seconds for Retry-After on a 429 or 503 (default <see cref="RetryAfterSeconds"/>).</param>
-    public static IResult Problem(HttpContext context, int status, string code, string detail, long? retryAfter = null)
+    /// <param name="extensions">Members of the problem besides <c>code</c>.</param>
+    public static IResult Problem(HttpContext context, int status, string code, string detail, long? retryAfter = null,
+        IReadOnlyDictionary<string, object?>? extensions = null)
     {
         if (status is StatusCodes.Status429TooManyRequests or StatusCodes.Status503ServiceUnavailable)
             context.Response.Headers.RetryAfter = (retryAfter ?? RetryAfterSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -25,7 +27,7 @@ public static class Problems
             title: TitleOf(code),
             type: $"urn:konsole:problem:{code}",
             instance: context.Request.Path,
-            extensions: new Dictionary<string, object?> { ["code"] = code });
+            extensions: new Dictionary<string, object?>(extensions ?? new Dictionary<string, object?>()) { ["code"] = code });
     }
 
     /// <summary>The problem for a status the endpoints did not answer themselves (an unknown path, a method a path does not take).</summary>
@@ -43,8 +45,9 @@ public static class Problems
     }
 
     /// <summary>The problem for an error code of a prompt or a session (<see cref="TurnErrorCodes"/>, <see cref="SessionErrorCodes"/>).</summary>
-    public static IResult ForCode(HttpContext context, string code, string detail, long? retryAfter = null) =>
-        Problem(context, StatusOf(code), code, detail, retryAfter);
+    public static IResult ForCode(HttpContext context, string code, string detail, long? retryAfter = null,
+        IReadOnlyDictionary<string, object?>? extensions = null) =>
+        Problem(context, StatusOf(code), code, detail, retryAfter, extensions);
 
     public static int StatusOf(string code) => code switch
     {

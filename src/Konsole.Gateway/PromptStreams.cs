@@ -49,7 +49,7 @@ public static class PromptStreams
         if (first is { Type: "error", EndsPrompt: true } && ErrorOf(first) is var refusal && Refusals.Contains(refusal.Code))
             return Problems.ForCode(context, refusal.Code, refusal.Message, refusal.RetryAfter);
         var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
-        var cutOff = StoppedBeforeStart(accepted.SessionId, quickTurn);
+        var cutOff = new CutOff(StoppedBeforeStart(accepted.SessionId, quickTurn), Resend: quickTurn);
         if (WantsJson(context.Request))
             return await ResultOnlyAsync(context, gateway, accepted, first, cutOff, stopping);
         return SseResult.For(context, PromptStream(first, accepted, gateway, cutOff, context.RequestAborted, stopping));
@@ -67,7 +67,7 @@ public static class PromptStreams
     /// session and runs after the restart (its outcome then shows in the session's events). A running one drains.
     /// </summary>
     private static async IAsyncEnumerable<SseMessage> PromptStream(SessionEvent first, PromptAccepted accepted, IActorRef gateway,
-        string cutOff, CancellationToken aborted, [EnumeratorCancellation] CancellationToken stopping)
+        CutOff cutOff, CancellationToken aborted, [EnumeratorCancellation] CancellationToken stopping)
     {
         using var notStarted = new UntilStarted(first, aborted, stopping);
         var stopped = false;
@@ -92,9 +92,17 @@ public static class PromptStreams
             yield return SseResult.Json(new
             {
                 code = TurnErrorCodes.AccountUnavailable,
-                message = cutOff,
+                message = cutOff.Message,
+                resend = cutOff.Resend,
             }, "error");
     }
+
+    /// <summary>
+    /// How a prompt the host's stop cut off before it started is answered. Its <c>account_unavailable</c> also says whether to
+    /// send it again (<c>resend</c>): a session's prompt is kept and runs after the restart (sent again, it would run twice);
+    /// a quick turn is not kept. A refusal with no account healthy has no <c>resend</c>: that prompt never runs.
+    /// </summary>
+    private sealed record CutOff(string Message, bool Resend);
 
     private static string StoppedBeforeStart(string sessionId, bool quickTurn) => quickTurn
         ? "the host is shutting down before this quick turn started; it was not run: send it again once the host is back"
@@ -152,7 +160,7 @@ public static class PromptStreams
 
     /// <summary>The prompt's result line; when the host starts stopping before the prompt has started, 503 at once (it runs after the restart).</summary>
     private static async Task<IResult> ResultOnlyAsync(HttpContext context, IActorRef gateway, PromptAccepted accepted, SessionEvent first,
-        string cutOff, CancellationToken stopping)
+        CutOff cutOff, CancellationToken stopping)
     {
         using var notStarted = new UntilStarted(first, context.RequestAborted, stopping);
         var last = first;
@@ -169,7 +177,8 @@ public static class PromptStreams
             gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId));
             return context.RequestAborted.IsCancellationRequested
                 ? Results.Empty
-                : Problems.ForCode(context, TurnErrorCodes.AccountUnavailable, cutOff);
+                : Problems.ForCode(context, TurnErrorCodes.AccountUnavailable, cutOff.Message,
+                    extensions: new Dictionary<string, object?> { ["resend"] = cutOff.Resend });
         }
         catch (ChannelClosedException)
         {

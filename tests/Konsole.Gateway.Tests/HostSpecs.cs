@@ -322,12 +322,16 @@ public sealed partial class HostSpecs : IDisposable
             var told = (await queued.ReadToEndAsync(Timeout))[^1]; // its stream ends at once; the prompt stays accepted
             Assert.Equal("error", told.Event);
             Assert.Contains("runs after the restart", told.Data);
+            Assert.False(JsonDocument.Parse(told.Data).RootElement.GetProperty("resend").GetBoolean()); // sent again, it would run twice
             var quickTold = (await quickQueued.ReadToEndAsync(Timeout))[^1];
             Assert.Equal("error", quickTold.Event);
             Assert.Contains("this quick turn started; it was not run", quickTold.Data);
+            Assert.True(JsonDocument.Parse(quickTold.Data).RootElement.GetProperty("resend").GetBoolean());
             var refused = await jsonAnswer.WaitAsync(Timeout);
             Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
-            Assert.Contains("runs after the restart", await refused.Content.ReadAsStringAsync());
+            var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement;
+            Assert.Contains("runs after the restart", problem.GetProperty("detail").GetString());
+            Assert.False(problem.GetProperty("resend").GetBoolean());
             await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
         }
 
