@@ -21,13 +21,15 @@ public static class Problems
     {
         if (status is StatusCodes.Status429TooManyRequests or StatusCodes.Status503ServiceUnavailable)
             context.Response.Headers.RetryAfter = (retryAfter ?? RetryAfterSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var members = extensions is null ? new Dictionary<string, object?>() : new Dictionary<string, object?>(extensions);
+        members["code"] = code;
         return Results.Problem(
             detail: detail,
             statusCode: status,
             title: TitleOf(code),
             type: $"urn:konsole:problem:{code}",
             instance: context.Request.Path,
-            extensions: new Dictionary<string, object?>(extensions ?? new Dictionary<string, object?>()) { ["code"] = code });
+            extensions: members);
     }
 
     /// <summary>The problem for a status the endpoints did not answer themselves (an unknown path, a method a path does not take).</summary>

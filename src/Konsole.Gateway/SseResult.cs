@@ -39,24 +39,28 @@ public sealed class SseResult(IAsyncEnumerable<SseMessage> items, TimeSpan? keep
         // Entered before anything can fail, so the events' own clean-up (e.g. unfollowing a session) runs however the response ends.
         var events = items.GetAsyncEnumerator(cancel);
         var next = events.MoveNextAsync();
-        Task<bool>? waiting = null; // next as a task, once it is waited for with keep-alives between
         var pending = true; // next is not awaited yet
         try
         {
             await response.StartAsync(cancel);
             await response.BodyWriter.FlushAsync(cancel); // Kestrel only buffers the headers on start
             pending = false;
-            for (; ; next = events.MoveNextAsync(), waiting = null)
+            for (; ; next = events.MoveNextAsync())
             {
                 if (!next.IsCompleted)
                 {
                     pending = true;
                     await response.BodyWriter.FlushAsync(cancel); // nothing else waiting: send what is written
                     if (keepAlive is { } quiet)
-                        await KeepAliveAsync(response.BodyWriter, waiting = next.AsTask(), quiet, cancel);
+                    {
+                        // Waited for as a task from here on (a ValueTask may be awaited once only), keep-alives between.
+                        var waited = next.AsTask();
+                        next = new ValueTask<bool>(waited);
+                        await KeepAliveAsync(response.BodyWriter, waited, quiet, cancel);
+                    }
                     pending = false;
                 }
-                if (!await (waiting is null ? next : new ValueTask<bool>(waiting)))
+                if (!await next)
                     break;
                 Write(response.BodyWriter, events.Current);
                 if (response.BodyWriter.CanGetUnflushedBytes && response.BodyWriter.UnflushedBytes >= FlushAtBytes)
@@ -75,7 +79,7 @@ public sealed class SseResult(IAsyncEnumerable<SseMessage> items, TimeSpan? keep
                 context.Abort();
                 try
                 {
-                    await (waiting ?? next.AsTask());
+                    await next;
                 }
                 catch (Exception)
                 {

@@ -8,11 +8,13 @@ public static class ClaudeCli
 {
     public const string PinnedPackage = "@anthropic-ai/claude-code@2.1.328";
 
+    private const string TryDemo = "or try konsole without a Claude login: dotnet run --project src/Konsole.Host -- --demo";
+
     public static string NotFoundMessage(string path) => $"""
         konsole: cannot find the Claude Code CLI '{path}' (konsole.claude.path){(File.Exists(path) ? ": the file is not executable" : "")}.
           Install it:  npm install -g {PinnedPackage}
           or set konsole.claude.path in your --config file to the CLI's full path,
-          or try konsole without a Claude login: dotnet run --project src/Konsole.Host -- --demo
+          {TryDemo}
         """;
 
     private static readonly TimeSpan VersionTimeout = TimeSpan.FromSeconds(10);
@@ -70,6 +72,6 @@ public static class ClaudeCli
         konsole: the Claude Code CLI '{path}' (konsole.claude.path) cannot be started: {reason}.
           Reinstall it:  npm install -g {PinnedPackage}
           or set konsole.claude.path in your --config file to a CLI that runs here,
-          or try konsole without a Claude login: dotnet run --project src/Konsole.Host -- --demo
+          {TryDemo}
         """;
 }

@@ -716,16 +716,15 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         }
         if (slot.Running is { } running)
         {
+            // Not written to the CLI: a /clear or set_model before it failed, or the process never got it.
             var unsent = slot.Dispatched && sentTurn != running.PromptId && turnReported is null;
-            if (unsent && slot.UnsentOnce != running.PromptId)
+            if (slot.InterruptAsked == running.PromptId && (unsent || !slot.Dispatched))
             {
-                // Its process was lost before writing it to the CLI (a /clear or set_model before it failed, or it never got it):
-                // it runs on the next process. Once: lost that way again, it may be what breaks the process, and fails as a crash would.
-                slot.UnsentOnce = running.PromptId;
-                slot.Dispatched = false;
+                // Its interrupt reached the process after it was lost, and nobody answered it; it never ran: it ends here, as
+                // asked, not later, and not as a crash.
+                running.ReplyTo.Tell(new TurnFailed(running.PromptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
             }
-            var interruptedUnsent = unsent && slot.InterruptAsked == running.PromptId;
-            if (slot.Dispatched && !interruptedUnsent)
+            else if (slot.Dispatched && !(unsent && slot.UnsentOnce != running.PromptId))
             {
                 if (turnReported != running.PromptId)
                     running.ReplyTo.Tell(new TurnFailed(running.PromptId, TurnErrorCodes.ProcessCrashed, unsent
@@ -733,15 +732,12 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                         : $"account {Id}: the {slot.Name} process crashed during the turn: {reason}"));
                 slot.HeldUserSession = running.UserSessionId;
             }
-            else if (slot.InterruptAsked == running.PromptId)
-            {
-                // Its interrupt reached the process after it was lost, and nobody answered it: it ends here, as asked, not later
-                // (and as interrupted, not as a crash, when it was lost so a second time: it never ran).
-                running.ReplyTo.Tell(new TurnFailed(running.PromptId, TurnErrorCodes.Interrupted, "interrupted before it started"));
-            }
             else
             {
-                // It had not reached the CLI: it waits for the restart, and is confirmed again then.
+                // It had not reached the CLI: it waits for the restart, and is confirmed again then. Once when its process was
+                // lost before sending it: lost that way again, it may be what breaks the process, and fails as a crash would.
+                if (unsent)
+                    slot.UnsentOnce = running.PromptId;
                 slot.Queue.AddFirst(running);
                 slot.Confirming = null;
                 Timers.Cancel($"{slot.Name}-confirm");

@@ -131,8 +131,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             if (!_movingWorkers.Remove(m.SessionId, out var moving))
             {
                 // Its session closed meanwhile (and answered its prompts itself), as StopWorker would have closed it.
-                foreach (var prompt in m.Prompts)
-                    prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.SessionClosed, $"worker session {m.SessionId} was closed"));
+                FailClosed(m.SessionId, m.Prompts);
                 return;
             }
             if (_draining)
@@ -168,8 +167,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             if (_movingWorkers.Remove(m.SessionId, out var moving))
             {
                 _accounts[moving.From].Tell(new StopWorker(m.SessionId)); // in case it started there after all
-                foreach (var prompt in moving.Held)
-                    prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.SessionClosed, $"worker session {m.SessionId} was closed"));
+                FailClosed(m.SessionId, moving.Held);
             }
             if (_workers.Remove(m.SessionId, out var accountId))
                 _accounts[accountId].Tell(new StopWorker(m.SessionId));
@@ -214,9 +212,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             _order.Select(id => new AccountView(_status[id], RoleOf(id))).ToArray())));
         Receive<PromptHandedBack>(m =>
         {
-            if (WasInterrupted(m.Prompt))
-                m.Prompt.ReplyTo.Tell(new TurnFailed(m.Prompt.PromptId, TurnErrorCodes.Interrupted, "interrupted while queued"));
-            else
+            if (!EndedAsInterrupted(m.Prompt))
                 Route(m.Mode == ModeOf(Role.Dashboard) ? Role.Dashboard : Role.QuickTurn, m.Prompt);
         });
         Receive<RolesRecovered>(m =>
@@ -391,11 +387,8 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private void RouteWorker(Prompt prompt)
     {
         // Interrupted while a move held it here, or as its account handed it back: no account has it to interrupt.
-        if (WasInterrupted(prompt))
-        {
-            prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.Interrupted, "interrupted while queued"));
+        if (EndedAsInterrupted(prompt))
             return;
-        }
         var before = _workers.GetValueOrDefault(prompt.UserSessionId);
         var account = WorkerAccount(prompt.UserSessionId);
         if (before is not null && before != account)
@@ -420,11 +413,24 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         foreach (var prompt in prompts)
         {
-            if (WasInterrupted(prompt))
-                prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.Interrupted, "interrupted while queued"));
-            else if (!prompt.ConfirmDispatch)
+            if (!EndedAsInterrupted(prompt) && !prompt.ConfirmDispatch)
                 prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {accountId} stopped with the host"));
         }
+    }
+
+    /// <summary>A prompt interrupted lately (see <see cref="WasInterrupted"/>) that no account holds ends here; false: it was not.</summary>
+    private bool EndedAsInterrupted(Prompt prompt)
+    {
+        if (!WasInterrupted(prompt))
+            return false;
+        prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.Interrupted, "interrupted while queued"));
+        return true;
+    }
+
+    private static void FailClosed(string session, IEnumerable<Prompt> prompts)
+    {
+        foreach (var prompt in prompts)
+            prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.SessionClosed, $"worker session {session} was closed"));
     }
 
     /// <summary>

@@ -308,11 +308,7 @@ public sealed class SessionActor : ReceivePersistentActor
             // The first block is on record before any id of it is handed out (later ones are written ahead, see ReserveEventIds):
             // a host killed while it was on its way would hand out again ids a client saw.
             _idsReservedUpTo += IdBlock;
-            Persist(new EventIdsReserved(_idsReservedUpTo), e =>
-            {
-                _idsRecordedUpTo = e.UpTo;
-                SnapshotNow();
-            });
+            Persist(new EventIdsReserved(_idsReservedUpTo), OnIdsRecorded);
         }
         if (_type == SessionType.Worker)
             _router.Tell(new RoleRouterProtocol.AssignWorker(_id, _accountId));
@@ -475,12 +471,14 @@ public sealed class SessionActor : ReceivePersistentActor
         if (!_durable || _closing || _events.LastId + IdBlock / 2 < _idsReservedUpTo)
             return;
         _idsReservedUpTo = _events.LastId + IdBlock;
-        PersistAsync(new EventIdsReserved(_idsReservedUpTo), e =>
-        {
-            _idsRecordedUpTo = e.UpTo;
-            Release();
-            SnapshotNow();
-        });
+        PersistAsync(new EventIdsReserved(_idsReservedUpTo), OnIdsRecorded);
+    }
+
+    private void OnIdsRecorded(EventIdsReserved reserved)
+    {
+        _idsRecordedUpTo = reserved.UpTo;
+        Release();
+        SnapshotNow();
     }
 
     /// <summary>Hands out the events waiting for their ids' reservation, as far as the reservations on record go.</summary>
