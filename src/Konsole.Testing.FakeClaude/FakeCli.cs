@@ -411,15 +411,17 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
     /// </summary>
     private static int StartDetached(bool orphan)
     {
+        // The shell setsid runs prints its pid once it leads a session of its own, then becomes the sleep (its output no longer
+        // this pipe): the pid is answered only once the detach is done (setsid's own pid was answered before it had called setsid()).
+        const string detachedSleep = "echo $$; exec sleep 600 </dev/null >/dev/null 2>&1";
         var start = orphan
-            ? new ProcessStartInfo("sh", ["-c", "setsid sleep 600 </dev/null >/dev/null 2>&1 & echo $!"])
-            : new ProcessStartInfo("setsid", ["sleep", "600"]) { RedirectStandardInput = true, RedirectStandardError = true };
+            ? new ProcessStartInfo("sh", ["-c", $"setsid sh -c '{detachedSleep}' </dev/null 2>/dev/null &"])
+            : new ProcessStartInfo("setsid", ["sh", "-c", detachedSleep]) { RedirectStandardInput = true, RedirectStandardError = true };
         start.RedirectStandardOutput = true;
         var process = Process.Start(start)!;
-        if (!orphan)
-            return process.Id;
         var pid = int.Parse(process.StandardOutput.ReadLine()!, CultureInfo.InvariantCulture);
-        process.WaitForExit();
+        if (orphan)
+            process.WaitForExit();
         return pid;
     }
 
