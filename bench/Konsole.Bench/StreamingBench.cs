@@ -162,7 +162,9 @@ public static class StreamingBench
     /// <summary>
     /// FakeClaude at the lowest CPU priority: 100 of them writing as fast as their pipes take it would otherwise get 100
     /// shares of the 2 cores against the supervisor's few threads, and the figures would measure the scheduler. (Real
-    /// CLIs mostly wait for the API.) Both the raw pipes and the gateway run on it.
+    /// CLIs mostly wait for the API.) Both the raw pipes and the gateway run on it. Where the kernel's autogroups are on (as
+    /// here) the nice only ranks a fake within its own session (each CLI leads one), and each session weighs as much as the
+    /// supervisor's: lowering the sessions' own priority too was measured and not kept (BENCHMARKS.md, sections 2 and 3).
     /// </summary>
     private static string NicedFakeClaude(string directory)
     {
