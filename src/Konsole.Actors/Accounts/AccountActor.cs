@@ -167,8 +167,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Receive<ConversationPrepared>(m => WithSlot(m.Slot, slot => OnConversationPrepared(slot, m)));
         Receive<CredentialsRead>(m =>
         {
-            if (m.Read <= _staleCredentialsReads)
-                return;
+            if (m.Incarnation != _incarnation || m.Read <= _staleCredentialsReads)
+                return; // numbered by the instance before a restart, or stale (see _staleCredentialsReads)
             _staleCredentialsReads = m.Read;
             if (m.Credentials != _credentials)
             {
@@ -840,7 +840,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private void ReadCredentials()
     {
-        var read = ++_credentialsReads;
+        var (read, incarnation) = (++_credentialsReads, _incarnation);
         var configDir = _account.ConfigDir;
         // Read after every turn (and at start, on the poll, after a refresh): the file is not opened on the actor's thread, and
         // the read waits in the pool's shared queue (PreferFairness) instead of going ahead of the turn's result on this
@@ -848,7 +848,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Task.Factory.StartNew(() => AccountCredentials.ReadAsync(configDir), CancellationToken.None,
                 TaskCreationOptions.PreferFairness | TaskCreationOptions.DenyChildAttach, TaskScheduler.Default)
             .Unwrap()
-            .PipeTo(Self, success: c => new CredentialsRead(c, read));
+            .PipeTo(Self, success: c => new CredentialsRead(c, read, incarnation));
     }
 
     private AccountStatus Status() => new(
@@ -977,7 +977,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private sealed record ConversationPrepared(string Slot, string? ForPromptId, string SessionId, bool Available, string? Error);
 
-    private sealed record CredentialsRead(AccountCredentials Credentials, long Read);
+    private sealed record CredentialsRead(AccountCredentials Credentials, long Read, Guid Incarnation);
 
     private sealed record PollCredentials
     {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Akka.Actor;
 using Konsole.Actors.Accounts;
 using Konsole.Actors.Processes;
@@ -228,6 +229,41 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     [Fact]
+    public async Task A_credentials_read_begun_before_the_account_restarted_neither_overrides_nor_hides_the_reads_after_it()
+    {
+        var router = await StartAsync();
+        var alpha = await Sys.ActorSelection(router.Path / "alpha").ResolveOne(TurnTimeout);
+        for (var i = 0; i < 3; i++)
+            await RouteAsync(router, Role.Dashboard, $"turn {i}"); // each turn ends with a read: the first instance's reads outnumber the next's
+        var file = Path.Combine(AlphaDir, AccountCredentials.FileName);
+        var aside = file + ".pipe";
+        var before = DateTimeOffset.UtcNow.AddHours(5);
+        KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], before);
+        var stale = await File.ReadAllBytesAsync(file);
+        File.Delete(file);
+        Assert.Equal(0, MakeFifo(file, 0b110_000_000));
+
+        await RouteAsync(router, Role.Dashboard, "its read waits on the pipe");
+        // The writer's open returns once that read has the pipe open; it then waits for what is written.
+        var writer = await Task.Run(() => new FileStream(file, FileMode.Open, FileAccess.Write)).WaitAsync(TurnTimeout);
+        File.Move(file, aside);
+        var after = DateTimeOffset.UtcNow.AddHours(10);
+        KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], after);
+        alpha.Tell(new AccountProtocol.SubmitPrompt(null!, ProcessMode.Full)); // as a bug would: the account throws, and is restarted
+        await AwaitAssertAsync(async () => Assert.Equal(after.ToUnixTimeMilliseconds(), (await StatusOf(alpha)).ExpiresAt?.ToUnixTimeMilliseconds()),
+            TurnTimeout);
+        await using (writer)
+            await writer.WriteAsync(stale);
+        await AwaitAssertAsync(() => Assert.False(HasReader(aside)), TurnTimeout); // the first instance's read is done, and told
+        await RouteAsync(router, Role.Dashboard, "read again after this turn");
+        KonsoleSandbox.WriteCredentials(Sandbox.Accounts[0], after.AddHours(1));
+        await RouteAsync(router, Role.Dashboard, "and after this one");
+
+        await AwaitAssertAsync(async () => Assert.Equal(after.AddHours(1).ToUnixTimeMilliseconds(),
+            (await StatusOf(alpha)).ExpiresAt?.ToUnixTimeMilliseconds()), TurnTimeout);
+    }
+
+    [Fact]
     public async Task A_refresh_for_an_account_whose_actor_stopped_is_refused_at_once()
     {
         var router = await StartAsync();
@@ -452,4 +488,26 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     private static string Init(TurnRecord turn) => turn.Outputs.Single(o => o.Frame.IsInit).Frame.Raw;
+
+    private static Task<AccountProtocol.AccountStatus> StatusOf(IActorRef account) =>
+        account.Ask<AccountProtocol.AccountStatus>(AccountProtocol.GetStatus.Instance, TimeSpan.FromSeconds(5));
+
+    /// <summary>Whether a reader has the named pipe open: a writer's non-blocking open fails (ENXIO) when none has.</summary>
+    private static bool HasReader(string fifo)
+    {
+        const int writeOnlyNonBlocking = 0x1 | 0x800;
+        var fd = Open(fifo, writeOnlyNonBlocking);
+        if (fd >= 0)
+            Close(fd);
+        return fd >= 0;
+    }
+
+    [DllImport("libc", EntryPoint = "mkfifo", SetLastError = true)]
+    private static extern int MakeFifo(string path, uint mode);
+
+    [DllImport("libc", EntryPoint = "open", SetLastError = true)]
+    private static extern int Open(string path, int flags);
+
+    [DllImport("libc", EntryPoint = "close")]
+    private static extern int Close(int fd);
 }
