@@ -13,8 +13,8 @@ namespace Konsole.Actors.Accounts;
 /// <summary>
 /// One Claude account: owns a warm <see cref="ProcessMode.Full"/> and a warm <see cref="ProcessMode.Chat"/>
 /// process, and a <see cref="ProcessMode.Worker"/> process for each worker session it serves (at most
-/// <c>konsole.sessions.max-workers</c> at once; later ones wait for one to close, unless the router moves them to an account
-/// with a place free). Queues the prompts for
+/// <c>konsole.sessions.max-workers</c> at once; a later one takes the place of the one idle the longest, or waits while all run
+/// turns, unless the router moves it to an account with a place free). Queues the prompts for
 /// each process in order, and moves conversations between processes. A prompt
 /// always continues its own conversation: when it lands on a process holding another one, that process
 /// is restarted on it (<c>--resume</c>, with the transcript copied over from the account that wrote it);
@@ -39,6 +39,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly List<Slot> _slots = [new(ProcessMode.Full, "full"), new(ProcessMode.Chat, "chat")];
     private int _workers;
+    private long _uses; // counts process starts and turns ended, so worker slots can be told apart by their last use
     private AccountCredentials? _credentials;
     private RateLimitInfo? _rateLimit;
     private AccountState _state = AccountState.Starting;
@@ -273,6 +274,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         }
         var slot = submit.Mode == ProcessMode.Worker ? WorkerSlot(prompt.UserSessionId) : SlotFor(submit.Mode);
         slot.Queue.AddLast(prompt);
+        if (slot is { Mode: ProcessMode.Worker, Started: false } && !TakeWorkerPlace(slot) && slot.Queue.Count == 1)
+            _log.Info("Account {0}: worker session {1} waits for a worker place (all {2} busy, konsole.sessions.max-workers = {3})",
+                Id, slot.WorkerSession, RunningWorkers, _settings.Sessions.MaxWorkers);
         if (slot.CanDispatch && _refresh == RefreshState.None && !_draining)
         {
             Dispatch(slot); // publishes the new status
@@ -308,22 +312,49 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>The worker slot of <paramref name="sessionId"/>; a new one starts its process when a worker place is free.</summary>
+    /// <summary>The worker slot of <paramref name="sessionId"/>; its process starts once it has a prompt and a place (<see cref="TakeWorkerPlace"/>).</summary>
     private Slot WorkerSlot(string sessionId)
     {
         if (_slots.FirstOrDefault(s => s.WorkerSession == sessionId) is { } existing)
             return existing;
         var slot = new Slot(ProcessMode.Worker, $"worker-{++_workers}") { WorkerSession = sessionId };
         _slots.Add(slot);
-        if (RunningWorkers < _settings.Sessions.MaxWorkers)
-            StartProcess(slot, resume: null);
-        else
-            _log.Info("Account {0}: worker session {1} waits for a worker place ({2} running, konsole.sessions.max-workers = {3})",
-                Id, sessionId, RunningWorkers, _settings.Sessions.MaxWorkers);
         return slot;
     }
 
     private int RunningWorkers => _slots.Count(s => s.Mode == ProcessMode.Worker && s.Started);
+
+    /// <summary>
+    /// Starts the process of a worker slot with prompts waiting: on a free worker place, else on the place of the worker idle
+    /// the longest, whose process stops (its conversation is resumed with its next prompt). False when every place is busy.
+    /// </summary>
+    private bool TakeWorkerPlace(Slot slot)
+    {
+        if (RunningWorkers >= _settings.Sessions.MaxWorkers)
+        {
+            if (_slots.Where(s => s is { Mode: ProcessMode.Worker, Started: true, Running: null, ProcessId: not null } && s.Queue.Count == 0)
+                    .MinBy(s => s.LastUse) is not { } idle)
+                return false;
+            _log.Info("Account {0}: worker session {1}, idle, gives its place to worker session {2} (konsole.sessions.max-workers = {3}): " +
+                "its process stops, and its conversation is resumed with its next prompt", Id, idle.WorkerSession, slot.WorkerSession,
+                _settings.Sessions.MaxWorkers);
+            StopProcess(idle);
+            idle.Started = false;
+        }
+        StartProcess(slot, resume: slot.Held?.SessionId);
+        return true;
+    }
+
+    private void StartWaitingWorkers()
+    {
+        if (_failure is not null || _draining)
+            return;
+        foreach (var waiting in _slots.Where(s => s is { Mode: ProcessMode.Worker, Started: false } && s.Queue.Count > 0).ToList())
+        {
+            if (!TakeWorkerPlace(waiting))
+                return;
+        }
+    }
 
     private void OnStopWorker(string sessionId)
     {
@@ -336,9 +367,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.SessionClosed, $"worker session {sessionId} was closed"));
         _log.Info("Account {0}: worker session {1} closed; its process stops", Id, sessionId);
         StartRefreshIfIdle();
-        if (_failure is null && _slots.FirstOrDefault(s => s.Mode == ProcessMode.Worker && !s.Started) is { } next
-            && RunningWorkers < _settings.Sessions.MaxWorkers)
-            StartProcess(next, resume: null);
+        StartWaitingWorkers();
         PublishStatus();
     }
 
@@ -456,6 +485,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         slot.Running = null;
         StartRefreshIfIdle();
         Dispatch(slot);
+        if (slot.Mode == ProcessMode.Worker)
+            StartWaitingWorkers();
         PublishStatus();
     }
 
@@ -670,6 +701,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         }
         else
             Dispatch(slot);
+        if (slot.Mode == ProcessMode.Worker)
+            StartWaitingWorkers(); // back from a restart, and idle
         PublishStatus();
     }
 
@@ -686,10 +719,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         slot.Running = null;
         slot.Dispatched = false;
         slot.ConsecutiveCrashes = 0;
+        slot.LastUse = ++_uses;
         if (!_account.UsesApiKey)
             ReadCredentials(); // the CLI may have refreshed the token itself
         StartRefreshIfIdle();
         Dispatch(slot);
+        if (slot.Mode == ProcessMode.Worker)
+            StartWaitingWorkers();
         PublishStatus();
     }
 
@@ -813,6 +849,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             _settings.Claude);
         slot.Process = Context.Watch(Context.ActorOf(_processProps(spec), $"{slot.Name}-{slot.Generation}"));
         slot.Started = true;
+        slot.LastUse = ++_uses;
         slot.ProcessId = null;
         slot.Held = resume is null ? null : new ConversationRef(resume, Id, _account.ConfigDir);
         if (resume is null)
@@ -862,7 +899,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         _credentials?.ExpiresAt,
         _rateLimit,
         _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession,
-            s.Running?.UserSessionId, s is { Mode: ProcessMode.Worker, Started: false })).ToArray(),
+            s.Running?.UserSessionId, s is { Mode: ProcessMode.Worker, Started: false } && s.Queue.Count > 0,
+            s is { Mode: ProcessMode.Worker, Started: false } && s.Queue.Count == 0)).ToArray(),
         _failure ?? (_rateLimitedUntil is { } until ? $"rate-limited until {until:u}" : null),
         _oauthError ?? _credentials?.Problem,
         _refresh == RefreshState.Running);
@@ -913,8 +951,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         /// <summary>The worker session this slot serves (worker slots only).</summary>
         public string? WorkerSession;
 
-        /// <summary>A process was started for it (a worker slot waits for a free worker place until then).</summary>
+        /// <summary>A process was started for it (a worker slot waits for a worker place until then, or after giving it up idle).</summary>
         public bool Started;
+
+        public long LastUse; // when its process started or last finished a turn, in the account's own count
 
         public IActorRef? Process;
         public int? ProcessId; // set once the process answered initialize

@@ -107,9 +107,10 @@ public static class AccountProtocol
     /// <param name="ConversationId">The Claude session id the process holds, if known.</param>
     /// <param name="WorkerSessionId">The worker session a worker process serves.</param>
     /// <param name="ActiveSessionId">The user session whose turn the process runs, if any.</param>
-    /// <param name="WaitsForPlace">A worker whose process has not started: it waits for a worker place.</param>
+    /// <param name="WaitsForPlace">A worker with prompts and no process: it waits for a worker place.</param>
+    /// <param name="Parked">A worker without prompts or a process (its place was taken while it was idle, or it never had a prompt).</param>
     public sealed record ProcessStatus(ProcessMode Mode, int? ProcessId, bool Busy, string? ConversationId, int Restarts,
-        string? WorkerSessionId = null, string? ActiveSessionId = null, bool WaitsForPlace = false);
+        string? WorkerSessionId = null, string? ActiveSessionId = null, bool WaitsForPlace = false, bool Parked = false);
 
     /// <summary>
     /// To the parent: a full or chat prompt the account will not run now (it is rate-limited), sent after the status that

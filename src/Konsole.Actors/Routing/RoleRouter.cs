@@ -460,7 +460,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private int FreeWorkerPlaces(string accountId) =>
         _maxWorkers
-        - _status[accountId].Processes.Count(p => p is { Mode: ProcessMode.Worker, WaitsForPlace: false })
+        - _status[accountId].Processes.Count(p => p is { Mode: ProcessMode.Worker, WaitsForPlace: false, Parked: false })
         - _movingWorkers.Keys.Count(s => _workers.GetValueOrDefault(s) == accountId);
 
     /// <summary>

@@ -31,4 +31,40 @@ public sealed class WorkerSessionSpecs(ITestOutputHelper output) : SessionSpec(o
         Assert.Equal(b, Assert.Single(account.Processes, p => p.Mode == ProcessMode.Worker).WorkerSessionId);
     }
 
+    [Fact]
+    public async Task An_idle_worker_gives_its_place_to_a_waiting_one_and_resumes_its_conversation_with_its_next_prompt()
+    {
+        await StartAsync("konsole.sessions.max-workers = 1");
+        var a = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var b = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        Assert.Equal("echo: Remember 42", ResultText(await PromptAsync(a, "Remember 42")));
+
+        Assert.Equal("echo: Remember 7", ResultText(await PromptAsync(b, "Remember 7"))); // a is idle: its process makes way
+        Assert.Equal(b, Assert.Single(await RunningWorkersAsync()).WorkerSessionId);
+        Assert.Equal("echo: What number? [history: Remember 42]", ResultText(await PromptAsync(a, "What number?")));
+        Assert.Equal(a, Assert.Single(await RunningWorkersAsync()).WorkerSessionId);
+        Assert.Equal("echo: And yours? [history: Remember 7]", ResultText(await PromptAsync(b, "And yours?")));
+        Assert.Equal(b, Assert.Single(await RunningWorkersAsync()).WorkerSessionId);
+    }
+
+    [Fact]
+    public async Task A_busy_worker_keeps_its_place_until_its_turn_ends_then_gives_it_to_the_waiting_one()
+    {
+        await StartAsync("konsole.sessions.max-workers = 1");
+        var a = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var b = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(a, "[[chunks:20:100]] a"), Ask);
+        await FirstAsync(running, "assistant");
+
+        var waiting = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(b, "b waits"), Ask);
+        await FirstAsync(waiting, "queued");
+
+        Assert.Equal("echo: a", ResultText(await running.Events.ReadToEndAsync(TurnTimeout)));
+        Assert.Equal("echo: b waits", ResultText(await waiting.Events.ReadToEndAsync(TurnTimeout)));
+        Assert.Equal("echo: a again [history: a]", ResultText(await PromptAsync(a, "a again")));
+    }
+
+    private async Task<Konsole.Actors.Accounts.AccountProtocol.ProcessStatus[]> RunningWorkersAsync() =>
+        (await AccountsAsync()).Accounts[0].Status.Processes.Where(p => p is { Mode: ProcessMode.Worker, ProcessId: not null }).ToArray();
+
 }
