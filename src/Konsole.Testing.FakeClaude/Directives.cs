@@ -10,7 +10,7 @@ namespace Konsole.Testing.FakeClaude;
 /// <item><c>[[crash]]</c> / <c>[[crash:CODE]]</c> exit mid-turn (code 3 by default); <c>[[hang]]</c> go silent for good, interrupts included.</item>
 /// <item><c>[[garbage:N]]</c> N hostile stdout lines (not JSON, invalid UTF-8, truncated, untyped, unknown types, a type with line breaks).</item>
 /// <item><c>[[huge:BYTES]]</c> the assistant frame carries BYTES of text; <c>[[huge-result:BYTES]]</c> the result does; <c>[[stderr:N]]</c> / <c>[[stderr:N:BYTES]]</c> N lines (of about BYTES) on stderr first.</item>
-/// <item><c>[[env:NAME]]</c> append <c>env NAME=value</c> (or <c>&lt;unset&gt;</c>) to the answer.</item>
+/// <item><c>[[env:NAME]]</c> append <c>env NAME=value</c> (or <c>&lt;unset&gt;</c>) to the answer; <c>[[stderr-env:NAME]]</c> write that line on stderr first.</item>
 /// <item><c>[[child]]</c> start a <c>sleep</c> that runs on after the turn (as a tool's background command would) and
 /// append <c>child PID</c> to the answer; <c>[[detached]]</c> the same in a session and process group of its own
 /// (<c>setsid sleep</c>, as a tool detaching a command on purpose would), still the CLI's child; <c>[[detached:orphan]]</c> the same
@@ -46,7 +46,8 @@ public sealed partial record Directives(
     int? ApiError = null,
     string? ClearFault = null,
     bool FinishOnInterrupt = false,
-    string? Detached = null)
+    string? Detached = null,
+    IReadOnlyList<string>? StderrEnv = null)
 {
     public static Directives Parse(string prompt)
     {
@@ -57,6 +58,7 @@ public sealed partial record Directives(
         string? clearFault = null, detached = null;
         double? rateWarning = null;
         var env = new List<string>();
+        var stderrEnv = new List<string>();
         var text = Directive().Replace(prompt, m =>
         {
             var args = m.Groups["args"].Success ? m.Groups["args"].Value.Split(':') : [];
@@ -74,6 +76,7 @@ public sealed partial record Directives(
                 case "huge-result": hugeResult = Int(0, 1 << 20); break;
                 case "stderr": stderr = Int(0, 100); stderrBytes = Int(1, 80); break;
                 case "env": env.Add(args.Length > 0 ? args[0] : ""); break;
+                case "stderr-env": stderrEnv.Add(args.Length > 0 ? args[0] : ""); break;
                 case "rate-limit": rateLimit = Int(0, 3600); break;
                 case "api-error": apiError = Int(0, 429); break;
                 case "clear": clearFault = args.Length > 0 ? args[0] : "error"; break;
@@ -86,7 +89,7 @@ public sealed partial record Directives(
             return "";
         }).Trim();
         return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, hugeResult, stderr, stderrBytes, env, rateLimit, rateWarning, child,
-            apiError, clearFault, finishOnInterrupt, detached);
+            apiError, clearFault, finishOnInterrupt, detached, stderrEnv);
     }
 
     /// <summary>The answer to this prompt in a conversation that held <paramref name="history"/> before it.</summary>
@@ -97,9 +100,11 @@ public sealed partial record Directives(
         if (earlier.Count > 0)
             answer += $" [history: {string.Join(" | ", earlier)}]";
         foreach (var name in Env)
-            answer += $" env {name}={Environment.GetEnvironmentVariable(name) ?? "<unset>"}";
+            answer += $" {EnvLine(name)}";
         return answer;
     }
+
+    public static string EnvLine(string name) => $"env {name}={Environment.GetEnvironmentVariable(name) ?? "<unset>"}";
 
     [GeneratedRegex(@"\[\[(?<name>[a-z][a-z-]*)(?::(?<args>[^\]]*))?\]\]")]
     private static partial Regex Directive();

@@ -246,6 +246,8 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
         {
             for (var i = 0; i < directives.Stderr; i++)
                 await stderr.WriteLineAsync($"[fake-claude] diagnostic line {i} {new string('.', directives.StderrBytes)}");
+            foreach (var name in directives.StderrEnv ?? [])
+                await stderr.WriteLineAsync(Directives.EnvLine(name));
             if (directives.Hang)
                 await Task.Delay(Timeout.Infinite); // deaf to interrupts too: only a kill ends it
             interrupted.ThrowIfCancellationRequested();
