@@ -11,4 +11,25 @@ public sealed class SecretRedactorTests
     [InlineData("nothing secret", "nothing secret")]
     public void Credentials_are_masked_and_the_rest_is_left_alone(string text, string expected) =>
         Assert.Equal(expected, SecretRedactor.Redact(text));
+
+    [Fact]
+    public void Known_values_are_masked_whatever_their_shape_along_with_the_patterns() =>
+        Assert.Equal("key *** then sk-ant-oat01-*** and *** again",
+            SecretRedactor.Redact("key proxy-123abc then sk-ant-oat01-xyz and proxy-123abc again", ["proxy-123abc"]));
+
+    [Fact]
+    public void The_secrets_of_an_environment_are_the_values_of_variables_named_as_credentials_longest_first()
+    {
+        var environment = new Dictionary<string, string?>
+        {
+            ["ANTHROPIC_API_KEY"] = "short-key",
+            ["ANTHROPIC_AUTH_TOKEN"] = "a-longer-proxy-token",
+            ["db_password"] = "hunter22",
+            ["CLAUDE_CONFIG_DIR"] = "/home/me/.claude",
+            ["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = "32000",
+            ["CLAUDE_CODE_OAUTH_TOKEN"] = null,
+        };
+
+        Assert.Equal(["a-longer-proxy-token", "short-key", "hunter22"], SecretRedactor.SecretsIn(environment));
+    }
 }

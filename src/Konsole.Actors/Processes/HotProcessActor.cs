@@ -31,6 +31,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private readonly string _launchModel; // what set_model calls the model it started on
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Queue<string> _stderrTail = new();
+    private readonly IReadOnlyList<string> _secrets; // the credentials in the CLI's environment, masked in whatever it says
     private Task<CliProcess>? _starting;
     private readonly CancellationTokenSource _startCancel = new(); // a start still queued when the actor stops is not made
     private CliProcess? _process;
@@ -56,6 +57,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     {
         _spec = spec;
         _launchModel = LaunchModel(spec.Launch.Arguments);
+        _secrets = SecretRedactor.SecretsIn(spec.Launch.Environment);
         Receive<Started>(m => m.Start == _starting, m => OnStarted(m.Process));
         Receive<Started>(m => CliProcessTracker.Get(Context.System).Stop(m.Process)); // an earlier incarnation's start: not this actor's
         Receive<StartFailed>(m => m.Start == _starting, m => Fail(null, $"could not start '{_spec.Launch.FileName}': {m.Error.Message}"));
@@ -159,8 +161,8 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
                 TaskScheduler.Default); // stopped while it started
     }
 
-    private static object ParseLine(ReadOnlyMemory<byte> line, string? sessionId) =>
-        (object?)StreamJsonParser.Parse(line, sessionId) ?? new NonJsonLine(SecretRedactor.Redact(Preview(line)));
+    private object ParseLine(ReadOnlyMemory<byte> line, string? sessionId) =>
+        (object?)StreamJsonParser.Parse(line, sessionId) ?? new NonJsonLine(Preview(line));
 
     private void OnLine(object line)
     {
@@ -213,10 +215,12 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private TurnFailed TimedOut(string promptId) => new(promptId, TurnErrorCodes.TurnTimeout,
         $"no output for {Seconds(_spec.Claude.TurnTimeout)} (konsole.claude.turn-timeout): the turn was interrupted");
 
-    private static string Preview(ReadOnlyMemory<byte> line)
+    /// <summary>The line's start, credentials masked (read past the cut by the longest, so one across it is masked whole, not shown in part).</summary>
+    private string Preview(ReadOnlyMemory<byte> line)
     {
-        var head = line.Span[..Math.Min(line.Length, 200)];
-        return Encoding.UTF8.GetString(head) + (line.Length > 200 ? $"... ({line.Length:N0} bytes)" : "");
+        var head = line.Span[..Math.Min(line.Length, 200 + _secrets.Select(Encoding.UTF8.GetByteCount).DefaultIfEmpty().Max())];
+        var text = SecretRedactor.Redact(Encoding.UTF8.GetString(head), _secrets);
+        return (text.Length > 200 ? text[..200] : text) + (line.Length > 200 ? $"... ({line.Length:N0} bytes)" : "");
     }
 
     private void OnRunTurn(RunTurn run)
@@ -457,7 +461,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
 
     private void OnStderr(string line)
     {
-        line = SecretRedactor.Redact(line);
+        line = SecretRedactor.Redact(line, _secrets);
         _log.Debug("{0} stderr: {1}", Name, line);
         _stderrTail.Enqueue(Truncate(line)); // the tail goes into a crash's error message
         if (_stderrTail.Count > StderrTailLines)
@@ -550,7 +554,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
 
     /// <summary>What the CLI said, fit for a log line or an error message: shortened, any credential in it masked.</summary>
     [return: NotNullIfNotNull(nameof(text))]
-    private static string? Shown(string? text) => text is null ? null : Truncate(SecretRedactor.Redact(text));
+    private string? Shown(string? text) => text is null ? null : Truncate(SecretRedactor.Redact(text, _secrets));
 
     // Output of a process can still arrive after its actor stopped: not worth a dead-letter warning.
     /// <param name="Lines">In order: a <see cref="CliFrame"/>, <see cref="NonJsonLine"/> or <see cref="DroppedLine"/> each.</param>

@@ -556,6 +556,25 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task An_api_key_of_any_shape_that_the_cli_prints_is_masked_in_the_log_and_the_crash_reason()
+    {
+        const string key = "proxy-7f3a9c2e41d8b6"; // a proxy's key: nothing like sk-ant-
+        HotProcessSpec spec;
+        using (EnvironmentScope.Set(("KONSOLE_SPEC_PROXY_KEY", key)))
+            spec = Spec(ProcessMode.Full, apiKeyEnv: "KONSOLE_SPEC_PROXY_KEY");
+        var logs = EventsOf(typeof(Akka.Event.Warning));
+        var process = await StartAsync(spec);
+
+        process.Tell(new RunTurn(NewPrompt("[[stderr-env:ANTHROPIC_API_KEY]] [[crash]]").Prompt, ClearFirst: false));
+
+        var exited = await _account.ExpectMsgAsync<ProcessExited>(Turn);
+        Assert.Contains("env ANTHROPIC_API_KEY=***", exited.Reason);
+        Assert.DoesNotContain(key, exited.Reason);
+        var logged = await logs.FishForMessageAsync<Akka.Event.Warning>(w => w.ToString().Contains("exited with code"), Turn);
+        Assert.DoesNotContain(key, logged.ToString());
+    }
+
+    [Fact]
     public async Task Stopping_the_actor_stops_its_process()
     {
         var process = await StartAsync(ProcessMode.Full);
@@ -617,10 +636,10 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     private HotProcessSpec Spec(ProcessMode mode, long? maxLineBytes = null, TimeSpan? turnTimeout = null, TimeSpan? interruptTimeout = null,
-        TimeSpan? startTimeout = null)
+        TimeSpan? startTimeout = null, string? apiKeyEnv = null)
     {
         var settings = Sandbox.Settings(FakeClaudeCli.Path, new Dictionary<string, string> { ["KONSOLE_EXTRA"] = "passed" });
-        var account = settings.Accounts[0];
+        var account = settings.Accounts[0] with { ApiKeyEnv = apiKeyEnv };
         var launch = CliLaunch.For(account, settings.Claude, mode);
         var claude = settings.Claude with
         {
