@@ -274,6 +274,29 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
         Assert.True(_endpoint.IsValid(Account.RefreshToken));
     }
 
+    [Theory]
+    [InlineData(400, "{\"error\":\"TOKEN\"}")]
+    [InlineData(400, "{\"error\":\"invalid_grant\",\"error_description\":\"refresh token TOKEN was revoked\"}")]
+    [InlineData(401, "{\"error\":{\"type\":\"authentication_error\",\"message\":\"bad token TOKEN\"}}")]
+    [InlineData(502, "<html>upstream refused TOKEN</html>")]
+    [InlineData(200, "refreshed TOKEN")]
+    [InlineData(200, "{\"token\":\"TOKEN\"}")]
+    public async Task A_reply_that_echoes_the_refresh_token_is_never_quoted_in_the_failure(int status, string reply)
+    {
+        var (echo, url) = await LoopbackServer.StartAsync(async context =>
+        {
+            var sent = (string?)JsonNode.Parse(await new StreamReader(context.Request.Body).ReadToEndAsync())!["refresh_token"];
+            context.Response.StatusCode = status;
+            await context.Response.WriteAsync(reply.Replace("TOKEN", sent));
+        });
+        await using var _ = echo;
+
+        var failed = await Assert.ThrowsAsync<OAuthRefreshException>(
+            () => OAuthRefresher.RefreshAsync(_http, url + FakeTokenEndpoint.TokenPath, Account.ConfigDir, _time, CancellationToken.None));
+
+        AssertNoSecrets(failed);
+    }
+
     [Fact]
     public async Task A_timeout_is_retryable()
     {
