@@ -34,6 +34,9 @@ public sealed class AuthSpecs(ITestOutputHelper output) : GatewaySpec(output)
             Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
             Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
             Assert.Equal("Bearer", response.Headers.WwwAuthenticate.Single().Scheme);
+            var problem = await response.Content.ReadAsStringAsync();
+            Assert.DoesNotContain(Token, problem);
+            Assert.DoesNotContain("wrong-token", problem);
         }
     }
 
