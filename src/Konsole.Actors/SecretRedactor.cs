@@ -24,15 +24,19 @@ public static partial class SecretRedactor
 
     /// <summary>
     /// The credentials a process is given: the values of its variables named as one (<c>ANTHROPIC_API_KEY</c>,
-    /// <c>ANTHROPIC_AUTH_TOKEN</c>, <c>..._SECRET</c>, <c>..._PASSWORD</c>), longest first so none is masked only in part.
+    /// <c>ANTHROPIC_AUTH_TOKEN</c>, <c>..._SECRET</c>, <c>..._PASSWORD</c>) or listed in <paramref name="alsoSecret"/> (an account's
+    /// <c>api-key-env</c>), longest first so none is masked only in part.
     /// </summary>
-    public static IReadOnlyList<string> SecretsIn(IReadOnlyDictionary<string, string?> environment) =>
-        environment
-            .Where(v => v.Value is { Length: > 0 } && v.Key.ToUpperInvariant().Split('_').Intersect(SecretNameParts).Any())
+    public static IReadOnlyList<string> SecretsIn(IReadOnlyDictionary<string, string?> environment, IEnumerable<string>? alsoSecret = null)
+    {
+        var listed = new HashSet<string>(alsoSecret ?? [], StringComparer.Ordinal);
+        return environment
+            .Where(v => v.Value is { Length: > 0 } && (listed.Contains(v.Key) || v.Key.ToUpperInvariant().Split('_').Intersect(SecretNameParts).Any()))
             .Select(v => v.Value!)
             .Distinct(StringComparer.Ordinal)
             .OrderByDescending(v => v.Length)
             .ToList();
+    }
 
     [GeneratedRegex(@"(?<keep>sk-ant-[a-z]{2,8}\d{0,2}-)[A-Za-z0-9_\-]+|(?<keep>Bearer\s+)[A-Za-z0-9_\-\.=+/]+", RegexOptions.IgnoreCase)]
     private static partial Regex Secret();

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Diagnostics;
+using Konsole.Actors;
 
 namespace Konsole.Host;
 
@@ -21,9 +22,10 @@ public static class ClaudeCli
 
     /// <summary>
     /// Runs <c>&lt;program&gt; --version</c>, before anything else starts. Returns why it cannot be started (a bad interpreter line, a
-    /// binary for another machine), or null and what it answered (or that it gave no answer: a wrapper may not know the option).
+    /// binary for another machine), or null and what it answered (or that it gave no answer: a wrapper may not know the option);
+    /// <paramref name="secrets"/> masked in either (it runs with the host's environment, the accounts' API keys in it).
     /// </summary>
-    public static string? CannotStart(string program, out string answer)
+    public static string? CannotStart(string program, IReadOnlyList<string> secrets, out string answer)
     {
         var start = new ProcessStartInfo(program)
         {
@@ -54,14 +56,14 @@ public static class ClaudeCli
                 answer = $"no answer to --version within {VersionTimeout.TotalSeconds:0} s";
                 return null;
             }
-            var said = Tail(errors.Result.Trim().Length > 0 ? errors.Result : output.Result);
+            var said = Tail(SecretRedactor.Redact(errors.Result.Trim().Length > 0 ? errors.Result : output.Result, secrets));
             // 126 and 127: what a launcher (an "#!/usr/bin/env node" line, a shell) exits with when it cannot run the program.
             if (process.ExitCode is 126 or 127)
             {
                 answer = "";
                 return $"it exited with {process.ExitCode} at once: {said}";
             }
-            answer = process.ExitCode == 0 ? output.Result.Trim() : $"--version exited with {process.ExitCode}: {said}";
+            answer = process.ExitCode == 0 ? SecretRedactor.Redact(output.Result.Trim(), secrets) : $"--version exited with {process.ExitCode}: {said}";
             return null;
         }
     }

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Konsole.Actors;
 using Konsole.Actors.Configuration;
 using Konsole.Actors.Durability;
 using Konsole.Actors.Processes;
@@ -38,7 +39,10 @@ if (!arguments.Demo)
         Console.Error.WriteLine(ClaudeCli.NotFoundMessage(settings.Claude.Path));
         return 3;
     }
-    if (ClaudeCli.CannotStart(cli, out cliVersion) is { } reason)
+    var secrets = SecretRedactor.SecretsIn(
+        Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>().ToDictionary(v => (string)v.Key, v => (string?)v.Value),
+        settings.Accounts.Select(a => a.ApiKeyEnv).OfType<string>());
+    if (ClaudeCli.CannotStart(cli, secrets, out cliVersion) is { } reason)
     {
         Console.Error.WriteLine(ClaudeCli.CannotStartMessage(settings.Claude.Path, reason));
         return 3;

@@ -18,7 +18,7 @@ public sealed class SecretRedactorTests
             SecretRedactor.Redact("key proxy-123abc then sk-ant-oat01-xyz and proxy-123abc again", ["proxy-123abc"]));
 
     [Fact]
-    public void The_secrets_of_an_environment_are_the_values_of_variables_named_as_credentials_longest_first()
+    public void The_secrets_of_an_environment_are_the_values_of_variables_named_as_credentials_or_listed_longest_first()
     {
         var environment = new Dictionary<string, string?>
         {
@@ -28,8 +28,10 @@ public sealed class SecretRedactorTests
             ["CLAUDE_CONFIG_DIR"] = "/home/me/.claude",
             ["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = "32000",
             ["CLAUDE_CODE_OAUTH_TOKEN"] = null,
+            ["BLUEBOY_CREDS"] = "listed-one",
         };
 
         Assert.Equal(["a-longer-proxy-token", "short-key", "hunter22"], SecretRedactor.SecretsIn(environment));
+        Assert.Equal(["a-longer-proxy-token", "listed-one", "short-key", "hunter22"], SecretRedactor.SecretsIn(environment, ["BLUEBOY_CREDS"]));
     }
 }

@@ -35,10 +35,7 @@ public sealed partial class HostSpecs : IDisposable
     [InlineData("#!/usr/bin/env konsole-no-such-interpreter\n")] // exec works, env then exits 127 (an npm CLI without node on PATH)
     public async Task A_cli_that_cannot_be_started_is_refused_with_the_reason_and_exit_3(string script)
     {
-        var cli = Path.Combine(_sandbox.Root, "claude");
-        await File.WriteAllTextAsync(cli, script);
-        if (!OperatingSystem.IsWindows())
-            File.SetUnixFileMode(cli, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var cli = await WriteCliAsync(script);
 
         var (exit, output) = await RunToEndAsync("--config", WriteConfig($"konsole.claude.path = \"{cli}\""));
 
@@ -47,6 +44,20 @@ public sealed partial class HostSpecs : IDisposable
         Assert.Contains("npm install -g @anthropic-ai/claude-code@2.1.328", output);
         Assert.Contains("--demo", output); // the contract's third way out: try it without a CLI
         Assert.DoesNotContain("   at ", output);
+    }
+
+    [Fact]
+    public async Task An_api_key_the_cli_prints_when_asked_its_version_is_masked_in_what_the_host_says()
+    {
+        const string key = "proxy-5d1e0b7c93a2f4"; // a proxy's key: nothing like sk-ant-
+        var cli = await WriteCliAsync("#!/bin/sh\necho \"no key accepted: $KONSOLE_SPEC_PROXY_KEY\" >&2\nexit 127\n");
+        var config = WriteConfig($"konsole.claude.path = \"{cli}\"\nkonsole.accounts = [{{ id = proxy, api-key-env = KONSOLE_SPEC_PROXY_KEY }}]");
+
+        var (exit, output) = await RunToEndAsync(new Dictionary<string, string> { ["KONSOLE_SPEC_PROXY_KEY"] = key }, "--config", config);
+
+        Assert.Equal(3, exit);
+        Assert.Contains("no key accepted: ***", output);
+        Assert.DoesNotContain(key, output);
     }
 
     [Fact]
@@ -504,9 +515,20 @@ public sealed partial class HostSpecs : IDisposable
         return Process.Start(start)!;
     }
 
-    private static async Task<(int Exit, string Output)> RunToEndAsync(params string[] args)
+    private async Task<string> WriteCliAsync(string script)
     {
-        using var process = Start(args);
+        var cli = Path.Combine(_sandbox.Root, "claude");
+        await File.WriteAllTextAsync(cli, script);
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(cli, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return cli;
+    }
+
+    private static Task<(int Exit, string Output)> RunToEndAsync(params string[] args) => RunToEndAsync(null, args);
+
+    private static async Task<(int Exit, string Output)> RunToEndAsync(IReadOnlyDictionary<string, string>? environment, params string[] args)
+    {
+        using var process = Start(environment, args);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         try
