@@ -558,10 +558,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     [Fact]
     public async Task An_api_key_of_any_shape_that_the_cli_prints_is_masked_in_the_log_and_the_crash_reason()
     {
-        const string key = "proxy-7f3a9c2e41d8b6"; // a proxy's key: nothing like sk-ant-
-        HotProcessSpec spec;
-        using (EnvironmentScope.Set(("KONSOLE_SPEC_PROXY_KEY", key)))
-            spec = Spec(ProcessMode.Full, apiKeyEnv: "KONSOLE_SPEC_PROXY_KEY");
+        var spec = ProxyKeySpec();
         var logs = EventsOf(typeof(Akka.Event.Warning));
         var process = await StartAsync(spec);
 
@@ -569,9 +566,36 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
 
         var exited = await _account.ExpectMsgAsync<ProcessExited>(Turn);
         Assert.Contains("env ANTHROPIC_API_KEY=***", exited.Reason);
-        Assert.DoesNotContain(key, exited.Reason);
+        Assert.DoesNotContain(ProxyKey, exited.Reason);
         var logged = await logs.FishForMessageAsync<Akka.Event.Warning>(w => w.ToString().Contains("exited with code"), Turn);
-        Assert.DoesNotContain(key, logged.ToString());
+        Assert.DoesNotContain(ProxyKey, logged.ToString());
+    }
+
+    [Fact]
+    public async Task An_api_key_in_a_stdout_line_that_is_not_json_is_masked_whole_in_its_preview_even_across_the_cut()
+    {
+        var spec = ProxyKeySpec();
+        // The key starts a few bytes before the preview's 200-byte cut.
+        var launch = spec.Launch with
+        {
+            FileName = "sh",
+            Arguments = ["-c", $"echo \"{new string('x', 195)}$ANTHROPIC_API_KEY\"; exec \"$0\" \"$@\"", spec.Launch.FileName, .. spec.Launch.Arguments],
+        };
+        var logs = EventsOf(typeof(Akka.Event.Warning));
+
+        await StartAsync(spec with { Launch = launch });
+
+        var logged = (await logs.FishForMessageAsync<Akka.Event.Warning>(w => w.ToString().Contains("not a JSON object"), Turn)).ToString();
+        Assert.Contains("x***", logged);
+        Assert.DoesNotContain(ProxyKey[..5], logged);
+    }
+
+    private const string ProxyKey = "proxy-7f3a9c2e41d8b6"; // a proxy's key: nothing like sk-ant-
+
+    private HotProcessSpec ProxyKeySpec()
+    {
+        using (EnvironmentScope.Set(("KONSOLE_SPEC_PROXY_KEY", ProxyKey)))
+            return Spec(ProcessMode.Full, apiKeyEnv: "KONSOLE_SPEC_PROXY_KEY");
     }
 
     [Fact]
