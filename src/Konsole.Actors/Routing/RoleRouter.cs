@@ -434,9 +434,10 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     }
 
     /// <summary>
-    /// A worker session waiting on its account for a worker place moves to a healthy account with a place free: no process of
-    /// its has started, so its prompts (handed back by its account, in order) start there at no extra cost, a conversation
-    /// it has resumed there as on a process of its own where it waited. Once the host stops, none moves.
+    /// A worker session waiting on its account for a worker place (every place there runs a turn) moves to a healthy account
+    /// with a place free, or held by an idle worker (which gives it up): no process of its runs, so its prompts (handed back by
+    /// its account, in order) start there at no extra cost, a conversation it has resumed there as on a process of its own
+    /// where it waited. Once the host stops, none moves.
     /// </summary>
     private void MoveWaitingWorkers()
     {
@@ -449,18 +450,19 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             .ToList();
         foreach (var (session, from) in waiting)
         {
-            if (_order.FirstOrDefault(id => id != from && Healthy(id) && FreeWorkerPlaces(id) > 0) is not { } to)
+            if (_order.FirstOrDefault(id => id != from && Healthy(id) && WorkerPlacesToHave(id) > 0) is not { } to)
                 return;
-            _log.Info("Worker session {0} moves from account {1}, where it waits for a worker place, to {2}, which has one free", session, from, to);
+            _log.Info("Worker session {0} moves from account {1}, where it waits for a worker place, to {2}, which has one free or idle", session, from, to);
             _movingWorkers[session] = (from, []);
             _workers[session] = to; // its place there is taken from now on
             _accounts[from].Tell(new ReleaseWaitingWorker(session));
         }
     }
 
-    private int FreeWorkerPlaces(string accountId) =>
+    /// <summary>The worker places on the account a worker moving there could have: free ones, and those of idle workers.</summary>
+    private int WorkerPlacesToHave(string accountId) =>
         _maxWorkers
-        - _status[accountId].Processes.Count(p => p is { Mode: ProcessMode.Worker, WaitsForPlace: false, Parked: false })
+        - _status[accountId].Processes.Count(p => p is { Mode: ProcessMode.Worker, WaitsForPlace: false, Parked: false } && (p.Busy || p.ProcessId is null))
         - _movingWorkers.Keys.Count(s => _workers.GetValueOrDefault(s) == accountId);
 
     /// <summary>

@@ -355,7 +355,7 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
         Assert.Equal(home, await AssignedAccountAsync(w3));
         var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w1, $"{Long} w1"), Ask); // runs far longer than TurnTimeout
         await FirstAsync(running, "assistant");
-        Assert.Equal("echo: w2", ResultText(await PromptAsync(w2, "w2")));
+        await FirstAsync(await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w2, $"{Long} w2"), Ask), "assistant");
         var waiting = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w3, "w3 waits"), Ask);
         await FirstAsync(waiting, "queued");
 
@@ -364,6 +364,24 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
         Assert.Equal("echo: w3 waits", ResultText(await waiting.Events.ReadToEndAsync(TurnTimeout)));
         Assert.Equal(other, (await _sessions.Ask<SessionInfo>(new GetSession(w3), Ask)).AccountId);
         Assert.Equal("echo: w3 again [history: w3 waits]", ResultText(await PromptAsync(w3, "w3 again")));
+    }
+
+    [Fact]
+    public async Task A_worker_waiting_behind_busy_workers_moves_to_an_account_whose_worker_is_idle_and_takes_its_place()
+    {
+        await StartAsync("konsole.sessions.max-workers = 1");
+        var w1 = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var w2 = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var w3 = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var home = await AssignedAccountAsync(w1);
+        var other = await AssignedAccountAsync(w2);
+        Assert.Equal(home, await AssignedAccountAsync(w3));
+        Assert.Equal("echo: w2", ResultText(await PromptAsync(w2, "w2"))); // idle from now on
+        await FirstAsync(await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w1, $"{Long} w1"), Ask), "assistant"); // runs far longer than TurnTimeout
+
+        Assert.Equal("echo: w3", ResultText(await PromptAsync(w3, "w3")));
+        Assert.Equal(other, (await _sessions.Ask<SessionInfo>(new GetSession(w3), Ask)).AccountId);
+        Assert.Equal("echo: w2 again [history: w2]", ResultText(await PromptAsync(w2, "w2 again")));
     }
 
     [Fact]
