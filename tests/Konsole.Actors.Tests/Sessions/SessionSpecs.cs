@@ -346,13 +346,7 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     [Fact]
     public async Task A_worker_waiting_for_a_place_moves_to_another_account_when_a_place_frees_there()
     {
-        await StartAsync("konsole.sessions.max-workers = 1");
-        var w1 = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
-        var w2 = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
-        var w3 = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
-        var home = await AssignedAccountAsync(w1);
-        var other = await AssignedAccountAsync(w2);
-        Assert.Equal(home, await AssignedAccountAsync(w3));
+        var (w1, w2, w3, other) = await ThreeWorkersAsync();
         var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w1, $"{Long} w1"), Ask); // runs far longer than TurnTimeout
         await FirstAsync(running, "assistant");
         await FirstAsync(await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w2, $"{Long} w2"), Ask), "assistant");
@@ -369,6 +363,18 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     [Fact]
     public async Task A_worker_waiting_behind_busy_workers_moves_to_an_account_whose_worker_is_idle_and_takes_its_place()
     {
+        var (w1, w2, w3, other) = await ThreeWorkersAsync();
+        Assert.Equal("echo: w2", ResultText(await PromptAsync(w2, "w2"))); // idle from now on
+        await FirstAsync(await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w1, $"{Long} w1"), Ask), "assistant"); // runs far longer than TurnTimeout
+
+        Assert.Equal("echo: w3", ResultText(await PromptAsync(w3, "w3")));
+        Assert.Equal(other, (await _sessions.Ask<SessionInfo>(new GetSession(w3), Ask)).AccountId);
+        Assert.Equal("echo: w2 again [history: w2]", ResultText(await PromptAsync(w2, "w2 again")));
+    }
+
+    /// <summary>One worker place per account: w1 and w3 are on one account, w2 on the other.</summary>
+    private async Task<(string W1, string W2, string W3, string Other)> ThreeWorkersAsync()
+    {
         await StartAsync("konsole.sessions.max-workers = 1");
         var w1 = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
         var w2 = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
@@ -376,12 +382,7 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
         var home = await AssignedAccountAsync(w1);
         var other = await AssignedAccountAsync(w2);
         Assert.Equal(home, await AssignedAccountAsync(w3));
-        Assert.Equal("echo: w2", ResultText(await PromptAsync(w2, "w2"))); // idle from now on
-        await FirstAsync(await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w1, $"{Long} w1"), Ask), "assistant"); // runs far longer than TurnTimeout
-
-        Assert.Equal("echo: w3", ResultText(await PromptAsync(w3, "w3")));
-        Assert.Equal(other, (await _sessions.Ask<SessionInfo>(new GetSession(w3), Ask)).AccountId);
-        Assert.Equal("echo: w2 again [history: w2]", ResultText(await PromptAsync(w2, "w2 again")));
+        return (w1, w2, w3, other);
     }
 
     [Fact]
