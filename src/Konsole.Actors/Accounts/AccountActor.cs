@@ -275,8 +275,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         var slot = submit.Mode == ProcessMode.Worker ? WorkerSlot(prompt.UserSessionId) : SlotFor(submit.Mode);
         slot.Queue.AddLast(prompt);
         if (slot is { Mode: ProcessMode.Worker, Started: false } && !TakeWorkerPlace(slot) && slot.Queue.Count == 1)
+        {
+            slot.LastUse = ++_uses; // when it began to wait: places go to waiting workers in that order
             _log.Info("Account {0}: worker session {1} waits for a worker place (all {2} busy, konsole.sessions.max-workers = {3})",
                 Id, slot.WorkerSession, RunningWorkers, _settings.Sessions.MaxWorkers);
+        }
         if (slot.CanDispatch && _refresh == RefreshState.None && !_draining)
         {
             Dispatch(slot); // publishes the new status
@@ -349,7 +352,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     {
         if (_failure is not null || _draining)
             return;
-        foreach (var waiting in _slots.Where(s => s is { Mode: ProcessMode.Worker, Started: false } && s.Queue.Count > 0).ToList())
+        foreach (var waiting in _slots.Where(s => s is { Mode: ProcessMode.Worker, Started: false } && s.Queue.Count > 0).OrderBy(s => s.LastUse).ToList())
         {
             if (!TakeWorkerPlace(waiting))
                 return;
@@ -954,7 +957,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         /// <summary>A process was started for it (a worker slot waits for a worker place until then, or after giving it up idle).</summary>
         public bool Started;
 
-        public long LastUse; // when its process started or last finished a turn, in the account's own count
+        public long LastUse; // when its process started or last finished a turn, or it began to wait for a place, in the account's own count
 
         public IActorRef? Process;
         public int? ProcessId; // set once the process answered initialize

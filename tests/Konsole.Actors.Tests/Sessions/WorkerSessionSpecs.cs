@@ -64,6 +64,28 @@ public sealed class WorkerSessionSpecs(ITestOutputHelper output) : SessionSpec(o
         Assert.Equal("echo: a again [history: a]", ResultText(await PromptAsync(a, "a again")));
     }
 
+    [Fact]
+    public async Task Waiting_workers_take_a_place_in_the_order_they_began_to_wait_a_parked_one_included()
+    {
+        await StartAsync("konsole.sessions.max-workers = 1");
+        var a = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var b = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        var c = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        Assert.Equal("echo: a", ResultText(await PromptAsync(a, "a")));
+        var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(b, "[[chunks:20:100]] b"), Ask); // a is parked
+        await FirstAsync(running, "assistant");
+
+        var first = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(c, "[[chunks:20:100]] c waits first"), Ask);
+        await FirstAsync(first, "queued");
+        var second = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(a, $"{Long} a waits second"), Ask);
+        await FirstAsync(second, "queued");
+
+        // b's turn ends: its place goes to c, which began to wait first; a starts only once c's turn has ended.
+        var started = await Task.WhenAny(FirstAsync(first, "assistant"), FirstAsync(second, "assistant"));
+        Assert.Equal(first.PromptId, (await started).PromptId);
+        await _sessions.Ask<SessionInterrupted>(new InterruptSession(a), Ask);
+    }
+
     private async Task<Konsole.Actors.Accounts.AccountProtocol.ProcessStatus[]> RunningWorkersAsync() =>
         (await AccountsAsync()).Accounts[0].Status.Processes.Where(p => p is { Mode: ProcessMode.Worker, ProcessId: not null }).ToArray();
 
