@@ -80,7 +80,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             _slots.Remove(slot);
             _log.Info("Account {0}: worker session {1} stops waiting here for a worker place", Id, m.SessionId);
             PublishStatus();
-            Sender.Tell(new WaitingWorkerReleased(m.SessionId, slot.Queue.ToList()));
+            // A worker parked here holds its conversation: a prompt following its last turn here (sent before its session heard
+            // of it, naming an older conversation or none) continues it wherever it goes.
+            Sender.Tell(new WaitingWorkerReleased(m.SessionId,
+                slot.Queue.Select(p => FollowsOnHeld(slot, p) ? p with { Conversation = slot.Held } : p).ToList()));
         });
         Receive<RefreshCredentials>(_ =>
         {

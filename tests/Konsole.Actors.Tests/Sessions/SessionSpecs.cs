@@ -372,6 +372,22 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
         Assert.Equal("echo: w2 again [history: w2]", ResultText(await PromptAsync(w2, "w2 again")));
     }
 
+    [Fact]
+    public async Task A_parked_worker_moving_to_an_idle_place_elsewhere_keeps_its_conversation_for_a_prompt_that_follows_its_last_turn()
+    {
+        var (w1, w2, w3, _) = await ThreeWorkersAsync();
+        var remember = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w3, "Remember 3"), Ask);
+        Assert.Equal("echo: Remember 3", ResultText(await remember.Events.ReadToEndAsync(TurnTimeout)));
+        Assert.Equal("echo: w2", ResultText(await PromptAsync(w2, "w2"))); // idle from now on
+        await FirstAsync(await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w1, $"{Long} w1"), Ask), "assistant"); // w3 is parked
+
+        // Sent as its session sends a prompt while the one before still runs: naming no conversation, following that prompt.
+        var caller = CreateTestProbe();
+        _router.Tell(new RoleRouterProtocol.RouteWorkerPrompt(new Prompt(Prompt.NewId(), w3, "What number?", null, caller.Ref, After: remember.PromptId)));
+        await caller.FishForMessageAsync<RoleRouterProtocol.WorkerAssigned>(_ => true, TurnTimeout); // it moved
+        Assert.Equal("echo: What number? [history: Remember 3]", (await caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+    }
+
     /// <summary>One worker place per account: w1 and w3 are on one account, w2 on the other.</summary>
     private async Task<(string W1, string W2, string W3, string Other)> ThreeWorkersAsync()
     {
