@@ -88,5 +88,4 @@ public sealed class WorkerSessionSpecs(ITestOutputHelper output) : SessionSpec(o
 
     private async Task<Konsole.Actors.Accounts.AccountProtocol.ProcessStatus[]> RunningWorkersAsync() =>
         (await AccountsAsync()).Accounts[0].Status.Processes.Where(p => p is { Mode: ProcessMode.Worker, ProcessId: not null }).ToArray();
-
 }
