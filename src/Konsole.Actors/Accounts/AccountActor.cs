@@ -277,7 +277,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         }
         var slot = submit.Mode == ProcessMode.Worker ? WorkerSlot(prompt.UserSessionId) : SlotFor(submit.Mode);
         slot.Queue.AddLast(prompt);
-        if (slot is { Mode: ProcessMode.Worker, Started: false } && !TakeWorkerPlace(slot) && slot.Queue.Count == 1)
+        if (slot.WaitsForPlace && !TakeWorkerPlace(slot) && slot.Queue.Count == 1)
         {
             slot.LastUse = ++_uses; // when it began to wait: places go to waiting workers in that order
             _log.Info("Account {0}: worker session {1} waits for a worker place (all {2} busy, konsole.sessions.max-workers = {3})",
@@ -355,7 +355,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     {
         if (_failure is not null || _draining)
             return;
-        foreach (var waiting in _slots.Where(s => s is { Mode: ProcessMode.Worker, Started: false } && s.Queue.Count > 0).OrderBy(s => s.LastUse).ToList())
+        foreach (var waiting in _slots.Where(s => s.WaitsForPlace).OrderBy(s => s.LastUse).ToList())
         {
             if (!TakeWorkerPlace(waiting))
                 return;
@@ -905,8 +905,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         _credentials?.ExpiresAt,
         _rateLimit,
         _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession,
-            s.Running?.UserSessionId, s is { Mode: ProcessMode.Worker, Started: false } && s.Queue.Count > 0,
-            s is { Mode: ProcessMode.Worker, Started: false } && s.Queue.Count == 0)).ToArray(),
+            s.Running?.UserSessionId, s.WaitsForPlace, s is { Mode: ProcessMode.Worker, Started: false, WaitsForPlace: false })).ToArray(),
         _failure ?? (_rateLimitedUntil is { } until ? $"rate-limited until {until:u}" : null),
         _oauthError ?? _credentials?.Problem,
         _refresh == RefreshState.Running);
@@ -991,6 +990,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         public readonly Queue<DateTimeOffset> RecentRestarts = new();
 
         public bool CanDispatch => Process is not null && ProcessId is not null && Running is null && Queue.Count > 0;
+
+        /// <summary>A worker slot with prompts and no process (<see cref="Started"/> not yet, or no longer).</summary>
+        public bool WaitsForPlace => Mode == ProcessMode.Worker && !Started && Queue.Count > 0;
     }
 
     private sealed record ConfirmationOverdue(string Slot, string PromptId);
