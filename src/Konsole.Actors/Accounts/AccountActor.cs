@@ -301,6 +301,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 slot.Queue.Remove(queued);
                 queued.ReplyTo.Tell(new TurnFailed(promptId, TurnErrorCodes.Interrupted, "interrupted while queued"));
                 AnnouncePositions(slot);
+                if (slot.Mode == ProcessMode.Worker)
+                    StartWaitingWorkers(); // its process may be idle now (its prompt was held back by a refresh)
                 PublishStatus();
                 return;
             }

@@ -754,6 +754,29 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Assert.Empty(tokens.Requests);
     }
 
+    [Fact]
+    public async Task A_worker_whose_queued_prompt_is_interrupted_during_a_refresh_gives_its_place_to_the_waiting_one()
+    {
+        await using var tokens = await TokensForAlphaAsync();
+        var account = await StartAccountAsync($"konsole.oauth.token-endpoint = \"{tokens.Url}\"\nkonsole.sessions.max-workers = 1");
+        Assert.Equal("echo: a", (await RunAsync(account, NewPrompt("a", session: "w1"), ProcessMode.Worker)).ResultText);
+        tokens.Hold();
+        await account.Ask<RefreshScheduled>(RefreshCredentials.Instance, TurnTimeout);
+        await tokens.WaitForRequestAsync(_ => true, TurnTimeout);
+
+        var (interrupted, interruptedCaller) = NewPrompt("waits for the refresh", session: "w1");
+        account.Tell(new SubmitPrompt(interrupted, ProcessMode.Worker));
+        await interruptedCaller.ExpectMsgAsync<PromptQueued>(TurnTimeout);
+        var waiting = NewPrompt("b", session: "w2");
+        account.Tell(new SubmitPrompt(waiting.Prompt, ProcessMode.Worker)); // w1 is not idle: a prompt waits for it
+        await waiting.Caller.ExpectMsgAsync<PromptQueued>(TurnTimeout);
+        account.Tell(new InterruptPrompt(interrupted.PromptId)); // now it is
+        Assert.Equal(TurnErrorCodes.Interrupted, (await interruptedCaller.ReceiveTurnAsync(TurnTimeout)).Failed?.Code);
+        tokens.Release();
+
+        Assert.Equal("echo: b", (await waiting.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+    }
+
     /// <summary>A fake token endpoint that takes the refresh token of alpha's login.</summary>
     private async Task<FakeTokenEndpoint> TokensForAlphaAsync()
     {
