@@ -72,7 +72,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Receive<StopWorker>(m => OnStopWorker(m.SessionId));
         Receive<ReleaseWaitingWorker>(m =>
         {
-            if (_draining || _slots.FirstOrDefault(s => s.WorkerSession == m.SessionId) is not { Started: false } slot)
+            // Parked without prompts (its router's view is from before they ran or were interrupted), it keeps its conversation here.
+            if (_draining || _slots.FirstOrDefault(s => s.WorkerSession == m.SessionId) is not { WaitsForPlace: true } slot)
             {
                 Sender.Tell(new WorkerNotReleased(m.SessionId));
                 return;

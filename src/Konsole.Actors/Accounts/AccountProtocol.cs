@@ -35,9 +35,9 @@ public static class AccountProtocol
     public sealed record StopWorker(string SessionId);
 
     /// <summary>
-    /// A worker session waiting here for a worker place goes elsewhere: if its process has not started, its slot closes and its
-    /// prompts are handed to the parent (<see cref="WaitingWorkerReleased"/>); otherwise, or once the host stops, it stays
-    /// (<see cref="WorkerNotReleased"/>).
+    /// A worker session waiting here for a worker place goes elsewhere: if it still waits (it has prompts, and no process), its
+    /// slot closes and its prompts are handed to the parent (<see cref="WaitingWorkerReleased"/>); otherwise, or once the host
+    /// stops, it stays (<see cref="WorkerNotReleased"/>).
     /// </summary>
     public sealed record ReleaseWaitingWorker(string SessionId);
 

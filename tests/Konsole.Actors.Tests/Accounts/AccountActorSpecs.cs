@@ -777,6 +777,25 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Assert.Equal("echo: b", (await waiting.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
     }
 
+    [Fact]
+    public async Task A_parked_worker_without_prompts_is_not_released_and_keeps_its_conversation_for_a_prompt_following_its_last_turn()
+    {
+        var account = await StartAccountAsync("konsole.sessions.max-workers = 1");
+        var first = NewPrompt("Remember 42", session: "w1");
+        Assert.Equal("echo: Remember 42", (await RunAsync(account, first, ProcessMode.Worker)).ResultText);
+        Assert.Equal("echo: b", (await RunAsync(account, NewPrompt("b", session: "w2"), ProcessMode.Worker)).ResultText); // w1 is parked
+
+        // As a router would with a view from before w1's last prompt was interrupted (or ran) where it waited.
+        var router = CreateTestProbe();
+        account.Tell(new ReleaseWaitingWorker("w1"), router.Ref);
+        Assert.Equal("w1", (await router.ExpectMsgAsync<WorkerNotReleased>(TurnTimeout)).SessionId);
+
+        // Sent while the first was still to run, for all its session knew: it continues the conversation w1 holds.
+        var (next, caller) = NewPrompt("What number?", session: "w1");
+        account.Tell(new SubmitPrompt(next with { After = first.Prompt.PromptId }, ProcessMode.Worker));
+        Assert.Equal("echo: What number? [history: Remember 42]", (await caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+    }
+
     /// <summary>A fake token endpoint that takes the refresh token of alpha's login.</summary>
     private async Task<FakeTokenEndpoint> TokensForAlphaAsync()
     {
