@@ -907,7 +907,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         _account.UsesApiKey,
         _credentials?.ExpiresAt,
         _rateLimit,
-        _slots.Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession,
+        // Workers waiting for a place last, in the order they began to wait: the order the router moves them in, as places here go.
+        _slots.OrderBy(s => s.WaitsForPlace ? s.LastUse : long.MinValue).Select(s => new ProcessStatus(s.Mode, s.ProcessId, s.Running is not null, s.Held?.SessionId, s.Restarts, s.WorkerSession,
             s.Running?.UserSessionId, s.WaitsForPlace, s is { Mode: ProcessMode.Worker, Started: false, WaitsForPlace: false })).ToArray(),
         _failure ?? (_rateLimitedUntil is { } until ? $"rate-limited until {until:u}" : null),
         _oauthError ?? _credentials?.Problem,

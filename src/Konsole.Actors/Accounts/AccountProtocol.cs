@@ -75,6 +75,7 @@ public static class AccountProtocol
     /// <param name="ActiveSessionId">The user session whose turn is running, if any.</param>
     /// <param name="QueueDepth">Prompts waiting (not counting running turns).</param>
     /// <param name="ExpiresAt">When the OAuth access token expires; null for API-key accounts or when unknown.</param>
+    /// <param name="Processes">Its full and chat process first, workers waiting for a place last, in the order they began to wait.</param>
     /// <param name="StateReason">Why the account is in its state, where that needs saying (why it failed).</param>
     /// <param name="OAuthError">Why its last OAuth refresh failed, until one succeeds; or why no login can be read from its credentials file.</param>
     public sealed record AccountStatus(

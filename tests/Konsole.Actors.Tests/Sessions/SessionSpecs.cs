@@ -388,6 +388,30 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
         Assert.Equal("echo: What number? [history: Remember 3]", (await caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
     }
 
+    [Fact]
+    public async Task Workers_waiting_for_a_place_move_to_a_place_freed_elsewhere_in_the_order_they_began_to_wait_a_parked_one_included()
+    {
+        var (w1, w2, w3, _) = await ThreeWorkersAsync();
+        await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask); // on the other account, without prompts
+        var w5 = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker), Ask)).SessionId;
+        Assert.Equal(await AssignedAccountAsync(w1), await AssignedAccountAsync(w5));
+        Assert.Equal("echo: w3", ResultText(await PromptAsync(w3, "w3")));
+        var busyElsewhere = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w2, $"{Long} w2"), Ask);
+        await FirstAsync(busyElsewhere, "assistant");
+        await FirstAsync(await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w1, $"{Long} w1"), Ask), "assistant"); // w3 is parked
+
+        var first = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w5, "[[chunks:20:100]] w5 waits first"), Ask);
+        await FirstAsync(first, "queued");
+        var second = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(w3, "[[chunks:20:100]] w3 waits second"), Ask);
+        await FirstAsync(second, "queued");
+        await _sessions.Ask<SessionInterrupted>(new InterruptSession(w2), Ask); // a place frees on the other account
+
+        // It goes to w5, which began to wait first, though w3's slot is older; w3 moves there once w5's turn has ended.
+        var started = await Task.WhenAny(FirstAsync(first, "assistant"), FirstAsync(second, "assistant"));
+        Assert.Equal(first.PromptId, (await started).PromptId);
+        await _sessions.Ask<SessionInterrupted>(new InterruptSession(w1), Ask);
+    }
+
     /// <summary>One worker place per account: w1 and w3 are on one account, w2 on the other.</summary>
     private async Task<(string W1, string W2, string W3, string Other)> ThreeWorkersAsync()
     {
