@@ -341,13 +341,17 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     {
         if (RunningWorkers >= _settings.Sessions.MaxWorkers)
         {
-            if (_slots.Where(s => s is { Mode: ProcessMode.Worker, Started: true, Running: null, ProcessId: not null } && s.Queue.Count == 0)
+            // Idle: its process waits for a prompt, or it is lost and waits out its restart's backoff (no turn runs there either).
+            if (_slots.Where(s => s is { Mode: ProcessMode.Worker, Started: true, Running: null } && s.Queue.Count == 0
+                        && (s.ProcessId is not null || s is { Restarting: true, Process: null }))
                     .MinBy(s => s.LastUse) is not { } idle)
                 return false;
             _log.Info("Account {0}: worker session {1}, idle, gives its place to worker session {2} (konsole.sessions.max-workers = {3}): " +
                 "its process stops, and its conversation is resumed with its next prompt", Id, idle.WorkerSession, slot.WorkerSession,
                 _settings.Sessions.MaxWorkers);
             StopProcess(idle);
+            Timers.Cancel(idle.Name);
+            idle.Restarting = false;
             idle.Started = false;
         }
         StartProcess(slot, resume: slot.Held?.SessionId);
@@ -815,6 +819,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Timers.StartSingleTimer(slot.Name, new RestartProcess(slot.Name), delay);
         Context.System.EventStream.Publish(new ProcessRestarted(Id, slot.Mode, slot.ConsecutiveCrashes, delay, reason));
         AnnouncePositions(slot);
+        if (slot.Mode == ProcessMode.Worker)
+            StartWaitingWorkers(); // its turn ended with it
         PublishStatus();
     }
 

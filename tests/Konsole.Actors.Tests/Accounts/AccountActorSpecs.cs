@@ -796,6 +796,38 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Assert.Equal("echo: What number? [history: Remember 42]", (await caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
     }
 
+    [Fact]
+    public async Task A_worker_whose_turn_ended_in_a_crash_gives_its_place_to_the_waiting_one_and_resumes_its_conversation_later()
+    {
+        var processes = CreateTestProbe("processes");
+        var specs = CreateTestProbe("specs");
+        var account = await StartAccountAsync("konsole.sessions.max-workers = 1\nkonsole.claude.restart { min-backoff = 1h, max-backoff = 1h }",
+            spec =>
+            {
+                specs.Tell(spec);
+                return Props.Create(() => new StandInProcess(processes.Ref));
+            });
+        var (crashing, crashingCaller) = NewPrompt("w1", session: "w1");
+        account.Tell(new SubmitPrompt(crashing, ProcessMode.Worker));
+        await processes.FishForMessageAsync<RunTurn>(r => r.Prompt.PromptId == crashing.PromptId, TurnTimeout);
+        var w1 = processes.LastSender;
+        var (waiting, waitingCaller) = NewPrompt("w2", session: "w2");
+        account.Tell(new SubmitPrompt(waiting, ProcessMode.Worker));
+        await waitingCaller.ExpectMsgAsync<PromptQueued>(TurnTimeout);
+
+        w1.Tell(new StandInProcess.Say(new ProcessExited(1, "conv-w1", "the CLI exited with code 1", SentTurn: crashing.PromptId)));
+        Assert.Equal(TurnErrorCodes.ProcessCrashed, (await crashingCaller.ReceiveTurnAsync(TurnTimeout)).Failed?.Code);
+
+        // Its restart would come in an hour: its place goes to w2 now, and w1 resumes its conversation once w2's turn has ended.
+        await processes.FishForMessageAsync<RunTurn>(r => r.Prompt.PromptId == waiting.PromptId, TurnTimeout);
+        var w2 = processes.LastSender;
+        var (next, _) = NewPrompt("w1 again", session: "w1");
+        account.Tell(new SubmitPrompt(next, ProcessMode.Worker));
+        w2.Tell(new StandInProcess.Say(new TurnFinished(waiting.PromptId, "conv-w2", false)));
+        await processes.FishForMessageAsync<RunTurn>(r => r.Prompt.PromptId == next.PromptId, TurnTimeout);
+        Assert.Equal("conv-w1", (await specs.FishForMessageAsync<HotProcessSpec>(s => s.Mode == ProcessMode.Worker && s.ResumeSessionId is not null, TurnTimeout)).ResumeSessionId);
+    }
+
     /// <summary>A fake token endpoint that takes the refresh token of alpha's login.</summary>
     private async Task<FakeTokenEndpoint> TokensForAlphaAsync()
     {
