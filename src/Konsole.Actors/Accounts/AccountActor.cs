@@ -169,7 +169,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         Receive<RateLimitObserved>(m => OnRateLimit(m.Info));
 
         Receive<RestartProcess>(m => WithSlot(m.Slot, slot => OnRestart(slot)));
-        Receive<ConversationPrepared>(m => WithSlot(m.Slot, slot => OnConversationPrepared(slot, m)));
+        Receive<ConversationPrepared>(m =>
+        {
+            if (m.Incarnation == _incarnation) // slot names are used again by the instance after a restart
+                WithSlot(m.Slot, slot => OnConversationPrepared(slot, m));
+        });
         Receive<CredentialsRead>(m =>
         {
             if (m.Incarnation != _incarnation || m.Read <= _staleCredentialsReads)
@@ -664,10 +668,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private void PrepareConversation(Slot slot, string? forPromptId, string sessionId, string fromConfigDir)
     {
-        var to = _account.ConfigDir;
+        var (to, incarnation) = (_account.ConfigDir, _incarnation);
         Task.Run(() => Transcripts.Prepare(sessionId, fromConfigDir, to)).PipeTo(Self,
-            success: available => new ConversationPrepared(slot.Name, forPromptId, sessionId, available, null),
-            failure: e => new ConversationPrepared(slot.Name, forPromptId, sessionId, false, e.Message));
+            success: available => new ConversationPrepared(slot.Name, forPromptId, sessionId, available, null, incarnation),
+            failure: e => new ConversationPrepared(slot.Name, forPromptId, sessionId, false, e.Message, incarnation));
     }
 
     private void OnConversationPrepared(Slot slot, ConversationPrepared prepared)
@@ -1033,7 +1037,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private sealed record RestartProcess(string Slot);
 
-    private sealed record ConversationPrepared(string Slot, string? ForPromptId, string SessionId, bool Available, string? Error);
+    private sealed record ConversationPrepared(string Slot, string? ForPromptId, string SessionId, bool Available, string? Error, Guid Incarnation);
 
     private sealed record CredentialsRead(AccountCredentials Credentials, long Read, Guid Incarnation);
 
