@@ -73,9 +73,8 @@ public static class KonsoleWebHost
                 .WithExposedHeaders("Konsole-First-Event-Id", "Retry-After")));
         builder.Services.AddAkka("konsole", akka =>
         {
-            if (PersistenceSetup.SqliteConnections(settings.Persistence) is { } sqlite)
-                akka.AddSetup(sqlite);
             akka
+            .AddSetup(PersistenceSetup.Connections(settings.Persistence))
             .AddHocon(config, HoconAddMode.Prepend)
             .AddHocon(drainPhase, HoconAddMode.Prepend)
             .AddHocon(PersistenceSetup.Hocon(settings.Persistence), HoconAddMode.Append)

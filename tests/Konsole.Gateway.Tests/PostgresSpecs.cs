@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Konsole.Testing;
 using Xunit.Abstractions;
 
 namespace Konsole.Gateway.Tests;
@@ -41,5 +42,25 @@ public sealed class PostgresSpecs(ITestOutputHelper output, PostgresServer postg
             Assert.True(DateTime.UtcNow < deadline, "the closed session's journal was not deleted");
             await Task.Delay(50);
         }
+    }
+
+    [Fact]
+    public async Task A_plugin_that_cannot_be_created_is_logged_without_the_databases_password()
+    {
+        // A bad value in the akka section the plugin reads: Akka logs the arguments of an actor it cannot create, the plugin's HOCON.
+        var log = new StringWriterOutput();
+        using var own = KonsoleSandbox.Create(1);
+        await using var host = await GatewayHost.StartAsync(own.Hocon(FakeClaudeCli.Path, extraHocon: """
+            akka.persistence.journal.sql.table-mapping = postgres
+            konsole.persistence { provider = "PostgreSQL.15", connection-string = "Host=127.0.0.1;Port=1;Username=k;Password=pg-secret-5150;Database=k" }
+            """), log);
+
+        var deadline = DateTime.UtcNow + Timeout;
+        while (!log.Text.Contains("akka.persistence.journal.sql.postgres does not exist", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the plugin's failure was not logged:\n{log.Text}");
+            await Task.Delay(50);
+        }
+        Assert.DoesNotContain("pg-secret-5150", log.Text);
     }
 }

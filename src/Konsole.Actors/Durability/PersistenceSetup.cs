@@ -48,6 +48,9 @@ public static class PersistenceSetup
     public static Config Hocon(PersistenceSettings settings)
     {
         var connection = Quote(settings.ConnectionString);
+        // Not a server's (its password): Akka logs the HOCON of a plugin it cannot create (a bad akka.persistence value). The plugin
+        // gets it from Connections' setup instead.
+        var pluginConnection = settings.IsSqlite ? $"connection-string = {connection}," : "";
         var provider = Quote(settings.Provider);
         // Reading state back competes with every CLI process starting at once (hundreds, on a few cores): Akka's 30 s can
         // pass before the snapshot store answers, and a host whose roles did not recover stops (StateUnrecoverable).
@@ -73,7 +76,7 @@ public static class PersistenceSetup
                   plugin-dispatcher = {{Dispatcher}}
                 }
                 sql {
-                  connection-string = {{connection}}, provider-name = {{provider}}, auto-initialize = true, parallelism = 3
+                  {{pluginConnection}} provider-name = {{provider}}, auto-initialize = true, parallelism = 3
                   recovery-event-timeout = 120s, use-clone-connection = off
                   plugin-dispatcher = {{Dispatcher}}, materializer-dispatcher = {{Dispatcher}}
                 }
@@ -81,7 +84,7 @@ public static class PersistenceSetup
               snapshot-store {
                 plugin = "akka.persistence.snapshot-store.sql"
                 sql {
-                  connection-string = {{connection}}, provider-name = {{provider}}, auto-initialize = true, use-clone-connection = off
+                  {{pluginConnection}} provider-name = {{provider}}, auto-initialize = true, use-clone-connection = off
                   plugin-dispatcher = {{Dispatcher}}
                 }
               }
@@ -99,13 +102,16 @@ public static class PersistenceSetup
     /// </summary>
     internal const string SqliteConnectionPragma = "PRAGMA synchronous=NORMAL;";
 
-    /// <summary>For SQLite: <see cref="SqliteConnectionPragma"/> on every connection the plugin opens. Null for other databases.</summary>
-    public static DataOptionsSetup? SqliteConnections(PersistenceSettings settings)
+    /// <summary>
+    /// The plugin's connections: to a server, on its connection string (which <see cref="Hocon"/> leaves out); to SQLite, with
+    /// <see cref="SqliteConnectionPragma"/> run on every connection it opens.
+    /// </summary>
+    public static DataOptionsSetup Connections(PersistenceSettings settings)
     {
+        var options = new DataOptions().UseConnectionString(settings.Provider, settings.ConnectionString);
         if (!settings.IsSqlite)
-            return null;
-        return new DataOptionsSetup(new DataOptions()
-            .UseConnectionString(settings.Provider, settings.ConnectionString)
+            return new DataOptionsSetup(options);
+        return new DataOptionsSetup(options
             .UseAfterConnectionOpened(
                 connection =>
                 {
