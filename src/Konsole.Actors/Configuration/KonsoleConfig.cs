@@ -131,7 +131,7 @@ public static partial class KonsoleConfig
         {
             if (key == "akka") continue;
             if (key != "konsole")
-                throw new KonsoleConfigException($"{source}: unknown key '{key}' (expected 'konsole' or 'akka')");
+                throw new KonsoleConfigException($"{source}: unknown key '{Named(key)}' (expected 'konsole' or 'akka')");
             RefuseUnknown(value, Defaults.GetValue("konsole"), "konsole", source);
         }
     }
@@ -147,7 +147,7 @@ public static partial class KonsoleConfig
         {
             if (!known.TryGetValue(key, out var defaultValue))
                 throw new KonsoleConfigException(
-                    $"{source}: unknown key '{path}.{key}' (known keys under {path}: {string.Join(", ", known.Keys)})");
+                    $"{source}: unknown key '{path}.{Named(key)}' (known keys under {path}: {string.Join(", ", known.Keys)})");
             RefuseUnknown(value, defaultValue, $"{path}.{key}", source);
         }
     }
@@ -306,7 +306,7 @@ public static partial class KonsoleConfig
                 throw r.Error(at, "must be an object such as { id = \"a\", config-dir = \"~/.claude-a\" }");
             var fields = items[i].GetObject().Items;
             foreach (var name in fields.Keys.Where(k => !AccountKeys.Contains(k)))
-                throw r.Error($"{at}.{name}", $"unknown key (known: {string.Join(", ", AccountKeys)})");
+                throw r.Error($"{at}.{Named(name)}", $"unknown key (known: {string.Join(", ", AccountKeys)})");
             string? Field(string name)
             {
                 if (!fields.TryGetValue(name, out var v))
@@ -477,6 +477,13 @@ public static partial class KonsoleConfig
         }
         return -1;
     }
+
+    /// <summary>
+    /// A key as a refusal names it. One with whitespace in it is most likely a key and its value with no '=' between them
+    /// (<c>auth-token s3cret</c>): the value, maybe a secret, is left out.
+    /// </summary>
+    private static string Named(string key) =>
+        key.IndexOfAny([' ', '\t', '\r', '\n']) is var at and >= 0 ? key[..at] + " <value without '='? not shown>" : key;
 
     private static string FirstLine(string message) => message.Split('\n')[0].Trim();
 

@@ -197,6 +197,19 @@ public sealed class KonsoleConfigTests
         Assert.DoesNotContain(secret, error.Message);
     }
 
+    [Theory]
+    [InlineData("konsole.gateway { auth-token tok-8c1f27 }", "konsole.gateway.auth-token")]
+    [InlineData("konsole.gateway.auth-token tok-8c1f27\nkonsole.queue.max-depth = 3", "konsole.gateway.auth-token")]
+    [InlineData("auth-token tok-8c1f27", "unknown key 'auth-token")]
+    [InlineData("konsole.accounts = [ { id = a, api-key-env tok-8c1f27 } ]", "konsole.accounts[0].api-key-env")]
+    public void A_value_written_without_its_equals_sign_is_not_quoted_with_the_unknown_key_it_makes(string hocon, string key)
+    {
+        var error = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Parse(hocon));
+
+        Assert.Contains(key, error.Message);
+        Assert.DoesNotContain("tok-8c1f27", error.Message);
+    }
+
     [Fact]
     public void A_config_dir_that_is_a_symbolic_link_to_another_accounts_is_that_accounts_login_too()
     {
