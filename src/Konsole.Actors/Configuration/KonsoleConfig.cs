@@ -328,7 +328,9 @@ public static partial class KonsoleConfig
             if (configDir is not null && apiKeyEnv is not null)
                 throw r.Error(at, $"account '{id}' has config-dir and api-key-env: set one (an OAuth login, or an API key instead of it)");
             if (apiKeyEnv is not null && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(apiKeyEnv)))
-                throw r.Error($"{at}.api-key-env", $"environment variable '{apiKeyEnv}' is not set");
+                throw r.Error($"{at}.api-key-env", VariableName().IsMatch(apiKeyEnv)
+                    ? $"environment variable '{apiKeyEnv}' is not set"
+                    : "names no variable that is set, and is not shown: it may be the API key itself; give the name of the variable holding it");
             // An API-key account gets a config dir of its own, so it never picks up the user's own login.
             var dir = configDir is null ? Path.Combine(dataDir, "accounts", id) : ExpandPath(configDir);
             if (File.Exists(dir))
@@ -500,6 +502,9 @@ public static partial class KonsoleConfig
 
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\z")]
     private static partial Regex AccountId();
+
+    [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_]*\z")]
+    private static partial Regex VariableName();
 
     private const long MinLineBytes = 64 * 1024;
 

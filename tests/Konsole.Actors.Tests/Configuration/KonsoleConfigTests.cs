@@ -210,6 +210,17 @@ public sealed class KonsoleConfigTests
         Assert.DoesNotContain("tok-8c1f27", error.Message);
     }
 
+    [Theory]
+    [InlineData("sk-ant-api03-Zq81kL0pXw")]
+    [InlineData("proxy-5d1e0b7c93a2f4")]
+    public void An_api_key_written_where_the_name_of_its_variable_belongs_is_not_quoted(string key)
+    {
+        var error = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Parse($"konsole.accounts = [ {{ id = a, api-key-env = \"{key}\" }} ]"));
+
+        Assert.Contains("konsole.accounts[0].api-key-env", error.Message);
+        Assert.DoesNotContain(key, error.Message);
+    }
+
     [Fact]
     public void A_config_dir_that_is_a_symbolic_link_to_another_accounts_is_that_accounts_login_too()
     {
