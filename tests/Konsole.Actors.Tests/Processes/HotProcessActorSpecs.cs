@@ -572,6 +572,21 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task Another_accounts_api_key_that_the_cli_inherits_from_the_host_and_prints_is_masked_too()
+    {
+        // Another account's api-key-env variable: in the host's environment, so every CLI inherits it (only the overrides are the launch's).
+        IActorRef process;
+        using (EnvironmentScope.Set(("KONSOLE_SPEC_KEY_BETA", ProxyKey)))
+            process = await StartAsync(ProcessMode.Full);
+
+        process.Tell(new RunTurn(NewPrompt("[[stderr-env:KONSOLE_SPEC_KEY_BETA]] [[crash]]").Prompt, ClearFirst: false));
+
+        var exited = await _account.ExpectMsgAsync<ProcessExited>(Turn);
+        Assert.Contains("env KONSOLE_SPEC_KEY_BETA=***", exited.Reason);
+        Assert.DoesNotContain(ProxyKey, exited.Reason);
+    }
+
+    [Fact]
     public async Task An_api_key_in_a_stdout_line_that_is_not_json_is_masked_whole_in_its_preview_even_across_the_cut()
     {
         var spec = ProxyKeySpec();
