@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Text;
+using System.Text.RegularExpressions;
 using Akka.Actor;
 using Akka.Event;
 using Konsole.Actors.Prompts;
@@ -218,9 +219,12 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     /// <summary>The line's start, credentials masked (read past the cut by the longest, so one across it is masked whole, not shown in part).</summary>
     private string Preview(ReadOnlyMemory<byte> line)
     {
-        var head = line.Span[..Math.Min(line.Length, 200 + _secrets.Select(Encoding.UTF8.GetByteCount).DefaultIfEmpty().Max())];
-        var text = SecretRedactor.Redact(Encoding.UTF8.GetString(head), _secrets);
-        return (text.Length > 200 ? text[..200] : text) + (line.Length > 200 ? $"... ({line.Length:N0} bytes)" : "");
+        var head = Encoding.UTF8.GetString(line.Span[..Math.Min(line.Length, 200 + _secrets.Select(Encoding.UTF8.GetByteCount).DefaultIfEmpty().Max())]);
+        // Masked at their own length first: masked shorter, the cut would take in more of the line, part of another one with it.
+        foreach (var secret in _secrets)
+            head = head.Replace(secret, new string('\0', secret.Length), StringComparison.Ordinal);
+        var text = Regex.Replace(head.Length > 200 ? head[..200] : head, "\0+", "***");
+        return SecretRedactor.Redact(text) + (line.Length > 200 ? $"... ({line.Length:N0} bytes)" : "");
     }
 
     private void OnRunTurn(RunTurn run)

@@ -605,6 +605,25 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         Assert.DoesNotContain(ProxyKey[..5], logged);
     }
 
+    [Fact]
+    public async Task An_api_key_twice_in_a_stdout_line_that_is_not_json_is_masked_whole_both_times_in_its_preview()
+    {
+        var spec = ProxyKeySpec();
+        // The first one masked shortens the preview's text: the second, a few bytes past the cut, must not move into it in part.
+        var launch = spec.Launch with
+        {
+            FileName = "sh",
+            Arguments = ["-c", $"echo \"${{ANTHROPIC_API_KEY}}{new string('x', 185)}${{ANTHROPIC_API_KEY}}\"; exec \"$0\" \"$@\"", spec.Launch.FileName, .. spec.Launch.Arguments],
+        };
+        var logs = EventsOf(typeof(Akka.Event.Warning));
+
+        await StartAsync(spec with { Launch = launch });
+
+        var logged = (await logs.FishForMessageAsync<Akka.Event.Warning>(w => w.ToString().Contains("not a JSON object"), Turn)).ToString();
+        Assert.Contains("***x", logged);
+        Assert.DoesNotContain(ProxyKey[..5], logged);
+    }
+
     private const string ProxyKey = "proxy-7f3a9c2e41d8b6"; // a proxy's key: nothing like sk-ant-
 
     private HotProcessSpec ProxyKeySpec()
