@@ -56,7 +56,7 @@ public class JournalWrites
         PersistenceSetup.Prepare(settings);
         var config = ConfigurationFactory.ParseString("akka.loglevel = WARNING\n" + hocon)
             .WithFallback(PersistenceSetup.Hocon(settings)).WithFallback(KonsoleConfig.Defaults);
-        var system = ActorSystem.Create("journal-bench", BootstrapSetup.Create().WithConfig(config).And(PersistenceSetup.SqliteConnections(settings)!));
+        var system = ActorSystem.Create("journal-bench", BootstrapSetup.Create().WithConfig(config).And(PersistenceSetup.Connections(settings)));
         _systems.Add((system, sandbox));
         return system.ActorOf(Props.Create(() => new Writer()));
     }
