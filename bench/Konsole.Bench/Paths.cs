@@ -213,7 +213,7 @@ public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
 /// <summary>How every path here starts its CLI: the same launch as an account's full process.</summary>
 public static class Launches
 {
-    public static ProcessLaunch Full(KonsoleSettings settings) => CliLaunch.For(settings.Accounts[0], settings.Claude, ProcessMode.Full);
+    public static ProcessLaunch Full(KonsoleSettings settings) => CliLaunch.For(settings, settings.Accounts[0], ProcessMode.Full);
 }
 
 /// <summary>Not a turn: one <c>GET /healthz</c> on a gateway, the HTTP round trip under every turn that goes over HTTP.</summary>

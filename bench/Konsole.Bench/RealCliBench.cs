@@ -144,7 +144,7 @@ public static class RealCliBench
             // 4. Quick turns back to back (each then pays for the /clear that followed the one before) against hot full
             // turns, in alternating blocks; and the same on raw pipes: a chat process's turn, then its /clear, timed apart.
             Console.Error.WriteLine($"[realcli] part 4, quick turns and /clear: {turns} of each ({run.Elapsed.TotalSeconds:0.0} s)");
-            await using (var chat = await RawPipe.StartAsync(CliLaunch.For(rawSettings.Accounts[0], rawSettings.Claude, ProcessMode.Chat)))
+            await using (var chat = await RawPipe.StartAsync(CliLaunch.For(rawSettings, rawSettings.Accounts[0], ProcessMode.Chat)))
             {
                 await chat.TurnAsync("chat warm-up").WaitAsync(TurnTimeout);
                 await chat.TurnAsync("/clear").WaitAsync(TurnTimeout);

@@ -864,7 +864,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     {
         slot.Generation++;
         var spec = new HotProcessSpec(Id, slot.Mode, _account.ConfigDir,
-            CliLaunch.For(_account, _settings.Claude, slot.Mode), resume,
+            CliLaunch.For(_settings, _account, slot.Mode), resume,
             _settings.Claude);
         slot.Process = Context.Watch(Context.ActorOf(_processProps(spec), $"{slot.Name}-{slot.Generation}"));
         slot.Started = true;

@@ -11,15 +11,20 @@ public static class CliLaunch
     public static readonly IReadOnlyList<string> RemovedVariables =
         ["CLAUDE_CONFIG_DIR", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDECODE"];
 
-    public static ProcessLaunch For(AccountSettings account, ClaudeSettings claude, ProcessMode mode)
+    /// <summary>
+    /// The launch of one of <paramref name="account"/>'s processes. Every account's <c>api-key-env</c> variable is removed from it
+    /// (its own key reaches it as <c>ANTHROPIC_API_KEY</c>): the CLI runs tools, and one account's process is no place for another's key.
+    /// </summary>
+    public static ProcessLaunch For(KonsoleSettings settings, AccountSettings account, ProcessMode mode)
     {
+        var claude = settings.Claude;
         List<string> arguments = ["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"];
         if (mode == ProcessMode.Chat)
             arguments.AddRange(["--tools", "", "--append-system-prompt", claude.ChatSystemPrompt]);
         arguments.AddRange(claude.ExtraArgs);
 
         var environment = new Dictionary<string, string?>(StringComparer.Ordinal);
-        foreach (var name in RemovedVariables)
+        foreach (var name in RemovedVariables.Concat(settings.Accounts.Select(a => a.ApiKeyEnv).OfType<string>()))
             environment[name] = null; // CliWrap removes variables set to null
         foreach (var (name, value) in claude.Environment)
             environment[name] = value;

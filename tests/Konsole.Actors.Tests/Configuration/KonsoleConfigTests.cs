@@ -15,7 +15,7 @@ public sealed class KonsoleConfigTests
         Assert.Equal(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".claude"), account.ConfigDir);
         Assert.True(account.CliDefaultLogin);
         // Its processes get no CLAUDE_CONFIG_DIR (the host's own is removed): the CLI reads the user's login where it does by default.
-        var launch = Konsole.Actors.Accounts.CliLaunch.For(account, settings.Claude, Konsole.Actors.Prompts.ProcessMode.Full);
+        var launch = Konsole.Actors.Accounts.CliLaunch.For(settings, account, Konsole.Actors.Prompts.ProcessMode.Full);
         Assert.True(launch.Environment.TryGetValue("CLAUDE_CONFIG_DIR", out var configDir));
         Assert.Null(configDir);
         Assert.Equal(new RoleSettings("default", "default"), settings.Roles);
@@ -95,6 +95,28 @@ public sealed class KonsoleConfigTests
             """);
 
         Assert.Equal(new AccountSettings("k", "k", "/tmp/konsole-data/accounts/k", "KONSOLE_TEST_KEY_PRESENT", null), settings.Accounts[0]);
+    }
+
+    [Fact]
+    public void No_accounts_process_inherits_an_api_key_variable_its_own_key_reaching_it_as_anthropic_api_key()
+    {
+        using var keys = EnvironmentScope.Set(("KONSOLE_TEST_KEY_A", "sk-ant-api-aaa"), ("KONSOLE_TEST_KEY_B", "sk-ant-api-bbb"));
+        var (_, settings) = KonsoleConfig.Parse("""
+            konsole.accounts = [
+              { id = a, api-key-env = "KONSOLE_TEST_KEY_A" }
+              { id = b, api-key-env = "KONSOLE_TEST_KEY_B" }
+              { id = c, config-dir = "/tmp/konsole-c" }
+            ]
+            """);
+
+        foreach (var account in settings.Accounts)
+        {
+            var environment = Konsole.Actors.Accounts.CliLaunch.For(settings, account, Konsole.Actors.Prompts.ProcessMode.Full).Environment;
+            // Null: CliWrap removes the variable from what the process inherits.
+            Assert.Null(environment["KONSOLE_TEST_KEY_A"]);
+            Assert.Null(environment["KONSOLE_TEST_KEY_B"]);
+            Assert.Equal(account.Id switch { "a" => "sk-ant-api-aaa", "b" => "sk-ant-api-bbb", _ => null }, environment["ANTHROPIC_API_KEY"]);
+        }
     }
 
     [Theory]

@@ -698,7 +698,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     {
         var settings = Sandbox.Settings(FakeClaudeCli.Path, new Dictionary<string, string> { ["KONSOLE_EXTRA"] = "passed" });
         var account = settings.Accounts[0] with { ApiKeyEnv = apiKeyEnv };
-        var launch = CliLaunch.For(account, settings.Claude, mode);
+        var launch = CliLaunch.For(settings, account, mode);
         var claude = settings.Claude with
         {
             TurnTimeout = turnTimeout ?? settings.Claude.TurnTimeout,
