@@ -1,8 +1,16 @@
 namespace Konsole.Host;
 
-/// <summary>The host's command line: <c>[--config FILE.hocon] [--demo]</c>.</summary>
-public sealed record HostArguments(string? ConfigFile, bool Demo)
+/// <summary>The host's command line: <c>[--config FILE.hocon] [--demo]</c>, or <c>--help</c>.</summary>
+public sealed record HostArguments(string? ConfigFile, bool Demo, bool Help = false)
 {
+    private const string UsageText = """
+        usage: konsole [--config FILE.hocon] [--demo]
+
+          --config FILE   a HOCON file merged over the defaults (hocon/konsole.hocon)
+          --demo          two simulated accounts on FakeClaude: try every endpoint without a Claude login
+          --help, -h      this text
+        """;
+
     public static HostArguments? Parse(string[] args)
     {
         string? configFile = null;
@@ -11,6 +19,8 @@ public sealed record HostArguments(string? ConfigFile, bool Demo)
         {
             switch (args[i])
             {
+                case "--help" or "-h":
+                    return new HostArguments(null, false, Help: true);
                 case "--config" when i + 1 < args.Length:
                     configFile = args[++i];
                     break;
@@ -24,14 +34,17 @@ public sealed record HostArguments(string? ConfigFile, bool Demo)
         return new HostArguments(configFile, demo);
     }
 
+    /// <summary>Asked for (<c>--help</c>): the usage on stdout, exit code 0.</summary>
+    public static int PrintHelp()
+    {
+        Console.Out.WriteLine(UsageText);
+        return 0;
+    }
+
+    /// <summary>A command line it does not take: the usage on stderr, exit code 2.</summary>
     public static int Usage()
     {
-        Console.Error.WriteLine("""
-            usage: konsole [--config FILE.hocon] [--demo]
-
-              --config FILE   a HOCON file merged over the defaults (hocon/konsole.hocon)
-              --demo          two simulated accounts on FakeClaude: try every endpoint without a Claude login
-            """);
+        Console.Error.WriteLine(UsageText);
         return 2;
     }
 }

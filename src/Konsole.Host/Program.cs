@@ -15,6 +15,8 @@ using Serilog.Events;
 // The composition root: configuration, logging, the actor system with the accounts, the HTTP gateway.
 if (HostArguments.Parse(args) is not { } arguments)
     return HostArguments.Usage();
+if (arguments.Help)
+    return HostArguments.PrintHelp();
 
 Config config;
 KonsoleSettings settings;

@@ -16,6 +16,26 @@ public sealed partial class HostSpecs : IDisposable
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
     private readonly KonsoleSandbox _sandbox = KonsoleSandbox.Create(0);
 
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    public async Task Help_prints_the_usage_and_exits_0(string flag)
+    {
+        var (exit, output) = await RunToEndAsync(flag);
+
+        Assert.Equal(0, exit);
+        Assert.StartsWith("usage: konsole [--config FILE.hocon] [--demo]", output);
+    }
+
+    [Fact]
+    public async Task An_unknown_argument_prints_the_usage_and_exits_2()
+    {
+        var (exit, output) = await RunToEndAsync("--bogus");
+
+        Assert.Equal(2, exit);
+        Assert.Contains("usage: konsole [--config FILE.hocon] [--demo]", output);
+    }
+
     [Fact]
     public async Task Without_the_cli_the_host_says_how_to_install_it_and_exits_3()
     {
