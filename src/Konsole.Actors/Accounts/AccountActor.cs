@@ -590,7 +590,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         if (prompt.ConfirmDispatch)
         {
             slot.Confirming = prompt.PromptId;
-            prompt.ReplyTo.Tell(new DispatchRequested(prompt.PromptId));
+            prompt.ReplyTo.Tell(new DispatchRequested(prompt.PromptId, Id));
             Timers.StartSingleTimer($"{slot.Name}-confirm", new ConfirmationOverdue(slot.Name, prompt.PromptId), ConfirmationTimeout);
             PublishStatus();
             return;

@@ -44,8 +44,8 @@ public sealed record Prompt(string PromptId, string UserSessionId, string Text, 
     public static string NewId() => Guid.NewGuid().ToString();
 }
 
-/// <summary>The prompt is about to reach a CLI (see <see cref="Prompt.ConfirmDispatch"/>); answer the sender.</summary>
-public sealed record DispatchRequested(string PromptId);
+/// <summary>The prompt is about to reach a CLI of <paramref name="AccountId"/> (see <see cref="Prompt.ConfirmDispatch"/>); answer the sender.</summary>
+public sealed record DispatchRequested(string PromptId, string AccountId);
 
 /// <summary>The caller recorded the dispatch: the prompt may go to the CLI.</summary>
 public sealed record DispatchConfirmed(string PromptId);

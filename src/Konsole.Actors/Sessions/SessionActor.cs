@@ -140,6 +140,8 @@ public sealed class SessionActor : ReceivePersistentActor
                     return;
                 }
                 prompt.Dispatched = true;
+                if (_type != SessionType.Worker)
+                    _accountId = m.AccountId; // a worker's is its home account, as recorded when assigned
                 account.Tell(new DispatchConfirmed(m.PromptId));
             });
         });

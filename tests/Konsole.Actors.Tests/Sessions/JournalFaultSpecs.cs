@@ -222,7 +222,7 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         await FirstAsync(waiting, "queued"); // on record
         FailingJournal.FailWritesOf($"session-{session}");
 
-        account.Send(actor, new DispatchRequested(waiting.PromptId));
+        account.Send(actor, new DispatchRequested(waiting.PromptId, "alpha"));
 
         await ExpectTerminatedAsync(actor, TurnTimeout);
         FailingJournal.Heal($"session-{session}");
@@ -356,7 +356,7 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         }
         // ...#198-199 a running prompt's acceptance and dispatch...
         var running = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, "running"), Ask);
-        account.Send(actor, new DispatchRequested(running.PromptId));
+        account.Send(actor, new DispatchRequested(running.PromptId, "alpha"));
         await account.ExpectMsgAsync<DispatchConfirmed>(Ask);
         // ...and #200 the next id block, written ahead once it has streamed past event #500, held.
         FailingJournal.HoldEventIdReservationsOf(persistenceId);
@@ -459,7 +459,7 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         var actor = Sys.ActorOf(SessionActor.Props(session, SessionType.Full, CreateTestProbe().Ref, replayBuffer: 2000));
         Watch(actor);
         var running = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, "running"), Ask);
-        account.Send(actor, new DispatchRequested(running.PromptId));
+        account.Send(actor, new DispatchRequested(running.PromptId, "alpha"));
         await account.ExpectMsgAsync<DispatchConfirmed>(Ask);
         return (actor, running);
     }

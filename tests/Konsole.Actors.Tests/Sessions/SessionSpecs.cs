@@ -38,6 +38,21 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task A_sessions_account_is_known_as_soon_as_its_first_prompt_starts_not_only_once_it_ends()
+    {
+        await StartAsync();
+        var created = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask);
+        var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(created.SessionId, "[[finish-on-interrupt]] hold on"), Ask);
+
+        // It never waited (no queued event) and does not end until interrupted.
+        await AwaitAssertAsync(async () => Assert.Equal("alpha", (await _sessions.Ask<SessionInfo>(new GetSession(created.SessionId), Ask)).AccountId),
+            TurnTimeout);
+
+        await _sessions.Ask<SessionInterrupted>(new InterruptSession(created.SessionId), Ask);
+        Assert.DoesNotContain(await running.Events.ReadToEndAsync(TurnTimeout), e => e.Type == "queued");
+    }
+
+    [Fact]
     public async Task Prompts_sent_back_to_back_after_a_swap_continue_one_conversation_each_after_the_other()
     {
         await StartAsync();
