@@ -397,6 +397,8 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         // Ids 1 to 1000 are on record; the next block's write (at #500) waits while 1,200 events stream.
         FailingJournal.HoldEventIdReservationsOf(persistenceId);
         await OutputsAsync(actor, running, 1200);
+        // The session sent the write as it took #500; the journal actor takes it up on its own time.
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.HeldWrites(persistenceId) > 0), TurnTimeout);
         Assert.Equal(1, FailingJournal.HeldWrites(persistenceId));
         var seen = 0L;
         while (running.Events.TryRead(out var item))
