@@ -38,6 +38,19 @@ public static partial class SecretRedactor
             .ToList();
     }
 
+    /// <summary>
+    /// <see cref="SecretsIn"/> of the environment a process the host starts runs with: the host's own, <paramref name="overrides"/>
+    /// over it (null: removed).
+    /// </summary>
+    public static IReadOnlyList<string> SecretsInHostEnvironment(IReadOnlyDictionary<string, string?>? overrides = null, IEnumerable<string>? alsoSecret = null)
+    {
+        var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+            .ToDictionary(v => (string)v.Key, v => (string?)v.Value, StringComparer.Ordinal);
+        foreach (var (name, value) in overrides ?? new Dictionary<string, string?>())
+            environment[name] = value;
+        return SecretsIn(environment, alsoSecret);
+    }
+
     [GeneratedRegex(@"(?<keep>sk-ant-[a-z]{2,8}\d{0,2}-)[A-Za-z0-9_\-]+|(?<keep>Bearer\s+)[A-Za-z0-9_\-\.=+/]+", RegexOptions.IgnoreCase)]
     private static partial Regex Secret();
 }

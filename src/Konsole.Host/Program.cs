@@ -41,9 +41,7 @@ if (!arguments.Demo)
         Console.Error.WriteLine(ClaudeCli.NotFoundMessage(settings.Claude.Path));
         return 3;
     }
-    var secrets = SecretRedactor.SecretsIn(
-        Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>().ToDictionary(v => (string)v.Key, v => (string?)v.Value),
-        settings.Accounts.Select(a => a.ApiKeyEnv).OfType<string>());
+    var secrets = SecretRedactor.SecretsInHostEnvironment(alsoSecret: settings.Accounts.Select(a => a.ApiKeyEnv).OfType<string>());
     if (ClaudeCli.CannotStart(cli, secrets, out cliVersion) is { } reason)
     {
         Console.Error.WriteLine(ClaudeCli.CannotStartMessage(settings.Claude.Path, reason));

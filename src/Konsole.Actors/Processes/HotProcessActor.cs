@@ -58,7 +58,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     {
         _spec = spec;
         _launchModel = LaunchModel(spec.Launch.Arguments);
-        _secrets = SecretRedactor.SecretsIn(RunsWith(spec.Launch.Environment));
+        _secrets = SecretRedactor.SecretsInHostEnvironment(spec.Launch.Environment);
         Receive<Started>(m => m.Start == _starting, m => OnStarted(m.Process));
         Receive<Started>(m => CliProcessTracker.Get(Context.System).Stop(m.Process)); // an earlier incarnation's start: not this actor's
         Receive<StartFailed>(m => m.Start == _starting, m => Fail(null, $"could not start '{_spec.Launch.FileName}': {m.Error.Message}"));
@@ -550,18 +550,6 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         _log.Warning("{0}: {1}", Name, message);
         Context.Parent.Tell(new ProcessExited(exitCode, _sessionId, message, turnReported, _turnSent ? _turn?.PromptId : null));
         Context.Stop(Self);
-    }
-
-    /// <summary>
-    /// The environment the CLI runs with: the host's (another account's API key in it), with the launch's variables over it.
-    /// </summary>
-    private static Dictionary<string, string?> RunsWith(IReadOnlyDictionary<string, string?> launch)
-    {
-        var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
-            .ToDictionary(v => (string)v.Key, v => (string?)v.Value, StringComparer.Ordinal);
-        foreach (var (name, value) in launch)
-            environment[name] = value;
-        return environment;
     }
 
     private static string Seconds(TimeSpan span) => $"{span.TotalSeconds:0.###}s";
