@@ -589,18 +589,9 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     [Fact]
     public async Task An_api_key_in_a_stdout_line_that_is_not_json_is_masked_whole_in_its_preview_even_across_the_cut()
     {
-        var spec = ProxyKeySpec();
         // The key starts a few bytes before the preview's 200-byte cut.
-        var launch = spec.Launch with
-        {
-            FileName = "sh",
-            Arguments = ["-c", $"echo \"{new string('x', 195)}$ANTHROPIC_API_KEY\"; exec \"$0\" \"$@\"", spec.Launch.FileName, .. spec.Launch.Arguments],
-        };
-        var logs = EventsOf(typeof(Akka.Event.Warning));
+        var logged = await PreviewLoggedForAsync($"{new string('x', 195)}${{ANTHROPIC_API_KEY}}");
 
-        await StartAsync(spec with { Launch = launch });
-
-        var logged = (await logs.FishForMessageAsync<Akka.Event.Warning>(w => w.ToString().Contains("not a JSON object"), Turn)).ToString();
         Assert.Contains("x***", logged);
         Assert.DoesNotContain(ProxyKey[..5], logged);
     }
@@ -608,20 +599,27 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     [Fact]
     public async Task An_api_key_twice_in_a_stdout_line_that_is_not_json_is_masked_whole_both_times_in_its_preview()
     {
-        var spec = ProxyKeySpec();
         // The first one masked shortens the preview's text: the second, a few bytes past the cut, must not move into it in part.
+        var logged = await PreviewLoggedForAsync($"${{ANTHROPIC_API_KEY}}{new string('x', 185)}${{ANTHROPIC_API_KEY}}");
+
+        Assert.Contains("***x", logged);
+        Assert.DoesNotContain(ProxyKey[..5], logged);
+    }
+
+    /// <summary>The warning logged for a junk stdout line, <paramref name="echoed"/> by a shell (the proxy key as <c>${ANTHROPIC_API_KEY}</c>), before the CLI starts.</summary>
+    private async Task<string> PreviewLoggedForAsync(string echoed)
+    {
+        var spec = ProxyKeySpec();
         var launch = spec.Launch with
         {
             FileName = "sh",
-            Arguments = ["-c", $"echo \"${{ANTHROPIC_API_KEY}}{new string('x', 185)}${{ANTHROPIC_API_KEY}}\"; exec \"$0\" \"$@\"", spec.Launch.FileName, .. spec.Launch.Arguments],
+            Arguments = ["-c", $"echo \"{echoed}\"; exec \"$0\" \"$@\"", spec.Launch.FileName, .. spec.Launch.Arguments],
         };
         var logs = EventsOf(typeof(Akka.Event.Warning));
 
         await StartAsync(spec with { Launch = launch });
 
-        var logged = (await logs.FishForMessageAsync<Akka.Event.Warning>(w => w.ToString().Contains("not a JSON object"), Turn)).ToString();
-        Assert.Contains("***x", logged);
-        Assert.DoesNotContain(ProxyKey[..5], logged);
+        return (await logs.FishForMessageAsync<Akka.Event.Warning>(w => w.ToString().Contains("not a JSON object"), Turn)).ToString();
     }
 
     private const string ProxyKey = "proxy-7f3a9c2e41d8b6"; // a proxy's key: nothing like sk-ant-
