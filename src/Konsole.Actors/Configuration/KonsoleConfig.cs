@@ -250,8 +250,10 @@ public static partial class KonsoleConfig
         var origins = r.StringList(key);
         foreach (var origin in origins)
         {
-            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.AbsolutePath != "/" || origin.Contains('*'))
-                throw r.Error(key, $"holds '{origin}': each origin is a scheme, host and port such as \"http://localhost:3000\", never a wildcard");
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.AbsolutePath != "/"
+                || uri.UserInfo.Length > 0 || uri.Query.Length > 0 || uri.Fragment.Length > 0 || origin.Contains('*'))
+                throw r.Error(key, (MaskedUrl(origin) is { } shown ? $"holds '{shown}'" : "holds a value that is not an absolute URL") +
+                    ": each origin is a scheme, host and port such as \"http://localhost:3000\", never a wildcard");
         }
         return origins.Select(o => o.TrimEnd('/')).ToArray();
     }
@@ -263,7 +265,10 @@ public static partial class KonsoleConfig
         foreach (var host in hosts)
         {
             if (Uri.CheckHostName(host.Trim('[', ']')) == UriHostNameType.Unknown)
-                throw r.Error(key, $"holds '{host}': each entry is a host name or address as a Host header names it, such as \"konsole.example\" (no scheme, port or path)");
+            {
+                var shown = MaskedUrl(host) ?? (host.LastIndexOf('@') is var at and >= 0 ? "***" + host[at..] : host); // user:password@host
+                throw r.Error(key, $"holds '{shown}': each entry is a host name or address as a Host header names it, such as \"konsole.example\" (no scheme, port or path)");
+            }
         }
         return hosts;
     }
@@ -363,7 +368,21 @@ public static partial class KonsoleConfig
         var url = r.NonEmptyString(key);
         return Uri.TryCreate(url, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttps || (uri.Scheme == Uri.UriSchemeHttp && uri.IsLoopback))
             ? url
-            : throw r.Error(key, $"must be an https URL (http only on loopback), not '{url}'");
+            : throw r.Error(key, "must be an https URL (http only on loopback)" + (MaskedUrl(url) is { } shown ? $", not '{shown}'" : "; the value is not an absolute URL"));
+    }
+
+    /// <summary>
+    /// A URL as a refusal may quote it: its user-info, query and fragment (a password, a client_secret) masked. Null for a value
+    /// that is not an absolute URL with a host: nothing in it tells a credential from the rest, so it is not quoted.
+    /// </summary>
+    private static string? MaskedUrl(string value)
+    {
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) || uri.Host.Length == 0)
+            return null;
+        if (uri.UserInfo.Length == 0 && uri.Query.Length == 0 && uri.Fragment.Length == 0)
+            return value; // as written (a default port it names, too)
+        return $"{uri.Scheme}://{(uri.UserInfo.Length > 0 ? "***@" : "")}{uri.Authority}{uri.AbsolutePath}" +
+            $"{(uri.Query.Length > 0 ? "?***" : "")}{(uri.Fragment.Length > 0 ? "#***" : "")}";
     }
 
     private static RoleSettings ResolveRoles(Reader r, List<AccountSettings> accounts)

@@ -233,6 +233,30 @@ public sealed class KonsoleConfigTests
     }
 
     [Theory]
+    [InlineData("konsole.oauth.token-endpoint = \"http://client:pw-4e7a19@auth.example/token?client_secret=cs-93b2d1#f\"",
+        "konsole.oauth.token-endpoint must be an https URL (http only on loopback), not 'http://***@auth.example/token?***#***'")]
+    [InlineData("konsole.oauth.token-endpoint = \"client:pw-4e7a19@auth.example/token?client_secret=cs-93b2d1\"",
+        "konsole.oauth.token-endpoint must be an https URL (http only on loopback); the value is not an absolute URL")]
+    [InlineData("konsole.oauth.token-endpoint = \"pw-4e7a19 cs-93b2d1\"",
+        "konsole.oauth.token-endpoint must be an https URL (http only on loopback); the value is not an absolute URL")]
+    [InlineData("konsole.gateway.cors-origins = [\"https://ui:pw-4e7a19@ui.example/?k=cs-93b2d1\"]",
+        "konsole.gateway.cors-origins holds 'https://***@ui.example/?***': each origin is")]
+    [InlineData("konsole.gateway.cors-origins = [\"ui:pw-4e7a19@ui.example\"]",
+        "konsole.gateway.cors-origins holds a value that is not an absolute URL: each origin is")]
+    [InlineData("konsole.gateway.allowed-hosts = [\"https://ui:pw-4e7a19@konsole.example/?k=cs-93b2d1\"]",
+        "konsole.gateway.allowed-hosts holds 'https://***@konsole.example/?***': each entry is")]
+    [InlineData("konsole.gateway.allowed-hosts = [\"ui:pw-4e7a19@konsole.example\"]",
+        "konsole.gateway.allowed-hosts holds '***@konsole.example': each entry is")]
+    public void A_url_is_quoted_in_a_refusal_without_its_user_info_query_or_fragment(string hocon, string expected)
+    {
+        var error = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Parse(hocon));
+
+        Assert.Contains(expected, error.Message);
+        Assert.DoesNotContain("pw-4e7a19", error.Message);
+        Assert.DoesNotContain("cs-93b2d1", error.Message);
+    }
+
+    [Theory]
     [InlineData("sk-ant-api03-Zq81kL0pXw")]
     [InlineData("proxy-5d1e0b7c93a2f4")]
     public void An_api_key_written_where_the_name_of_its_variable_belongs_is_not_quoted(string key)
