@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Konsole.Actors.Configuration;
 
 namespace Konsole.Host;
 
@@ -30,12 +31,11 @@ public static class Demo
             """;
     }
 
-    /// <summary>Gives each demo account a login of its own (fake tokens, valid for 24 hours).</summary>
-    public static void WriteCredentials(string dataDir)
+    /// <summary>Gives each demo account a login of its own (fake tokens, valid for 24 hours) in its config dir.</summary>
+    public static void WriteCredentials(IEnumerable<AccountSettings> accounts)
     {
-        foreach (var id in new[] { "alpha", "beta" })
+        foreach (var (id, dir) in accounts.Select(a => (a.Id, a.ConfigDir)))
         {
-            var dir = ConfigDir(dataDir, id);
             Directory.CreateDirectory(dir);
             var credentials = new
             {

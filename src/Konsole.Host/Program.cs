@@ -23,11 +23,10 @@ KonsoleSettings settings;
 FileStream dataDirLock;
 try
 {
-    var dataDir = arguments.Demo ? KonsoleConfig.Load(arguments.ConfigFile).Settings.DataDir : null;
-    (config, settings) = KonsoleConfig.Load(arguments.ConfigFile, dataDir is null ? null : Demo.Overrides(dataDir));
+    (config, settings) = KonsoleConfig.Load(arguments.ConfigFile, arguments.Demo ? Demo.Overrides : null);
     dataDirLock = DataDirLock.Acquire(settings.DataDir);
-    if (dataDir is not null)
-        Demo.WriteCredentials(dataDir);
+    if (arguments.Demo)
+        Demo.WriteCredentials(settings.Accounts);
 }
 catch (KonsoleConfigException e)
 {

@@ -183,6 +183,15 @@ public sealed partial class HostSpecs : IDisposable
     }
 
     [Fact]
+    public async Task The_demo_starts_on_a_file_that_only_its_own_accounts_make_valid()
+    {
+        // Alone, the file's role names no account of its own (the default one): it was refused, listing that account.
+        await using var host = await HostProcess.StartAsync(WriteConfig(DemoConfig + "\nkonsole.roles.dashboard = alpha"));
+
+        Assert.True(File.Exists(Path.Combine(_sandbox.DataDir, "demo", "konsole.db")));
+    }
+
+    [Fact]
     public async Task The_demo_serves_the_api_on_simulated_accounts_and_sigterm_stops_every_cli()
     {
         await using var host = await HostProcess.StartAsync(WriteConfig(DemoConfig));

@@ -27,9 +27,9 @@ public static partial class KonsoleConfig
 
     /// <summary>
     /// Loads the defaults merged with <paramref name="userFile"/> (may be null), then <paramref name="overrides"/> (HOCON that
-    /// wins over both, such as the host's --demo accounts), and validates the result.
+    /// wins over both, such as the host's --demo accounts, made from the data dir they configure), and validates the result.
     /// </summary>
-    public static (Config Config, KonsoleSettings Settings) Load(string? userFile, string? overrides = null)
+    public static (Config Config, KonsoleSettings Settings) Load(string? userFile, Func<string, string>? overrides = null)
     {
         if (userFile is null && overrides is null)
             return (Defaults, Read(Defaults, DefaultsName));
@@ -44,14 +44,16 @@ public static partial class KonsoleConfig
         {
             throw new KonsoleConfigException($"{userFile}: cannot read the configuration file: {e.Message}");
         }
+        var source = userFile ?? "(overrides)";
         if (overrides is not null)
         {
-            // Checked on its own first, so an error in the user's file is reported against it.
-            if (userFile is not null)
-                Parse(text, userFile);
-            text += "\n" + overrides;
+            // Its syntax and keys are checked on their own, so such an error is reported at its own line; its values only
+            // with the overrides over them (an account they replace need not be valid, a role may name one of theirs).
+            var user = ParseText(text, source);
+            RefuseUnknownKeys(user, source);
+            text += "\n" + overrides(ResolveDataDir(new Reader(user.WithFallback(Defaults), source).String("konsole.data-dir")));
         }
-        return Parse(text, userFile ?? "(overrides)");
+        return Parse(text, source);
     }
 
     /// <summary>Parses HOCON text as if it were a user file named <paramref name="source"/>, merged over the defaults.</summary>

@@ -315,6 +315,20 @@ public sealed class KonsoleConfigTests
     }
 
     [Fact]
+    public void Overrides_are_made_from_the_files_data_dir_and_its_values_are_checked_with_them_over_it()
+    {
+        using var sandbox = KonsoleSandbox.Create(0);
+        var file = Path.Combine(sandbox.Root, "k.hocon");
+        // Alone it is refused: its account needs a config dir, its role names an account it does not have.
+        File.WriteAllText(file, $"konsole {{ data-dir = \"{sandbox.DataDir}\", accounts = [ {{ id = a }} ], roles.dashboard = o }}");
+
+        var (_, settings) = KonsoleConfig.Load(file, dataDir => $"konsole.accounts = [ {{ id = o, config-dir = \"{dataDir}/o\" }} ]");
+
+        Assert.Equal(Path.Combine(sandbox.DataDir, "o"), settings.Accounts.Single().ConfigDir);
+        Assert.Equal("o", settings.Roles.Dashboard);
+    }
+
+    [Fact]
     public void A_missing_file_is_named()
     {
         var error = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Load("/nonexistent/k.hocon"));
