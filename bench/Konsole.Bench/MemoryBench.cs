@@ -23,7 +23,7 @@ namespace Konsole.Bench;
 /// </summary>
 public static partial class MemoryBench
 {
-    private static readonly int[] AccountCounts = [2, 50, 200];
+    public static readonly int[] DefaultAccountCounts = [2, 50, 200];
     private static readonly TimeSpan ListenTimeout = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromMinutes(10);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromMinutes(3);
@@ -38,13 +38,14 @@ public static partial class MemoryBench
     public static string HostPath { get; } = typeof(MemoryBench).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
         .FirstOrDefault(a => a.Key == "KonsoleHost")?.Value ?? throw new InvalidOperationException("no KonsoleHost metadata: build with Konsole.Bench.csproj");
 
-    public static async Task<Report> RunAsync()
+    /// <param name="accountCounts">Two or more, ascending: the per-account figures are taken between the first and the last.</param>
+    public static async Task<Report> RunAsync(int[] accountCounts)
     {
         if (!File.Exists(HostPath))
             throw new FileNotFoundException($"the host program is not built at {HostPath}", HostPath);
         var runs = new List<Run>();
         var failedStarts = new List<string>();
-        foreach (var accounts in AccountCounts)
+        foreach (var accounts in accountCounts)
         {
             Run run;
             for (var attempt = 1; ; attempt++)
@@ -131,7 +132,7 @@ public static partial class MemoryBench
             $"({(high.ReadySeconds - low.ReadySeconds) * 1000 / (high.CliProcesses - low.CliProcesses):0} ms per CLI process beyond the first {low.CliProcesses})");
         report.Line("");
         report.Verdict($"< {TargetKbPerAccount:0} KB per idle account (VmRSS {rss:0.0} KB, RssAnon {anon:0.0} KB)", rss < TargetKbPerAccount);
-        report.Verdict("no CLI process outlives the host", runs.All(r => r.LeftOver == 0));
+        report.Check("no CLI process outlives the host", runs.All(r => r.LeftOver == 0));
         return report;
     }
 

@@ -274,8 +274,8 @@ public static class RealCliBench
         var hotUnchanged = hotPidsBefore.Order().SequenceEqual(hotPidsAfter.Order());
         report.Line($"Checks: the hot gateway's processes (pids {string.Join(", ", hotPidsBefore)}) were {(hotUnchanged ? "the same from the first turn to the last" : $"RESTARTED: now {string.Join(", ", hotPidsAfter)}")} " +
             $"(parts 1, 2 and 4; new conversations cost a /clear, not a restart); those parts made {requestsAfterHotParts - requestsBefore:N0} conversation requests to the fake.");
-        report.Verdict("the hot processes were never restarted", hotUnchanged);
-        report.Verdict("every conversation switch restarted the process (with --resume)", switchRestarts == turns);
+        report.Check("the hot processes were never restarted", hotUnchanged);
+        report.Check("every conversation switch restarted the process (with --resume)", switchRestarts == turns);
         return report;
     }
 

@@ -27,7 +27,17 @@ public sealed class Report
         Line("");
     }
 
+    /// <summary>True once a <see cref="Check"/> failed: the run's figures do not count.</summary>
+    public bool Failed { get; private set; }
+
     public void Verdict(string target, bool met) => Line($"- {target}: **{(met ? "met" : "missed")}**");
+
+    /// <summary>What must hold for the figures to mean anything (every stream ended, no CLI left), unlike a target, which may be missed.</summary>
+    public void Check(string what, bool holds)
+    {
+        Failed |= !holds;
+        Line($"- {what}: **{(holds ? "holds" : "FAILED")}**");
+    }
 
     /// <summary>A target on a ratio, judged by its interval (<see cref="Samples.P50RatioInterval"/>), not by one figure.</summary>
     public void Verdict(string target, double limit, (double Low, double High) interval) =>
