@@ -12,7 +12,7 @@ public static class ClaudeCli
     private const string TryDemo = "or try konsole without a Claude login: dotnet run --project src/Konsole.Host -- --demo";
 
     public static string NotFoundMessage(string path) => $"""
-        konsole: cannot find the Claude Code CLI '{path}' (konsole.claude.path){(File.Exists(path) ? ": the file is not executable" : "")}.
+        konsole: {(File.Exists(path) ? $"cannot run the Claude Code CLI '{path}' (konsole.claude.path): the file is not executable (chmod +x)" : $"cannot find the Claude Code CLI '{path}' (konsole.claude.path)")}.
           Install it:  npm install -g {PinnedPackage}
           or set konsole.claude.path in your --config file to the CLI's full path,
           {TryDemo}

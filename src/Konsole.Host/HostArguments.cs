@@ -11,8 +11,10 @@ public sealed record HostArguments(string? ConfigFile, bool Demo, bool Help = fa
           --help, -h      this text
         """;
 
-    public static HostArguments? Parse(string[] args)
+    /// <summary>The arguments, or null and <paramref name="problem"/>: what in them it does not take.</summary>
+    public static HostArguments? Parse(string[] args, out string problem)
     {
+        problem = "";
         string? configFile = null;
         var demo = false;
         for (var i = 0; i < args.Length; i++)
@@ -24,10 +26,14 @@ public sealed record HostArguments(string? ConfigFile, bool Demo, bool Help = fa
                 case "--config" when i + 1 < args.Length:
                     configFile = args[++i];
                     break;
+                case "--config":
+                    problem = "--config needs a file";
+                    return null;
                 case "--demo":
                     demo = true;
                     break;
                 default:
+                    problem = $"unknown argument '{args[i]}'";
                     return null;
             }
         }
@@ -41,10 +47,10 @@ public sealed record HostArguments(string? ConfigFile, bool Demo, bool Help = fa
         return 0;
     }
 
-    /// <summary>A command line it does not take: the usage on stderr, exit code 2.</summary>
-    public static int Usage()
+    /// <summary>A command line it does not take: what in it, and the usage, on stderr; exit code 2.</summary>
+    public static int Usage(string problem)
     {
-        Console.Error.WriteLine(UsageText);
+        Console.Error.WriteLine($"konsole: {problem}\n{UsageText}");
         return 2;
     }
 }

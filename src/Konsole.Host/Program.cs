@@ -13,8 +13,8 @@ using Serilog;
 using Serilog.Events;
 
 // The composition root: configuration, logging, the actor system with the accounts, the HTTP gateway.
-if (HostArguments.Parse(args) is not { } arguments)
-    return HostArguments.Usage();
+if (HostArguments.Parse(args, out var argumentProblem) is not { } arguments)
+    return HostArguments.Usage(argumentProblem);
 if (arguments.Help)
     return HostArguments.PrintHelp();
 

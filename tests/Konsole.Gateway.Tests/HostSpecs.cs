@@ -27,12 +27,15 @@ public sealed partial class HostSpecs : IDisposable
         Assert.StartsWith("usage: konsole [--config FILE.hocon] [--demo]", output);
     }
 
-    [Fact]
-    public async Task An_unknown_argument_prints_the_usage_and_exits_2()
+    [Theory]
+    [InlineData("konsole: unknown argument '--bogus'", "--bogus")]
+    [InlineData("konsole: --config needs a file", "--config")]
+    public async Task A_command_line_it_does_not_take_is_named_with_the_usage_and_exits_2(string problem, params string[] args)
     {
-        var (exit, output) = await RunToEndAsync("--bogus");
+        var (exit, output) = await RunToEndAsync(args);
 
         Assert.Equal(2, exit);
+        Assert.StartsWith(problem, output);
         Assert.Contains("usage: konsole [--config FILE.hocon] [--demo]", output);
     }
 
@@ -91,7 +94,7 @@ public sealed partial class HostSpecs : IDisposable
         var (exit, output) = await RunToEndAsync("--config", WriteConfig($"konsole.claude.path = \"{cli}\""));
 
         Assert.Equal(3, exit);
-        Assert.Contains($"cannot find the Claude Code CLI '{cli}' (konsole.claude.path): the file is not executable", output);
+        Assert.Contains($"cannot run the Claude Code CLI '{cli}' (konsole.claude.path): the file is not executable (chmod +x)", output);
     }
 
     [Fact]
