@@ -108,7 +108,9 @@ public static partial class KonsoleConfig
         }
         catch (Exception e) when (e is FormatException or ConfigurationException)
         {
-            throw new KonsoleConfigException($"{source}: malformed HOCON: {FirstLine(e.Message)}{Position(text, e.Message)}");
+            throw new KonsoleConfigException($"{source}: malformed HOCON: " + (CommaAfterObject(text, e.Message) is { } at
+                ? $"',' after an object's '}}' at {at}: Akka's HOCON does not take one there; end the field with a new line instead"
+                : $"{FirstLine(e.Message)}{Position(text, e.Message)}"));
         }
         // Akka's HOCON reads no environment variables, and a value substituted in place can not be checked as typed.
         return config.Substitutions?.Any() == true ? throw Substitution(source, text) : config;
@@ -510,15 +512,25 @@ public static partial class KonsoleConfig
 
     private static string FirstLine(string message) => message.Split('\n')[0].Trim();
 
-    private static string Position(string text, string message)
+    private static string Position(string text, string message) => Offset(text, message) is { } offset ? $" ({LineAndColumn(text, offset)})" : "";
+
+    /// <summary>Where the parser stopped, when that is a ',' right after an object's '}' (HOCON allows it; Akka's parser does not).</summary>
+    private static string? CommaAfterObject(string text, string message) =>
+        Offset(text, message) is { } offset && offset < text.Length && text[offset] == ',' && text[..offset].TrimEnd().EndsWith('}')
+            ? LineAndColumn(text, offset)
+            : null;
+
+    /// <summary>The offset into <paramref name="text"/> Akka's HOCON names in its message ("position N").</summary>
+    private static int? Offset(string text, string message)
     {
         var match = Regex.Match(message, @"position (\d+)");
-        if (!match.Success || !int.TryParse(match.Groups[1].Value, out var offset) || offset > text.Length)
-            return "";
+        return match.Success && int.TryParse(match.Groups[1].Value, out var offset) && offset <= text.Length ? offset : null;
+    }
+
+    private static string LineAndColumn(string text, int offset)
+    {
         var before = text[..offset];
-        var line = before.Count(ch => ch == '\n') + 1;
-        var column = offset - before.LastIndexOf('\n');
-        return $" (line {line}, column {column})";
+        return $"line {before.Count(ch => ch == '\n') + 1}, column {offset - before.LastIndexOf('\n')}";
     }
 
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\z")]

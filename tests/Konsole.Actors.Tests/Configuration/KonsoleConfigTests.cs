@@ -169,6 +169,8 @@ public sealed class KonsoleConfigTests
     [InlineData("konsole {\n claude { path = x }\n", "malformed HOCON: '{' opened at line 1, column 9 is never closed")]
     [InlineData("konsole.claude.path = \"unterminated", "malformed HOCON: unterminated string at line 1")]
     [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\" } }", "malformed HOCON: unexpected '}'")]
+    [InlineData("konsole { gateway { max-streams = 10 }, queue { max-depth = 5 } }", "malformed HOCON: ',' after an object's '}' at line 1, column 39: Akka's HOCON does not take one there; end the field with a new line instead")]
+    [InlineData("konsole { gateway { max-streams = 10 }\n  , queue { max-depth = 5 } }", "malformed HOCON: ',' after an object's '}' at line 2, column 3")]
     [InlineData("konsole.queue.max-depth = ${?KONSOLE_TEST_DEPTH}", "${?KONSOLE_TEST_DEPTH} (line 1, column 27): substitutions are not supported")] // was a stack overflow
     [InlineData("konsole.gateway.auth-token = ${HOME}", "${HOME} (line 1, column 30): substitutions are not supported")]
     [InlineData("x = 5\nkonsole.queue.max-depth = ${x}", "${x} (line 2, column 27): substitutions are not supported")]
