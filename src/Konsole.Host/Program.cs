@@ -77,7 +77,7 @@ try
     if (arguments.Demo)
         Log.Warning("DEMO: accounts alpha and beta are simulated by FakeClaude ({Path}); no Claude login is used and answers are echoes",
             Demo.FakeClaudePath);
-    Log.Information("Konsole: {Count} account(s): {Accounts}; dashboard {Dashboard}, quickturn {QuickTurn}; CLI {Cli} ({CliVersion})",
+    Log.Information("Konsole: {Count} account(s): {Accounts}; configured roles: dashboard {Dashboard}, quickturn {QuickTurn}; CLI {Cli} ({CliVersion})",
         settings.Accounts.Count, string.Join(", ", settings.Accounts.Select(a => a.Id)),
         settings.Roles.Dashboard, settings.Roles.QuickTurn, settings.Claude.Path, cliVersion);
     try

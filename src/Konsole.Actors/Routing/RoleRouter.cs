@@ -67,7 +67,8 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
                     m.Roles?.Dashboard, m.Roles?.QuickTurn);
             else if (m.Roles is { } roles && _accounts.ContainsKey(roles.Dashboard) && _accounts.ContainsKey(roles.QuickTurn))
                 _roles = roles;
-            _log.Info("Roles: dashboard {0}, quickturn {1}", _roles.Dashboard, _roles.QuickTurn);
+            _log.Info("Roles: dashboard {0}, quickturn {1}{2}", _roles.Dashboard, _roles.QuickTurn,
+                _roles == _configured ? "" : " (as last swapped: a swap stands over a restart until konsole.roles changes)");
             Stash.UnstashAll();
             Become(Routing);
         });
