@@ -33,6 +33,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Queue<string> _stderrTail = new();
     private readonly IReadOnlyList<string> _secrets; // the credentials in the CLI's environment, masked in whatever it says
+    private readonly int _longestSecretBytes;
     private Task<CliProcess>? _starting;
     private readonly CancellationTokenSource _startCancel = new(); // a start still queued when the actor stops is not made
     private CliProcess? _process;
@@ -59,6 +60,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         _spec = spec;
         _launchModel = LaunchModel(spec.Launch.Arguments);
         _secrets = SecretRedactor.SecretsInHostEnvironment(spec.Launch.Environment);
+        _longestSecretBytes = _secrets.Select(Encoding.UTF8.GetByteCount).DefaultIfEmpty().Max();
         Receive<Started>(m => m.Start == _starting, m => OnStarted(m.Process));
         Receive<Started>(m => CliProcessTracker.Get(Context.System).Stop(m.Process)); // an earlier incarnation's start: not this actor's
         Receive<StartFailed>(m => m.Start == _starting, m => Fail(null, $"could not start '{_spec.Launch.FileName}': {m.Error.Message}"));
@@ -163,7 +165,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     }
 
     private object ParseLine(ReadOnlyMemory<byte> line, string? sessionId) =>
-        (object?)StreamJsonParser.Parse(line, sessionId) ?? new NonJsonLine(Preview(line));
+        (object?)StreamJsonParser.Parse(line, sessionId) ?? new NonJsonLine(line);
 
     private void OnLine(object line)
     {
@@ -175,7 +177,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             case NonJsonLine junk:
                 // A flood of junk must not flood the log: the first few are shown, then every thousandth.
                 if (++_skippedLines <= 5 || _skippedLines % 1000 == 0)
-                    _log.Warning("{0}: skipped a stdout line that is not a JSON object ({1} so far): {2}", Name, _skippedLines, junk.Preview);
+                    _log.Warning("{0}: skipped a stdout line that is not a JSON object ({1} so far): {2}", Name, _skippedLines, Preview(junk.Line));
                 break;
             case DroppedLine dropped:
                 _log.Error("{0}: dropped a stdout line ({1}) of {2:N0} bytes (konsole.claude.max-line-bytes = {3:N0})", Name,
@@ -219,7 +221,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     /// <summary>The line's start, credentials masked (read past the cut by the longest, so one across it is masked whole, not shown in part).</summary>
     private string Preview(ReadOnlyMemory<byte> line)
     {
-        var head = Encoding.UTF8.GetString(line.Span[..Math.Min(line.Length, 200 + _secrets.Select(Encoding.UTF8.GetByteCount).DefaultIfEmpty().Max())]);
+        var head = Encoding.UTF8.GetString(line.Span[..Math.Min(line.Length, 200 + _longestSecretBytes)]);
         // Masked at their own length first: masked shorter, the cut would take in more of the line, part of another one with it.
         foreach (var secret in _secrets)
             head = head.Replace(secret, new string('\0', secret.Length), StringComparison.Ordinal);
@@ -568,7 +570,8 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
 
     private sealed record StdoutRead(IReadOnlyList<object> Lines) : IDeadLetterSuppression;
 
-    private sealed record NonJsonLine(string Preview);
+    /// <summary>Its preview is made only if it is logged (a flood of junk is not).</summary>
+    private sealed record NonJsonLine(ReadOnlyMemory<byte> Line);
 
     private sealed record Stderr(string Line) : IDeadLetterSuppression;
 
