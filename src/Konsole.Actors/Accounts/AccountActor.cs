@@ -416,11 +416,25 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private void OnRateLimit(RateLimitInfo info)
     {
+        var held = RateLimitedFor() is not null;
         // While a rejection holds, another process's report of a request sent before it ("allowed") must not hide when it resets.
-        if (RateLimitedFor() is not null && info.Status != "rejected")
+        if (held && info.Status != "rejected")
             return;
+        if (held)
+        {
+            // Another process's rejection (a prompt already in flight there) is the hold already announced: only its end may move.
+            if (info.ResetsAt is { } later && later > _rateLimitedUntil)
+            {
+                _rateLimit = info;
+                _rateLimitedUntil = later;
+                ResetRateLimitAt(later);
+                _log.Warning("Account {0}: still rate-limited, now until {1:u}", Id, later);
+                PublishStatus();
+            }
+            return;
+        }
+        var wasStrained = IsStrained(_rateLimit);
         _rateLimit = info;
-        var strained = info.Status == "allowed_warning" && info.Utilization >= _settings.RateLimitWarningUtilization;
         if (info.Status == "rejected")
         {
             var until = info.ResetsAt ?? DateTimeOffset.UtcNow.AddMinutes(5);
@@ -433,7 +447,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             // The warning is about a window that ends: after it, it keeps no traffic away (until a turn reports the next).
             ResetRateLimitAt(resets);
         }
-        if (info.Status == "rejected" || strained)
+        // Announced when the account becomes limited or strained, not again for each turn that reports the same.
+        if (info.Status == "rejected" || (IsStrained(info) && !wasStrained))
             Context.System.EventStream.Publish(new AccountRateLimited(Id, info.Status ?? "unknown", info.ResetsAt, info.Utilization));
         PublishStatus(); // the router hears of it before the prompts handed back to it
         if (RateLimitedFor() is null)
@@ -443,6 +458,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         StartRefreshIfIdle();
         PublishStatus();
     }
+
+    private bool IsStrained(RateLimitInfo? info) =>
+        info is { Status: "allowed_warning" } && info.Utilization >= _settings.RateLimitWarningUtilization;
 
     private void ResetRateLimitAt(DateTimeOffset at)
     {

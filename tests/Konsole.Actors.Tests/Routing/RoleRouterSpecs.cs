@@ -406,6 +406,36 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     [Fact]
+    public async Task A_limit_is_announced_once_though_several_turns_report_it_and_a_later_reset_moves_the_hold()
+    {
+        var router = await StartAsync();
+        var alpha = await Sys.ActorSelection(router.Path / "alpha").ResolveOne(TurnTimeout);
+        var limited = EventsOf(typeof(AccountProtocol.AccountRateLimited));
+        async Task<AccountProtocol.AccountStatus> ReportAsync(string status, double? used, DateTimeOffset resets)
+        {
+            alpha.Tell(new HotProcessProtocol.RateLimitObserved(new RateLimitInfo(status, resets, "five_hour", used)));
+            // Answered after the report is handled: an event it published is with the probe by then.
+            return await alpha.Ask<AccountProtocol.AccountStatus>(AccountProtocol.GetStatus.Instance, TurnTimeout);
+        }
+        var window = DateTimeOffset.UtcNow.AddHours(1);
+
+        await ReportAsync("allowed_warning", 0.95, window);
+        await ReportAsync("allowed_warning", 0.97, window); // the next turn: still strained, not news
+        Assert.Equal(0.95, (await limited.ExpectMsgAsync<AccountProtocol.AccountRateLimited>(TurnTimeout)).Utilization);
+        Assert.False(limited.HasMessages);
+
+        await ReportAsync("rejected", null, window);
+        await ReportAsync("rejected", null, window); // the chat process's prompt, in flight, rejected too
+        var later = await ReportAsync("rejected", null, window.AddHours(4)); // a longer window's: the hold lasts longer, as announced
+        Assert.Equal("rejected", (await limited.ExpectMsgAsync<AccountProtocol.AccountRateLimited>(TurnTimeout)).Status);
+        Assert.False(limited.HasMessages);
+        Assert.Equal((AccountState.RateLimited, $"rate-limited until {window.AddHours(4):u}"), (later.State, later.StateReason));
+        var earlier = await ReportAsync("rejected", null, window.AddMinutes(-30));
+        Assert.Equal(later.StateReason, earlier.StateReason); // an earlier reset does not shorten it
+        Assert.False(limited.HasMessages);
+    }
+
+    [Fact]
     public async Task An_account_whose_token_expired_and_cannot_be_refreshed_gets_no_role_traffic_while_another_is_healthy()
     {
         await using var tokens = await FakeTokenEndpoint.StartAsync(); // it knows no refresh token: invalid_grant
