@@ -376,14 +376,14 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
         var reader = Task.Run(() =>
         {
             var reads = 0;
-            while (!done.IsCancellationRequested)
+            do // at least once, however late this thread starts
             {
                 var text = File.ReadAllText(CredentialsPath);
                 var oauth = JsonNode.Parse(text)!["claudeAiOauth"]!;
                 Assert.StartsWith("sk-ant-ort01-", (string?)oauth["refreshToken"]);
                 Assert.Equal("default_claude_max_20x", (string?)oauth["rateLimitTier"]);
                 reads++;
-            }
+            } while (!done.IsCancellationRequested);
             return reads;
         });
 

@@ -654,6 +654,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         var spec = Spec(ProcessMode.Full);
         var launch = spec.Launch with { FileName = "sh", Arguments = ["-c", $"echo $$ > '{pidFile}.tmp' && mv '{pidFile}.tmp' '{pidFile}' && exec cat"] };
         var process = Sys.ActorOf(ForwardingParent.Props(HotProcessActor.Props(spec with { Launch = launch }), _account.Ref));
+        await Sys.ActorSelection(process.Path / "child").Ask<ActorIdentity>(new Identify(null), Turn); // answered after its PreStart asked for the start
         Sys.Stop(process);
 
         // Starts run in the order asked: once a start asked after it has run, it was made or dropped.
