@@ -25,7 +25,7 @@ public static class KonsoleActors
         {
             try
             {
-                await router.GracefulStop(settings.Claude.StopGrace + TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                await router.GracefulStop(settings.Claude.StopGrace + TimeSpan.FromSeconds(5), RoleRouterProtocol.StopRouter.Instance).ConfigureAwait(false);
             }
             catch (TaskCanceledException)
             {

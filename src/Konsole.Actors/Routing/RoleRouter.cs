@@ -42,6 +42,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     // Prompts interrupted lately (see WasInterrupted): one an account was handing back as the interrupt went out must not run elsewhere.
     private readonly RecentIds _interrupted = new(1024);
     private IActorRef _journal = ActorRefs.Nobody;
+    private bool _stopping; // StopRouter: stops once the journal has
     private readonly FaultBackoff _journalBackoff = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
 
     /// <param name="accountProps">What runs each account; null: an <see cref="AccountActor"/> (a spec's stand-in otherwise).</param>
@@ -73,7 +74,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             Become(Routing);
         });
         // A journal that cannot read the roles back (after a restart of this actor) is tried again; all else waits for the roles.
-        RestartingTheJournal();
+        WatchingTheJournal();
         Receive<GetReadiness>(_ => Sender.Tell(new Readiness("the roles are being read back from the journal")));
         Draining();
         ReceiveAny(_ => Stash.Stash());
@@ -108,7 +109,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void Routing()
     {
-        RestartingTheJournal();
+        WatchingTheJournal();
         Receive<RoutePrompt>(m => Route(m.Role, m.Prompt));
         Receive<RouteToAccount>(m =>
         {
@@ -281,16 +282,37 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             _waitingForPlace.Remove(status.AccountId);
     }
 
-    /// <summary>In every behaviour: a journal that stopped (a failed write, or a read back that failed) starts again after a backoff.</summary>
-    private void RestartingTheJournal()
+    /// <summary>
+    /// In every behaviour: a journal that stopped (a failed write, or a read back that failed) starts again after a backoff;
+    /// on <see cref="StopRouter"/>, the router stops once its journal has.
+    /// </summary>
+    private void WatchingTheJournal()
     {
+        Receive<StopRouter>(_ =>
+        {
+            _stopping = true;
+            if (_journal.IsNobody())
+                Context.Stop(Self);
+            else
+                _journal.Tell(StopJournal.Instance);
+        });
         Receive<Terminated>(m => m.ActorRef.Equals(_journal), _ =>
         {
+            _journal = ActorRefs.Nobody;
+            if (_stopping)
+            {
+                Context.Stop(Self);
+                return;
+            }
             var backoff = _journalBackoff.Next();
             _log.Warning("The roles' journal stopped (a write failed, or it could not read the journal back); it starts again in {0:0.0}s", backoff.TotalSeconds);
             Timers.StartSingleTimer(nameof(RestartJournal), RestartJournal.Instance, backoff);
         });
-        Receive<RestartJournal>(_ => _journal = StartJournal(firstStart: false));
+        Receive<RestartJournal>(_ =>
+        {
+            if (!_stopping)
+                _journal = StartJournal(firstStart: false);
+        });
     }
 
     protected override void PreStart() => _journal = StartJournal(firstStart: true);

@@ -48,6 +48,15 @@ public static class RoleRouterProtocol
     /// <summary>Drains every account (see <c>AccountProtocol.Drain</c>): the host is stopping.</summary>
     public sealed record DrainAccounts(TimeSpan Timeout);
 
+    /// <summary>
+    /// Stops the router as the host stops (a <c>GracefulStop</c> message): once the roles' journal has written the roles it was
+    /// given, so a swap answered just before is not lost (a <c>PoisonPill</c> stops the journal with writes still waiting).
+    /// </summary>
+    public sealed record StopRouter
+    {
+        public static readonly StopRouter Instance = new();
+    }
+
     /// <summary>Refreshes an account's OAuth token between turns; replied with <c>RefreshScheduled</c> or <c>RefreshRefused</c> (see <c>AccountProtocol</c>).</summary>
     public sealed record RefreshAccount(string AccountId);
 

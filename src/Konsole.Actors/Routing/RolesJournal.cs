@@ -41,6 +41,7 @@ public sealed class RolesJournal : ReceivePersistentActor
                     DeleteMessages(LastSequenceNr - 1);
             });
         });
+        Command<StopJournal>(_ => Context.Stop(Self)); // a command: it waits, as RecordRoles do, for the write under way
         Command<DeleteMessagesSuccess>(_ => { });
         Command<DeleteMessagesFailure>(_ => { }); // the next assignment's delete takes those too
     }

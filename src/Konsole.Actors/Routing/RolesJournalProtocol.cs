@@ -13,4 +13,10 @@ public static class RolesJournalProtocol
 
     /// <summary>Records <paramref name="Roles"/> (nothing when they are the last recorded).</summary>
     public sealed record RecordRoles(RoleAssignment Roles);
+
+    /// <summary>Stops the journal once the roles given before it are written.</summary>
+    public sealed record StopJournal
+    {
+        public static readonly StopJournal Instance = new();
+    }
 }

@@ -36,6 +36,20 @@ public sealed class DurabilitySpecs(ITestOutputHelper output) : SessionSpec(outp
     }
 
     [Fact]
+    public async Task Swaps_answered_just_before_the_host_stops_are_all_recorded()
+    {
+        await StartAsync();
+        for (var i = 0; i < 51; i++) // the journal writes one at a time: the others wait behind it as the host stops
+            _router.Tell(SwapRoles.Instance);
+
+        await _router.GracefulStop(Ask, StopRouter.Instance); // as the host stops it
+        await _sessions.GracefulStop(Ask);
+        await RestartAsync();
+
+        Assert.Equal(new RoleAssignment("beta", "alpha"), (await _router.Ask<AccountsView>(GetAccounts.Instance, Ask)).Roles);
+    }
+
+    [Fact]
     public async Task Prompts_accepted_but_not_dispatched_run_after_a_restart_in_the_order_they_were_accepted()
     {
         await StartAsync();
