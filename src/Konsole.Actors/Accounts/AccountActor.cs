@@ -262,6 +262,16 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private void OnSubmit(SubmitPrompt submit)
     {
         var prompt = submit.Prompt;
+        // The host is stopping: a prompt its session journaled (handed on from another account) waits here with those queued
+        // at the drain, and stays with its session to run after the restart (see PostStop); refused, its session would end it.
+        if (_draining && prompt.ConfirmDispatch && _failure is null)
+        {
+            var kept = submit.Mode == ProcessMode.Worker ? WorkerSlot(prompt.UserSessionId) : SlotFor(submit.Mode);
+            kept.Queue.AddLast(prompt);
+            prompt.ReplyTo.Tell(new PromptQueued(prompt.PromptId, Id, kept.Queue.Count));
+            PublishStatus();
+            return;
+        }
         if (_failure is not null || _draining)
         {
             prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable,
@@ -451,7 +461,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         if (info.Status == "rejected" || (IsStrained(info) && !wasStrained))
             Context.System.EventStream.Publish(new AccountRateLimited(Id, info.Status ?? "unknown", info.ResetsAt, info.Utilization));
         PublishStatus(); // the router hears of it before the prompts handed back to it
-        if (RateLimitedFor() is null)
+        if (RateLimitedFor() is null || _draining) // draining, they wait here for the restart (see PostStop)
             return;
         foreach (var slot in _slots)
             HandOnWaiting(slot);

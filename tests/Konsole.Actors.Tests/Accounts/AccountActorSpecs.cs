@@ -243,6 +243,41 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task Prompts_their_sessions_journaled_stay_for_the_restart_when_a_draining_account_is_rate_limited_or_handed_one()
+    {
+        var account = await StartAccountAsync();
+        var running = NewPrompt($"{Long} running");
+        account.Tell(new SubmitPrompt(running.Prompt, ProcessMode.Full));
+        var session = CreateTestProbe();
+        var queued = new Prompt(Prompt.NewId(), "ses-1", "queued", null, session.Ref, ConfirmDispatch: true);
+        account.Tell(new SubmitPrompt(queued, ProcessMode.Full));
+        account.Tell(new Drain(TimeSpan.FromMinutes(1)));
+
+        // The running turn reports the account rejected; a prompt another account handed back arrives.
+        account.Tell(new RateLimitObserved(new Konsole.Actors.Protocol.RateLimitInfo("rejected", DateTimeOffset.UtcNow.AddHours(1), "five_hour", null)));
+        var handedOn = new Prompt(Prompt.NewId(), "ses-2", "handed on", null, session.Ref, ConfirmDispatch: true);
+        account.Tell(new SubmitPrompt(handedOn, ProcessMode.Full));
+        var late = NewPrompt("a quick turn's, not journaled");
+        account.Tell(new SubmitPrompt(late.Prompt, ProcessMode.Chat));
+        Assert.Equal(2, (await StatusAsync()).QueueDepth); // answered after all of the above
+
+        // Handed on, the queued one would be refused by the other accounts (draining too), and ended by its session for good.
+        var toParent = new List<object>();
+        while (_parent.HasMessages)
+            toParent.Add(await _parent.ReceiveOneAsync(TurnTimeout));
+        Assert.DoesNotContain(toParent, m => m is PromptHandedBack);
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, (await late.Caller.ExpectMsgAsync<TurnFailed>(TurnTimeout)).Code);
+        Watch(account);
+        Sys.Stop(account);
+        await ExpectTerminatedAsync(account, TurnTimeout);
+        var toSession = new List<object>();
+        while (session.HasMessages)
+            toSession.Add(await session.ReceiveOneAsync(TurnTimeout));
+        // Neither is failed: both run after the restart.
+        Assert.Equal([new PromptQueued(queued.PromptId, Sandbox.Accounts[0].Id, 1), new PromptQueued(handedOn.PromptId, Sandbox.Accounts[0].Id, 2)], toSession);
+    }
+
+    [Fact]
     public async Task A_prompt_interrupted_while_its_session_is_asked_to_confirm_it_is_dropped_at_once_and_the_next_goes_on()
     {
         var account = await StartAccountAsync();
