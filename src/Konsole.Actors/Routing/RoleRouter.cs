@@ -74,7 +74,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             Become(Routing);
         });
         // A journal that cannot read the roles back (after a restart of this actor) is tried again; all else waits for the roles.
-        WatchingTheJournal();
+        WatchingTheJournal(rolesRead: false);
         Receive<GetReadiness>(_ => Sender.Tell(new Readiness("the roles are being read back from the journal")));
         Draining();
         ReceiveAny(_ => Stash.Stash());
@@ -109,7 +109,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void Routing()
     {
-        WatchingTheJournal();
+        WatchingTheJournal(rolesRead: true);
         Receive<RoutePrompt>(m => Route(m.Role, m.Prompt));
         Receive<RouteToAccount>(m =>
         {
@@ -219,7 +219,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         Receive<RolesRecovered>(m =>
         {
-            if (m.Roles != _roles)
+            if (m.Roles != _roles && !_stopping) // stopping, it was given the roles to record as it stops
                 _journal.Tell(new RecordRoles(_roles)); // a journal started again after a failed write catches up
         });
         Receive<Terminated>(m =>
@@ -286,15 +286,19 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     /// In every behaviour: a journal that stopped (a failed write, or a read back that failed) starts again after a backoff;
     /// on <see cref="StopRouter"/>, the router stops once its journal has.
     /// </summary>
-    private void WatchingTheJournal()
+    /// <param name="rolesRead">The roles were read back: those held now are the ones to record as the journal stops.</param>
+    private void WatchingTheJournal(bool rolesRead)
     {
         Receive<StopRouter>(_ =>
         {
             _stopping = true;
             if (_journal.IsNobody())
-                Context.Stop(Self);
-            else
-                _journal.Tell(StopJournal.Instance);
+            {
+                // Waiting out its backoff after a failed write: started now, so the roles held meanwhile are recorded.
+                Timers.Cancel(nameof(RestartJournal));
+                _journal = StartJournal(firstStart: false);
+            }
+            _journal.Tell(new StopJournal(rolesRead ? _roles : null));
         });
         Receive<Terminated>(m => m.ActorRef.Equals(_journal), _ =>
         {

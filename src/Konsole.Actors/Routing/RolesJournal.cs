@@ -28,22 +28,35 @@ public sealed class RolesJournal : ReceivePersistentActor
             _recordedUnder = e is { ConfiguredDashboard: { } dashboard, ConfiguredQuickTurn: { } quickTurn } ? new RoleAssignment(dashboard, quickTurn) : null;
         });
         Recover<RecoveryCompleted>(_ => Context.Parent.Tell(new RolesRecovered(_recorded, _recordedUnder)));
-        Command<RecordRoles>(m =>
+        Command<RecordRoles>(m => Record(m.Roles, configured, then: null));
+        // A command: it waits, as RecordRoles do, for the write under way; then the roles the router holds are recorded.
+        Command<StopJournal>(m =>
         {
-            if (m.Roles == _recorded && configured == _recordedUnder)
-                return;
-            Persist(new RolesAssigned(m.Roles.Dashboard, m.Roles.QuickTurn, configured.Dashboard, configured.QuickTurn), _ =>
-            {
-                _recorded = m.Roles;
-                _recordedUnder = configured;
-                // Only the last assignment is read back: those before it would fill the database, and be read at every start.
-                if (LastSequenceNr > 1)
-                    DeleteMessages(LastSequenceNr - 1);
-            });
+            if (m.Roles is null)
+                Context.Stop(Self);
+            else
+                Record(m.Roles, configured, then: () => Context.Stop(Self));
         });
-        Command<StopJournal>(_ => Context.Stop(Self)); // a command: it waits, as RecordRoles do, for the write under way
         Command<DeleteMessagesSuccess>(_ => { });
         Command<DeleteMessagesFailure>(_ => { }); // the next assignment's delete takes those too
+    }
+
+    private void Record(RoleAssignment roles, RoleAssignment configured, Action? then)
+    {
+        if (roles == _recorded && configured == _recordedUnder)
+        {
+            then?.Invoke();
+            return;
+        }
+        Persist(new RolesAssigned(roles.Dashboard, roles.QuickTurn, configured.Dashboard, configured.QuickTurn), _ =>
+        {
+            _recorded = roles;
+            _recordedUnder = configured;
+            // Only the last assignment is read back: those before it would fill the database, and be read at every start.
+            if (LastSequenceNr > 1)
+                DeleteMessages(LastSequenceNr - 1);
+            then?.Invoke();
+        });
     }
 
     public override string PersistenceId => "konsole-roles";

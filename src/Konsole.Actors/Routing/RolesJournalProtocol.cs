@@ -14,9 +14,9 @@ public static class RolesJournalProtocol
     /// <summary>Records <paramref name="Roles"/> (nothing when they are the last recorded).</summary>
     public sealed record RecordRoles(RoleAssignment Roles);
 
-    /// <summary>Stops the journal once the roles given before it are written.</summary>
-    public sealed record StopJournal
-    {
-        public static readonly StopJournal Instance = new();
-    }
+    /// <summary>
+    /// Records <paramref name="Roles"/> after the roles given before them (nothing when they are the last recorded), then
+    /// stops. Null: the router has not read the roles back yet; the journal stops once the writes before it are done.
+    /// </summary>
+    public sealed record StopJournal(RoleAssignment? Roles);
 }

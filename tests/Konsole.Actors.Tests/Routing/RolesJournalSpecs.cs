@@ -32,6 +32,25 @@ public sealed class RolesJournalSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Assert.Equal(new RoleAssignment("beta", "beta"), recovered.Roles);
     }
 
+    [Fact]
+    public async Task Stopping_it_records_the_roles_it_is_given_after_those_before_them_and_without_roles_writes_nothing()
+    {
+        var (journal, _) = await StartAsync();
+        journal.Tell(new RecordRoles(new RoleAssignment("beta", "alpha")));
+        journal.Tell(new StopJournal(new RoleAssignment("beta", "beta")));
+        Watch(journal);
+        await ExpectTerminatedAsync(journal, Ask);
+        Assert.Equal([new RoleAssignment("beta", "beta")], await ReadRowsAsync());
+
+        // As the router stops before it has read the roles back: what it holds then is only the configuration's.
+        (journal, var recovered) = await StartAsync();
+        journal.Tell(new StopJournal(null));
+        Watch(journal);
+        await ExpectTerminatedAsync(journal, Ask);
+        Assert.Equal(new RoleAssignment("beta", "beta"), recovered.Roles);
+        Assert.Equal([new RoleAssignment("beta", "beta")], await ReadRowsAsync());
+    }
+
     /// <summary>A journal under a probe that stands in as its router, and what it read back.</summary>
     private async Task<(IActorRef Journal, RolesRecovered Recovered)> StartAsync()
     {

@@ -22,13 +22,20 @@ public sealed class FailingJournal : MemoryJournal
         """;
 
     private static readonly ConcurrentDictionary<string, int> Failing = new(StringComparer.Ordinal); // id -> writes failed
+    private static readonly ConcurrentDictionary<string, bool> FailingOnce = new(StringComparer.Ordinal); // ids whose next write alone fails
     private static readonly ConcurrentDictionary<string, int> Written = new(StringComparer.Ordinal); // id -> writes that succeeded
     private static readonly ConcurrentDictionary<string, int> FailingReads = new(StringComparer.Ordinal); // id -> reads failed
     private static readonly ConcurrentDictionary<string, int> Losing = new(StringComparer.Ordinal); // id -> reservations lost
     private static readonly ConcurrentDictionary<string, TaskCompletionSource> Holding = new(StringComparer.Ordinal); // id -> held reservations
     private static readonly ConcurrentDictionary<string, int> Held = new(StringComparer.Ordinal); // id -> reservation writes that waited
 
-    public static void FailWritesOf(string persistenceId) => Failing[persistenceId] = 0;
+    /// <param name="once">Only the next write fails: the journal heals itself as it fails it.</param>
+    public static void FailWritesOf(string persistenceId, bool once = false)
+    {
+        Failing[persistenceId] = 0;
+        if (once)
+            FailingOnce[persistenceId] = true;
+    }
 
     /// <summary>Writes of <paramref name="persistenceId"/> failed so far, since <see cref="FailWritesOf"/>.</summary>
     public static int Failures(string persistenceId) => Failing.GetValueOrDefault(persistenceId);
@@ -74,6 +81,7 @@ public sealed class FailingJournal : MemoryJournal
     {
         FailingReads.TryRemove(persistenceId, out _);
         Losing.TryRemove(persistenceId, out _);
+        FailingOnce.TryRemove(persistenceId, out _);
         return Failing.TryRemove(persistenceId, out var failed) ? failed : 0;
     }
 
@@ -81,6 +89,7 @@ public sealed class FailingJournal : MemoryJournal
     public static void HealAll()
     {
         Failing.Clear();
+        FailingOnce.Clear();
         FailingReads.Clear();
         Losing.Clear();
         Held.Clear();
@@ -102,6 +111,8 @@ public sealed class FailingJournal : MemoryJournal
         foreach (var write in writes.Where(w => Failing.ContainsKey(w.PersistenceId)))
         {
             Failing.AddOrUpdate(write.PersistenceId, 1, (_, n) => n + 1);
+            if (FailingOnce.TryRemove(write.PersistenceId, out _))
+                Failing.TryRemove(write.PersistenceId, out _);
             throw new TimeoutException($"journal write for {write.PersistenceId} timed out (test fault)");
         }
         foreach (var write in writes.Where(w => Holding.ContainsKey(w.PersistenceId) && IsReservation(w)))

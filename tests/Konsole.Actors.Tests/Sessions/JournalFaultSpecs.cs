@@ -29,6 +29,23 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     }
 
     [Fact]
+    public async Task A_host_stopping_while_its_roles_journal_waits_to_start_again_records_the_roles_first()
+    {
+        await StartAsync();
+        var warnings = EventsOf(typeof(Akka.Event.Warning));
+        FailingJournal.FailWritesOf(Roles, once: true); // the database back at once: the next write would land
+        await _router.Ask<RolesChanged>(SwapRoles.Instance, Ask);
+        await warnings.FishForMessageAsync(m => m is Akka.Event.Warning w && $"{w.Message}".StartsWith("The roles' journal stopped"), TurnTimeout);
+
+        // Most often within the journal's backoff (200 ms): the router starts it at once, and stops once it has written.
+        await _router.GracefulStop(Ask, StopRouter.Instance); // as the host stops it
+        await _sessions.GracefulStop(Ask);
+        await RestartAsync();
+
+        Assert.Equal(new RoleAssignment("beta", "alpha"), (await AccountsAsync()).Roles);
+    }
+
+    [Fact]
     public async Task A_failed_roles_write_stops_no_routing_and_the_roles_are_recorded_once_the_journal_writes_again()
     {
         await StartAsync();
