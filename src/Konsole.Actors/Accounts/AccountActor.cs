@@ -83,8 +83,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             PublishStatus();
             // A worker parked here holds its conversation: a prompt following its last turn here (sent before its session heard
             // of it, naming an older conversation or none) continues it wherever it goes.
-            Sender.Tell(new WaitingWorkerReleased(m.SessionId,
-                slot.Queue.Select(p => FollowsOnHeld(slot, p) ? p with { Conversation = slot.Held } : p).ToList()));
+            Sender.Tell(new WaitingWorkerReleased(m.SessionId, slot.Queue.Select(p => OnItsConversation(slot, p)).ToList()));
         });
         Receive<RefreshCredentials>(_ =>
         {
@@ -278,9 +277,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 _failure is not null ? $"account {Id} failed: {_failure}" : "the host is shutting down"));
             return;
         }
-        if (RateLimitedFor() is not null)
+        if (RateLimitedFor() is not null && !(submit.Mode == ProcessMode.Full && FollowsOneStillHere(SlotFor(ProcessMode.Full), prompt)))
         {
-            HandOn(prompt, submit.Mode);
+            HandOn(prompt, submit.Mode, submit.Mode == ProcessMode.Worker ? null : SlotFor(submit.Mode));
             return;
         }
         var waiting = _slots.Sum(s => s.Queue.Count);
@@ -481,7 +480,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     /// <summary>
     /// While the account is rate-limited, the slot's prompts that have not reached its CLI are handed on (see <see cref="HandOn"/>),
-    /// in order: one waiting for its session's confirmation or for its process to restart on its conversation, then the queued ones.
+    /// in order: one waiting for its session's confirmation or for its process to restart on its conversation, then the queued
+    /// ones, but for those following a turn still to end here (<see cref="FollowsOneStillHere"/>).
     /// </summary>
     private void HandOnWaiting(Slot slot)
     {
@@ -490,14 +490,36 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             Timers.Cancel($"{slot.Name}-confirm");
             slot.Confirming = null;
             slot.Running = null;
-            HandOn(waiting, slot.Mode);
+            HandOn(waiting, slot.Mode, slot);
         }
-        while (slot.Queue.First is { } next)
+        var kept = false;
+        for (var node = slot.Queue.First; node is not null;)
         {
-            slot.Queue.RemoveFirst();
-            HandOn(next.Value, slot.Mode);
+            var next = node.Next;
+            if (FollowsOneStillHere(slot, node.Value))
+                kept = true;
+            else
+            {
+                slot.Queue.Remove(node);
+                HandOn(node.Value, slot.Mode, slot);
+            }
+            node = next;
         }
+        if (kept)
+            AnnouncePositions(slot);
     }
+
+    /// <summary>
+    /// A full prompt its session sent after one still to end here (running, or kept queued ahead of it) waits for it: handed
+    /// on, it would run elsewhere beside it, on a conversation without that turn. Once that turn ends, it goes on, continuing it.
+    /// </summary>
+    private static bool FollowsOneStillHere(Slot slot, Prompt prompt) =>
+        slot.Mode == ProcessMode.Full && prompt.After is { } after
+        && (slot.Running?.PromptId == after || slot.Queue.Any(q => q.PromptId == after));
+
+    /// <summary>A prompt following the last turn of the slot's process (sent before its session heard of it) continues that turn's conversation wherever it goes.</summary>
+    private static Prompt OnItsConversation(Slot slot, Prompt prompt) =>
+        FollowsOnHeld(slot, prompt) ? prompt with { Conversation = slot.Held } : prompt;
 
     /// <summary>How long the account stays rate-limited; null when it is not.</summary>
     private TimeSpan? RateLimitedFor() =>
@@ -508,13 +530,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     /// a healthy account (or fails it with account_unavailable); a worker's, whose session stays on this account, fails at
     /// once with account_unavailable and the wait until the limit resets.
     /// </summary>
-    private void HandOn(Prompt prompt, ProcessMode mode)
+    private void HandOn(Prompt prompt, ProcessMode mode, Slot? from)
     {
         if (mode == ProcessMode.Worker)
             prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable,
                 $"account {Id}, where this worker session runs, is rate-limited until {_rateLimitedUntil:u}", RateLimitedFor()));
         else
-            Context.Parent.Tell(new PromptHandedBack(prompt, mode));
+            Context.Parent.Tell(new PromptHandedBack(from is null ? prompt : OnItsConversation(from, prompt), mode));
     }
 
     private Slot? ConfirmingSlot(string promptId) =>

@@ -122,6 +122,33 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     [Fact]
+    public async Task A_prompt_following_a_turn_still_running_on_an_account_that_hits_its_limit_waits_for_it_and_continues_it_elsewhere()
+    {
+        var router = await StartAsync();
+        var alpha = await Sys.ActorSelection(router.Path / "alpha").ResolveOne(TurnTimeout);
+        var first = NewPrompt("[[chunks:20:50]] Remember 42", "ui-1");
+        router.Tell(new RoutePrompt(Role.Dashboard, first.Prompt));
+        await first.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+        var next = NewPrompt($"What number? {WhoServes}", "ui-1"); // sent before the first reported its conversation
+        router.Tell(new RoutePrompt(Role.Dashboard, next.Prompt with { After = first.Prompt.PromptId }));
+        Assert.Equal("alpha", (await next.Caller.ExpectMsgAsync<PromptQueued>(TurnTimeout)).AccountId);
+
+        // Another of alpha's processes (its chat one) is rejected while the first turn runs on: alpha's traffic moves away.
+        alpha.Tell(new HotProcessProtocol.RateLimitObserved(new RateLimitInfo("rejected", DateTimeOffset.UtcNow.AddHours(1), "five_hour", null)));
+        var late = NewPrompt($"And this? {WhoServes}", "ui-1");
+        router.Tell(new RoutePrompt(Role.Dashboard, late.Prompt with { After = next.Prompt.PromptId }));
+
+        Assert.Equal("echo: Remember 42", (await first.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+        // Before: handed to beta at once, it ran there beside the first, on an empty conversation ("[history: " absent).
+        var answered = await next.Caller.ReceiveTurnAsync(TurnTimeout);
+        Assert.Contains(BetaDir, answered.ResultText);
+        Assert.StartsWith("echo: What number? [history: Remember 42]", answered.ResultText);
+        var after = (await late.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText;
+        Assert.Contains(BetaDir, after);
+        Assert.StartsWith("echo: And this? [history: Remember 42 | What number?", after);
+    }
+
+    [Fact]
     public async Task A_prompt_handed_back_by_a_rate_limited_account_as_it_was_interrupted_is_not_run_elsewhere()
     {
         var router = await StartAsync();
