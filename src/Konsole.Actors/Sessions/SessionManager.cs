@@ -30,7 +30,9 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     private readonly Dictionary<string, FaultBackoff> _failures = new(StringComparer.Ordinal); // recent faults, for the backoff
     private readonly Dictionary<string, long> _lastEventIds = new(StringComparer.Ordinal); // of sessions stopped on a fault, until started again
     private readonly Dictionary<string, Opening> _opening = new(StringComparer.Ordinal); // waiting for the registry to record them
-    private readonly Dictionary<string, (IActorRef Session, CloseSession Close, IActorRef Asker)> _closing = new(StringComparer.Ordinal); // likewise
+    // Likewise; Session null: it stopped on a fault before its close was on record.
+    private readonly Dictionary<string, (IActorRef? Session, CloseSession Close, IActorRef Asker)> _closing = new(StringComparer.Ordinal);
+    private readonly Dictionary<IActorRef, (string Id, IActorRef Asker)> _closeSent = new(); // closes on record, until their session answers
     private readonly FaultBackoff _registryBackoff = new(RestartMinBackoff, RestartMaxBackoff);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef? _registry; // null while it starts again after a failed write
@@ -136,7 +138,6 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             _lastEventIds.Remove(m.SessionId);
             // Closed from now on: what comes for it next is refused here, not lost on a stopping actor.
             _closed.Add(m.SessionId);
-            Context.Unwatch(session.Actor);
             Context.System.EventStream.Publish(new SessionEnded(m.SessionId, session.Type));
             // The session closes (deleting its journal) and answers once its close is on record: a host killed before that finds
             // it open after its restart, conversation and all, and one killed after the answer finds it closed. Without a
@@ -158,8 +159,15 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         });
         Receive<RegistryRecovered>(CatchUp);
         RestartingTheRegistry();
+        Receive<SessionClosed>(m =>
+        {
+            if (_closeSent.Remove(Sender, out var sent))
+                sent.Asker.Tell(m);
+        });
         Receive<Terminated>(m =>
         {
+            if (ClosingStopped(m.ActorRef))
+                return;
             var (id, stopped) = _sessions.FirstOrDefault(s => m.ActorRef.Equals(s.Value.Actor));
             if (id is null)
                 return;
@@ -265,8 +273,37 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     /// <summary>The close of <paramref name="id"/> is on record: the session closes, deleting its journal, and answers.</summary>
     private void CloseOnRecord(string id)
     {
-        if (_closing.Remove(id, out var closing))
-            closing.Session.Tell(closing.Close, closing.Asker);
+        if (!_closing.Remove(id, out var closing))
+            return;
+        if (closing.Session is null)
+        {
+            CloseWithout(id, closing.Asker);
+            return;
+        }
+        _closeSent[closing.Session] = (id, closing.Asker);
+        closing.Session.Tell(closing.Close); // answered to this manager, which passes it on: one that stops unanswered did not close
+    }
+
+    /// <summary>A session that stopped on a fault as it was being closed (its close is or will be on record); false: not one.</summary>
+    private bool ClosingStopped(IActorRef actor)
+    {
+        if (_closeSent.Remove(actor, out var sent))
+        {
+            CloseWithout(sent.Id, sent.Asker);
+            return true;
+        }
+        if (_closing.FirstOrDefault(c => actor.Equals(c.Value.Session)) is not { Key: { } id } closing)
+            return false;
+        _closing[id] = closing.Value with { Session = null }; // closed without it once its close is on record
+        return true;
+    }
+
+    /// <summary>Closes a session whose actor stopped on a fault before it closed: what it held goes; its journal rows stay.</summary>
+    private void CloseWithout(string id, IActorRef asker)
+    {
+        _log.Warning("Session {0} stopped on a fault as it was being closed: it is closed without it (its journal rows stay)", id);
+        _router.Tell(new Routing.RoleRouterProtocol.ReleaseSession(id)); // a worker's process stops, its place is freed
+        asker.Tell(new SessionClosed(id));
     }
 
     private IActorRef Start(string id, Registered session, long idsAbove = 0) =>

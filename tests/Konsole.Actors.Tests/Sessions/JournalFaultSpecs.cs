@@ -289,6 +289,31 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     }
 
     [Fact]
+    public async Task A_session_that_stops_on_a_fault_while_its_close_waits_to_be_recorded_is_closed_without_it_and_its_process_stops()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Worker, "worker-x"), Ask)).SessionId;
+        await PromptAsync(session, "work");
+        Assert.Contains(WorkerProcesses(await AccountsAsync()), p => p.WorkerSessionId == session);
+        await StopTheRegistryAsync();
+
+        var asker = CreateTestProbe();
+        _sessions.Tell(new CloseSession(session), asker.Ref);
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.Failures(Registry) > 1), TurnTimeout); // the close's write failed
+        // As a journal write of its own failing, or a fault in a handler.
+        Sys.Stop(await Sys.ActorSelection(_sessions.Path / $"session-{session}").ResolveOne(Ask));
+        FailingJournal.Heal(Registry);
+
+        await asker.ExpectMsgAsync<SessionClosed>(TurnTimeout); // before: never answered (the close went to the stopped actor)
+        await AwaitAssertAsync(async () => Assert.DoesNotContain(WorkerProcesses(await AccountsAsync()), p => p.WorkerSessionId == session),
+            TurnTimeout); // before: its CLI ran on until the host stopped
+        Assert.Equal(SessionErrorCodes.Closed, (await _sessions.Ask<SessionRejected>(new GetSession(session), Ask)).Code);
+    }
+
+    private static IEnumerable<Konsole.Actors.Accounts.AccountProtocol.ProcessStatus> WorkerProcesses(AccountsView view) =>
+        view.Accounts.SelectMany(a => a.Status.Processes).Where(p => p is { Mode: ProcessMode.Worker, ProcessId: not null });
+
+    [Fact]
     public async Task A_close_the_host_was_killed_before_recording_was_never_answered_and_the_session_is_back_whole()
     {
         await StartAsync();
