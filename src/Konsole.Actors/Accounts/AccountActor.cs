@@ -277,9 +277,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 _failure is not null ? $"account {Id} failed: {_failure}" : "the host is shutting down"));
             return;
         }
-        if (RateLimitedFor() is not null && !(submit.Mode == ProcessMode.Full && FollowsOneStillHere(SlotFor(ProcessMode.Full), prompt)))
+        var roleSlot = submit.Mode == ProcessMode.Worker ? null : SlotFor(submit.Mode);
+        if (RateLimitedFor() is not null && !(roleSlot is not null && FollowsOneStillHere(roleSlot, prompt)))
         {
-            HandOn(prompt, submit.Mode, submit.Mode == ProcessMode.Worker ? null : SlotFor(submit.Mode));
+            HandOn(prompt, submit.Mode, roleSlot);
             return;
         }
         var waiting = _slots.Sum(s => s.Queue.Count);
@@ -426,22 +427,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private void OnRateLimit(RateLimitInfo info)
     {
         var held = RateLimitedFor() is not null;
-        // While a rejection holds, another process's report of a request sent before it ("allowed") must not hide when it resets.
-        if (held && info.Status != "rejected")
+        // While a rejection holds, another process's report of a request sent before it ("allowed") must not hide when it
+        // resets; another rejection (a prompt already in flight there) is the hold already announced: only its end may move.
+        if (held && !(info is { Status: "rejected", ResetsAt: { } later } && later > _rateLimitedUntil))
             return;
-        if (held)
-        {
-            // Another process's rejection (a prompt already in flight there) is the hold already announced: only its end may move.
-            if (info.ResetsAt is { } later && later > _rateLimitedUntil)
-            {
-                _rateLimit = info;
-                _rateLimitedUntil = later;
-                ResetRateLimitAt(later);
-                _log.Warning("Account {0}: still rate-limited, now until {1:u}", Id, later);
-                PublishStatus();
-            }
-            return;
-        }
         var wasStrained = IsStrained(_rateLimit);
         _rateLimit = info;
         if (info.Status == "rejected")
@@ -449,7 +438,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             var until = info.ResetsAt ?? DateTimeOffset.UtcNow.AddMinutes(5);
             _rateLimitedUntil = until;
             ResetRateLimitAt(until);
-            _log.Warning("Account {0}: rate-limited until {1:u}; its role's traffic goes to a healthy account meanwhile", Id, until);
+            _log.Warning(held ? "Account {0}: still rate-limited, now until {1:u}"
+                : "Account {0}: rate-limited until {1:u}; its role's traffic goes to a healthy account meanwhile", Id, until);
         }
         else if (info is { Status: "allowed_warning", ResetsAt: { } resets })
         {
@@ -457,10 +447,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             ResetRateLimitAt(resets);
         }
         // Announced when the account becomes limited or strained, not again for each turn that reports the same.
-        if (info.Status == "rejected" || (IsStrained(info) && !wasStrained))
+        if ((info.Status == "rejected" && !held) || (IsStrained(info) && !wasStrained))
             Context.System.EventStream.Publish(new AccountRateLimited(Id, info.Status ?? "unknown", info.ResetsAt, info.Utilization));
         PublishStatus(); // the router hears of it before the prompts handed back to it
-        if (RateLimitedFor() is null || _draining) // draining, they wait here for the restart (see PostStop)
+        // Held already, they were handed on as it began; draining, they wait here for the restart (see PostStop).
+        if (held || RateLimitedFor() is null || _draining)
             return;
         foreach (var slot in _slots)
             HandOnWaiting(slot);

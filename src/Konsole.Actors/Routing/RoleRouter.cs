@@ -312,11 +312,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             _log.Warning("The roles' journal stopped (a write failed, or it could not read the journal back); it starts again in {0:0.0}s", backoff.TotalSeconds);
             Timers.StartSingleTimer(nameof(RestartJournal), RestartJournal.Instance, backoff);
         });
-        Receive<RestartJournal>(_ =>
-        {
-            if (!_stopping)
-                _journal = StartJournal(firstStart: false);
-        });
+        Receive<RestartJournal>(_ => _journal = StartJournal(firstStart: false)); // never while stopping: its timer is cancelled then
     }
 
     protected override void PreStart() => _journal = StartJournal(firstStart: true);
