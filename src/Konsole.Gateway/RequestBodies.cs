@@ -131,7 +131,27 @@ public static class RequestBodies
             body.Dispose();
             return (null, BadRequest(context, "invalid_body", $"the body must be a JSON object, not {kind}"));
         }
+        if (!NamesAreText(body.RootElement))
+        {
+            // Looking a property up decodes the names it passes, and a name that cannot be decoded would throw there (a 500).
+            body.Dispose();
+            return (null, BadRequest(context, "invalid_json", "a property name of the body is not valid text (invalid UTF-8, or a lone surrogate escape)"));
+        }
         return (body, null);
+    }
+
+    private static bool NamesAreText(JsonElement body)
+    {
+        try
+        {
+            foreach (var property in body.EnumerateObject())
+                _ = property.Name;
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     private static IResult TooLarge(HttpContext context, string detail) =>

@@ -84,9 +84,10 @@ try
     {
         await app.StartAsync();
     }
-    catch (IOException e)
+    catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
     {
-        // Kestrel could not bind (the port is taken, or not this user's to take); the actors had started: stop them.
+        // Kestrel could not bind: the port is taken (an IOException), or not this user's to take, or the address is not this
+        // machine's (a SocketException); the actors had started: stop them.
         await app.StopAsync();
         return Refused(new KonsoleConfigException($"konsole.gateway.urls: cannot listen on {settings.Gateway.Urls}: {e.Message}"));
     }

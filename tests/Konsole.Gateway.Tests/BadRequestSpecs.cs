@@ -34,6 +34,8 @@ public sealed class BadRequestSpecs(ITestOutputHelper output) : GatewaySpec(outp
         { "POST", "/api/quick-turn", $$"""{"prompt": "{{new string('y', 20_000)}}"}""", 413 },
         { "POST", "/api/quick-turn", "{\"prompt\": \"\\ud800\"", 400 },
         { "POST", "/api/quick-turn", "{\"prompt\": \"a lone surrogate \\ud800\"}", 400 },
+        { "POST", "/api/quick-turn", "{\"\\ud800xx\": \"hi\"}", 400 }, // a name that cannot be decoded: was a 500
+        { "POST", "/sessions/ui-1/hot-prompt", "{\"prompt\": \"hi\", \"\\udfff\": 1}", 400 },
         { "POST", "/api/session/no-such-session/prompt", """{"prompt": "hi"}""", 404 },
         // Odd ids
         { "POST", "/sessions/..%2Fx/hot-prompt", """{"prompt": "hi"}""", 400 },
@@ -60,6 +62,7 @@ public sealed class BadRequestSpecs(ITestOutputHelper output) : GatewaySpec(outp
         { "POST", "/api/session", """{"type": "chat", "model": "--tools"}""", 400 },
         { "POST", "/api/session", $$"""{"type": "chat", "model": "{{new string('m', 201)}}"}""", 400 },
         { "POST", "/api/session", "null", 400 },
+        { "POST", "/api/session", "{\"\\ud800\": 1}", 400 },
         // Accounts
         { "POST", "/api/accounts/switch", """{"dashboard": "nobody"}""", 404 },
         { "POST", "/api/accounts/switch", """{"dashboard": 5}""", 400 },
@@ -67,6 +70,7 @@ public sealed class BadRequestSpecs(ITestOutputHelper output) : GatewaySpec(outp
         { "POST", "/api/accounts/switch", """{"dashbord": "alpha"}""", 400 },
         { "POST", "/api/accounts/switch", """{"dashboard": null}""", 400 },
         { "POST", "/api/accounts/switch", """{"Dashboard": "alpha"}""", 400 },
+        { "POST", "/api/accounts/switch", "{\"\\ud800\": 1}", 400 },
         { "POST", "/api/accounts/nobody/refresh", null, 404 },
         // Wrong methods and paths
         { "PUT", "/api/accounts", null, 405 },

@@ -128,6 +128,21 @@ public sealed partial class HostSpecs : IDisposable
         Assert.DoesNotContain("   at ", output);
     }
 
+    [Fact]
+    public async Task An_address_not_on_this_machine_is_one_clear_message_and_exit_2()
+    {
+        // 192.0.2.1 is reserved for documentation (RFC 5737): no machine has it, so the bind fails with "address not available",
+        // which Kestrel raises as a SocketException of its own (only "address in use" becomes an IOException). Was a stack trace.
+        var config = WriteConfig($$"""konsole { data-dir = "{{_sandbox.DataDir}}", gateway { urls = "http://192.0.2.1:5080", auth-token = s3cret } }""");
+
+        var (exit, output) = await RunToEndAsync("--demo", "--config", config);
+
+        Assert.Equal(2, exit);
+        Assert.Contains($"konsole: {config}: konsole.gateway.urls: cannot listen on http://192.0.2.1:5080", output);
+        Assert.DoesNotContain("   at ", output);
+        Assert.DoesNotContain("s3cret", output);
+    }
+
     [Theory]
     [InlineData("konsole.queue.max-dept = 3", "unknown key 'konsole.queue.max-dept'")]
     [InlineData("konsole { accounts = [ { id = \"a\", config-dir = \"/tmp/a\" }, { id = \"a\", config-dir = \"/tmp/b\" } ] }", "duplicate account id 'a'")]
