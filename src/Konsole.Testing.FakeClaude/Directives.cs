@@ -12,7 +12,8 @@ namespace Konsole.Testing.FakeClaude;
 /// <item><c>[[huge:BYTES]]</c> the assistant frame carries BYTES of text; <c>[[huge-result:BYTES]]</c> the result does; <c>[[stderr:N]]</c> / <c>[[stderr:N:BYTES]]</c> N lines (of about BYTES) on stderr first.</item>
 /// <item><c>[[env:NAME]]</c> append <c>env NAME=value</c> (or <c>&lt;unset&gt;</c>) to the answer; <c>[[stderr-env:NAME]]</c> write that line on stderr first.</item>
 /// <item><c>[[child]]</c> start a <c>sleep</c> that runs on after the turn (as a tool's background command would) and
-/// append <c>child PID</c> to the answer; <c>[[detached]]</c> the same in a session and process group of its own
+/// append <c>child PID</c> to the answer (<c>[[child:stderr]]</c>: one that keeps the CLI's stderr open, as a command started with
+/// its parent's stderr does); <c>[[detached]]</c> the same in a session and process group of its own
 /// (<c>setsid sleep</c>, as a tool detaching a command on purpose would), still the CLI's child; <c>[[detached:orphan]]</c> the same
 /// started through a shell that exits at once, as the Bash tool's <c>setsid sleep 600 &amp;</c> does, so its parent is no longer the CLI.</item>
 /// <item><c>[[rate-limit]]</c> / <c>[[rate-limit:SECONDS]]</c> a rejected rate limit resetting in an hour (or SECONDS) and
@@ -42,7 +43,7 @@ public sealed partial record Directives(
     IReadOnlyList<string> Env,
     int? RateLimitSeconds,
     double? RateWarning,
-    bool Child,
+    string? Child,
     int? ApiError = null,
     string? ClearFault = null,
     bool FinishOnInterrupt = false,
@@ -53,9 +54,9 @@ public sealed partial record Directives(
     {
         int delay = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, hugeResult = 0, stderr = 0, stderrBytes = 80;
         int? crash = null;
-        bool hang = false, child = false, finishOnInterrupt = false;
+        bool hang = false, finishOnInterrupt = false;
         int? rateLimit = null, apiError = null;
-        string? clearFault = null, detached = null;
+        string? clearFault = null, detached = null, child = null;
         double? rateWarning = null;
         var env = new List<string>();
         var stderrEnv = new List<string>();
@@ -69,7 +70,7 @@ public sealed partial record Directives(
                 case "chunks": chunks = Int(0, 10); chunkDelay = Int(1, 0); break;
                 case "crash": crash = Int(0, 3); break;
                 case "hang": hang = true; break;
-                case "child": child = true; break;
+                case "child": child = args.Length > 0 ? args[0] : ""; break;
                 case "detached": detached = args.Length > 0 ? args[0] : ""; break;
                 case "garbage": garbage = Int(0, 10); break;
                 case "huge": huge = Int(0, 1 << 20); break;

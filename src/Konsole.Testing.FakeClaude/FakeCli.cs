@@ -283,8 +283,8 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
             }
             interrupted.ThrowIfCancellationRequested();
             var answer = directives.Answer(history);
-            if (directives.Child)
-                answer += $" child {StartChild()}";
+            if (directives.Child is { } holds)
+                answer += $" child {StartChild(keepsStderr: holds == "stderr")}";
             if (directives.Detached is { } how)
                 answer += $" detached {StartDetached(orphan: how == "orphan")}";
             EmitRaw(Assistant(directives.Huge > 0 ? new string('x', directives.Huge) : answer, Model));
@@ -397,12 +397,12 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
     private static object ControlSuccess(string? requestId, object response) =>
         new { type = "control_response", response = new { subtype = "success", request_id = requestId, response } };
 
-    /// <summary>A child in this process's group, on pipes of its own (a tool's output is not the CLI's stdout).</summary>
-    private static int StartChild()
+    /// <summary>A child in this process's group, on pipes of its own (a tool's output is not the CLI's stdout), but for its stderr with <paramref name="keepsStderr"/>.</summary>
+    private static int StartChild(bool keepsStderr)
     {
         var child = Process.Start(new ProcessStartInfo("sleep", "600")
         {
-            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = !keepsStderr,
         })!;
         return child.Id;
     }

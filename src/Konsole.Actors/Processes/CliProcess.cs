@@ -147,14 +147,7 @@ public sealed class CliProcess
     /// </summary>
     public Task Kill() => Task.Run(() =>
     {
-        try
-        {
-            _kill.Cancel();
-        }
-        catch (AggregateException)
-        {
-            // a process of the tree could not be killed: the group's SIGKILL below, and the one once the CLI exits, follow
-        }
+        CancelCommand();
         if (OwnGroup && !HasExited)
             Posix.Signal(ProcessId, Posix.SigKill, group: true);
     });
@@ -172,10 +165,25 @@ public sealed class CliProcess
         }
     }
 
+    /// <summary>How long its pipes may stay open once it has exited and what it left running was ended: held by a process that escaped both.</summary>
+    private static readonly TimeSpan PipesGrace = TimeSpan.FromSeconds(5);
+
     private async Task<int> WaitForExit(CommandTask<CommandResult> task)
     {
+        var ended = false;
         try
         {
+            if (_process is not null)
+            {
+                // CliWrap's task ends once the process has exited and its pipes are closed, and a process it started with its
+                // stdout or stderr (a command given its parent's stderr) holds them open: what it left running is ended at its
+                // own exit, not at its pipes' close, which would otherwise wait for that process.
+                await Task.WhenAny(task.Task, _process.WaitForExitAsync()).ConfigureAwait(false);
+                await EndWhatItLeft().ConfigureAwait(false);
+                ended = true;
+                if (await Task.WhenAny(task.Task, Task.Delay(PipesGrace)).ConfigureAwait(false) != task.Task)
+                    CancelCommand(); // its pipes are given up: what a reader still waits for is not coming
+            }
             var result = await task.ConfigureAwait(false);
             return result.ExitCode;
         }
@@ -186,11 +194,30 @@ public sealed class CliProcess
         finally
         {
             _stdin.Writer.TryComplete();
-            if (OwnGroup)
-                Posix.Signal(ProcessId, Posix.SigKill, group: true); // no process outlives the CLI that started it
+            if (!ended)
+                await EndWhatItLeft().ConfigureAwait(false);
             _process?.Dispose();
-            await ProcessMarks.KillAsync(Mark).ConfigureAwait(false); // nor one it started outside its group
         }
     }
 
+    /// <summary>No process outlives the CLI that started it: those of its group, and those it started outside it (<see cref="ProcessMarks"/>).</summary>
+    private async Task EndWhatItLeft()
+    {
+        if (OwnGroup)
+            Posix.Signal(ProcessId, Posix.SigKill, group: true);
+        await ProcessMarks.KillAsync(Mark).ConfigureAwait(false);
+    }
+
+    /// <summary>CliWrap's cancellation: kills the process's tree and stops its pipes.</summary>
+    private void CancelCommand()
+    {
+        try
+        {
+            _kill.Cancel();
+        }
+        catch (AggregateException)
+        {
+            // a process of the tree could not be killed: the group's SIGKILL, and the one once the CLI exits, follow
+        }
+    }
 }

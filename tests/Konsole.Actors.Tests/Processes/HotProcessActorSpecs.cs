@@ -426,6 +426,23 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
         await AwaitConditionAsync(() => Task.FromResult(!ProcessTable.IsRunning(child)), Turn);
     }
 
+    [Fact]
+    public async Task A_crash_is_reported_though_a_command_the_CLI_started_still_holds_its_stderr()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        var started = await RunAsync(process, "[[child:stderr]] a command given the CLI's stderr");
+        var child = int.Parse(Regex.Match(started.ResultText!, @"child (\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
+        Watch(process);
+
+        process.Tell(new RunTurn(NewPrompt("[[crash]]").Prompt, ClearFirst: false));
+
+        // The CLI's stderr stays open while that command runs: its exit was seen only once the pipe closed, never here.
+        var exited = await _account.FishForMessageAsync<ProcessExited>(_ => true, Turn);
+        Assert.Equal(3, exited.ExitCode);
+        await ExpectTerminatedAsync(process, Turn);
+        await AwaitConditionAsync(() => Task.FromResult(!ProcessTable.IsRunning(child)), Turn);
+    }
+
     [Theory]
     [InlineData("", false)]
     [InlineData("", true)]
