@@ -150,13 +150,15 @@ public sealed class CliProcessTracker : IExtension
     {
         var record = _runDir is null ? null : OrphanReaper.Record(_runDir, process);
         var untracked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _live[process.ProcessId] = (process, grace, untracked.Task);
+        var entry = (process, grace, untracked.Task);
+        _live[process.ProcessId] = entry;
         process.Exited.ContinueWith(exited =>
         {
-            _live.TryRemove(process.ProcessId, out _);
-            untracked.SetResult();
+            // Its own entry only: the pid may already be a new CLI's. Its record goes before StopAllAsync is told it is done.
+            _live.TryRemove(KeyValuePair.Create(process.ProcessId, entry));
             if (record is not null)
                 OrphanReaper.Forget(record);
+            untracked.SetResult();
         }, TaskScheduler.Default);
     }
 
