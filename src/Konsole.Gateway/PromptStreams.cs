@@ -6,7 +6,6 @@ using Konsole.Actors.Prompts;
 using Konsole.Actors.Sessions;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using static Konsole.Actors.Sessions.SessionProtocol;
 
 namespace Konsole.Gateway;
@@ -34,10 +33,15 @@ public static class PromptStreams
     /// <param name="quickTurn">A quick turn: its session keeps nothing over a restart, so one cut off by the host stopping does not run.</param>
     public static async Task<IResult> AnswerAsync(HttpContext context, IActorRef gateway, PromptAccepted accepted, bool quickTurn)
     {
+        var cutOff = new CutOff(StoppedBeforeStart(accepted.SessionId, quickTurn), Resend: quickTurn);
         SessionEvent first;
         try
         {
             first = await accepted.Events.ReadAsync(context.RequestAborted);
+        }
+        catch (Exception e) when (NotStarted(e))
+        {
+            return cutOff.Problem(context);
         }
         catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
         {
@@ -48,11 +52,9 @@ public static class PromptStreams
         }
         if (first is { Type: "error", EndsPrompt: true } && ErrorOf(first) is var refusal && Refusals.Contains(refusal.Code))
             return Problems.ForCode(context, refusal.Code, refusal.Message, refusal.RetryAfter);
-        var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
-        var cutOff = new CutOff(StoppedBeforeStart(accepted.SessionId, quickTurn), Resend: quickTurn);
         if (WantsJson(context.Request))
-            return await ResultOnlyAsync(context, gateway, accepted, first, cutOff, stopping);
-        return SseResult.For(context, PromptStream(first, accepted, gateway, cutOff, context.RequestAborted, stopping));
+            return await ResultOnlyAsync(context, gateway, accepted, first, cutOff);
+        return SseResult.For(context, PromptStream(first, accepted, gateway, cutOff));
     }
 
     /// <summary>A session's events from its buffer and then live, as SSE, until the session closes, the client leaves or <paramref name="stopping"/>.</summary>
@@ -62,17 +64,17 @@ public static class PromptStreams
     public static SseMessage Item(SessionEvent e) => new(e.Data, e.Type, e.Id);
 
     /// <summary>
-    /// A prompt's events until its last. When the host starts stopping before the prompt has started (it still waits in
-    /// a queue), the stream ends at once with <c>error</c> <c>account_unavailable</c>: the prompt stays accepted in its
-    /// session and runs after the restart (its outcome then shows in the session's events). A running one drains.
+    /// A prompt's events until its last. When the host starts stopping while the prompt still waits in its account's queue
+    /// (its session is told so: <see cref="PromptNotStartedException"/>), the stream ends at once with <c>error</c>
+    /// <c>account_unavailable</c>: the prompt stays accepted in its session and runs after the restart (its outcome then shows
+    /// in the session's events). One that started drains, whether or not it has printed anything yet.
     /// </summary>
     private static async IAsyncEnumerable<SseMessage> PromptStream(SessionEvent first, PromptAccepted accepted, IActorRef gateway,
-        CutOff cutOff, CancellationToken aborted, [EnumeratorCancellation] CancellationToken stopping)
+        CutOff cutOff, [EnumeratorCancellation] CancellationToken aborted = default)
     {
-        using var notStarted = new UntilStarted(first, aborted, stopping);
-        var stopped = false;
+        var notStarted = false;
         await using var items = Stream(first, accepted.Events, () => gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId)),
-            notStarted.Token).GetAsyncEnumerator();
+            aborted).GetAsyncEnumerator();
         while (true)
         {
             try
@@ -80,15 +82,14 @@ public static class PromptStreams
                 if (!await items.MoveNextAsync())
                     break;
             }
-            catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+            catch (Exception e) when (NotStarted(e))
             {
-                stopped = true;
+                notStarted = true;
                 break;
             }
-            notStarted.Saw(items.Current.Type);
             yield return items.Current;
         }
-        if (stopped)
+        if (notStarted)
             yield return SseResult.Json(new
             {
                 code = TurnErrorCodes.AccountUnavailable,
@@ -102,45 +103,18 @@ public static class PromptStreams
     /// send it again (<c>resend</c>): a session's prompt is kept and runs after the restart (sent again, it would run twice);
     /// a quick turn is not kept. A refusal with no account healthy has no <c>resend</c>: that prompt never runs.
     /// </summary>
-    private sealed record CutOff(string Message, bool Resend);
+    private sealed record CutOff(string Message, bool Resend)
+    {
+        public IResult Problem(HttpContext context) => Problems.ForCode(context, TurnErrorCodes.AccountUnavailable, Message,
+            extensions: new Dictionary<string, object?> { ["resend"] = Resend });
+    }
+
+    /// <summary>The prompt's events ended as not started: <c>ReadAsync</c> wraps the channel's exception, <c>WaitToReadAsync</c> does not.</summary>
+    private static bool NotStarted(Exception e) => e is PromptNotStartedException || e.InnerException is PromptNotStartedException;
 
     private static string StoppedBeforeStart(string sessionId, bool quickTurn) => quickTurn
         ? "the host is shutting down before this quick turn started; it was not run: send it again once the host is back"
         : $"the host is shutting down before this prompt started; it runs after the restart (see /api/session/{sessionId}/events)";
-
-    /// <summary>Cancelled when the client leaves, or when the host starts stopping before the prompt has started (only <c>queued</c> so far).</summary>
-    private sealed class UntilStarted : IDisposable
-    {
-        private readonly CancellationTokenSource _cancel;
-        private readonly CancellationTokenRegistration _onStop;
-        private int _started;
-
-        public UntilStarted(SessionEvent first, CancellationToken aborted, CancellationToken stopping)
-        {
-            _cancel = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-            Saw(first.Type);
-            _onStop = stopping.Register(() =>
-            {
-                if (Volatile.Read(ref _started) == 0)
-                    _cancel.Cancel();
-            });
-        }
-
-        public CancellationToken Token => _cancel.Token;
-
-        /// <summary>An event of <paramref name="type"/> went out: anything but <c>queued</c> means the prompt started.</summary>
-        public void Saw(string type)
-        {
-            if (type != "queued")
-                Volatile.Write(ref _started, 1);
-        }
-
-        public void Dispose()
-        {
-            _onStop.Dispose();
-            _cancel.Dispose();
-        }
-    }
 
     private static async IAsyncEnumerable<SseMessage> Stream(SessionEvent? first, ChannelReader<SessionEvent> events, Action unfollow,
         [EnumeratorCancellation] CancellationToken cancel)
@@ -159,26 +133,22 @@ public static class PromptStreams
     }
 
     /// <summary>The prompt's result line; when the host starts stopping before the prompt has started, 503 at once (it runs after the restart).</summary>
-    private static async Task<IResult> ResultOnlyAsync(HttpContext context, IActorRef gateway, PromptAccepted accepted, SessionEvent first,
-        CutOff cutOff, CancellationToken stopping)
+    private static async Task<IResult> ResultOnlyAsync(HttpContext context, IActorRef gateway, PromptAccepted accepted, SessionEvent first, CutOff cutOff)
     {
-        using var notStarted = new UntilStarted(first, context.RequestAborted, stopping);
         var last = first;
         try
         {
             while (!last.EndsPrompt)
-            {
-                last = await accepted.Events.ReadAsync(notStarted.Token);
-                notStarted.Saw(last.Type);
-            }
+                last = await accepted.Events.ReadAsync(context.RequestAborted);
+        }
+        catch (Exception e) when (NotStarted(e))
+        {
+            return cutOff.Problem(context);
         }
         catch (OperationCanceledException)
         {
             gateway.Tell(new Unfollow(accepted.SessionId, accepted.SubscriptionId));
-            return context.RequestAborted.IsCancellationRequested
-                ? Results.Empty
-                : Problems.ForCode(context, TurnErrorCodes.AccountUnavailable, cutOff.Message,
-                    extensions: new Dictionary<string, object?> { ["resend"] = cutOff.Resend });
+            return Results.Empty;
         }
         catch (ChannelClosedException)
         {

@@ -6,7 +6,8 @@ namespace Konsole.Testing.FakeClaude;
 /// <summary>
 /// Faults and shapes a prompt asks FakeClaude for, written as <c>[[name:args]]</c> anywhere in its text:
 /// <list type="bullet">
-/// <item><c>[[delay:MS]]</c> wait before answering; <c>[[chunks:N:MS]]</c> stream N assistant frames MS apart.</item>
+/// <item><c>[[delay:MS]]</c> wait before answering; <c>[[quiet:MS]]</c> take the prompt only MS after it came (nothing printed
+/// for it meanwhile, not even its <c>command_lifecycle</c> lines: a CLI slow to show it has it); <c>[[chunks:N:MS]]</c> stream N assistant frames MS apart.</item>
 /// <item><c>[[crash]]</c> / <c>[[crash:CODE]]</c> exit mid-turn (code 3 by default); <c>[[hang]]</c> go silent for good, interrupts included.</item>
 /// <item><c>[[garbage:N]]</c> N hostile stdout lines (not JSON, invalid UTF-8, truncated, untyped, unknown types, a type with line breaks).</item>
 /// <item><c>[[huge:BYTES]]</c> the assistant frame carries BYTES of text; <c>[[huge-result:BYTES]]</c> the result does; <c>[[stderr:N]]</c> / <c>[[stderr:N:BYTES]]</c> N lines (of about BYTES) on stderr first.</item>
@@ -48,11 +49,12 @@ public sealed partial record Directives(
     string? ClearFault = null,
     bool FinishOnInterrupt = false,
     string? Detached = null,
-    IReadOnlyList<string>? StderrEnv = null)
+    IReadOnlyList<string>? StderrEnv = null,
+    int QuietMs = 0)
 {
     public static Directives Parse(string prompt)
     {
-        int delay = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, hugeResult = 0, stderr = 0, stderrBytes = 80;
+        int delay = 0, quiet = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, hugeResult = 0, stderr = 0, stderrBytes = 80;
         int? crash = null;
         bool hang = false, finishOnInterrupt = false;
         int? rateLimit = null, apiError = null;
@@ -67,6 +69,7 @@ public sealed partial record Directives(
             switch (m.Groups["name"].Value)
             {
                 case "delay": delay = Int(0, 0); break;
+                case "quiet": quiet = Int(0, 0); break;
                 case "chunks": chunks = Int(0, 10); chunkDelay = Int(1, 0); break;
                 case "crash": crash = Int(0, 3); break;
                 case "hang": hang = true; break;
@@ -90,7 +93,7 @@ public sealed partial record Directives(
             return "";
         }).Trim();
         return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, hugeResult, stderr, stderrBytes, env, rateLimit, rateWarning, child,
-            apiError, clearFault, finishOnInterrupt, detached, stderrEnv);
+            apiError, clearFault, finishOnInterrupt, detached, stderrEnv, quiet);
     }
 
     /// <summary>The answer to this prompt in a conversation that held <paramref name="history"/> before it.</summary>

@@ -151,8 +151,18 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
         }
         var uuid = message.TryGetProperty("uuid", out var u) && u.ValueKind == JsonValueKind.String ? u.GetString() : null;
         var user = new UserMessage(TextOf(body), uuid);
-        if (uuid is not null)
-            Emit(Lifecycle(uuid, "queued"));
+        if (Directives.Parse(user.Text).QuietMs is > 0 and var quiet)
+        {
+            _ = Task.Delay(quiet).ContinueWith(_ => Take(user), TaskScheduler.Default);
+            return;
+        }
+        Take(user);
+    }
+
+    private void Take(UserMessage user)
+    {
+        if (user.Uuid is not null)
+            Emit(Lifecycle(user.Uuid, "queued"));
         _queue.Writer.TryWrite(user);
     }
 

@@ -5,12 +5,14 @@ using Konsole.Actors.Prompts;
 namespace Konsole.Testing;
 
 /// <summary>Everything a prompt's caller received, up to and including the turn's end.</summary>
+/// <param name="NotStarted">It was told <see cref="PromptNotStarted"/> (it waited in a queue when its account began to drain).</param>
 public sealed record TurnRecord(
     IReadOnlyList<PromptQueued> Queued,
     IReadOnlyList<TurnOutput> Outputs,
     TurnCompleted? Completed,
     TurnFailed? Failed,
-    IReadOnlyList<TurnLineDropped> Dropped)
+    IReadOnlyList<TurnLineDropped> Dropped,
+    bool NotStarted = false)
 {
     /// <summary>The <c>result</c> field of the turn's result frame, if it completed with one.</summary>
     public string? ResultText
@@ -39,6 +41,7 @@ public static class TurnProbeExtensions
         var queued = new List<PromptQueued>();
         var outputs = new List<TurnOutput>();
         var dropped = new List<TurnLineDropped>();
+        var notStarted = false;
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
@@ -49,8 +52,9 @@ public static class TurnProbeExtensions
                 case PromptQueued q: queued.Add(q); break;
                 case TurnOutput o: outputs.Add(o); break;
                 case TurnLineDropped d: dropped.Add(d); break;
-                case TurnCompleted c: return new TurnRecord(queued, outputs, c, null, dropped);
-                case TurnFailed f: return new TurnRecord(queued, outputs, null, f, dropped);
+                case PromptNotStarted: notStarted = true; break;
+                case TurnCompleted c: return new TurnRecord(queued, outputs, c, null, dropped, notStarted);
+                case TurnFailed f: return new TurnRecord(queued, outputs, null, f, dropped, notStarted);
                 case null:
                     throw new TimeoutException(
                         $"the turn did not end within {timeout.TotalSeconds:0.#}s; received {queued.Count} queued and {outputs.Count} outputs" +

@@ -403,6 +403,31 @@ public sealed partial class HostSpecs : IDisposable
         }
     }
 
+    [Fact]
+    public async Task After_a_sigterm_a_prompt_that_started_runs_to_its_result_though_it_had_printed_nothing_yet()
+    {
+        var config = WriteConfig(DemoConfig + " konsole.shutdown.drain-timeout = 20s");
+        await using var host = await HostProcess.StartAsync(config);
+        await using var first = await OpenAsync(host.Client, "/api/quick-turn", "[[chunks:40:50]] first");
+        await first.NextOfTypeAsync("assistant", Timeout);
+        await using var second = await OpenAsync(host.Client, "/api/quick-turn", "[[quiet:3000]] second");
+        Assert.Equal("queued", (await second.NextAsync(Timeout))!.Event);
+        await first.ReadToEndAsync(Timeout);
+        var deadline = DateTime.UtcNow + Timeout;
+        while (JsonDocument.Parse(await host.Client.GetStringAsync("/api/accounts")).RootElement.GetProperty("accounts").EnumerateArray()
+               .Sum(a => a.GetProperty("queueDepth").GetInt32()) > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the second quick turn never started");
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM while its CLI has printed nothing of it yet
+
+        // It was cut off as not started ("it was not run: send it again") while it ran on: sent again, it would have run twice.
+        Assert.Equal("echo: second", ResultOf((await second.ReadToEndAsync(Timeout))[^1]));
+        await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+    }
+
     /// <summary>Waits until the first account has <paramref name="depth"/> prompts queued.</summary>
     private static async Task AwaitQueueDepthAsync(HttpClient client, int depth)
     {

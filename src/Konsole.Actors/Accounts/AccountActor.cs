@@ -140,6 +140,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             if (_draining)
                 return; // the first deadline stands
             _draining = true;
+            foreach (var queued in _slots.SelectMany(s => s.Queue))
+                queued.ReplyTo.Tell(new PromptNotStarted(queued.PromptId)); // none starts from now on: its caller can say so now
             var running = _slots.Count(s => s.Running is not null);
             _log.Info("Account {0}: draining: {1} turn(s) running get {2:0.#}s to finish, {3} queued prompt(s) wait",
                 Id, running, m.Timeout.TotalSeconds, _slots.Sum(s => s.Queue.Count));
@@ -268,6 +270,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             var kept = submit.Mode == ProcessMode.Worker ? WorkerSlot(prompt.UserSessionId) : SlotFor(submit.Mode);
             kept.Queue.AddLast(prompt);
             prompt.ReplyTo.Tell(new PromptQueued(prompt.PromptId, Id, kept.Queue.Count));
+            prompt.ReplyTo.Tell(new PromptNotStarted(prompt.PromptId));
             PublishStatus();
             return;
         }

@@ -24,7 +24,7 @@ public enum ProcessMode
 public sealed record ConversationRef(string SessionId, string AccountId, string ConfigDir);
 
 /// <summary>
-/// One prompt. Its caller receives, in order: zero or more <see cref="PromptQueued"/>, zero or more
+/// One prompt. Its caller receives, in order: zero or more <see cref="PromptQueued"/> (and <see cref="PromptNotStarted"/>), zero or more
 /// <see cref="TurnOutput"/> and <see cref="TurnLineDropped"/>, then exactly one of <see cref="TurnCompleted"/> or <see cref="TurnFailed"/>.
 /// </summary>
 /// <param name="PromptId">A GUID string; sent to the CLI as the user message's <c>uuid</c>.</param>
@@ -55,6 +55,12 @@ public sealed record DispatchRefused(string PromptId);
 
 /// <summary>The prompt waits behind others; <paramref name="Position"/> 1 runs next. Sent again as it moves up.</summary>
 public sealed record PromptQueued(string PromptId, string AccountId, int Position);
+
+/// <summary>
+/// The host is stopping and the prompt still waits in its account's queue: it does not start before the host stops (a
+/// journaled one runs after the restart). Sent once, after its <see cref="PromptQueued"/>; its end still follows.
+/// </summary>
+public sealed record PromptNotStarted(string PromptId);
 
 /// <summary>One stdout line of the prompt's turn, in the order the CLI printed it (the result included).</summary>
 public sealed record TurnOutput(string PromptId, CliFrame Frame);

@@ -164,6 +164,18 @@ public sealed class SessionActor : ReceivePersistentActor
                 Append(m.PromptId, "queued", queued, endsPrompt: false);
             });
         });
+        Command<PromptNotStarted>(m =>
+        {
+            // One recorded as dispatched (sent back to the queue after its process failed it before it ran) is reported as
+            // interrupted after the restart, not run then: its stream is not told otherwise, it ends with the session.
+            if (!_inFlight.TryGetValue(m.PromptId, out var prompt) || prompt.Dispatched)
+                return;
+            foreach (var subscription in _subscriptions.Values.Where(s => s.PromptId == m.PromptId).ToList())
+            {
+                _subscriptions.Remove(subscription.Id);
+                subscription.Writer.TryComplete(new PromptNotStartedException());
+            }
+        });
         Command<TurnOutput>(m => OnOutput(m.PromptId, m.Frame));
         Command<TurnLineDropped>(m =>
         {

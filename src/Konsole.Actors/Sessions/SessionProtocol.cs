@@ -109,7 +109,15 @@ public static class SessionProtocol
 
     // Replies
 
+    /// <param name="Events">Its events; completed with a <see cref="PromptNotStartedException"/> when the host stops before it started.</param>
     public sealed record PromptAccepted(string SessionId, string PromptId, string SubscriptionId, ChannelReader<SessionEvent> Events);
+
+    /// <summary>
+    /// Ends a prompt's events (<see cref="PromptAccepted.Events"/>) when the host began to stop while it still waited in its
+    /// account's queue: it does not run before the host stops; a session that journals it runs it after the restart (its
+    /// outcome then among the session's events), a quick turn is not run at all.
+    /// </summary>
+    public sealed class PromptNotStartedException() : Exception("the host is stopping before this prompt started");
 
     /// <param name="FirstAvailable">The oldest event id still buffered: events between After and it are gone.</param>
     public sealed record EventsFollowed(string SessionId, string SubscriptionId, long FirstAvailable, ChannelReader<SessionEvent> Events);

@@ -201,11 +201,13 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         var late = NewPrompt("late");
         account.Tell(new SubmitPrompt(late.Prompt, ProcessMode.Chat));
 
-        Assert.Equal("echo: finishing", (await running.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+        var finished = await running.Caller.ReceiveTurnAsync(TurnTimeout);
+        Assert.Equal(("echo: finishing", false), (finished.ResultText, finished.NotStarted)); // it had started
         var refused = await late.Caller.ExpectMsgAsync<TurnFailed>(TurnTimeout);
         Assert.Equal((TurnErrorCodes.AccountUnavailable, "the host is shutting down"), (refused.Code, refused.Message));
         await AwaitAssertAsync(async () => Assert.Equal((AccountState.Idle, 1), ((await StatusAsync()).State, (await StatusAsync()).QueueDepth)), TurnTimeout);
         await queued.Caller.ExpectMsgAsync<PromptQueued>();
+        Assert.Equal(queued.Prompt.PromptId, (await queued.Caller.ExpectMsgAsync<PromptNotStarted>()).PromptId); // told at the drain
         await queued.Caller.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(200)); // it never starts
     }
 
@@ -273,8 +275,11 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         var toSession = new List<object>();
         while (session.HasMessages)
             toSession.Add(await session.ReceiveOneAsync(TurnTimeout));
-        // Neither is failed: both run after the restart.
-        Assert.Equal([new PromptQueued(queued.PromptId, Sandbox.Accounts[0].Id, 1), new PromptQueued(handedOn.PromptId, Sandbox.Accounts[0].Id, 2)], toSession);
+        // Neither is failed: both run after the restart (their sessions are told they do not start before it).
+        Assert.Equal([
+            new PromptQueued(queued.PromptId, Sandbox.Accounts[0].Id, 1), new PromptNotStarted(queued.PromptId),
+            new PromptQueued(handedOn.PromptId, Sandbox.Accounts[0].Id, 2), new PromptNotStarted(handedOn.PromptId),
+        ], toSession);
     }
 
     [Fact]
