@@ -115,7 +115,7 @@ public sealed partial record RecordedRequest(
 
     private static IEnumerable<string> TypedTexts(JsonElement content)
     {
-        var typed = Texts(content).Select(t => Reminder().Replace(t, "")).Where(t => !Injected().IsMatch(t)).ToList();
+        var typed = Texts(content).Select(t => Reminder().Replace(t, "")).Where(t => !WrittenByTheCli(t)).ToList();
         // The CLI merges prompts queued during a turn, or sent after a failed one, into one user message,
         // one block each, and ends every block but the last with "\n".
         for (var i = 0; i < typed.Count - 1; i++)
@@ -124,11 +124,38 @@ public sealed partial record RecordedRequest(
         return typed.Where(t => t.Length > 0);
     }
 
-    // A block the CLI wrote itself is one or more <tag>...</tag> elements and nothing else:
-    // <system-reminder>, <local-command-caveat>, <command-name>/<command-message>/<command-args>,
-    // <local-command-stdout>, ...
-    [GeneratedRegex(@"^\s*(<([a-z][a-z0-9_-]*)[^>]*>.*?</\2>\s*)+$", RegexOptions.Singleline)]
-    private static partial Regex Injected();
+    /// <summary>
+    /// A block the CLI wrote itself: one or more elements of its own tags and nothing else (<c>&lt;system-reminder&gt;</c>,
+    /// <c>&lt;local-command-caveat&gt;</c>, <c>&lt;command-name&gt;</c>/<c>&lt;command-message&gt;</c>/<c>&lt;command-args&gt;</c>,
+    /// <c>&lt;local-command-stdout&gt;</c>, ...). A user's prompt in tags of its own (<c>&lt;question&gt;…</c>) is the user's.
+    /// Scanned element by element, so its cost grows with the text, never with how its elements could be grouped.
+    /// </summary>
+    private static bool WrittenByTheCli(string text)
+    {
+        var rest = text.AsSpan().TrimStart();
+        if (rest.IsEmpty)
+            return false;
+        while (!rest.IsEmpty)
+        {
+            var openEnd = rest.IndexOf('>');
+            if (rest[0] != '<' || openEnd < 0)
+                return false;
+            var name = rest[1..openEnd];
+            if (name.IndexOfAny(" \t\r\n") is >= 0 and var space)
+                name = name[..space];
+            if (!CliTag().IsMatch(name))
+                return false;
+            var close = $"</{name}>";
+            var end = rest[(openEnd + 1)..].IndexOf(close, StringComparison.Ordinal);
+            if (end < 0)
+                return false;
+            rest = rest[(openEnd + 1 + end + close.Length)..].TrimStart();
+        }
+        return true;
+    }
+
+    [GeneratedRegex("^(?:system-reminder|(?:local-command|command|bash)-[a-z-]+)$")]
+    private static partial Regex CliTag();
 
     [GeneratedRegex(@"<system-reminder>.*?</system-reminder>\s*", RegexOptions.Singleline)]
     private static partial Regex Reminder();
