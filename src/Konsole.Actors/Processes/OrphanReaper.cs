@@ -8,7 +8,8 @@ namespace Konsole.Actors.Processes;
 /// records still there name processes to end; the start time tells a survivor from an unrelated process that got
 /// the same pid later. (A CLI whose host died usually exits by itself, as its stdin closed; a hung one does not; and what
 /// its tools started in its process group, such as a background command, runs on after it: that group is ended too, as is
-/// what it started outside its group, by its mark (<see cref="ProcessMarks"/>).)
+/// what it started outside its group, by its mark (<see cref="ProcessMarks"/>).) A record also names the host that wrote it:
+/// one whose host still runs (another actor system on the same data dir, in this process or another) is left alone.
 /// </summary>
 public static class OrphanReaper
 {
@@ -25,7 +26,8 @@ public static class OrphanReaper
         var path = Path.Combine(runDir, $"cli-{process.ProcessId}.json");
         try
         {
-            File.WriteAllText(path, JsonSerializer.Serialize(new PidRecord(process.ProcessId, started, process.OwnGroup, process.Mark)));
+            File.WriteAllText(path, JsonSerializer.Serialize(
+                new PidRecord(process.ProcessId, started, process.OwnGroup, process.Mark, Environment.ProcessId, Self.Value)));
             return path;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -65,6 +67,9 @@ public static class OrphanReaper
             {
                 if (JsonSerializer.Deserialize<PidRecord>(File.ReadAllText(file)) is { } record)
                 {
+                    if (record.Host is { } host && Posix.StartTime(host) is { } hostStarted && hostStarted == record.HostStarted)
+                        continue; // its host runs: the process is that host's to stop
+
                     if (record.Mark is { } mark)
                         marks.Add(mark);
                     var started = Posix.StartTime(record.Pid);
@@ -104,5 +109,8 @@ public static class OrphanReaper
 
     private static bool IsAlive(PidRecord record) => Posix.StartTime(record.Pid) == record.Started;
 
-    private sealed record PidRecord(int Pid, string Started, bool Group, string? Mark = null);
+    private static readonly Lazy<string?> Self = new(() => Posix.StartTime(Environment.ProcessId));
+
+    /// <param name="Host">The process of the host that started it, and <paramref name="HostStarted"/> its start time.</param>
+    private sealed record PidRecord(int Pid, string Started, bool Group, string? Mark = null, int? Host = null, string? HostStarted = null);
 }

@@ -20,6 +20,38 @@ public sealed class OrphanReaperSpecs
     public Task What_a_cli_whose_host_was_killed_detached_into_a_session_of_its_own_is_ended_at_the_next_start() =>
         EndedAtTheNextStartAsync("sh -c 'setsid sleep 600 </dev/null >/dev/null 2>&1 & echo $!'; read line", ProcessMarks.NewMark()!);
 
+    // Another actor system on the same data dir (a library user's, or a second host in one process): its CLIs are its own.
+    [Fact]
+    public async Task A_cli_whose_host_still_runs_is_left_alone_and_ended_once_that_host_is_gone()
+    {
+        var runDir = Directory.CreateTempSubdirectory("konsole-run-").FullName;
+        using var host = Process.Start("sleep", "600");
+        using var cli = Process.Start("sleep", "600");
+        var record = Path.Combine(runDir, $"cli-{cli.Id}.json");
+        try
+        {
+            File.WriteAllText(record, JsonSerializer.Serialize(new
+            {
+                Pid = cli.Id, Started = Posix.StartTime(cli.Id), Group = false, Mark = (string?)null,
+                Host = host.Id, HostStarted = Posix.StartTime(host.Id),
+            }));
+
+            Assert.Empty(OrphanReaper.Reap(runDir));
+            Assert.True(ProcessTable.IsRunning(cli.Id) && File.Exists(record)); // was killed: a live host's CLI taken for an orphan
+
+            host.Kill();
+            await host.WaitForExitAsync().WaitAsync(Timeout);
+            Assert.Equal([cli.Id], OrphanReaper.Reap(runDir));
+            await cli.WaitForExitAsync().WaitAsync(Timeout);
+        }
+        finally
+        {
+            foreach (var process in new[] { host, cli }.Where(p => !p.HasExited))
+                process.Kill();
+            Directory.Delete(runDir, recursive: true);
+        }
+    }
+
     /// <param name="script">The CLI: prints the pid of the command it leaves running, then reads stdin until it closes.</param>
     private static async Task EndedAtTheNextStartAsync(string script, string? mark)
     {
