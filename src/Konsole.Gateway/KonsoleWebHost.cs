@@ -42,16 +42,9 @@ public static class KonsoleWebHost
         });
         // On SIGTERM running turns drain (konsole.shutdown.drain-timeout), are interrupted, and every CLI stops gracefully:
         // first while the HTTP server waits for open streams, then in the actor system's shutdown for turns without one.
-        var drain = settings.DrainTimeout + settings.Claude.InterruptTimeout;
-        var stopPhase = settings.Claude.StopGrace + TimeSpan.FromSeconds(15);
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = 2 * drain + 2 * stopPhase + TimeSpan.FromSeconds(15));
-        // Stopping the accounts waits stop-grace + 5 s for their CLIs, and stopping a CLI that ignores the end of its input takes
-        // stop-grace + 7 s (SIGTERM, then the kill): each phase outlasts its own wait, so no CLI outlives the host.
-        var drainPhase = ConfigurationFactory.ParseString($"""
-            akka.coordinated-shutdown.phases.service-requests-done.timeout = {(int)(drain + TimeSpan.FromSeconds(5)).TotalSeconds}s
-            akka.coordinated-shutdown.phases.service-stop.timeout = {(int)stopPhase.TotalSeconds}s
-            akka.coordinated-shutdown.phases.before-actor-system-terminate.timeout = {Math.Max(30, (int)stopPhase.TotalSeconds)}s
-            """);
+        // (the actor system's phases: KonsoleActors.ShutdownPhases)
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout =
+            2 * KonsoleActors.DrainPhase(settings) + 2 * KonsoleActors.StopPhase(settings) + TimeSpan.FromSeconds(15));
         builder.Services.AddProblemDetails();
         builder.Services.AddRateLimiter(limiter =>
         {
@@ -74,10 +67,7 @@ public static class KonsoleWebHost
         builder.Services.AddAkka("konsole", akka =>
         {
             akka
-            .AddSetup(PersistenceSetup.Connections(settings.Persistence))
             .AddHocon(config, HoconAddMode.Prepend)
-            .AddHocon(drainPhase, HoconAddMode.Prepend)
-            .AddHocon(PersistenceSetup.Hocon(settings.Persistence), HoconAddMode.Append)
             .ConfigureLoggers(loggers =>
             {
                 loggers.ClearLoggers();
@@ -87,7 +77,6 @@ public static class KonsoleWebHost
             .WithActors((system, registry) =>
             {
                 registry.Register<GatewayActor>(system.ActorOf(GatewayActor.Props(registry.Get<RoleRouter>(), registry.Get<SessionManager>()), "gateway"));
-                KonsoleActors.DrainOnShutdown(system, registry.Get<RoleRouter>(), settings);
             });
         });
         configure?.Invoke(builder);

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Configuration;
 using Akka.Event;
 using Konsole.Actors.Configuration;
 using Konsole.Actors.Processes;
@@ -37,14 +38,36 @@ public static class KonsoleActors
     }
 
     /// <summary>
+    /// Coordinated shutdown's phases long enough for what runs in them: the drain (<see cref="DrainOnShutdown"/>: drain-timeout
+    /// plus interrupt-timeout), stopping the accounts (stop-grace + 5 s for their CLIs) and stopping a CLI that ignores the end
+    /// of its input (stop-grace + 7 s: SIGTERM, then the kill): each phase outlasts its own wait, so no CLI outlives the system.
+    /// </summary>
+    public static Config ShutdownPhases(KonsoleSettings settings)
+    {
+        var stopPhase = StopPhase(settings);
+        return ConfigurationFactory.ParseString($"""
+            akka.coordinated-shutdown.phases.service-requests-done.timeout = {(int)(DrainPhase(settings) + TimeSpan.FromSeconds(5)).TotalSeconds}s
+            akka.coordinated-shutdown.phases.service-stop.timeout = {(int)stopPhase.TotalSeconds}s
+            akka.coordinated-shutdown.phases.before-actor-system-terminate.timeout = {Math.Max(30, (int)stopPhase.TotalSeconds)}s
+            """);
+    }
+
+    /// <summary>The longest the drain waits: drain-timeout, then interrupt-timeout for the turns it interrupts.</summary>
+    public static TimeSpan DrainPhase(KonsoleSettings settings) => settings.DrainTimeout + settings.Claude.InterruptTimeout;
+
+    /// <summary>The longest stopping the accounts and their CLIs takes in one phase.</summary>
+    public static TimeSpan StopPhase(KonsoleSettings settings) => settings.Claude.StopGrace + TimeSpan.FromSeconds(15);
+
+    /// <summary>
     /// On coordinated shutdown, before the accounts stop: drains them (see <c>AccountProtocol.Drain</c>) and waits until no
     /// turn runs or <c>shutdown.drain-timeout</c> plus <c>claude.interrupt-timeout</c> has passed, so turns whose clients
-    /// are gone (workers, disconnected streams) also get to finish. For the host; tests that stop a system skip it.
+    /// are gone (workers, disconnected streams) also get to finish. Added by <see cref="KonsoleHostingExtensions.WithKonsoleAccounts"/>;
+    /// tests that stop a system skip it.
     /// </summary>
     public static void DrainOnShutdown(ActorSystem system, IActorRef router, KonsoleSettings settings) =>
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "drain-turns", async () =>
         {
-            var deadline = DateTime.UtcNow + settings.DrainTimeout + settings.Claude.InterruptTimeout;
+            var deadline = DateTime.UtcNow + DrainPhase(settings);
             router.Tell(new RoleRouterProtocol.DrainAccounts(settings.DrainTimeout));
             while (DateTime.UtcNow < deadline)
             {
