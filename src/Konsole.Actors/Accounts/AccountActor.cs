@@ -836,6 +836,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 if (unsent)
                     slot.UnsentOnce = running.PromptId;
                 slot.Queue.AddFirst(running);
+                if (_draining)
+                    running.ReplyTo.Tell(new PromptNotStarted(running.PromptId)); // as those queued when the drain began
                 slot.Confirming = null;
                 Timers.Cancel($"{slot.Name}-confirm");
             }

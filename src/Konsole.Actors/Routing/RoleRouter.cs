@@ -436,8 +436,11 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         foreach (var prompt in prompts)
         {
-            if (!EndedAsInterrupted(prompt) && !prompt.ConfirmDispatch)
-                prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {accountId} stopped with the host"));
+            if (EndedAsInterrupted(prompt))
+                continue;
+            prompt.ReplyTo.Tell(prompt.ConfirmDispatch
+                ? new PromptNotStarted(prompt.PromptId) // its session keeps it for the restart, and tells its client so
+                : new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {accountId} stopped with the host"));
         }
     }
 

@@ -426,6 +426,30 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_prompt_its_lost_process_never_sent_during_the_drain_is_told_it_does_not_start()
+    {
+        var account = await StartAccountAsync("konsole.claude.turn-timeout = 2s"); // how long a /clear may stay silent
+        var first = NewPrompt("[[clear:hang]] Remember 42");
+        var waiting = NewPrompt("What number?");
+        account.Tell(new SubmitPrompt(first.Prompt, ProcessMode.Chat));
+        account.Tell(new SubmitPrompt(waiting.Prompt, ProcessMode.Chat));
+        await first.Caller.ReceiveTurnAsync(TurnTimeout);
+        await AwaitAssertAsync(async () => Assert.Equal((true, 0), ((await StatusAsync()).Processes[1].Busy, (await StatusAsync()).QueueDepth)),
+            TurnTimeout); // the waiting one started: it waits on the /clear that never answers
+
+        account.Tell(new Drain(TimeSpan.FromMinutes(1)));
+        await _parent.FishForMessageAsync<AccountStatus>(s => s.Processes[1].Restarts == 1, TurnTimeout); // the /clear's process killed
+        Watch(account);
+        Sys.Stop(account);
+        await ExpectTerminatedAsync(account, TurnTimeout);
+
+        // Back in the queue, it does not start before the host stops: as one queued when the drain began, its caller is told.
+        var told = await waiting.Caller.ReceiveTurnAsync(TurnTimeout);
+        Assert.True(told.NotStarted);
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, told.Failed?.Code);
+    }
+
+    [Fact]
     public async Task A_prompt_whose_process_is_lost_twice_before_it_reaches_the_cli_fails_once_instead_of_failing_the_account()
     {
         var account = await StartAccountAsync("konsole.claude.turn-timeout = 2s");

@@ -137,8 +137,9 @@ public sealed class WorkerMoveSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         // Beta, draining, would fail them: as where they waited, they are left to their journaling session to run after the restart.
         await NoPromptBeforeFenceAsync("beta");
         await NoPromptBeforeFenceAsync("alpha");
-        Assert.Equal([(plain.PromptId, TurnErrorCodes.AccountUnavailable)],
-            (await AnswersAsync()).OfType<TurnFailed>().Select(f => (f.PromptId, f.Code)));
+        var answers = await AnswersAsync();
+        Assert.Equal([(plain.PromptId, TurnErrorCodes.AccountUnavailable)], answers.OfType<TurnFailed>().Select(f => (f.PromptId, f.Code)));
+        Assert.Equal([_first.PromptId, held.PromptId], answers.OfType<PromptNotStarted>().Select(n => n.PromptId)); // their streams end so
     }
 
     /// <summary>
