@@ -29,6 +29,7 @@ public sealed class CliProcess
     private readonly Channel<byte[]> _stdin;
     private readonly CancellationTokenSource _kill;
     private readonly Process? _process;
+    private volatile bool _exitSeen; // the process has exited (its output may still be on its way): its pid may be another's now
 
     private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, bool ownGroup, string? mark, Task firstOutput)
     {
@@ -132,7 +133,7 @@ public sealed class CliProcess
         CloseInput();
         if (await ExitsWithin(grace).ConfigureAwait(false))
             return;
-        if (!HasExited)
+        if (!HasExited && !_exitSeen)
             Posix.Signal(ProcessId, Posix.SigTerm, OwnGroup);
         if (await ExitsWithin(TimeSpan.FromSeconds(2)).ConfigureAwait(false))
             return;
@@ -148,7 +149,7 @@ public sealed class CliProcess
     public Task Kill() => Task.Run(() =>
     {
         CancelCommand();
-        if (OwnGroup && !HasExited)
+        if (OwnGroup && !HasExited && !_exitSeen)
             Posix.Signal(ProcessId, Posix.SigKill, group: true);
     });
 
@@ -179,6 +180,7 @@ public sealed class CliProcess
                 // stdout or stderr (a command given its parent's stderr) holds them open: what it left running is ended at its
                 // own exit, not at its pipes' close, which would otherwise wait for that process.
                 await Task.WhenAny(task.Task, _process.WaitForExitAsync()).ConfigureAwait(false);
+                _exitSeen = _process.HasExited;
                 await EndWhatItLeft().ConfigureAwait(false);
                 ended = true;
                 if (await Task.WhenAny(task.Task, Task.Delay(PipesGrace)).ConfigureAwait(false) != task.Task)

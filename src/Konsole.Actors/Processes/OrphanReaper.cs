@@ -23,7 +23,9 @@ public static class OrphanReaper
     {
         if (Posix.StartTime(process.ProcessId) is not { } started)
             return null;
-        var path = Path.Combine(runDir, $"cli-{process.ProcessId}.json");
+        // Its start time in the name too: a CLI started on the pid of one that just exited has a record of its own, which that
+        // one's Forget does not delete.
+        var path = Path.Combine(runDir, $"cli-{process.ProcessId}-{started}.json");
         try
         {
             File.WriteAllText(path, JsonSerializer.Serialize(
@@ -67,8 +69,10 @@ public static class OrphanReaper
             {
                 if (JsonSerializer.Deserialize<PidRecord>(File.ReadAllText(file)) is { } record)
                 {
-                    if (record.Host is { } host && Posix.StartTime(host) is { } hostStarted && hostStarted == record.HostStarted)
-                        continue; // its host runs: the process is that host's to stop
+                    // Its host runs (not a zombie its parent has yet to reap: that one has exited): the process is that host's to stop.
+                    if (record.Host is { } host && Posix.StatFields(host) is { Length: > 19 } hostStat && hostStat[19] == record.HostStarted
+                        && hostStat[0] != "Z")
+                        continue;
 
                     if (record.Mark is { } mark)
                         marks.Add(mark);

@@ -52,6 +52,37 @@ public sealed class OrphanReaperSpecs
         }
     }
 
+    [Fact]
+    public async Task A_cli_whose_host_has_exited_but_is_not_yet_reaped_is_ended()
+    {
+        var runDir = Directory.CreateTempSubdirectory("konsole-run-").FullName;
+        // The host exits at once; its parent, become a sleep, never reaps it: a zombie, its /proc entry (start time and all) still there.
+        using var parent = Process.Start(new ProcessStartInfo("sh", ["-c", "sh -c 'exit 0' & echo $!; exec sleep 600"]) { RedirectStandardOutput = true })!;
+        var host = int.Parse((await parent.StandardOutput.ReadLineAsync())!, CultureInfo.InvariantCulture);
+        using var cli = Process.Start("sleep", "600");
+        try
+        {
+            var deadline = DateTime.UtcNow + Timeout;
+            while (Posix.StatFields(host)?[0] != "Z" && DateTime.UtcNow < deadline)
+                await Task.Delay(20);
+            Assert.Equal("Z", Posix.StatFields(host)?[0]);
+            File.WriteAllText(Path.Combine(runDir, $"cli-{cli.Id}.json"), JsonSerializer.Serialize(new
+            {
+                Pid = cli.Id, Started = Posix.StartTime(cli.Id), Group = false, Mark = (string?)null,
+                Host = host, HostStarted = Posix.StartTime(host),
+            }));
+
+            Assert.Equal([cli.Id], OrphanReaper.Reap(runDir)); // was left alone, as a live host's
+            await cli.WaitForExitAsync().WaitAsync(Timeout);
+        }
+        finally
+        {
+            foreach (var process in new[] { parent, cli }.Where(p => !p.HasExited))
+                process.Kill();
+            Directory.Delete(runDir, recursive: true);
+        }
+    }
+
     /// <param name="script">The CLI: prints the pid of the command it leaves running, then reads stdin until it closes.</param>
     private static async Task EndedAtTheNextStartAsync(string script, string? mark)
     {
