@@ -31,7 +31,8 @@ public sealed class CliProcess
     private readonly Process? _process;
     private volatile bool _exitSeen; // the process has exited (its output may still be on its way): its pid may be another's now
 
-    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, bool ownGroup, string? mark, Task firstOutput)
+    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, bool ownGroup, string? mark, Task firstOutput,
+        Task stdoutClosed)
     {
         FirstOutput = firstOutput;
         Mark = mark;
@@ -47,7 +48,7 @@ public sealed class CliProcess
         {
             _process = null; // already gone: Exited completes on its own
         }
-        Exited = WaitForExit(task);
+        Exited = WaitForExit(task, stdoutClosed);
     }
 
     public int ProcessId { get; }
@@ -86,12 +87,22 @@ public sealed class CliProcess
             }
         });
         var firstOutput = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var stdoutTarget = PipeTarget.Create((stream, ct) =>
-            Protocol.LineReader.ReadLinesAsync(stream, launch.MaxLineBytes, onStdoutLine, onOversizedLine, () =>
+        var stdoutClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stdoutTarget = PipeTarget.Create(async (stream, ct) =>
+        {
+            try
             {
-                firstOutput.TrySetResult();
-                onStdoutReadEnd?.Invoke();
-            }, ct));
+                await Protocol.LineReader.ReadLinesAsync(stream, launch.MaxLineBytes, onStdoutLine, onOversizedLine, () =>
+                {
+                    firstOutput.TrySetResult();
+                    onStdoutReadEnd?.Invoke();
+                }, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                stdoutClosed.TrySetResult();
+            }
+        });
 
         var program = Executables.Locate(launch.FileName)
             ?? throw new FileNotFoundException("no executable file of that name, nor a program of that name on PATH", launch.FileName);
@@ -113,7 +124,7 @@ public sealed class CliProcess
             .WithValidation(CommandResultValidation.None);
 
         var kill = new CancellationTokenSource();
-        return new CliProcess(stdin, kill, command.ExecuteAsync(kill.Token), ownGroup, mark, firstOutput.Task);
+        return new CliProcess(stdin, kill, command.ExecuteAsync(kill.Token), ownGroup, mark, firstOutput.Task, stdoutClosed.Task);
     }
 
     /// <summary>Queues one line for stdin. Returns false once input is closed.</summary>
@@ -169,16 +180,18 @@ public sealed class CliProcess
     /// <summary>How long its pipes may stay open once it has exited and what it left running was ended: held by a process that escaped both.</summary>
     private static readonly TimeSpan PipesGrace = TimeSpan.FromSeconds(5);
 
-    private async Task<int> WaitForExit(CommandTask<CommandResult> task)
+    private async Task<int> WaitForExit(CommandTask<CommandResult> task, Task stdoutClosed)
     {
         var ended = false;
         try
         {
-            if (_process is not null)
+            await Task.WhenAny(task.Task, stdoutClosed).ConfigureAwait(false);
+            if (_process is not null && !task.Task.IsCompleted)
             {
-                // CliWrap's task ends once the process has exited and its pipes are closed, and a process it started with its
-                // stdout or stderr (a command given its parent's stderr) holds them open: what it left running is ended at its
-                // own exit, not at its pipes' close, which would otherwise wait for that process.
+                // Its stdout is closed: it is ending. CliWrap's task ends once the process has exited and its pipes are closed,
+                // and a process it started with its stderr (a command given its parent's stderr) holds that open: what it left
+                // running is ended at its own exit, not at its pipes' close, which would otherwise wait for that process. (Its
+                // exit is waited for only now: a wait registered for every idle process would cost each a thread pool wait.)
                 await Task.WhenAny(task.Task, _process.WaitForExitAsync()).ConfigureAwait(false);
                 _exitSeen = _process.HasExited;
                 await EndWhatItLeft().ConfigureAwait(false);
