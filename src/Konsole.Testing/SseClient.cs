@@ -141,6 +141,7 @@ public sealed class SseStream : IAsyncDisposable
         byte[] lastType = [];
         var hasData = false;
         var started = false;
+        var afterCr = false; // the last line ended with a CR at the end of a read: an LF first in the next is that line's end
         try
         {
             while (true)
@@ -153,7 +154,7 @@ public sealed class SseStream : IAsyncDisposable
                     if (buffer.Length >= 3 && Is(buffer.Slice(0, 3), [0xEF, 0xBB, 0xBF]))
                         buffer = buffer.Slice(3);
                 }
-                while (started && TryReadLine(ref buffer, read.IsCompleted, out var line))
+                while (started && TryReadLine(ref buffer, ref afterCr, out var line))
                 {
                     if (line.Length == 0)
                     {
@@ -202,23 +203,26 @@ public sealed class SseStream : IAsyncDisposable
     }
 
     /// <summary>
-    /// Takes the next whole line from <paramref name="buffer"/>, without its end (CR, LF or CRLF); false when none is whole yet (a
-    /// CR at the buffer's end waits for the next read, which may start with its LF).
+    /// Takes the next whole line from <paramref name="buffer"/>, without its end (CR, LF or CRLF); false when none is whole yet. A
+    /// CR at the buffer's end ends its line at once (a stream of bare CRs must not wait for more bytes to deliver its event);
+    /// <paramref name="afterCr"/> then skips an LF that starts the next read.
     /// </summary>
-    private static bool TryReadLine(ref ReadOnlySequence<byte> buffer, bool completed, out ReadOnlySequence<byte> line)
+    private static bool TryReadLine(ref ReadOnlySequence<byte> buffer, ref bool afterCr, out ReadOnlySequence<byte> line)
     {
         line = default;
+        if (afterCr && !buffer.IsEmpty)
+        {
+            afterCr = false;
+            if (buffer.FirstSpan[0] == (byte)'\n')
+                buffer = buffer.Slice(1);
+        }
         var sequence = new SequenceReader<byte>(buffer);
         if (!sequence.TryAdvanceToAny("\r\n"u8, advancePastDelimiter: false))
             return false;
         var end = sequence.Position;
         sequence.TryRead(out var delimiter);
-        if (delimiter == (byte)'\r')
-        {
-            if (sequence.End && !completed)
-                return false;
-            sequence.IsNext((byte)'\n', advancePast: true);
-        }
+        if (delimiter == (byte)'\r' && !sequence.IsNext((byte)'\n', advancePast: true))
+            afterCr = sequence.End;
         line = buffer.Slice(0, end);
         buffer = buffer.Slice(sequence.Position);
         return true;

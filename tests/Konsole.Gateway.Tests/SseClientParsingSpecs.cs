@@ -26,6 +26,25 @@ public sealed class SseClientParsingSpecs
     }
 
     [Fact]
+    public async Task An_event_ended_with_bare_crs_is_read_without_waiting_for_more_bytes()
+    {
+        var (app, url) = await LoopbackServer.StartAsync(async context =>
+        {
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.Body.WriteAsync("event: a\rdata: x\r\r"u8.ToArray());
+            await context.Response.Body.FlushAsync();
+            await Task.Delay(System.Threading.Timeout.Infinite, context.RequestAborted); // then quiet
+        });
+        await using var _ = app;
+        using var client = new HttpClient();
+        await using var sse = await SseStream.OpenAsync(client, new HttpRequestMessage(HttpMethod.Get, url), Timeout);
+
+        var first = await sse.NextAsync(TimeSpan.FromSeconds(10)); // timed out: the last CR waited for a possible LF
+
+        Assert.Equal(("a", "x"), (first?.Event, first?.Data));
+    }
+
+    [Fact]
     public async Task An_empty_event_field_is_a_message()
     {
         var events = await ParseAsync("event: a\ndata: 1\n\nevent:\ndata: 2\n\n"u8.ToArray());
