@@ -56,13 +56,21 @@ public sealed class OrphanReaperSpecs
     public async Task A_cli_whose_host_has_exited_but_is_not_yet_reaped_is_ended()
     {
         var runDir = Directory.CreateTempSubdirectory("konsole-run-").FullName;
-        // The host exits at once; its parent, become a sleep, never reaps it: a zombie, its /proc entry (start time and all) still there.
-        using var parent = Process.Start(new ProcessStartInfo("sh", ["-c", "sh -c 'exit 0' & echo $!; exec sleep 600"]) { RedirectStandardOutput = true })!;
+        // The host is a subshell that exits once told (a line on fd 3, its parent's stdin), after its parent became a sleep, which
+        // never reaps it: a zombie, its /proc entry (start time and all) still there. (Exiting at once, the shell might reap it first.)
+        using var parent = Process.Start(new ProcessStartInfo("sh", ["-c", "exec 3<&0; (read line <&3) & echo $!; exec sleep 600"])
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true,
+        })!;
         var host = int.Parse((await parent.StandardOutput.ReadLineAsync())!, CultureInfo.InvariantCulture);
         using var cli = Process.Start("sleep", "600");
         try
         {
             var deadline = DateTime.UtcNow + Timeout;
+            while (File.ReadAllText($"/proc/{parent.Id}/comm").Trim() != "sleep" && DateTime.UtcNow < deadline)
+                await Task.Delay(20);
+            await parent.StandardInput.WriteLineAsync("exit");
+            await parent.StandardInput.FlushAsync();
             while (Posix.StatFields(host)?[0] != "Z" && DateTime.UtcNow < deadline)
                 await Task.Delay(20);
             Assert.Equal("Z", Posix.StatFields(host)?[0]);
