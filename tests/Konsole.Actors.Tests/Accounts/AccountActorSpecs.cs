@@ -428,7 +428,8 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [Fact]
     public async Task A_prompt_its_lost_process_never_sent_during_the_drain_is_told_it_does_not_start()
     {
-        var account = await StartAccountAsync("konsole.claude.turn-timeout = 2s"); // how long a /clear may stay silent
+        // How long a /clear may stay silent: the drain must begin before then, with the waiting prompt started.
+        var account = await StartAccountAsync("konsole.claude.turn-timeout = 5s");
         var first = NewPrompt("[[clear:hang]] Remember 42");
         var waiting = NewPrompt("What number?");
         account.Tell(new SubmitPrompt(first.Prompt, ProcessMode.Chat));
