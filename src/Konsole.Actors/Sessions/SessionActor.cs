@@ -170,11 +170,19 @@ public sealed class SessionActor : ReceivePersistentActor
             // interrupted after the restart, not run then: its stream is not told otherwise, it ends with the session.
             if (!_inFlight.TryGetValue(m.PromptId, out var prompt) || prompt.Dispatched)
                 return;
-            foreach (var subscription in _subscriptions.Values.Where(s => s.PromptId == m.PromptId).ToList())
+            if (prompt.Recorded)
             {
-                _subscriptions.Remove(subscription.Id);
-                subscription.Writer.TryComplete(new PromptNotStartedException());
+                EndNotStarted(m.PromptId);
+                return;
             }
+            // Not on record yet (it waited in the router, a moving worker's): its client is told it runs after the restart, so
+            // it must be on record for that.
+            prompt.Recorded = true;
+            Record(new PromptRecorded(m.PromptId, prompt.Text), _ =>
+            {
+                prompt.Written = true;
+                EndNotStarted(m.PromptId);
+            });
         });
         Command<TurnOutput>(m => OnOutput(m.PromptId, m.Frame));
         Command<TurnLineDropped>(m =>
@@ -407,6 +415,16 @@ public sealed class SessionActor : ReceivePersistentActor
             return;
         _turns++;
         _accountId = e.AccountId ?? _accountId;
+    }
+
+    /// <summary>Ends the prompt's own event streams with <see cref="PromptNotStartedException"/> (see <see cref="PromptNotStarted"/>).</summary>
+    private void EndNotStarted(string promptId)
+    {
+        foreach (var subscription in _subscriptions.Values.Where(s => s.PromptId == promptId).ToList())
+        {
+            _subscriptions.Remove(subscription.Id);
+            subscription.Writer.TryComplete(new PromptNotStartedException());
+        }
     }
 
     private void OnOutput(string promptId, CliFrame frame)

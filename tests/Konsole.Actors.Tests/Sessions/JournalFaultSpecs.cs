@@ -379,6 +379,28 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     }
 
     [Fact]
+    public async Task A_prompt_told_it_does_not_start_before_it_was_on_record_is_recorded_first_and_runs_after_the_restart()
+    {
+        // The session alone, a probe as its router, which keeps the prompt (as it keeps a moving worker's): it is never queued.
+        const string session = "kept";
+        var router = CreateTestProbe();
+        var actor = Sys.ActorOf(SessionActor.Props(session, SessionType.Full, router.Ref, replayBuffer: 100));
+        Watch(actor);
+        var kept = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, "kept by the router"), Ask);
+        await router.FishForMessageAsync<RoutePrompt>(r => r.Prompt.PromptId == kept.PromptId, Ask);
+
+        router.Send(actor, new PromptNotStarted(kept.PromptId)); // the host stops: the router leaves it for the restart
+
+        await Assert.ThrowsAsync<PromptNotStartedException>(() => kept.Events.ReadToEndAsync(TurnTimeout)); // "it runs after the restart"
+        Sys.Stop(actor);
+        await ExpectTerminatedAsync(actor, TurnTimeout);
+        var nextRouter = CreateTestProbe();
+        Sys.ActorOf(SessionActor.Props(session, SessionType.Full, nextRouter.Ref, replayBuffer: 100));
+        // It does: before, it was on no record, so after the restart it was gone without an end.
+        Assert.Equal(kept.PromptId, (await nextRouter.FishForMessageAsync<RoutePrompt>(_ => true, TurnTimeout)).Prompt.PromptId);
+    }
+
+    [Fact]
     public async Task A_prompt_whose_acceptance_failed_while_a_snapshot_was_taken_does_not_run_after_a_restart()
     {
         // The session alone, a probe as its router and one as its account: which of its writes lands when is the test's.
