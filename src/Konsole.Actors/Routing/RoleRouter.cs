@@ -71,6 +71,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             _log.Info("Roles: dashboard {0}, quickturn {1}{2}", _roles.Dashboard, _roles.QuickTurn,
                 _roles == _configured ? "" : " (as last swapped: a swap stands over a restart until konsole.roles changes)");
             Stash.UnstashAll();
+            Context.System.EventStream.Subscribe(Self, typeof(DeadLetter)); // see Routing: prompts sent to an account as it stopped
             Become(Routing);
         });
         // A journal that cannot read the roles back (after a restart of this actor) is tried again; all else waits for the roles.
@@ -110,6 +111,18 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private void Routing()
     {
         WatchingTheJournal(rolesRead: true);
+        // A prompt sent to an account actor as it stopped (still in its mailbox, or sent before its Terminated came here) is
+        // answered as that account's own queued ones are by its stop; lost, its caller would wait for ever.
+        Receive<DeadLetter>(m => m.Message is SubmitPrompt && _accounts.ContainsValue(m.Recipient), m =>
+        {
+            var prompt = ((SubmitPrompt)m.Message).Prompt;
+            var accountId = _accounts.First(a => a.Value.Equals(m.Recipient)).Key;
+            if (_draining)
+                LeaveForTheRestart(accountId, [prompt]);
+            else
+                prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {accountId} stopped"));
+        });
+        Receive<DeadLetter>(_ => { }); // another actor's
         Receive<RoutePrompt>(m => Route(m.Role, m.Prompt));
         Receive<RouteToAccount>(m =>
         {

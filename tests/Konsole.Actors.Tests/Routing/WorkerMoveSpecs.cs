@@ -17,6 +17,7 @@ namespace Konsole.Actors.Tests.Routing;
 public sealed class WorkerMoveSpecs(ITestOutputHelper output) : KonsoleSpec(output, accounts: 2)
 {
     private const string Worker = "w1";
+    private readonly ManualResetEventSlim _stop = new();
     private TestProbe _alpha = null!;
     private TestProbe _beta = null!;
     private IActorRef _router = null!;
@@ -142,16 +143,42 @@ public sealed class WorkerMoveSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         Assert.Equal([_first.PromptId, held.PromptId], answers.OfType<PromptNotStarted>().Select(n => n.PromptId)); // their streams end so
     }
 
+    [Fact]
+    public async Task A_prompt_sent_to_an_account_actor_as_it_stops_is_answered_not_lost()
+    {
+        await StartAssignedAsync();
+        var stopping = WorkerPrompt("stop here"); // alpha stops at it (as a bug stops an account)
+        var next = WorkerPrompt("next");
+
+        _router.Tell(new RouteWorkerPrompt(stopping));
+        _router.Tell(new RouteWorkerPrompt(next));
+        await _router.Ask<WorkInProgress>(GetWorkInProgress.Instance, TurnTimeout); // both sent to alpha: next waits in its mailbox
+        _stop.Set();
+
+        var answer = await _session.FishForMessageAsync<TurnFailed>(f => f.PromptId == next.PromptId, TurnTimeout); // was never answered
+        Assert.Equal((TurnErrorCodes.AccountUnavailable, "account alpha stopped"), (answer.Code, answer.Message));
+    }
+
     /// <summary>
     /// Worker w1 assigned to alpha, its first prompt queued there, and alpha reporting that it waits for a place: the router
     /// asks alpha to release it, to move it to beta.
     /// </summary>
     private async Task StartMoveAsync(bool durable = false)
     {
+        await StartAssignedAsync(durable);
+        _router.Tell(Status("alpha", new ProcessStatus(ProcessMode.Worker, 3, true, null, 0, "w0", "w0"),
+            new ProcessStatus(ProcessMode.Worker, null, false, null, 0, Worker, WaitsForPlace: true)));
+
+        Assert.Equal(Worker, (await _alpha.ExpectMsgAsync<ReleaseWaitingWorker>(TurnTimeout)).SessionId);
+    }
+
+    /// <summary>Worker w1 assigned to alpha, its first prompt sent there.</summary>
+    private async Task StartAssignedAsync(bool durable = false)
+    {
         var settings = Sandbox.Settings(FakeClaudeCli.Path, extraHocon: "konsole.sessions.max-workers = 1");
         _alpha = CreateTestProbe("alpha");
         _beta = CreateTestProbe("beta");
-        _router = Sys.ActorOf(RoleRouter.Props(settings, a => Props.Create(() => new StandInAccount(a.Id == "alpha" ? _alpha.Ref : _beta.Ref))));
+        _router = Sys.ActorOf(RoleRouter.Props(settings, a => Props.Create(() => new StandInAccount(a.Id == "alpha" ? _alpha.Ref : _beta.Ref, _stop))));
         _router.Tell(Status("alpha"));
         _router.Tell(Status("beta"));
         _session = CreateTestProbe("session");
@@ -160,11 +187,6 @@ public sealed class WorkerMoveSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         _first = WorkerPrompt("first") with { ConfirmDispatch = durable };
         _router.Tell(new RouteWorkerPrompt(_first));
         Assert.Equal(_first, (await _alpha.ExpectMsgAsync<SubmitPrompt>(TurnTimeout)).Prompt);
-
-        _router.Tell(Status("alpha", new ProcessStatus(ProcessMode.Worker, 3, true, null, 0, "w0", "w0"),
-            new ProcessStatus(ProcessMode.Worker, null, false, null, 0, Worker, WaitsForPlace: true)));
-
-        Assert.Equal(Worker, (await _alpha.ExpectMsgAsync<ReleaseWaitingWorker>(TurnTimeout)).SessionId);
     }
 
     private Prompt WorkerPrompt(string text) => new(Prompt.NewId(), Worker, text, null, _session.Ref);
@@ -198,9 +220,17 @@ public sealed class WorkerMoveSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     private async Task<string> RecordedAccountAsync() =>
         (await AnswersAsync()).OfType<WorkerAssigned>().LastOrDefault()?.AccountId ?? "alpha";
 
-    /// <summary>Stands in for an <see cref="AccountActor"/>: hands what the router sends it to a probe.</summary>
+    /// <summary>
+    /// Stands in for an <see cref="AccountActor"/>: hands what the router sends it to a probe; at a prompt "stop here" it stops,
+    /// once <paramref name="stop"/> is set (what the router sends it meanwhile waits in its mailbox).
+    /// </summary>
     private sealed class StandInAccount : ReceiveActor
     {
-        public StandInAccount(IActorRef probe) => ReceiveAny(m => probe.Forward(m));
+        public StandInAccount(IActorRef probe, ManualResetEventSlim stop) => ReceiveAny(m =>
+        {
+            probe.Forward(m);
+            if (m is SubmitPrompt { Prompt.Text: "stop here" } && stop.Wait(TurnTimeout))
+                Context.Stop(Self);
+        });
     }
 }
