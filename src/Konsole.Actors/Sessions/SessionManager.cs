@@ -28,7 +28,9 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     private readonly RecentIds _closed = new(SessionRegistry.ClosedIdsKept);
     private readonly HashSet<string> _restarting = new(StringComparer.Ordinal); // stopped on a fault, starting again
     private readonly Dictionary<string, FaultBackoff> _failures = new(StringComparer.Ordinal); // recent faults, for the backoff
-    private readonly Dictionary<string, long> _lastEventIds = new(StringComparer.Ordinal); // of sessions stopped on a fault, until started again
+    // Of sessions stopped on a fault, until closed: a restart that cannot read its journal back (the database still down) stops
+    // before writing ids above them, and the next must still start above them.
+    private readonly Dictionary<string, long> _lastEventIds = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Opening> _opening = new(StringComparer.Ordinal); // waiting for the registry to record them
     // Likewise; Session null: it stopped on a fault before its close was on record.
     private readonly Dictionary<string, (IActorRef? Session, CloseSession Close, IActorRef Asker)> _closing = new(StringComparer.Ordinal);
@@ -193,7 +195,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             if (_sessions.TryGetValue(m.SessionId, out var session) && _restarting.Remove(m.SessionId))
                 _sessions[m.SessionId] = session with
                 {
-                    Actor = Start(m.SessionId, session, _lastEventIds.Remove(m.SessionId, out var lastId) ? lastId : 0),
+                    Actor = Start(m.SessionId, session, _lastEventIds.GetValueOrDefault(m.SessionId)),
                 };
         });
     }
