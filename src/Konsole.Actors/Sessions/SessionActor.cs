@@ -116,7 +116,8 @@ public sealed class SessionActor : ReceivePersistentActor
         Command<GetSession>(_ => Sender.Tell(Info()));
         Command<RoleRouterProtocol.WorkerAssigned>(m =>
         {
-            if (m.AccountId != _accountId)
+            // Closing: its journal is being deleted, and a write after the delete would leave a row behind for a session of its id.
+            if (m.AccountId != _accountId && !_closing)
                 Record(new WorkerAccountRecorded(m.AccountId), e => _accountId = e.AccountId);
         });
 

@@ -410,6 +410,26 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     }
 
     [Fact]
+    public async Task A_worker_place_told_to_a_closing_session_leaves_nothing_of_it_in_the_journal()
+    {
+        const string session = "closing-worker";
+        var router = CreateTestProbe();
+        var actor = Sys.ActorOf(SessionActor.Props(session, SessionType.Worker, router.Ref, replayBuffer: 100));
+        Watch(actor);
+        await router.ExpectMsgAsync<AssignWorker>(Ask);
+
+        actor.Tell(new CloseSession(session));
+        router.Send(actor, new WorkerAssigned(session, "beta")); // a move's answer, crossing the close
+        await ExpectMsgAsync<SessionClosed>(Ask);
+        await ExpectTerminatedAsync(actor, TurnTimeout); // its journal deleted
+
+        // A session given that id later (once it is no longer kept among the closed) starts from nothing.
+        var nextRouter = CreateTestProbe();
+        Sys.ActorOf(SessionActor.Props(session, SessionType.Worker, nextRouter.Ref, replayBuffer: 100));
+        Assert.Null((await nextRouter.ExpectMsgAsync<AssignWorker>(Ask)).PreferredAccountId); // was beta: a row written after the delete
+    }
+
+    [Fact]
     public async Task A_prompt_whose_acceptance_failed_while_a_snapshot_was_taken_does_not_run_after_a_restart()
     {
         // The session alone, a probe as its router and one as its account: which of its writes lands when is the test's.
