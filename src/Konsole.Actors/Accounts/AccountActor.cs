@@ -968,7 +968,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             s.Running?.UserSessionId, s.WaitsForPlace, s is { Mode: ProcessMode.Worker, Started: false, WaitsForPlace: false })).ToArray(),
         _failure ?? (_rateLimitedUntil is { } until ? $"rate-limited until {until:u}" : null),
         _oauthError ?? _credentials?.Problem,
-        _refresh == RefreshState.Running);
+        _refresh == RefreshState.Running,
+        _rateLimitedUntil);
 
     private void PublishStatus()
     {

@@ -78,6 +78,8 @@ public static class AccountProtocol
     /// <param name="Processes">Its full and chat process first, workers waiting for a place last, in the order they began to wait.</param>
     /// <param name="StateReason">Why the account is in its state, where that needs saying (why it failed).</param>
     /// <param name="OAuthError">Why its last OAuth refresh failed, until one succeeds; or why no login can be read from its credentials file.</param>
+    /// <param name="RateLimitedUntil">While it is <see cref="AccountState.RateLimited"/>: when that hold ends (its limit's reset, or a
+    /// hold of its own where the CLI gave none).</param>
     public sealed record AccountStatus(
         string AccountId,
         string Label,
@@ -91,7 +93,8 @@ public static class AccountProtocol
         IReadOnlyList<ProcessStatus> Processes,
         string? StateReason = null,
         string? OAuthError = null,
-        bool RefreshRunning = false)
+        bool RefreshRunning = false,
+        DateTimeOffset? RateLimitedUntil = null)
     {
         public bool Busy => Processes.Any(p => p.Busy);
 

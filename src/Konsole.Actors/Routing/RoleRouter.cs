@@ -378,7 +378,8 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         var target = candidates.FirstOrDefault(Healthy) ?? candidates.FirstOrDefault(Usable);
         if (target is null)
         {
-            var reset = _status.Values.Select(s => s.RateLimit?.ResetsAt).Where(r => r is not null).Min();
+            // When the first rate-limit hold ends (an account failed, or one whose last report was no rejection, frees up no sooner).
+            var reset = _status.Values.Where(s => s.State == AccountState.RateLimited).Select(s => s.RateLimitedUntil).Where(r => r is not null).Min();
             var retryAfter = reset is { } at && at > DateTimeOffset.UtcNow ? at - DateTimeOffset.UtcNow : (TimeSpan?)null;
             prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable,
                 "no account can take it: " + string.Join("; ", _order.Select(id => $"{id} {ApiState(_status[id])}")), retryAfter));

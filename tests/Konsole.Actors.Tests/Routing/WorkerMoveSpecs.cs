@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.TestKit;
 using Konsole.Actors.Accounts;
 using Konsole.Actors.Prompts;
+using Konsole.Actors.Protocol;
 using Konsole.Actors.Routing;
 using Konsole.Testing;
 using Xunit.Abstractions;
@@ -157,6 +158,26 @@ public sealed class WorkerMoveSpecs(ITestOutputHelper output) : KonsoleSpec(outp
 
         var answer = await _session.FishForMessageAsync<TurnFailed>(f => f.PromptId == next.PromptId, TurnTimeout); // was never answered
         Assert.Equal((TurnErrorCodes.AccountUnavailable, "account alpha stopped"), (answer.Code, answer.Message));
+    }
+
+    [Fact]
+    public async Task With_no_account_available_retry_after_is_when_the_first_rate_limit_hold_ends()
+    {
+        await StartAssignedAsync();
+        var now = DateTimeOffset.UtcNow;
+        // Alpha failed, its last report an allowed one whose window reset ten minutes ago; beta rate-limited for an hour.
+        _router.Tell(Status("alpha") with { State = AccountState.Failed, RateLimit = new RateLimitInfo("allowed", now.AddMinutes(-10), "five_hour", null) });
+        _router.Tell(Status("beta") with
+        {
+            State = AccountState.RateLimited, RateLimit = new RateLimitInfo("rejected", now.AddHours(1), "five_hour", null), RateLimitedUntil = now.AddHours(1),
+        });
+        var prompt = new Prompt(Prompt.NewId(), "ui-1", "anyone?", null, _session.Ref);
+
+        _router.Tell(new RoutePrompt(Role.Dashboard, prompt));
+
+        var refused = await _session.FishForMessageAsync<TurnFailed>(f => f.PromptId == prompt.PromptId, TurnTimeout);
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, refused.Code);
+        Assert.InRange(refused.RetryAfter ?? TimeSpan.Zero, TimeSpan.FromMinutes(55), TimeSpan.FromMinutes(61)); // was none (5 s by default)
     }
 
     /// <summary>
