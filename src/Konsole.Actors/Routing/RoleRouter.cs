@@ -119,7 +119,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             var accountId = _accounts.First(a => a.Value.Equals(m.Recipient)).Key;
             if (_draining)
                 LeaveForTheRestart(accountId, [prompt]);
-            else
+            else if (!EndedAsInterrupted(prompt))
                 prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {accountId} stopped"));
         });
         Receive<DeadLetter>(_ => { }); // another actor's
