@@ -5,7 +5,6 @@ using Akka.Actor;
 using Konsole.Actors.Prompts;
 using Konsole.Actors.Sessions;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
 using static Konsole.Actors.Sessions.SessionProtocol;
 
 namespace Konsole.Gateway;

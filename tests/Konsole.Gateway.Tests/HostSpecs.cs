@@ -413,13 +413,8 @@ public sealed partial class HostSpecs : IDisposable
         await using var second = await OpenAsync(host.Client, "/api/quick-turn", "[[quiet:3000]] second");
         Assert.Equal("queued", (await second.NextAsync(Timeout))!.Event);
         await first.ReadToEndAsync(Timeout);
-        var deadline = DateTime.UtcNow + Timeout;
-        while (JsonDocument.Parse(await host.Client.GetStringAsync("/api/accounts")).RootElement.GetProperty("accounts").EnumerateArray()
-               .Sum(a => a.GetProperty("queueDepth").GetInt32()) > 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the second quick turn never started");
-            await Task.Delay(20);
-        }
+        await AwaitAccountsAsync(host.Client, accounts => accounts.EnumerateArray().Sum(a => a.GetProperty("queueDepth").GetInt32()) == 0,
+            "the second quick turn never started");
 
         Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM while its CLI has printed nothing of it yet
 
@@ -429,12 +424,16 @@ public sealed partial class HostSpecs : IDisposable
     }
 
     /// <summary>Waits until the first account has <paramref name="depth"/> prompts queued.</summary>
-    private static async Task AwaitQueueDepthAsync(HttpClient client, int depth)
+    private static Task AwaitQueueDepthAsync(HttpClient client, int depth) =>
+        AwaitAccountsAsync(client, accounts => accounts[0].GetProperty("queueDepth").GetInt32() >= depth, $"the account never had {depth} prompts queued");
+
+    /// <summary>Waits until <c>/api/accounts</c>' <c>accounts</c> are as <paramref name="wanted"/> says; fails with <paramref name="never"/>.</summary>
+    private static async Task AwaitAccountsAsync(HttpClient client, Func<JsonElement, bool> wanted, string never)
     {
         var deadline = DateTime.UtcNow + Timeout;
-        while (JsonDocument.Parse(await client.GetStringAsync("/api/accounts")).RootElement.GetProperty("accounts")[0].GetProperty("queueDepth").GetInt32() < depth)
+        while (!wanted(JsonDocument.Parse(await client.GetStringAsync("/api/accounts")).RootElement.GetProperty("accounts")))
         {
-            Assert.True(DateTime.UtcNow < deadline, $"the account never had {depth} prompts queued");
+            Assert.True(DateTime.UtcNow < deadline, never);
             await Task.Delay(20);
         }
     }

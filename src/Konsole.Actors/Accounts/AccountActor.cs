@@ -267,7 +267,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         // at the drain, and stays with its session to run after the restart (see PostStop); refused, its session would end it.
         if (_draining && prompt.ConfirmDispatch && _failure is null)
         {
-            var kept = submit.Mode == ProcessMode.Worker ? WorkerSlot(prompt.UserSessionId) : SlotFor(submit.Mode);
+            var kept = SlotOf(submit);
             kept.Queue.AddLast(prompt);
             prompt.ReplyTo.Tell(new PromptQueued(prompt.PromptId, Id, kept.Queue.Count));
             prompt.ReplyTo.Tell(new PromptNotStarted(prompt.PromptId));
@@ -293,7 +293,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                 $"account {Id} already has {waiting} prompts waiting (konsole.queue.max-depth = {_settings.QueueMaxDepth})"));
             return;
         }
-        var slot = submit.Mode == ProcessMode.Worker ? WorkerSlot(prompt.UserSessionId) : SlotFor(submit.Mode);
+        var slot = SlotOf(submit);
         slot.Queue.AddLast(prompt);
         if (slot.WaitsForPlace && !TakeWorkerPlace(slot) && slot.Queue.Count == 1)
         {
@@ -309,6 +309,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         prompt.ReplyTo.Tell(new PromptQueued(prompt.PromptId, Id, slot.Queue.Count));
         PublishStatus();
     }
+
+    /// <summary>The slot a submitted prompt queues in: its worker session's, or its mode's.</summary>
+    private Slot SlotOf(SubmitPrompt submit) =>
+        submit.Mode == ProcessMode.Worker ? WorkerSlot(submit.Prompt.UserSessionId) : SlotFor(submit.Mode);
 
     private void OnInterrupt(string promptId)
     {

@@ -113,16 +113,15 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         WatchingTheJournal(rolesRead: true);
         // A prompt sent to an account actor as it stopped (still in its mailbox, or sent before its Terminated came here) is
         // answered as that account's own queued ones are by its stop; lost, its caller would wait for ever.
-        Receive<DeadLetter>(m => m.Message is SubmitPrompt && _accounts.ContainsValue(m.Recipient), m =>
+        Receive<DeadLetter>(m =>
         {
-            var prompt = ((SubmitPrompt)m.Message).Prompt;
-            var accountId = _accounts.First(a => a.Value.Equals(m.Recipient)).Key;
+            if (m.Message is not SubmitPrompt { Prompt: var prompt } || _accounts.FirstOrDefault(a => a.Value.Equals(m.Recipient)).Key is not { } accountId)
+                return; // another actor's
             if (_draining)
                 LeaveForTheRestart(accountId, [prompt]);
             else if (!EndedAsInterrupted(prompt))
                 prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable, $"account {accountId} stopped"));
         });
-        Receive<DeadLetter>(_ => { }); // another actor's
         Receive<RoutePrompt>(m => Route(m.Role, m.Prompt));
         Receive<RouteToAccount>(m =>
         {

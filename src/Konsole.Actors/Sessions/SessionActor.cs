@@ -152,18 +152,8 @@ public sealed class SessionActor : ReceivePersistentActor
                 return;
             _accountId ??= m.AccountId;
             var queued = JsonSerializer.SerializeToUtf8Bytes(new { position = m.Position, accountId = m.AccountId });
-            if (prompt.Recorded)
-            {
-                Append(m.PromptId, "queued", queued, endsPrompt: false);
-                return;
-            }
             // The client hears of the prompt now: it must be on record first.
-            prompt.Recorded = true;
-            Record(new PromptRecorded(m.PromptId, prompt.Text), _ =>
-            {
-                prompt.Written = true;
-                Append(m.PromptId, "queued", queued, endsPrompt: false);
-            });
+            OnceRecorded(m.PromptId, prompt, () => Append(m.PromptId, "queued", queued, endsPrompt: false));
         });
         Command<PromptNotStarted>(m =>
         {
@@ -171,19 +161,8 @@ public sealed class SessionActor : ReceivePersistentActor
             // interrupted after the restart, not run then: its stream is not told otherwise, it ends with the session.
             if (!_inFlight.TryGetValue(m.PromptId, out var prompt) || prompt.Dispatched)
                 return;
-            if (prompt.Recorded)
-            {
-                EndNotStarted(m.PromptId);
-                return;
-            }
-            // Not on record yet (it waited in the router, a moving worker's): its client is told it runs after the restart, so
-            // it must be on record for that.
-            prompt.Recorded = true;
-            Record(new PromptRecorded(m.PromptId, prompt.Text), _ =>
-            {
-                prompt.Written = true;
-                EndNotStarted(m.PromptId);
-            });
+            // Its client is told it runs after the restart: it must be on record for that (one a moving worker's router kept is not yet).
+            OnceRecorded(m.PromptId, prompt, () => EndNotStarted(m.PromptId));
         });
         Command<TurnOutput>(m => OnOutput(m.PromptId, m.Frame));
         Command<TurnLineDropped>(m =>
@@ -416,6 +395,22 @@ public sealed class SessionActor : ReceivePersistentActor
             return;
         _turns++;
         _accountId = e.AccountId ?? _accountId;
+    }
+
+    /// <summary>Runs <paramref name="then"/> once the prompt's acceptance is on record: at once when it is, else after writing it.</summary>
+    private void OnceRecorded(string promptId, InFlight prompt, Action then)
+    {
+        if (prompt.Recorded)
+        {
+            then();
+            return;
+        }
+        prompt.Recorded = true;
+        Record(new PromptRecorded(promptId, prompt.Text), _ =>
+        {
+            prompt.Written = true;
+            then();
+        });
     }
 
     /// <summary>Ends the prompt's own event streams with <see cref="PromptNotStartedException"/> (see <see cref="PromptNotStarted"/>).</summary>

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Persistence;
+using Akka.TestKit;
 using Konsole.Actors.Prompts;
 using Konsole.Actors.Protocol;
 using Konsole.Actors.Routing;
@@ -230,10 +231,8 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         // The session alone, a probe as its router and one as its account: its account drops a prompt interrupted while it
         // waits for the confirmation at once (see AccountActorSpecs), not after the confirmation timeout.
         const string session = "confirming";
-        var router = CreateTestProbe();
+        var (actor, router) = Alone(session);
         var account = CreateTestProbe();
-        var actor = Sys.ActorOf(SessionActor.Props(session, SessionType.Full, router.Ref, replayBuffer: 100));
-        Watch(actor);
         var waiting = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, "waiting"), Ask);
         account.Send(actor, new PromptQueued(waiting.PromptId, "alpha", 1));
         await FirstAsync(waiting, "queued"); // on record
@@ -392,9 +391,7 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     {
         // The session alone, a probe as its router, which keeps the prompt (as it keeps a moving worker's): it is never queued.
         const string session = "kept";
-        var router = CreateTestProbe();
-        var actor = Sys.ActorOf(SessionActor.Props(session, SessionType.Full, router.Ref, replayBuffer: 100));
-        Watch(actor);
+        var (actor, router) = Alone(session);
         var kept = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, "kept by the router"), Ask);
         await router.FishForMessageAsync<RoutePrompt>(r => r.Prompt.PromptId == kept.PromptId, Ask);
 
@@ -403,8 +400,7 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         await Assert.ThrowsAsync<PromptNotStartedException>(() => kept.Events.ReadToEndAsync(TurnTimeout)); // "it runs after the restart"
         Sys.Stop(actor);
         await ExpectTerminatedAsync(actor, TurnTimeout);
-        var nextRouter = CreateTestProbe();
-        Sys.ActorOf(SessionActor.Props(session, SessionType.Full, nextRouter.Ref, replayBuffer: 100));
+        var (_, nextRouter) = Alone(session);
         // It does: before, it was on no record, so after the restart it was gone without an end.
         Assert.Equal(kept.PromptId, (await nextRouter.FishForMessageAsync<RoutePrompt>(_ => true, TurnTimeout)).Prompt.PromptId);
     }
@@ -413,9 +409,7 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     public async Task A_worker_place_told_to_a_closing_session_leaves_nothing_of_it_in_the_journal()
     {
         const string session = "closing-worker";
-        var router = CreateTestProbe();
-        var actor = Sys.ActorOf(SessionActor.Props(session, SessionType.Worker, router.Ref, replayBuffer: 100));
-        Watch(actor);
+        var (actor, router) = Alone(session, SessionType.Worker);
         await router.ExpectMsgAsync<AssignWorker>(Ask);
 
         actor.Tell(new CloseSession(session));
@@ -424,8 +418,7 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         await ExpectTerminatedAsync(actor, TurnTimeout); // its journal deleted
 
         // A session given that id later (once it is no longer kept among the closed) starts from nothing.
-        var nextRouter = CreateTestProbe();
-        Sys.ActorOf(SessionActor.Props(session, SessionType.Worker, nextRouter.Ref, replayBuffer: 100));
+        var (_, nextRouter) = Alone(session, SessionType.Worker);
         Assert.Null((await nextRouter.ExpectMsgAsync<AssignWorker>(Ask)).PreferredAccountId); // was beta: a row written after the delete
     }
 
@@ -435,10 +428,8 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         // The session alone, a probe as its router and one as its account: which of its writes lands when is the test's.
         const string session = "snapped";
         const string persistenceId = $"session-{session}";
-        var router = CreateTestProbe();
+        var (actor, router) = Alone(session);
         var account = CreateTestProbe();
-        var actor = Sys.ActorOf(SessionActor.Props(session, SessionType.Full, router.Ref, replayBuffer: 100));
-        Watch(actor);
 
         // Journal entries: #1 its first id block, then two for each of 98 prompts (accepted, ended) up to #197...
         for (var i = 0; i < 98; i++)
@@ -473,8 +464,7 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         Assert.Equal(200, snapshot.Snapshot?.Metadata.SequenceNr);
 
         // Started again from its snapshot and journal: the running prompt is reported interrupted, the refused one never runs.
-        var nextRouter = CreateTestProbe();
-        var back = Sys.ActorOf(SessionActor.Props(session, SessionType.Full, nextRouter.Ref, replayBuffer: 100));
+        var (back, nextRouter) = Alone(session);
         var info = await back.Ask<SessionInfo>(new GetSession(session), Ask);
         Assert.Equal("idle", info.State); // before: busy, the refused prompt routed again from the snapshot
         Assert.False(nextRouter.HasMessages, "the restarted session routed a prompt");
@@ -532,6 +522,15 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         Assert.Equal(events.Select(e => e.Id), all.Select(e => e.Id));
         Assert.Equal("result", events[^1].Type);
         Assert.Single(events, e => e.EndsPrompt);
+    }
+
+    /// <summary>The session alone (started, or started again from its journal), watched, a probe as its router.</summary>
+    private (IActorRef Session, TestProbe Router) Alone(string session, SessionType type = SessionType.Full)
+    {
+        var router = CreateTestProbe();
+        var actor = Sys.ActorOf(SessionActor.Props(session, type, router.Ref, replayBuffer: 100));
+        Watch(actor);
+        return (actor, router);
     }
 
     private static async Task<SessionEvent> EndOfAsync(EventsFollowed followed, string promptId)
