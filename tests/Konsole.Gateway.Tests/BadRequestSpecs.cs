@@ -41,8 +41,10 @@ public sealed class BadRequestSpecs(ITestOutputHelper output) : GatewaySpec(outp
         { "POST", "/sessions/..%2Fx/hot-prompt", """{"prompt": "hi"}""", 400 },
         { "POST", "/sessions/%20/hot-prompt", """{"prompt": "hi"}""", 400 },
         { "POST", $"/sessions/{LongId}/hot-prompt", """{"prompt": "hi"}""", 400 },
-        { "GET", $"/api/session/{LongId}", null, 400 },
-        { "GET", "/api/session/..%2F..%2Fetc", null, 400 },
+        { "GET", $"/api/session/{LongId}", null, 404 }, // a look-up's: no such session (only a new one's id is refused as invalid)
+        { "GET", "/api/session/..%2F..%2Fetc", null, 404 },
+        { "DELETE", "/api/session/a%20b", null, 404 },
+        { "POST", "/api/session/a%20b/prompt", """{"prompt": "hi"}""", 404 },
         { "GET", "/api/session/unknown-id", null, 404 },
         { "DELETE", "/api/session/unknown-id", null, 404 },
         { "POST", "/api/session/unknown-id/interrupt", null, 404 },

@@ -55,6 +55,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             foreach (var (id, session) in _sessions.ToList())
                 _sessions[id] = session with { Actor = Start(id, session) };
             Stash.UnstashAll();
+            Context.System.EventStream.Subscribe(Self, typeof(DeadLetter)); // see Serving: commands that reached a session as it stopped
             Become(Serving);
         });
         // A registry that cannot read the sessions back (after a restart of this actor) is tried again; all else waits for it.
@@ -190,6 +191,12 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             if (Sender.Equals(session.Actor))
                 _restarting.Add(m.SessionId); // until it is back: see Terminated
         });
+        // A command that reached a session as it stopped (in its mailbox, or stashed by Akka.Persistence while a journal write
+        // that then failed was on its way) is handled as one sent now: handed to the session started again, or refused as
+        // unavailable while it starts. Lost, its asker would wait for its timeout.
+        Receive<DeadLetter>(m => m.Recipient.Path.Parent.Equals(Self.Path) && m.Sender is { } sender && !sender.IsNobody() && !sender.Equals(Self)
+            && SessionOf(m.Message) is not null,
+            m => ForwardTo(SessionOf(m.Message)!, m.Message, m.Sender, deadRecipient: m.Recipient));
         Receive<RestartSession>(m =>
         {
             if (_sessions.TryGetValue(m.SessionId, out var session) && _restarting.Remove(m.SessionId))
@@ -321,22 +328,36 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     /// <summary>The session of a quick turn still running (its id is shown as the quickturn account's active session), or null.</summary>
     private IActorRef? QuickTurn(string id) => Context.Child(QuickTurnName(id)) is var quick && !quick.IsNobody() ? quick : null;
 
-    private void ForwardTo(string id, object message)
+    /// <param name="asker">Who asked (default: the sender).</param>
+    /// <param name="deadRecipient">The stopped actor it was sent to before: not sent there again.</param>
+    private void ForwardTo(string id, object message, IActorRef? asker = null, IActorRef? deadRecipient = null)
     {
+        asker ??= Sender;
         if (_opening.TryGetValue(id, out var opening))
-            opening.Waiting.Add((message, Sender)); // handed on once it is recorded and started
+            opening.Waiting.Add((message, asker)); // handed on once it is recorded and started
         else if (!_sessions.TryGetValue(id, out var session))
         {
-            if (QuickTurn(id) is { } quick)
-                quick.Forward(message);
+            if (QuickTurn(id) is { } quick && !quick.Equals(deadRecipient))
+                quick.Tell(message, asker);
             else
-                Sender.Tell(Refusal(id, creating: false)!);
+                asker.Tell(Refusal(id, creating: false)!);
         }
-        else if (session.Actor is { } actor && !_restarting.Contains(id))
-            actor.Forward(message);
+        else if (session.Actor is { } actor && !_restarting.Contains(id) && !actor.Equals(deadRecipient))
+            actor.Tell(message, asker);
         else
-            Sender.Tell(Unavailable(id));
+            asker.Tell(Unavailable(id));
     }
+
+    /// <summary>The session a command this manager hands on is for; null: not one.</summary>
+    private static string? SessionOf(object message) => message switch
+    {
+        SubmitPrompt m => m.SessionId,
+        FollowEvents m => m.SessionId,
+        InterruptSession m => m.SessionId,
+        GetSession m => m.SessionId,
+        CloseSession m => m.SessionId,
+        _ => null,
+    };
 
     private static SessionRejected Unavailable(string id) =>
         new(SessionErrorCodes.Unavailable, $"session {id} is starting (new, or again after a fault); try again in a moment");
@@ -344,9 +365,10 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     /// <summary>Why <paramref name="id"/> cannot be used (null: it can).</summary>
     private SessionRejected? Refusal(string id, bool creating)
     {
+        const string validIds = "a session id is 1 to 128 letters, digits, '-', '_', '.' or ':', starting with a letter or digit";
         if (!IsValidId(id))
-            return new SessionRejected(SessionErrorCodes.InvalidId,
-                "a session id is 1 to 128 letters, digits, '-', '_', '.' or ':', starting with a letter or digit");
+            // A look-up's id is unknown, as the contract answers one (404); only a new session's is refused as invalid.
+            return creating ? new SessionRejected(SessionErrorCodes.InvalidId, validIds) : new SessionRejected(SessionErrorCodes.NotFound, $"no such session: {validIds}");
         if (_closed.Contains(id))
             return new SessionRejected(SessionErrorCodes.Closed, $"session {id} was closed");
         if (creating && (_sessions.ContainsKey(id) || QuickTurn(id) is not null))

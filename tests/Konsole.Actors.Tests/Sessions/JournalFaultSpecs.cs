@@ -263,6 +263,28 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     }
 
     [Fact]
+    public async Task Commands_that_waited_for_a_journal_write_that_failed_are_answered_at_once_not_left_to_their_timeout()
+    {
+        await StartAsync();
+        const string session = "stashed";
+        // Its first ids' reservation, written before it takes any command, waits: what comes for it waits with it (Akka's stash).
+        FailingJournal.HoldEventIdReservationsOf($"session-{session}");
+        var created = _sessions.Ask<object>(new CreateSession(SessionType.Full, session), Ask);
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.HeldWrites($"session-{session}") > 0), TurnTimeout);
+        var prompted = _sessions.Ask<object>(new SubmitPrompt(session, "waits"), Ask);
+        var asked = _sessions.Ask<object>(new GetSession(session), Ask);
+
+        FailingJournal.FailHeld($"session-{session}"); // the session stops, and starts again from its journal
+
+        // Each answered as one sent now, while the session starts again: unavailable (the prompt is on no record, and never runs).
+        foreach (var reply in await Task.WhenAll(created, prompted, asked))
+            Assert.True(reply is SessionRejected { Code: SessionErrorCodes.Unavailable }, $"got {reply}");
+        await AwaitAssertAsync(async () => await _sessions.Ask<SessionInfo>(new GetSession(session), Ask), TurnTimeout);
+        var back = await PromptAsync(session, "back");
+        Assert.Equal("echo: back", ResultText(back));
+    }
+
+    [Fact]
     public async Task A_close_is_answered_once_on_record_and_a_host_killed_before_that_finds_the_session_open_with_its_conversation()
     {
         await StartAsync();

@@ -335,7 +335,10 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
         Assert.Equal(SessionType.Full, (await _sessions.Ask<SessionInfo>(new GetSession("ui-7"), Ask)).Type);
         Assert.Equal(SessionErrorCodes.NotFound, (await _sessions.Ask<SessionRejected>(new SubmitPrompt("ui-8", "hello"), Ask)).Code);
         foreach (var odd in new[] { "../x", "", "a b", new string('x', 129), "-leading" })
+        {
             Assert.Equal(SessionErrorCodes.InvalidId, (await _sessions.Ask<SessionRejected>(new SubmitPrompt(odd, "hi", CreateAs: SessionType.Full), Ask)).Code);
+            Assert.Equal(SessionErrorCodes.NotFound, (await _sessions.Ask<SessionRejected>(new GetSession(odd), Ask)).Code); // looked up: no such session
+        }
         Assert.Equal(SessionErrorCodes.Exists, (await _sessions.Ask<SessionRejected>(new CreateSession(SessionType.Chat, "ui-7"), Ask)).Code);
     }
 
