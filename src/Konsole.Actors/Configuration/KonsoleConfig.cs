@@ -322,7 +322,7 @@ public static partial class KonsoleConfig
                     return null;
                 if (v.IsObject() || v.IsArray())
                     throw r.Error($"{at}.{name}", "must be a string");
-                return v.GetString() is { Length: > 0 } s ? s : null;
+                return r.WithoutNul($"{at}.{name}", v.GetString()) is { Length: > 0 } s ? s : null;
             }
 
             var id = Field("id") ?? throw r.Error($"{at}.id", "is required");
@@ -565,8 +565,12 @@ public static partial class KonsoleConfig
             var value = Value(key);
             if (value.IsObject() || value.IsArray())
                 throw Error(key, "must be a string");
-            return value.GetString() ?? "";
+            return WithoutNul(key, value.GetString()) ?? "";
         }
+
+        // No setting takes one: no path, argument or header can hold it.
+        public string? WithoutNul(string key, string? text) =>
+            text?.Contains('\0') == true ? throw Error(key, "must not hold a NUL character") : text;
 
         public string NonEmptyString(string key) =>
             String(key) is { Length: > 0 } s ? s : throw Error(key, "must not be empty");
@@ -576,7 +580,8 @@ public static partial class KonsoleConfig
             var value = Value(key);
             if (!IsList(value) || value.GetArray().Any(v => !v.IsString()))
                 throw Error(key, "must be a list of strings, e.g. [\"--model\", \"sonnet\"]");
-            return value.GetArray().Select(v => v.GetString()).ToArray();
+            // Akka's HOCON reads null, quoted or not, as no string at all.
+            return value.GetArray().Select(v => WithoutNul(key, v.GetString()) ?? throw Error(key, "holds null: each entry is a string")).ToArray();
         }
 
         // A bare number is a duration in milliseconds to Akka's HOCON: "turn-timeout = 600" would be 0.6s. It needs its unit.

@@ -159,6 +159,11 @@ public sealed class KonsoleConfigTests
     [InlineData("konsole.gateway.auth-token = \"   \"", "konsole.gateway.auth-token is blank")] // was no token
     [InlineData("konsole.gateway.allowed-hosts = [\"\"]", "konsole.gateway.allowed-hosts holds '': each entry is a host name")]
     [InlineData("konsole.claude.extra-args = \"--model x\"", "konsole.claude.extra-args must be a list of strings")]
+    [InlineData("konsole.claude.extra-args = [null]", "konsole.claude.extra-args holds null: each entry is a string")] // was an account failed at run time
+    [InlineData("konsole.gateway.allowed-hosts = [\"null\"]", "konsole.gateway.allowed-hosts holds null")] // was a NullReferenceException
+    [InlineData("konsole.data-dir = \"/tmp/a\\u0000b\"", "konsole.data-dir must not hold a NUL character")] // was an ArgumentException
+    [InlineData("konsole.accounts = [ { id = a, config-dir = \"/a\\u0000\" } ]", "konsole.accounts[0].config-dir must not hold a NUL character")]
+    [InlineData("konsole.claude.extra-args = [\"a\\u0000\"]", "konsole.claude.extra-args must not hold a NUL character")]
     [InlineData("konsole.claude.path = \"\"", "konsole.claude.path must not be empty")]
     [InlineData("konsole.claude.path = [a]", "konsole.claude.path must be a string")]
     [InlineData("konsole.claude.environment { ANTHROPIC_API_KEY = x }", "konsole.claude.environment.ANTHROPIC_API_KEY credentials are per account")]
