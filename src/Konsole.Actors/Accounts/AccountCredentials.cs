@@ -4,7 +4,8 @@ namespace Konsole.Actors.Accounts;
 
 /// <summary>
 /// What the supervisor reads from an account's <c>.credentials.json</c>: never the tokens themselves. <paramref name="Problem"/>:
-/// why no login could be read from it (missing, unreadable, not JSON, no <c>claudeAiOauth</c>).
+/// why no login could be read from it (missing, unreadable, not JSON, no <c>claudeAiOauth</c>). <paramref name="RateLimitTier"/>: as an
+/// account's configured <c>tier</c> says it (<c>20x</c> for the file's <c>default_claude_max_20x</c>).
 /// </summary>
 public sealed record AccountCredentials(DateTimeOffset? ExpiresAt, string? SubscriptionType, string? RateLimitTier, string? Problem = null)
 {
@@ -28,7 +29,7 @@ public sealed record AccountCredentials(DateTimeOffset? ExpiresAt, string? Subsc
                 && e.TryGetInt64(out var ms) && ms >= MinUnixMilliseconds && ms <= MaxUnixMilliseconds
                 ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
                 : null;
-            return new AccountCredentials(expiresAt, StringOf(oauth, "subscriptionType"), StringOf(oauth, "rateLimitTier"));
+            return new AccountCredentials(expiresAt, StringOf(oauth, "subscriptionType"), Tier(StringOf(oauth, "rateLimitTier")));
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -54,6 +55,9 @@ public sealed record AccountCredentials(DateTimeOffset? ExpiresAt, string? Subsc
         var left = expiresAt - now;
         return left <= TimeSpan.Zero ? "expired" : $"{(int)left.TotalHours}h {left.Minutes}m";
     }
+
+    private static string? Tier(string? rateLimitTier) =>
+        rateLimitTier?.LastIndexOf('_') is > 0 and var at && rateLimitTier[(at + 1)..] is [>= '0' and <= '9', .., 'x'] tier ? tier : rateLimitTier;
 
     private static string? StringOf(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;

@@ -23,6 +23,20 @@ public sealed class AccountCredentialsTests : IDisposable
         Assert.Equal(new AccountCredentials(null, "max", "20x"), credentials);
     }
 
+    [Theory]
+    [InlineData("default_claude_max_20x", "20x")] // as a configured tier says it (the HTTP API's rateLimitTier)
+    [InlineData("default_claude_max_5x", "5x")]
+    [InlineData("default_claude_ai", "default_claude_ai")]
+    [InlineData("20x", "20x")]
+    [InlineData("max_x", "max_x")]
+    public async Task The_rate_limit_tier_reads_as_a_configured_tier_says_it(string inFile, string read)
+    {
+        await File.WriteAllTextAsync(Path.Combine(_dir, AccountCredentials.FileName),
+            $$$"""{"claudeAiOauth":{"accessToken":"a","rateLimitTier":"{{{inFile}}}"}}""");
+
+        Assert.Equal(read, (await AccountCredentials.ReadAsync(_dir)).RateLimitTier);
+    }
+
     [Fact]
     public async Task A_string_dotnet_cannot_decode_makes_the_file_unreadable_instead_of_throwing()
     {
