@@ -32,7 +32,8 @@ public sealed class KonsoleSandbox : IDisposable
 
     public static KonsoleSandbox Create(int accounts)
     {
-        var root = Path.Combine(Path.GetTempPath(), "konsole-tests", Guid.NewGuid().ToString("N")[..12]);
+        // A directory of its own, this user's only: a shared parent made by one user (root) was out of another's reach.
+        var root = Directory.CreateTempSubdirectory("konsole-tests-").FullName;
         var list = new List<SandboxAccount>();
         for (var i = 0; i < accounts; i++)
         {

@@ -52,7 +52,15 @@ public static class ProgramRun
             catch (TimeoutException)
             {
                 Kill(process);
-                var tail = errors.IsCompleted ? Tail(await errors) : "";
+                string tail;
+                try
+                {
+                    tail = Tail(await errors.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None)); // its pipe closes as it dies
+                }
+                catch (TimeoutException)
+                {
+                    tail = "";
+                }
                 throw new TimeoutException($"`{program} {string.Join(' ', args)}` did not finish within {timeout.TotalSeconds:0} s and was killed.\n{tail}");
             }
             var pipes = TimeSpan.FromSeconds(10); // a grandchild still holding the pipes must not hold us

