@@ -13,6 +13,7 @@ public sealed record CliOptions(IReadOnlyList<string>? Tools, string? AppendSyst
         IReadOnlyList<string>? tools = null;
         string? append = null, resume = null, model = null, input = null, output = null;
         var print = false;
+        var verbose = false;
         for (var i = 0; i < args.Length; i++)
         {
             // --name=value as the real CLI (commander) takes it, as well as --name value.
@@ -23,6 +24,7 @@ public sealed record CliOptions(IReadOnlyList<string>? Tools, string? AppendSyst
             switch (name)
             {
                 case "-p" or "--print": print = true; break;
+                case "--verbose": verbose = true; break;
                 case "--input-format": input = Next(); break;
                 case "--output-format": output = Next(); break;
                 case "--tools": tools = (Next() ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries); break;
@@ -33,6 +35,7 @@ public sealed record CliOptions(IReadOnlyList<string>? Tools, string? AppendSyst
         }
         var error = !print ? "FakeClaude only runs in print mode (-p)"
             : input != "stream-json" || output != "stream-json" ? "FakeClaude needs --input-format stream-json --output-format stream-json"
+            : !verbose ? "When using --print, --output-format=stream-json requires --verbose" // the real CLI's refusal, word for word
             : null;
         return new CliOptions(tools, append, resume, model, error);
     }

@@ -22,6 +22,9 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
 
     private readonly Channel<UserMessage> _queue = Channel.CreateUnbounded<UserMessage>();
     private readonly Lock _gate = new();
+    private readonly List<Task> _quiet = []; // prompts held back by [[quiet:MS]] (the input reader's own)
+    private readonly List<string> _interrupted = []; // uuids of interrupted prompts, told cancelled when the next prompt comes (under _gate)
+    private string? _rateStatus; // the last rate_limit_event's status: an unchanged "allowed" is not told again
     private readonly string _configDir = Environment.GetEnvironmentVariable("CLAUDE_CONFIG_DIR")
         ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".claude");
     private readonly string _cwd = Directory.GetCurrentDirectory();
@@ -138,6 +141,7 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
                 return;
             }
         }
+        await Task.WhenAll(_quiet); // a prompt still held back is taken before input ends, as the real CLI runs all it was sent
         _queue.Writer.TryComplete();
     }
 
@@ -151,9 +155,16 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
         }
         var uuid = message.TryGetProperty("uuid", out var u) && u.ValueKind == JsonValueKind.String ? u.GetString() : null;
         var user = new UserMessage(TextOf(body), uuid);
+        lock (_gate)
+        {
+            // As the real CLI (interrupt.jsonl): an interrupted prompt is told cancelled only when the next one comes.
+            foreach (var interrupted in _interrupted)
+                Emit(Lifecycle(interrupted, "cancelled"));
+            _interrupted.Clear();
+        }
         if (Directives.Parse(user.Text).QuietMs is > 0 and var quiet)
         {
-            _ = Task.Delay(quiet).ContinueWith(_ => Take(user), TaskScheduler.Default);
+            _quiet.Add(Task.Delay(quiet).ContinueWith(_ => Take(user), TaskScheduler.Default));
             return;
         }
         Take(user);
@@ -278,6 +289,7 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
             if (directives.RateLimitSeconds is { } resetIn)
             {
                 var resetsAt = DateTimeOffset.UtcNow.AddSeconds(resetIn).ToUnixTimeSeconds();
+                _rateStatus = "rejected";
                 Emit(RateLimitEvent(new { status = "rejected", resetsAt, rateLimitType = "five_hour", isUsingOverage = false }));
                 const string error = "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited";
                 EmitRaw(Assistant(error, model: "<synthetic>"));
@@ -298,9 +310,12 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
             if (directives.Detached is { } how)
                 answer += $" detached {StartDetached(orphan: how == "orphan")}";
             EmitRaw(Assistant(directives.Huge > 0 ? new string('x', directives.Huge) : answer, Model));
-            Emit(RateLimitEvent(directives.RateWarning is { } utilization
-                ? new { status = "allowed_warning", resetsAt = DateTimeOffset.UtcNow.AddHours(3).ToUnixTimeSeconds(), rateLimitType = "five_hour", utilization, isUsingOverage = false }
-                : (object)new { status = "allowed", isUsingOverage = false }));
+            // As the real CLI (hot-two-turns.jsonl): told on a process's first answer, then when it changes.
+            if (directives.RateWarning is { } utilization)
+                Emit(RateLimitEvent(new { status = "allowed_warning", resetsAt = DateTimeOffset.UtcNow.AddHours(3).ToUnixTimeSeconds(), rateLimitType = "five_hour", utilization, isUsingOverage = false }));
+            else if (_rateStatus != "allowed")
+                Emit(RateLimitEvent(new { status = "allowed", isUsingOverage = false }));
+            _rateStatus = directives.RateWarning is null ? "allowed" : "allowed_warning";
             Emit(Result("success", isError: false, directives.HugeResult > 0 ? new string('x', directives.HugeResult) : answer, batch[0], elapsed,
                 new { terminal_reason = "completed" }));
         }
@@ -315,6 +330,8 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
                 uuid = NewId(),
             });
             Emit(Result("error_during_execution", isError: true, null, batch[0], elapsed, new { terminal_reason = "aborted_streaming" }));
+            lock (_gate)
+                _interrupted.AddRange(batch.Select(m => m.Uuid).OfType<string>());
         }
     }
 

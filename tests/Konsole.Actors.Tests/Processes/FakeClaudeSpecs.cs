@@ -74,6 +74,37 @@ public sealed class FakeClaudeSpecs : IDisposable
     }
 
     [Fact]
+    public async Task A_prompt_it_holds_back_quietly_still_runs_when_its_input_closes_as_the_real_cli_runs_all_it_was_sent()
+    {
+        using var process = Start();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await process.StandardInput.WriteLineAsync(User("[[quiet:300]] hi", "44444444-4444-4444-8444-444444444444"));
+        process.StandardInput.Close();
+
+        var output = await process.StandardOutput.ReadToEndAsync(timeout.Token);
+        await process.WaitForExitAsync(timeout.Token);
+
+        Assert.Contains("\"type\":\"result\"", output);
+        Assert.Equal(0, process.ExitCode);
+    }
+
+    [Fact]
+    public async Task Without_verbose_it_refuses_to_start_as_the_real_cli_does()
+    {
+        var start = new ProcessStartInfo(FakeClaudeCli.Path)
+        {
+            ArgumentList = { "-p", "--input-format", "stream-json", "--output-format", "stream-json" },
+            RedirectStandardInput = true, RedirectStandardError = true,
+        };
+        using var process = Process.Start(start)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var errors = await process.StandardError.ReadToEndAsync(timeout.Token);
+        await process.WaitForExitAsync(timeout.Token);
+
+        Assert.Equal((1, "Error: When using --print, --output-format=stream-json requires --verbose"), (process.ExitCode, errors.Trim()));
+    }
+
+    [Fact]
     public async Task Options_are_taken_as_name_equals_value_too()
     {
         using var process = Start("--model=fake-opus");
