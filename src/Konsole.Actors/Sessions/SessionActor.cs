@@ -53,7 +53,9 @@ public sealed class SessionActor : ReceivePersistentActor
     private int _turns;
     private long _idsReservedUpTo;
     private long _idsRecordedUpTo; // the part of _idsReservedUpTo whose write has landed
-    private int _subscriptionIds;
+    // Subscription ids are unique in the process, not in one actor: a client of the session before a restart ends its stream with
+    // its id, which must not end one of the session started again.
+    private static long _subscriptionIds;
     private bool _closing;
 
     /// <param name="durable">Journal its state (false: a quick turn's session, which closes once its prompt has ended).</param>
@@ -593,7 +595,7 @@ public sealed class SessionActor : ReceivePersistentActor
         var channel = Channel.CreateUnbounded<SessionEvent>(new UnboundedChannelOptions { SingleWriter = true });
         foreach (var item in replay ?? [])
             channel.Writer.TryWrite(item);
-        var subscription = new Subscription($"sub-{++_subscriptionIds}", promptId, channel.Writer, channel.Reader, _events.LastId + 1);
+        var subscription = new Subscription($"sub-{Interlocked.Increment(ref _subscriptionIds)}", promptId, channel.Writer, channel.Reader, _events.LastId + 1);
         _subscriptions[subscription.Id] = subscription;
         return subscription;
     }

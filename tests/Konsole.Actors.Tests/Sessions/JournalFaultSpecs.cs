@@ -285,6 +285,24 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     }
 
     [Fact]
+    public async Task A_client_of_the_session_before_its_restart_that_leaves_ends_no_stream_of_the_session_started_again()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var before = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask);
+        FailingJournal.FailWritesOf($"session-{session}");
+        await PromptAsync(session, "fails"); // the session stops on the fault, and starts again from its journal
+        FailingJournal.Heal($"session-{session}");
+        EventsFollowed? after = null;
+        await AwaitAssertAsync(async () => after = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask), TurnTimeout);
+
+        _sessions.Tell(new Unfollow(session, before.SubscriptionId)); // the earlier client's stream ends (its connection dropped)
+        await _sessions.Ask<SessionInfo>(new GetSession(session), Ask); // handed on after the Unfollow
+
+        Assert.False(after!.Events.Completion.IsCompleted, "the stream of the session started again was ended by the earlier client's leaving");
+    }
+
+    [Fact]
     public async Task A_close_is_answered_once_on_record_and_a_host_killed_before_that_finds_the_session_open_with_its_conversation()
     {
         await StartAsync();
