@@ -200,10 +200,12 @@ public sealed class CliProcess
                     CancelCommand(); // its pipes are given up: what a reader still waits for is not coming
             }
             var result = await task.ConfigureAwait(false);
+            _exitSeen = true; // CliWrap's task ends once the process has exited: its pid may be another's from now on
             return result.ExitCode;
         }
         catch (OperationCanceledException)
         {
+            _exitSeen = _process is null || _process.HasExited;
             return _process is { HasExited: true } p ? p.ExitCode : -9;
         }
         finally

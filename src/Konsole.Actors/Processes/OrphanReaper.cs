@@ -99,12 +99,14 @@ public static class OrphanReaper
             Posix.Signal(record.Pid, Posix.SigTerm, record.Group);
         foreach (var group in leftGroups)
             Posix.Signal(group, Posix.SigTerm, group: true);
+        // A surviving CLI's group outlives it when a command in it ignores SIGTERM: it is killed whether or not the CLI ended.
+        var groups = leftGroups.Concat(survivors.Where(r => r.Group).Select(r => r.Pid)).ToList();
         var deadline = DateTime.UtcNow + TermGrace;
-        while ((survivors.Any(IsAlive) || leftGroups.Any(Posix.GroupExists)) && DateTime.UtcNow < deadline)
+        while ((survivors.Any(IsAlive) || groups.Any(Posix.GroupExists)) && DateTime.UtcNow < deadline)
             Thread.Sleep(50); // start-up, before any actor runs: nothing else to do meanwhile
-        foreach (var record in survivors.Where(IsAlive))
-            Posix.Signal(record.Pid, Posix.SigKill, record.Group);
-        foreach (var group in leftGroups)
+        foreach (var record in survivors.Where(r => !r.Group && IsAlive(r)))
+            Posix.Signal(record.Pid, Posix.SigKill, group: false);
+        foreach (var group in groups.Where(Posix.GroupExists))
             Posix.Signal(group, Posix.SigKill, group: true);
         ProcessMarks.Kill(marks);
         ended.AddRange(survivors.Select(r => r.Pid));

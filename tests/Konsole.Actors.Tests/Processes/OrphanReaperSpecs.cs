@@ -91,6 +91,39 @@ public sealed class OrphanReaperSpecs
         }
     }
 
+    [Fact]
+    public async Task A_command_in_a_cli_group_that_ignores_sigterm_is_killed_though_the_cli_ended_at_its_sigterm()
+    {
+        Assert.NotNull(Posix.SetSid);
+        var runDir = Directory.CreateTempSubdirectory("konsole-run-").FullName;
+        // The CLI (the group's leader) ends at SIGTERM; a command in its group ignores it.
+        using var cli = Process.Start(new ProcessStartInfo(Posix.SetSid!,
+            ["sh", "-c", "(trap '' TERM; exec sleep 600) </dev/null >/dev/null 2>&1 & echo $!; exec sleep 600"]) { RedirectStandardOutput = true })!;
+        var tool = int.Parse((await cli.StandardOutput.ReadLineAsync())!, CultureInfo.InvariantCulture);
+        var toolStarted = Posix.StartTime(tool);
+        try
+        {
+            File.WriteAllText(Path.Combine(runDir, $"cli-{cli.Id}.json"),
+                JsonSerializer.Serialize(new { Pid = cli.Id, Started = Posix.StartTime(cli.Id), Group = true, Mark = (string?)null }));
+
+            Assert.Equal([cli.Id], OrphanReaper.Reap(runDir)); // its host was killed: the next one starts
+
+            await cli.WaitForExitAsync().WaitAsync(Timeout);
+            var deadline = DateTime.UtcNow + Timeout;
+            while (ProcessTable.IsRunning(tool, toolStarted) && DateTime.UtcNow < deadline)
+                await Task.Delay(20);
+            Assert.False(ProcessTable.IsRunning(tool, toolStarted), $"pid {tool}, in the group of the CLI {cli.Id}, outlived the next start");
+        }
+        finally
+        {
+            if (ProcessTable.IsRunning(tool, toolStarted))
+                Posix.Signal(tool, Posix.SigKill, group: false);
+            if (!cli.HasExited)
+                cli.Kill();
+            Directory.Delete(runDir, recursive: true);
+        }
+    }
+
     /// <param name="script">The CLI: prints the pid of the command it leaves running, then reads stdin until it closes.</param>
     private static async Task EndedAtTheNextStartAsync(string script, string? mark)
     {
