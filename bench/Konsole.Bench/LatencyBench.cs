@@ -12,6 +12,9 @@ public static class LatencyBench
 {
     private static readonly string InMemoryJournal = PersistenceSetup.InMemory.Root.ToString();
 
+    /// <summary>FakeClaude's answers leave the conversation out: every turn has the same lines, however many came before.</summary>
+    private const string FixedSize = "[[no-history]]";
+
     public static async Task<Report> RunAsync(int turns, int warmup)
     {
         using var rawBox = KonsoleSandbox.Create(1);
@@ -26,6 +29,8 @@ public static class LatencyBench
         var floor = new HttpFloor(inMemory.Host.Client);
         ITurnPath[] paths = [raw, actors, gateway, inMemory, floor];
         var samples = paths.ToDictionary(p => p.Name, p => new Samples(p.Name));
+        var order = paths.ToArray();
+        var random = new Random(20261201); // the same orders in every run
 
         for (var round = -warmup; round < turns; round++)
         {
@@ -34,23 +39,29 @@ public static class LatencyBench
                 foreach (var path in paths)
                     await path.StartOverAsync();
             }
-            // Rotate who goes first, so no path always runs right after another's work.
-            for (var i = 0; i < paths.Length; i++)
+            // A new order each round, so no path always runs right after another's work (a rotation kept each path's predecessor
+            // in most rounds: the raw pipe nearly always after GET /healthz).
+            random.Shuffle(order);
+            foreach (var path in order)
             {
-                var path = paths[(round + warmup + i) % paths.Length];
+                var text = $"turn {round} {FixedSize}";
                 var clock = Stopwatch.StartNew();
-                await path.TurnAsync($"turn {round}");
+                await path.TurnAsync(text);
+                var elapsed = clock.Elapsed.TotalMilliseconds;
+                if (path != floor)
+                    Answers.Check(path.Name, text, path.LastResult);
                 if (round >= 0)
-                    samples[path.Name].Add(clock.Elapsed.TotalMilliseconds);
+                    samples[path.Name].Add(elapsed);
             }
         }
 
         var rawSamples = samples[raw.Name];
         var intervals = paths.Where(p => p != raw).ToDictionary(p => p.Name, p => samples[p.Name].P50RatioInterval(rawSamples));
         var report = new Report("Turn latency on FakeClaude (scenario 1)");
-        report.Line($"{turns} turns per path after {warmup} warm-up rounds, interleaved, each path in a conversation of its own begun after " +
-            "the warm-up (FakeClaude's answers echo the conversation's history, so lines grow alike on every path). The HTTP floor is one " +
-            "GET /healthz on the gateway: what any turn over HTTP pays at least.");
+        report.Line($"{turns} turns per path after {warmup} warm-up rounds, interleaved in a new random order each round, each path in a " +
+            "conversation of its own begun after the warm-up; every turn the same seven short lines (FakeClaude's [[no-history]]: its answer " +
+            "does not echo the conversation), every answer checked. The HTTP floor is one GET /healthz on the gateway: what any turn over " +
+            "HTTP pays at least.");
         report.Table(["path", "p50 ms", "p99 ms", "mean ms", "p50 / raw", "its 95 % interval", "p99 / raw", "target"],
             paths.Select(p => samples[p.Name]).Select(s => new[]
             {

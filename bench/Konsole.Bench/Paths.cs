@@ -24,6 +24,21 @@ public interface ITurnPath : IAsyncDisposable
 
     /// <summary>Goes on in a new, empty conversation (one untimed turn), so what warming up said does not lengthen the measured turns.</summary>
     Task StartOverAsync();
+
+    /// <summary>The last turn's <c>result</c> line (null: a path with no CLI), read after the clock has stopped.</summary>
+    string? LastResult { get; }
+}
+
+/// <summary>Each answer checked: a turn whose result is not its prompt's echo (an error, another prompt's) does not count.</summary>
+public static class Answers
+{
+    /// <summary>Throws unless <paramref name="result"/> is a successful result answering <paramref name="prompt"/> (directives left out).</summary>
+    public static void Check(string path, string prompt, string? result)
+    {
+        var expected = $"\"result\":{System.Text.Json.JsonSerializer.Serialize("echo: " + Konsole.Testing.FakeClaude.Directives.Parse(prompt).Text)}";
+        if (result is null || !result.Contains(expected, StringComparison.Ordinal) || !result.Contains("\"is_error\":false", StringComparison.Ordinal))
+            throw new InvalidOperationException($"{path}: the turn \"{prompt}\" ended with {result ?? "no result"}, not a successful {expected}");
+    }
 }
 
 /// <summary>
@@ -35,6 +50,7 @@ public sealed class RawPipe : ITurnPath
     private readonly CliProcess _process;
     private TaskCompletionSource<int>? _turn;
     private int _lines;
+    private byte[]? _result;
 
     private RawPipe(ProcessLaunch launch)
     {
@@ -62,13 +78,18 @@ public sealed class RawPipe : ITurnPath
 
     public Task StartOverAsync() => TurnAsync("/clear");
 
+    public string? LastResult => _result is null ? null : System.Text.Encoding.UTF8.GetString(_result);
+
     public async ValueTask DisposeAsync() => await _process.StopAsync(TimeSpan.FromSeconds(2));
 
     private void OnLine(ReadOnlyMemory<byte> line)
     {
         _lines++;
-        if (StreamJsonParser.Parse(line) is { } frame && (frame.IsResult || frame.Type == "control_response"))
-            _turn?.TrySetResult(_lines);
+        if (StreamJsonParser.Parse(line) is not { } frame || !(frame.IsResult || frame.Type == "control_response"))
+            return;
+        if (frame.IsResult)
+            _result = line.ToArray(); // decoded once the clock has stopped
+        _turn?.TrySetResult(_lines);
     }
 }
 
@@ -80,6 +101,7 @@ public sealed class ActorPath : ITurnPath
     private readonly IActorRef _caller;
     private ConversationRef? _conversation;
     private int _sessions = 1;
+    private CliFrame? _result;
 
     private ActorPath(ActorSystem system, IActorRef router)
     {
@@ -119,15 +141,18 @@ public sealed class ActorPath : ITurnPath
         return TurnAsync("a new conversation");
     }
 
+    public string? LastResult => _result?.Raw;
+
     public async Task<int> TurnAsync(string text, Role role, string session, bool keepConversation)
     {
-        var done = new TaskCompletionSource<(int Lines, ConversationRef? Conversation)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var done = new TaskCompletionSource<(int Lines, ConversationRef? Conversation, CliFrame Result)>(TaskCreationOptions.RunContinuationsAsynchronously);
         var prompt = new Prompt(Prompt.NewId(), session, text, keepConversation ? _conversation : null, _caller);
         _caller.Tell(new Caller.Expect(prompt.PromptId, done));
         _router.Tell(new RoutePrompt(role, prompt));
-        var (lines, conversation) = await done.Task;
+        var (lines, conversation, result) = await done.Task;
         if (keepConversation)
             _conversation = conversation;
+        _result = result;
         return lines;
     }
 
@@ -136,7 +161,7 @@ public sealed class ActorPath : ITurnPath
     /// <summary>Completes each prompt's task when its turn ends, counting the lines it brought.</summary>
     private sealed class Caller : ReceiveActor
     {
-        private readonly Dictionary<string, (TaskCompletionSource<(int, ConversationRef?)> Done, int Lines)> _waiting = [];
+        private readonly Dictionary<string, (TaskCompletionSource<(int, ConversationRef?, CliFrame)> Done, int Lines)> _waiting = [];
 
         public Caller()
         {
@@ -149,7 +174,7 @@ public sealed class ActorPath : ITurnPath
             Receive<TurnCompleted>(m =>
             {
                 if (_waiting.Remove(m.PromptId, out var w))
-                    w.Done.TrySetResult((w.Lines, m.Conversation));
+                    w.Done.TrySetResult((w.Lines, m.Conversation, m.Result));
             });
             Receive<TurnFailed>(m =>
             {
@@ -160,7 +185,7 @@ public sealed class ActorPath : ITurnPath
             Receive<DispatchRequested>(m => Sender.Tell(new DispatchConfirmed(m.PromptId)));
         }
 
-        public sealed record Expect(string PromptId, TaskCompletionSource<(int, ConversationRef?)> Done);
+        public sealed record Expect(string PromptId, TaskCompletionSource<(int, ConversationRef?, CliFrame)> Done);
     }
 }
 
@@ -168,10 +193,13 @@ public sealed class ActorPath : ITurnPath
 public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
 {
     private int _sessions = 1;
+    private SseEvent? _result;
 
     public string Name => name;
 
     public GatewayHost Host => host;
+
+    public string? LastResult => _result?.Data;
 
     public static async Task<GatewayPath> StartAsync(string hocon, string name = "HTTP+SSE gateway")
     {
@@ -194,7 +222,12 @@ public sealed class GatewayPath(GatewayHost host, string name) : ITurnPath
         return TurnAsync("a new conversation");
     }
 
-    public async Task<int> TurnAsync(string path, string text) => (await EventsAsync(path, text, TimeSpan.FromSeconds(120))).Count;
+    public async Task<int> TurnAsync(string path, string text)
+    {
+        var events = await EventsAsync(path, text, TimeSpan.FromSeconds(120));
+        _result = events[^1];
+        return events.Count;
+    }
 
     /// <summary>One prompt's SSE events, the last its <c>result</c>; throws when it is refused or ends otherwise.</summary>
     public async Task<IReadOnlyList<SseEvent>> EventsAsync(string path, string text, TimeSpan timeout)
@@ -230,6 +263,8 @@ public sealed class HttpFloor(HttpClient client) : ITurnPath
     }
 
     public Task StartOverAsync() => Task.CompletedTask;
+
+    public string? LastResult => null;
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

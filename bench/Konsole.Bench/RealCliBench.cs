@@ -67,7 +67,7 @@ public static class RealCliBench
         SdkPeer.Result? sdkLast = null, sdkDefault = null;
         IReadOnlyList<string> gatewayArgs;
         int[] hotPidsBefore, hotPidsAfter;
-        int switchRestarts;
+        int switchRestarts = 0, hotAfterSwitchRestarts = 0;
         int requestsBefore, requestsAfterHotParts;
 
         await using (var gateway = await GatewayPath.StartAsync(gatewayBox.Hocon(cli, environment), "gateway"))
@@ -173,18 +173,20 @@ public static class RealCliBench
         Console.Error.WriteLine($"[realcli] part 3, conversation switches: {turns} ({run.Elapsed.TotalSeconds:0.0} s)");
         await using (var gateway = await GatewayPath.StartAsync(switchBox.Hocon(cli, environment), "switch gateway"))
         {
-            var initial = await ProcessIdsAsync(gateway);
-            var pids = new HashSet<int>(initial);
             await GatewayTurnAsync(gateway, "/sessions/ui-a/hot-prompt", "a: first");
             await GatewayTurnAsync(gateway, "/sessions/ui-b/hot-prompt", "b: first"); // a new conversation: a /clear
             for (var i = 0; i < turns; i++)
             {
                 var session = i % 2 == 0 ? "ui-a" : "ui-b";
+                var before = await ProcessIdsAsync(gateway);
                 switched.Add(await GatewayTurnAsync(gateway, $"/sessions/{session}/hot-prompt", $"{session}: switch {i}"));
-                pids.UnionWith(await ProcessIdsAsync(gateway));
+                var afterSwitch = await ProcessIdsAsync(gateway);
+                if (afterSwitch.Except(before).Count() == 1 && before.Except(afterSwitch).Count() == 1)
+                    switchRestarts++; // the switch, and it alone, restarted one process (with --resume)
                 switchHot.Add(await GatewayTurnAsync(gateway, $"/sessions/{session}/hot-prompt", $"{session}: again {i}"));
+                if (!(await ProcessIdsAsync(gateway)).Order().SequenceEqual(afterSwitch.Order()))
+                    hotAfterSwitchRestarts++;
             }
-            switchRestarts = pids.Count - initial.Length; // each switch starts a process of a new pid
         }
 
         var requests = api.Requests.Count;
@@ -255,7 +257,8 @@ public static class RealCliBench
         report.Line("#### 3. Conversation switch");
         report.Line("A gateway of its own, one account: UI sessions a and b alternate on its dashboard process, two turns each in a row. The first " +
             "lands on a process holding the other conversation, so the process is stopped and started again with `--resume` (transcript in the same " +
-            $"config dir), timed from the HTTP request to the result event; the second is a hot turn. Restarts seen (new pids of the full process): {switchRestarts} for {turns} switches.");
+            $"config dir), timed from the HTTP request to the result event; the second is a hot turn. Switches that restarted one process (its pid read before and after each): {switchRestarts} of {turns}; " +
+            $"hot turns after them that restarted any: {hotAfterSwitchRestarts}.");
         report.Table(["turn", "p50 ms", "p99 ms", "mean ms", "p50 / hot on the same process", "p50 / hot (part 1)", "p50 / cold (part 1)"],
             new[] { switched, switchHot }.Select(s => Row(s, $"{s.P50 / switchHot.P50:0.0}", $"{s.P50 / hot.P50:0.0}", $"{s.P50 / cold.P50:0.00}")));
         report.Line("The hot turn here is the second turn of a process just started, slower than a long-warm process's (part 1).");
@@ -276,6 +279,7 @@ public static class RealCliBench
             $"(parts 1, 2 and 4; new conversations cost a /clear, not a restart); those parts made {requestsAfterHotParts - requestsBefore:N0} conversation requests to the fake.");
         report.Check("the hot processes were never restarted", hotUnchanged);
         report.Check("every conversation switch restarted the process (with --resume)", switchRestarts == turns);
+        report.Check("no hot turn after a switch restarted a process", hotAfterSwitchRestarts == 0);
         return report;
     }
 

@@ -27,7 +27,8 @@ namespace Konsole.Testing.FakeClaude;
 /// as a CLI whose turn ended just as the interrupt reached it.</item>
 /// </list>
 /// The answer is <c>echo: &lt;the text without directives&gt;</c>, followed by <c>[history: a | b]</c> when the
-/// conversation had earlier prompts.
+/// conversation had earlier prompts (<c>[[no-history]]</c>: not, so every turn's lines keep one size however long the
+/// conversation, as a benchmark's turns must).
 /// </summary>
 public sealed partial record Directives(
     string Text,
@@ -50,13 +51,14 @@ public sealed partial record Directives(
     bool FinishOnInterrupt = false,
     string? Detached = null,
     IReadOnlyList<string>? StderrEnv = null,
-    int QuietMs = 0)
+    int QuietMs = 0,
+    bool NoHistory = false)
 {
     public static Directives Parse(string prompt)
     {
         int delay = 0, quiet = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, hugeResult = 0, stderr = 0, stderrBytes = 80;
         int? crash = null;
-        bool hang = false, finishOnInterrupt = false;
+        bool hang = false, finishOnInterrupt = false, noHistory = false;
         int? rateLimit = null, apiError = null;
         string? clearFault = null, detached = null, child = null;
         double? rateWarning = null;
@@ -85,6 +87,7 @@ public sealed partial record Directives(
                 case "api-error": apiError = Int(0, 429); break;
                 case "clear": clearFault = args.Length > 0 ? args[0] : "error"; break;
                 case "finish-on-interrupt": finishOnInterrupt = true; break;
+                case "no-history": noHistory = true; break;
                 case "rate-warning":
                     rateWarning = args.Length > 0 && double.TryParse(args[0], CultureInfo.InvariantCulture, out var u) ? u : 0.9;
                     break;
@@ -93,7 +96,7 @@ public sealed partial record Directives(
             return "";
         }).Trim();
         return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, hugeResult, stderr, stderrBytes, env, rateLimit, rateWarning, child,
-            apiError, clearFault, finishOnInterrupt, detached, stderrEnv, quiet);
+            apiError, clearFault, finishOnInterrupt, detached, stderrEnv, quiet, noHistory);
     }
 
     /// <summary>The answer to this prompt in a conversation that held <paramref name="history"/> before it.</summary>
@@ -101,7 +104,7 @@ public sealed partial record Directives(
     {
         var answer = $"echo: {Text}";
         var earlier = history.Where(p => p.Length > 0).ToList();
-        if (earlier.Count > 0)
+        if (earlier.Count > 0 && !NoHistory)
             answer += $" [history: {string.Join(" | ", earlier)}]";
         foreach (var name in Env)
             answer += $" {EnvLine(name)}";

@@ -89,6 +89,28 @@ public sealed class FakeClaudeSpecs : IDisposable
     }
 
     [Fact]
+    public async Task With_no_history_an_answer_leaves_the_conversation_out_so_every_turn_keeps_one_size()
+    {
+        using var process = Start();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var results = new List<string?>();
+        foreach (var (text, i) in new[] { "a", "b [[no-history]]", "c" }.Select((t, i) => (t, i)))
+        {
+            await process.StandardInput.WriteLineAsync(User(text, $"55555555-5555-4555-8555-55555555555{i}"));
+            await process.StandardInput.FlushAsync();
+            string? line;
+            while ((line = await process.StandardOutput.ReadLineAsync(timeout.Token)) is not null && !line.Contains("\"type\":\"result\""))
+            {
+            }
+            results.Add(System.Text.Json.JsonDocument.Parse(line!).RootElement.GetProperty("result").GetString());
+        }
+        process.StandardInput.Close();
+        await process.WaitForExitAsync(timeout.Token);
+
+        Assert.Equal(["echo: a", "echo: b", "echo: c [history: a | b]"], results);
+    }
+
+    [Fact]
     public async Task Without_verbose_it_refuses_to_start_as_the_real_cli_does()
     {
         var start = new ProcessStartInfo(FakeClaudeCli.Path)
