@@ -83,7 +83,7 @@ public static class ApiViews
             accountId = e.AccountId,
             state = Name(e.State),
             previous = Name(e.Previous),
-            busy = e.State == AccountState.Busy,
+            busy = e.Busy,
             reason = e.Reason,
         }),
         ProcessRestarted e => ("process.restarted", new

@@ -40,6 +40,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private readonly List<Slot> _slots = [new(ProcessMode.Full, "full"), new(ProcessMode.Chat, "chat")];
     private int _workers;
     private long _uses; // counts process starts and turns ended, so worker slots can be told apart by their last use
+    private bool _busy; // a turn runs, whatever its state says (a restart of another process, ...): as last published
+    // Per user session, the conversation its last turn here left, and that turn's prompt: a prompt its session sent before
+    // hearing that turn end carries an older conversation (or none), and continues this one, whatever ran here in between.
+    private readonly OrderedDictionary<string, (string PromptId, ConversationRef Conversation)> _lastTurns = new(StringComparer.Ordinal);
+    private const int LastTurnsKept = 1024; // sessions; one pushed out only matters if its next prompt is still on its way
     private AccountCredentials? _credentials;
     private RateLimitInfo? _rateLimit;
     private AccountState _state = AccountState.Starting;
@@ -83,7 +88,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             PublishStatus();
             // A worker parked here holds its conversation: a prompt following its last turn here (sent before its session heard
             // of it, naming an older conversation or none) continues it wherever it goes.
-            Sender.Tell(new WaitingWorkerReleased(m.SessionId, slot.Queue.Select(p => OnItsConversation(slot, p)).ToList()));
+            Sender.Tell(new WaitingWorkerReleased(m.SessionId, slot.Queue.Select(OnItsConversation).ToList()));
         });
         Receive<RefreshCredentials>(_ =>
         {
@@ -515,9 +520,12 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         slot.Mode == ProcessMode.Full && prompt.After is { } after
         && (slot.Running?.PromptId == after || slot.Queue.Any(q => q.PromptId == after));
 
-    /// <summary>A prompt following the last turn of the slot's process (sent before its session heard of it) continues that turn's conversation wherever it goes.</summary>
-    private static Prompt OnItsConversation(Slot slot, Prompt prompt) =>
-        FollowsOnHeld(slot, prompt) ? prompt with { Conversation = slot.Held } : prompt;
+    /// <summary>A prompt following its session's last turn here (sent before its session heard of it) continues that turn's conversation wherever it goes.</summary>
+    private Prompt OnItsConversation(Prompt prompt) => LeftFor(prompt) is { } left ? prompt with { Conversation = left } : prompt;
+
+    /// <summary>The conversation the turn <paramref name="prompt"/> was sent after left here; null: none known.</summary>
+    private ConversationRef? LeftFor(Prompt prompt) =>
+        prompt.After is { } after && _lastTurns.TryGetValue(prompt.UserSessionId, out var last) && last.PromptId == after ? last.Conversation : null;
 
     /// <summary>How long the account stays rate-limited; null when it is not.</summary>
     private TimeSpan? RateLimitedFor() =>
@@ -534,7 +542,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable,
                 $"account {Id}, where this worker session runs, is rate-limited until {_rateLimitedUntil:u}", RateLimitedFor()));
         else
-            Context.Parent.Tell(new PromptHandedBack(from is null ? prompt : OnItsConversation(from, prompt), mode));
+            Context.Parent.Tell(new PromptHandedBack(from is null ? prompt : OnItsConversation(prompt), mode));
     }
 
     private Slot? ConfirmingSlot(string promptId) =>
@@ -657,9 +665,11 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             Send(slot, clearFirst: false);
             return;
         }
-        if (prompt.Conversation is { } wanted)
+        // A conversation the turn it follows left here is newer than the one it carries (which may name where the conversation was
+        // before, e.g. on another account before a swap); another session's turn may have run here since.
+        if ((LeftFor(prompt) ?? prompt.Conversation) is { } wanted)
         {
-            if (wanted == slot.Held || FollowsOnHeld(slot, prompt))
+            if (wanted == slot.Held)
                 Send(slot, clearFirst: false);
             else
                 Switch(slot, wanted);
@@ -669,14 +679,6 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         var followUp = slot.Held is not null && slot.HeldUserSession == prompt.UserSessionId;
         Send(slot, clearFirst: slot.Held is not null && !followUp);
     }
-
-    /// <summary>
-    /// The prompt's session sent it while its previous prompt was still to run, and that one ran last on this process: the
-    /// process holds the conversation as that turn left it, newer than the reference the prompt carries (which may name
-    /// where the conversation was before, e.g. on another account before a swap).
-    /// </summary>
-    private static bool FollowsOnHeld(Slot slot, Prompt prompt) =>
-        prompt.After is not null && prompt.After == slot.HeldAfter && slot.HeldUserSession == prompt.UserSessionId;
 
     /// <summary>
     /// Past the drain deadline no turn starts (the host stops, and it would run on uninterrupted): the slot's prompt, confirmed by
@@ -698,7 +700,6 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         {
             slot.Held = null;
             slot.HeldUserSession = null;
-            slot.HeldAfter = null;
         }
         slot.Dispatched = true;
         slot.Process!.Tell(new RunTurn(slot.Running!, clearFirst));
@@ -747,7 +748,6 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         var userSession = slot.Running.UserSessionId;
         StartProcess(slot, resume);
         slot.HeldUserSession = userSession;
-        slot.HeldAfter = null;
     }
 
     private void OnReady(Slot slot, int processId)
@@ -779,7 +779,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         {
             slot.Held = new ConversationRef(finished.SessionId, Id, _account.ConfigDir);
             slot.HeldUserSession = slot.Running.UserSessionId;
-            slot.HeldAfter = finished.PromptId;
+            _lastTurns.Remove(slot.HeldUserSession);
+            _lastTurns[slot.HeldUserSession] = (finished.PromptId, slot.Held);
+            if (_lastTurns.Count > LastTurnsKept)
+                _lastTurns.RemoveAt(0);
         }
         slot.Running = null;
         slot.Dispatched = false;
@@ -922,10 +925,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         slot.ProcessId = null;
         slot.Held = resume is null ? null : new ConversationRef(resume, Id, _account.ConfigDir);
         if (resume is null)
-        {
             slot.HeldUserSession = null;
-            slot.HeldAfter = null;
-        }
     }
 
     private void StopProcess(Slot slot)
@@ -984,14 +984,17 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             : _slots.Any(s => s.Running is not null) ? AccountState.Busy
             : _slots.Any(s => s.Mode != ProcessMode.Worker && s.ProcessId is null) ? AccountState.Starting
             : AccountState.Idle;
-        if (state != _state)
+        var busy = _slots.Any(s => s.Running is not null);
+        if (state != _state || busy != _busy)
         {
             var previous = _state;
             _state = state;
+            _busy = busy;
             // Busy and idle alternate with every prompt: only the other changes are worth the log's attention.
             var routine = state is AccountState.Busy or AccountState.Idle && previous is AccountState.Busy or AccountState.Idle;
-            _log.Log(routine ? LogLevel.DebugLevel : LogLevel.InfoLevel, null, "Account {0}: {1} -> {2}", Id, previous, state);
-            Context.System.EventStream.Publish(new AccountStateChanged(Id, state, previous, Status().StateReason));
+            if (state != previous)
+                _log.Log(routine ? LogLevel.DebugLevel : LogLevel.InfoLevel, null, "Account {0}: {1} -> {2}", Id, previous, state);
+            Context.System.EventStream.Publish(new AccountStateChanged(Id, state, previous, Status().StateReason, busy));
         }
         Context.Parent.Tell(Status());
     }
@@ -1041,9 +1044,6 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         /// <summary>The conversation the process holds (null: an empty one), and the user session it belongs to.</summary>
         public ConversationRef? Held;
         public string? HeldUserSession;
-
-        /// <summary>The prompt whose turn last changed <see cref="Held"/> here (kept over a restart after a crash).</summary>
-        public string? HeldAfter;
 
         public bool Restarting;
         public string? InterruptAsked; // the running prompt whose interrupt was forwarded to its process

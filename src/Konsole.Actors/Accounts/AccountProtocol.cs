@@ -130,7 +130,8 @@ public static class AccountProtocol
 
     // Events, on the actor system's event stream
 
-    public sealed record AccountStateChanged(string AccountId, AccountState State, AccountState Previous, string? Reason);
+    /// <summary>Its state changed, or whether it runs a turn (<paramref name="Busy"/>), which another state may hide (restarting, ...).</summary>
+    public sealed record AccountStateChanged(string AccountId, AccountState State, AccountState Previous, string? Reason, bool Busy);
 
     /// <summary>The account's OAuth login was refreshed; the new access token lives until <paramref name="ExpiresAt"/>.</summary>
     public sealed record OAuthTokenRefreshed(string AccountId, DateTimeOffset ExpiresAt);

@@ -145,6 +145,25 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task Its_state_events_say_it_is_busy_under_another_state_and_when_a_turn_ends_there()
+    {
+        var events = EventsOf(typeof(AccountStateChanged));
+        var account = await StartAccountAsync("konsole.claude.restart { min-backoff = 10s, max-backoff = 10s }");
+        var running = NewPrompt("[[chunks:20:50]] long");
+        account.Tell(new SubmitPrompt(running.Prompt, ProcessMode.Full));
+        await running.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+        var crash = NewPrompt("[[crash]]");
+        account.Tell(new SubmitPrompt(crash.Prompt, ProcessMode.Chat));
+        Assert.Equal(TurnErrorCodes.ProcessCrashed, (await crash.Caller.ReceiveTurnAsync(TurnTimeout)).Failed?.Code);
+
+        var restarting = await events.FishForMessageAsync<AccountStateChanged>(e => e.State == AccountState.Restarting, TurnTimeout);
+        Assert.True(restarting.Busy, "restarting its chat process, it still runs the full turn"); // was shown not busy
+        await running.Caller.ReceiveTurnAsync(TurnTimeout);
+        var ended = await events.FishForMessageAsync<AccountStateChanged>(e => !e.Busy, TurnTimeout); // was never told
+        Assert.Equal((AccountState.Restarting, AccountState.Restarting), (ended.State, ended.Previous)); // its chat process waits 10 s
+    }
+
+    [Fact]
     public async Task A_hung_turn_ends_with_turn_timeout_not_process_crashed_and_the_restarted_process_serves_the_next()
     {
         var events = EventsOf(typeof(ProcessRestarted));
@@ -732,7 +751,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Assert.True(hit.Completed!.Result.IsError);
         var limited = await states.FishForMessageAsync<AccountStateChanged>(s => s.State == AccountState.RateLimited, TurnTimeout);
         Assert.StartsWith("rate-limited until ", limited.Reason);
-        await states.FishForMessageAsync<AccountStateChanged>(s => s.Previous == AccountState.RateLimited, TurnTimeout);
+        await states.FishForMessageAsync<AccountStateChanged>(s => s.Previous == AccountState.RateLimited && s.State != AccountState.RateLimited, TurnTimeout);
         Assert.Equal(AccountState.Idle, (await StatusAsync()).State);
     }
 
@@ -765,7 +784,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         var hit = await RunAsync(account, NewPrompt("[[rate-limit:4]] over"));
         Assert.StartsWith("echo: sent before the limit", (await slow.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
         var during = (await StatusAsync()).RateLimit;
-        await states.FishForMessageAsync<AccountStateChanged>(s => s.Previous == AccountState.RateLimited, TurnTimeout);
+        await states.FishForMessageAsync<AccountStateChanged>(s => s.Previous == AccountState.RateLimited && s.State != AccountState.RateLimited, TurnTimeout);
 
         Assert.True(hit.Completed!.Result.IsError);
         Assert.Equal("rejected", during?.Status);
@@ -783,7 +802,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         var hit = await RunAsync(account, NewPrompt("[[rate-limit:-60]] over"));
 
         Assert.True(hit.Completed!.Result.IsError);
-        await states.FishForMessageAsync<AccountStateChanged>(s => s.Previous == AccountState.RateLimited, TurnTimeout);
+        await states.FishForMessageAsync<AccountStateChanged>(s => s.Previous == AccountState.RateLimited && s.State != AccountState.RateLimited, TurnTimeout);
         Assert.StartsWith("echo: after", (await RunAsync(account, NewPrompt("after"))).ResultText);
         var status = await StatusAsync();
         Assert.Equal(AccountState.Idle, status.State);

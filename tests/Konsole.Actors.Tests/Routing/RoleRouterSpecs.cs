@@ -94,6 +94,26 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     [Fact]
+    public async Task A_prompt_sent_before_its_previous_turn_ended_continues_it_though_another_sessions_turn_ran_between()
+    {
+        var router = await StartAsync();
+        var first = NewPrompt("[[chunks:10:50]] Remember 42", "ui-1");
+        router.Tell(new RoutePrompt(Role.Dashboard, first.Prompt));
+        await first.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.Type: "assistant" }, TurnTimeout);
+        var other = NewPrompt("Something else", "ui-2");
+        router.Tell(new RoutePrompt(Role.Dashboard, other.Prompt));
+        await other.Caller.ExpectMsgAsync<PromptQueued>(TurnTimeout);
+        var next = NewPrompt("What number?", "ui-1"); // sent before the first reported its conversation, queued behind ui-2's
+        router.Tell(new RoutePrompt(Role.Dashboard, next.Prompt with { After = first.Prompt.PromptId }));
+        await next.Caller.ExpectMsgAsync<PromptQueued>(TurnTimeout);
+
+        Assert.Equal("echo: Remember 42", (await first.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+        Assert.Equal("echo: Something else", (await other.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+        // Before: it began a new conversation (after a /clear), as it carried none and ui-2's turn ran last; the first turn was lost.
+        Assert.Equal("echo: What number? [history: Remember 42]", (await next.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
+    }
+
+    [Fact]
     public async Task A_prompt_sent_while_its_previous_one_waits_on_the_old_dashboard_follows_it_there_over_a_swap()
     {
         var router = await StartAsync();
