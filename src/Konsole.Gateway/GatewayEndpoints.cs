@@ -41,6 +41,8 @@ public static partial class GatewayEndpoints
         app.MapGet("/healthz", () => Results.Ok(new { status = "ok" }));
         app.MapGet("/readyz", async (HttpContext context, IRequiredActor<GatewayActor> gateway) =>
         {
+            if (Stopping(context).IsCancellationRequested) // prompts get 503 from now on: a load balancer must look elsewhere
+                return Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "shutting_down", "the host is shutting down");
             var answers = await Task.WhenAll(
                 AskAsync<Readiness>(context, gateway, RoleRouterProtocol.GetReadiness.Instance),
                 AskAsync<Readiness>(context, gateway, SessionProtocol.GetReadiness.Instance));

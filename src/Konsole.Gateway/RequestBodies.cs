@@ -2,6 +2,8 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Konsole.Gateway;
 
@@ -91,11 +93,20 @@ public static class RequestBodies
             size.MaxRequestBodySize = limit;
 
         byte[] raw;
+        // A body still arriving when the host begins to stop is not waited for: sent slowly, it would hold the host's stop (and
+        // every CLI's graceful one) for its whole shutdown timeout.
+        var stopping = context.RequestServices.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
         try
         {
             using var buffer = new MemoryStream();
-            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
+            await context.Request.Body.CopyToAsync(buffer, reading.Token);
             raw = buffer.ToArray();
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+        {
+            return (null, Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "shutting_down",
+                "the host is shutting down; try again once it is back"));
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {

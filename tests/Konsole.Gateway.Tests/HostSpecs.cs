@@ -235,16 +235,18 @@ public sealed partial class HostSpecs : IDisposable
         await using var host = await HostProcess.StartAsync(WriteConfig(DemoConfig));
         await using var events = await SseStream.OpenAsync(host.Client, new HttpRequestMessage(HttpMethod.Get, "/api/events"), Timeout);
         await using var turn = await SseStream.OpenAsync(host.Client,
-            new HttpRequestMessage(HttpMethod.Post, "/sessions/ui-1/hot-prompt") { Content = JsonContent.Create(new { prompt = "[[chunks:30:50]] finishing" }) }, Timeout);
+            new HttpRequestMessage(HttpMethod.Post, "/sessions/ui-1/hot-prompt") { Content = JsonContent.Create(new { prompt = "[[chunks:60:50]] finishing" }) }, Timeout);
         await turn.NextOfTypeAsync("assistant", Timeout);
         var clis = await host.CliProcessesAsync();
 
         Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
 
+        await events.ReadToEndAsync(Timeout); // the follower's stream ends as the host begins to stop
+        using (var readiness = await host.Client.GetAsync("/readyz")) // while the turn still runs
+            Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, readiness.StatusCode); // as prompts are refused now (was 200)
         var ended = await turn.ReadToEndAsync(Timeout);
         Assert.True(ended[^1].Event == "result", $"{ended[^1].Event}: {ended[^1].Data}\n{host.Output}");
         Assert.Equal("echo: finishing", JsonDocument.Parse(ended[^1].Data).RootElement.GetProperty("result").GetString());
-        await events.ReadToEndAsync(Timeout); // the follower's stream ends too
         await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
         Assert.Equal(0, host.Process.ExitCode);
         Assert.All(clis, p => Assert.True(p.WaitForExit(TimeSpan.FromSeconds(10)), $"FakeClaude pid {p.Id} outlived the host"));
