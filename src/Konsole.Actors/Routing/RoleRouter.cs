@@ -517,8 +517,8 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
             _log.Warning("Worker session {0} moves from account {1}, which failed ({2})", sessionId, assigned, _status[assigned].StateReason);
             _workers.Remove(sessionId);
         }
-        var accountId = preferred is not null && _accounts.ContainsKey(preferred) ? preferred : _order
-            .OrderBy(id => Healthy(id) ? 0 : 1)
+        var accountId = preferred is not null && _accounts.ContainsKey(preferred) && !HasFailed(preferred) ? preferred : _order
+            .OrderBy(id => Healthy(id) ? 0 : Usable(id) ? 1 : 2) // near its limit before rate-limited or failed, as role traffic goes
             .ThenBy(id => _workers.Values.Count(a => a == id))
             .ThenBy(id => id == _roles.Dashboard ? 1 : 0)
             .First();

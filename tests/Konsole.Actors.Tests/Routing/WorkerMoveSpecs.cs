@@ -184,6 +184,22 @@ public sealed class WorkerMoveSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         Assert.InRange(refused.RetryAfter ?? TimeSpan.Zero, TimeSpan.FromMinutes(55), TimeSpan.FromMinutes(61)); // was none (5 s by default)
     }
 
+    [Fact]
+    public async Task A_worker_leaving_a_failed_account_goes_to_a_usable_one_not_to_a_failed_one_with_fewer_workers()
+    {
+        await StartAssignedAsync(); // w1 on alpha
+        _router.Tell(new AssignWorker("w2", "beta"), CreateTestProbe().Ref); // beta has a worker
+        _router.Tell(Status("alpha") with { State = AccountState.Failed, StateReason = "its processes crash" });
+        // Beta near its limit: not healthy, but usable.
+        _router.Tell(Status("beta") with { RateLimit = new RateLimitInfo("allowed_warning", DateTimeOffset.UtcNow.AddHours(3), "five_hour", 1.0) });
+        var second = WorkerPrompt("second");
+
+        _router.Tell(new RouteWorkerPrompt(second));
+
+        // Before: alpha again, as it had fewer workers (failed and near-limit accounts ranked alike): every prompt refused there.
+        Assert.Equal(second, (await _beta.FishForMessageAsync<SubmitPrompt>(s => s.Prompt.PromptId == second.PromptId, TurnTimeout)).Prompt);
+    }
+
     /// <summary>
     /// Worker w1 assigned to alpha, its first prompt queued there, and alpha reporting that it waits for a place: the router
     /// asks alpha to release it, to move it to beta.
