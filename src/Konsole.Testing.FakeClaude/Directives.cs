@@ -23,6 +23,7 @@ namespace Konsole.Testing.FakeClaude;
 /// result with that <c>api_error_status</c> and no <c>rate_limit_event</c>, as an API-key account's CLI shows a 429.</item>
 /// <item><c>[[clear:error]]</c> / <c>[[clear:crash]]</c> / <c>[[clear:hang]]</c> the next <c>/clear</c> answers with an <c>is_error</c>
 /// result and keeps the conversation, exits (code 3), or goes silent for good.</item>
+/// <item><c>[[stray-result]]</c> before the answer, a <c>result</c> naming another user message (a late one of an earlier prompt).</item>
 /// <item><c>[[finish-on-interrupt]]</c> go silent until an interrupt arrives, then answer with a success result all the same,
 /// as a CLI whose turn ended just as the interrupt reached it.</item>
 /// </list>
@@ -52,13 +53,14 @@ public sealed partial record Directives(
     string? Detached = null,
     IReadOnlyList<string>? StderrEnv = null,
     int QuietMs = 0,
-    bool NoHistory = false)
+    bool NoHistory = false,
+    bool StrayResult = false)
 {
     public static Directives Parse(string prompt)
     {
         int delay = 0, quiet = 0, chunks = 0, chunkDelay = 0, garbage = 0, huge = 0, hugeResult = 0, stderr = 0, stderrBytes = 80;
         int? crash = null;
-        bool hang = false, finishOnInterrupt = false, noHistory = false;
+        bool hang = false, finishOnInterrupt = false, noHistory = false, strayResult = false;
         int? rateLimit = null, apiError = null;
         string? clearFault = null, detached = null, child = null;
         double? rateWarning = null;
@@ -88,6 +90,7 @@ public sealed partial record Directives(
                 case "clear": clearFault = args.Length > 0 ? args[0] : "error"; break;
                 case "finish-on-interrupt": finishOnInterrupt = true; break;
                 case "no-history": noHistory = true; break;
+                case "stray-result": strayResult = true; break;
                 case "rate-warning":
                     rateWarning = args.Length > 0 && double.TryParse(args[0], CultureInfo.InvariantCulture, out var u) ? u : 0.9;
                     break;
@@ -96,7 +99,7 @@ public sealed partial record Directives(
             return "";
         }).Trim();
         return new Directives(text, delay, chunks, chunkDelay, crash, hang, garbage, huge, hugeResult, stderr, stderrBytes, env, rateLimit, rateWarning, child,
-            apiError, clearFault, finishOnInterrupt, detached, stderrEnv, quiet, noHistory);
+            apiError, clearFault, finishOnInterrupt, detached, stderrEnv, quiet, noHistory, strayResult);
     }
 
     /// <summary>The answer to this prompt in a conversation that held <paramref name="history"/> before it.</summary>

@@ -304,6 +304,9 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
                 return;
             }
             interrupted.ThrowIfCancellationRequested();
+            if (directives.StrayResult)
+                Emit(Result("error_during_execution", isError: true, null, new UserMessage("", Guid.NewGuid().ToString()), elapsed,
+                    new { terminal_reason = "aborted_streaming" })); // a late result of an earlier prompt
             var answer = directives.Answer(history);
             if (directives.Child is { } holds)
                 answer += $" child {StartChild(keepsStderr: holds == "stderr")}";

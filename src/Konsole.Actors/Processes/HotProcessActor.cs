@@ -364,10 +364,10 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         if (frame.IsInit)
             _turnStarted = true;
 
+        if (frame.IsResult && AnswersAnother(frame.UserMessageUuid))
+            return; // nor a line of this turn, as a lifecycle of another command is not
         _turn.ReplyTo.Tell(new TurnOutput(_turn.PromptId, frame));
         if (!frame.IsResult)
-            return;
-        if (AnswersAnother(frame.UserMessageUuid))
             return;
         // An API-key account's CLI reports no rate_limit_event: its 429 is the only sign. Held a minute (its limits are per minute).
         if (!_rejectedInTurn && frame.ApiErrorStatus == 429)

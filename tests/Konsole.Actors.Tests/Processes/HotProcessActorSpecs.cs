@@ -45,6 +45,21 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task A_late_result_of_another_prompt_is_not_a_line_of_the_running_turn_nor_its_end()
+    {
+        var process = await StartAsync(ProcessMode.Full);
+        var (prompt, caller) = NewPrompt("[[stray-result]] hello there");
+
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+        var turn = await caller.ReceiveTurnAsync(Turn);
+
+        // Before: streamed as one of its lines (its session then showed it as this prompt's result event, mid-turn).
+        Assert.Single(turn.Outputs, o => o.Frame.IsResult);
+        Assert.Equal(prompt.PromptId, turn.Completed!.Result.UserMessageUuid);
+        Assert.Equal("echo: hello there", turn.ResultText);
+    }
+
+    [Fact]
     public async Task A_second_turn_on_the_same_process_remembers_the_first()
     {
         var process = await StartAsync(ProcessMode.Full);
