@@ -49,7 +49,7 @@ public static class LatencyBench
                 await path.TurnAsync(text);
                 var elapsed = clock.Elapsed.TotalMilliseconds;
                 if (path != floor)
-                    Answers.Check(path.Name, text, path.LastResult);
+                    Answers.Check(path.Name, Konsole.Testing.FakeClaude.Directives.Parse(text).Text, path.LastResult); // FakeClaude echoes it without its directives
                 if (round >= 0)
                     samples[path.Name].Add(elapsed);
             }

@@ -1,4 +1,5 @@
 using System.Net.Http.Json;
+using System.Text.Json;
 using Akka.Actor;
 using Akka.Configuration;
 using Konsole.Actors.Accounts;
@@ -32,12 +33,35 @@ public interface ITurnPath : IAsyncDisposable
 /// <summary>Each answer checked: a turn whose result is not its prompt's echo (an error, another prompt's) does not count.</summary>
 public static class Answers
 {
-    /// <summary>Throws unless <paramref name="result"/> is a successful result answering <paramref name="prompt"/> (directives left out).</summary>
-    public static void Check(string path, string prompt, string? result)
+    /// <summary>Throws unless <paramref name="result"/> is a successful result line answering <c>echo: </c><paramref name="echoed"/>.</summary>
+    public static void Check(string where, string echoed, string? result)
     {
-        var expected = $"\"result\":{System.Text.Json.JsonSerializer.Serialize("echo: " + Konsole.Testing.FakeClaude.Directives.Parse(prompt).Text)}";
-        if (result is null || !result.Contains(expected, StringComparison.Ordinal) || !result.Contains("\"is_error\":false", StringComparison.Ordinal))
-            throw new InvalidOperationException($"{path}: the turn \"{prompt}\" ended with {result ?? "no result"}, not a successful {expected}");
+        if (Read(result) is not (false, var answer) || answer != $"echo: {echoed}")
+            throw new InvalidOperationException($"{where} \"{echoed}\": unexpected result {(result is null ? "(none)" : result[..Math.Min(result.Length, 600)])}");
+    }
+
+    /// <summary>The result line says its turn ended without an error.</summary>
+    public static bool Succeeded(string? result) => Read(result) is (false, _);
+
+    /// <summary>A result line's <c>is_error</c> and <c>result</c> text; null when it is none (not JSON, or no <c>is_error</c>).</summary>
+    private static (bool IsError, string? Answer)? Read(string? result)
+    {
+        if (result is null)
+            return null;
+        try
+        {
+            using var json = JsonDocument.Parse(result);
+            var root = json.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("is_error", out var isError)
+                || isError.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                return null;
+            return (isError.GetBoolean(),
+                root.TryGetProperty("result", out var text) && text.ValueKind == JsonValueKind.String ? text.GetString() : null);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 }
 

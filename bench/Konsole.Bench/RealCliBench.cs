@@ -337,7 +337,7 @@ public static class RealCliBench
         var clock = Stopwatch.StartNew();
         var events = await gateway.EventsAsync(path, text, TurnTimeout);
         var ms = clock.Elapsed.TotalMilliseconds;
-        CheckResult(events[^1].Data, text, path);
+        Answers.Check(path, text, events[^1].Data);
         return ms;
     }
 
@@ -369,23 +369,13 @@ public static class RealCliBench
                 lock (stderr)
                     throw new InvalidOperationException($"a cold CLI exited with {process.Exited.Result} before its result: {stderr}");
             }
-            CheckResult(result.Task.Result, text, "cold process");
+            Answers.Check("cold process", text, result.Task.Result);
             return ms;
         }
         finally
         {
             await process.StopAsync(TimeSpan.FromSeconds(5));
         }
-    }
-
-    private static void CheckResult(string json, string text, string where)
-    {
-        using var doc = JsonDocument.Parse(json);
-        var root = doc.RootElement;
-        var isError = root.TryGetProperty("is_error", out var e) && e.ValueKind == JsonValueKind.True;
-        var answer = root.TryGetProperty("result", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
-        if (isError || answer != $"echo: {text}")
-            throw new InvalidOperationException($"{where} \"{text}\": unexpected result {json[..Math.Min(json.Length, 600)]}");
     }
 
     /// <summary>bench/sdk-peer: the official Agent SDK driving the same CLI, run as a child process (node hot-turns.mjs).</summary>

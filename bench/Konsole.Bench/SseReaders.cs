@@ -80,7 +80,7 @@ public static class SseReaders
                 events += count;
                 foreach (var d in local)
                     delays.Add(d);
-                if (last is not { Event: "result" } || !last.Data.Contains("\"is_error\":false", StringComparison.Ordinal))
+                if (last is not { Event: "result" } || !Answers.Succeeded(last.Data))
                     failed.Add($"{s}: {status}, {count} events, the last {last}");
             }
         }));

@@ -72,7 +72,7 @@ public static class StreamingBench
             var rawClock = Stopwatch.StartNew();
             var rawLines = (await Task.WhenAll(pipes.Select(p => p.TurnAsync(prompt)))).Sum();
             var rawRate = rawLines / rawClock.Elapsed.TotalSeconds;
-            if (pipes.FirstOrDefault(p => p.LastResult?.Contains("\"is_error\":false", StringComparison.Ordinal) != true) is { } unanswered)
+            if (pipes.FirstOrDefault(p => !Answers.Succeeded(p.LastResult)) is { } unanswered)
                 throw new InvalidOperationException($"a raw pipe's turn did not end with a successful result: {unanswered.LastResult ?? "none"}");
             using var streaming = new CancellationTokenSource();
             var swapping = round == 0

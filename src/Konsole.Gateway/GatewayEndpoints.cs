@@ -42,7 +42,7 @@ public static partial class GatewayEndpoints
         app.MapGet("/readyz", async (HttpContext context, IRequiredActor<GatewayActor> gateway) =>
         {
             if (Stopping(context).IsCancellationRequested) // prompts get 503 from now on: a load balancer must look elsewhere
-                return Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "shutting_down", "the host is shutting down");
+                return ShuttingDown(context);
             var answers = await Task.WhenAll(
                 AskAsync<Readiness>(context, gateway, RoleRouterProtocol.GetReadiness.Instance),
                 AskAsync<Readiness>(context, gateway, SessionProtocol.GetReadiness.Instance));
@@ -163,7 +163,7 @@ public static partial class GatewayEndpoints
         string? sessionId, Func<string, object> submit)
     {
         if (Stopping(context).IsCancellationRequested)
-            return Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "shutting_down", "the host is shutting down; try again once it is back");
+            return ShuttingDown(context);
         var (text, problem) = await RequestBodies.ReadPromptAsync(context, settings.Gateway.MaxPromptBytes);
         if (problem is not null)
             return problem;
@@ -245,8 +245,12 @@ public static partial class GatewayEndpoints
     /// Cancelled when the host starts stopping: streams that follow (a session's events, the system's) end then, so the
     /// server can stop once the running turns' streams have ended.
     /// </summary>
-    private static CancellationToken Stopping(HttpContext context) =>
+    internal static CancellationToken Stopping(HttpContext context) =>
         context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+
+    /// <summary>What a request the host no longer takes is answered, once it begins to stop.</summary>
+    internal static IResult ShuttingDown(HttpContext context) =>
+        Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "shutting_down", "the host is shutting down; try again once it is back");
 
     /// <summary>
     /// The actors' answer, or (null, a problem) when they did not answer in time: <paramref name="timedOut"/>'s, or by

@@ -2,8 +2,6 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 
 namespace Konsole.Gateway;
 
@@ -95,7 +93,7 @@ public static class RequestBodies
         byte[] raw;
         // A body still arriving when the host begins to stop is not waited for: sent slowly, it would hold the host's stop (and
         // every CLI's graceful one) for its whole shutdown timeout.
-        var stopping = context.RequestServices.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
+        var stopping = GatewayEndpoints.Stopping(context);
         using var reading = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
         try
         {
@@ -105,8 +103,7 @@ public static class RequestBodies
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
         {
-            return (null, Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "shutting_down",
-                "the host is shutting down; try again once it is back"));
+            return (null, GatewayEndpoints.ShuttingDown(context));
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {

@@ -779,7 +779,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         {
             slot.Held = new ConversationRef(finished.SessionId, Id, _account.ConfigDir);
             slot.HeldUserSession = slot.Running.UserSessionId;
-            _lastTurns.Remove(slot.HeldUserSession);
+            _lastTurns.Remove(slot.HeldUserSession); // so it goes in last: the oldest session's is the one pushed out
             _lastTurns[slot.HeldUserSession] = (finished.PromptId, slot.Held);
             if (_lastTurns.Count > LastTurnsKept)
                 _lastTurns.RemoveAt(0);
@@ -977,14 +977,14 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private void PublishStatus()
     {
+        var busy = _slots.Any(s => s.Running is not null);
         var state = _failure is not null ? AccountState.Failed
             : _rateLimitedUntil is not null ? AccountState.RateLimited
             : _slots.Any(s => s.Restarting) ? AccountState.Restarting
             : _refresh == RefreshState.Running ? AccountState.Refreshing
-            : _slots.Any(s => s.Running is not null) ? AccountState.Busy
+            : busy ? AccountState.Busy
             : _slots.Any(s => s.Mode != ProcessMode.Worker && s.ProcessId is null) ? AccountState.Starting
             : AccountState.Idle;
-        var busy = _slots.Any(s => s.Running is not null);
         if (state != _state || busy != _busy)
         {
             var previous = _state;

@@ -91,41 +91,14 @@ public sealed class OrphanReaperSpecs
         }
     }
 
+    // A hung CLI, left by its killed host, ends at the next start's SIGTERM; a command in its group ignores SIGTERM.
     [Fact]
-    public async Task A_command_in_a_cli_group_that_ignores_sigterm_is_killed_though_the_cli_ended_at_its_sigterm()
-    {
-        Assert.NotNull(Posix.SetSid);
-        var runDir = Directory.CreateTempSubdirectory("konsole-run-").FullName;
-        // The CLI (the group's leader) ends at SIGTERM; a command in its group ignores it.
-        using var cli = Process.Start(new ProcessStartInfo(Posix.SetSid!,
-            ["sh", "-c", "(trap '' TERM; exec sleep 600) </dev/null >/dev/null 2>&1 & echo $!; exec sleep 600"]) { RedirectStandardOutput = true })!;
-        var tool = int.Parse((await cli.StandardOutput.ReadLineAsync())!, CultureInfo.InvariantCulture);
-        var toolStarted = Posix.StartTime(tool);
-        try
-        {
-            File.WriteAllText(Path.Combine(runDir, $"cli-{cli.Id}.json"),
-                JsonSerializer.Serialize(new { Pid = cli.Id, Started = Posix.StartTime(cli.Id), Group = true, Mark = (string?)null }));
+    public Task A_command_in_a_cli_group_that_ignores_sigterm_is_killed_though_the_cli_ended_at_its_sigterm() =>
+        EndedAtTheNextStartAsync("(trap '' TERM; exec sleep 600) </dev/null >/dev/null 2>&1 & echo $!; exec sleep 600", mark: null, cliRunsOn: true);
 
-            Assert.Equal([cli.Id], OrphanReaper.Reap(runDir)); // its host was killed: the next one starts
-
-            await cli.WaitForExitAsync().WaitAsync(Timeout);
-            var deadline = DateTime.UtcNow + Timeout;
-            while (ProcessTable.IsRunning(tool, toolStarted) && DateTime.UtcNow < deadline)
-                await Task.Delay(20);
-            Assert.False(ProcessTable.IsRunning(tool, toolStarted), $"pid {tool}, in the group of the CLI {cli.Id}, outlived the next start");
-        }
-        finally
-        {
-            if (ProcessTable.IsRunning(tool, toolStarted))
-                Posix.Signal(tool, Posix.SigKill, group: false);
-            if (!cli.HasExited)
-                cli.Kill();
-            Directory.Delete(runDir, recursive: true);
-        }
-    }
-
-    /// <param name="script">The CLI: prints the pid of the command it leaves running, then reads stdin until it closes.</param>
-    private static async Task EndedAtTheNextStartAsync(string script, string? mark)
+    /// <param name="script">The CLI: prints the pid of the command it leaves running, then reads stdin until it closes (or, with
+    /// <paramref name="cliRunsOn"/>, runs on, as a hung CLI: the next start ends it).</param>
+    private static async Task EndedAtTheNextStartAsync(string script, string? mark, bool cliRunsOn = false)
     {
         Assert.NotNull(Posix.SetSid);
         var runDir = Directory.CreateTempSubdirectory("konsole-run-").FullName;
@@ -133,28 +106,38 @@ public sealed class OrphanReaperSpecs
         var start = new ProcessStartInfo(Posix.SetSid!, ["sh", "-c", script]) { RedirectStandardInput = true, RedirectStandardOutput = true };
         if (mark is not null)
             start.Environment[ProcessMarks.Variable] = mark;
-        var cli = Process.Start(start)!;
+        using var cli = Process.Start(start)!;
         var tool = int.Parse((await cli.StandardOutput.ReadLineAsync())!, CultureInfo.InvariantCulture);
         var toolStarted = Posix.StartTime(tool);
         try
         {
             File.WriteAllText(Path.Combine(runDir, $"cli-{cli.Id}.json"), // the record the host keeps while the CLI runs
                 JsonSerializer.Serialize(new { Pid = cli.Id, Started = Posix.StartTime(cli.Id), Group = true, Mark = mark }));
-            cli.StandardInput.Close(); // the host is killed: the CLI exits as its stdin closes...
-            await cli.WaitForExitAsync().WaitAsync(Timeout);
-            Assert.True(ProcessTable.IsRunning(tool, toolStarted)); // ...and the command it left runs on
+            if (!cliRunsOn)
+            {
+                cli.StandardInput.Close(); // the host is killed: the CLI exits as its stdin closes...
+                await cli.WaitForExitAsync().WaitAsync(Timeout);
+                Assert.True(ProcessTable.IsRunning(tool, toolStarted)); // ...and the command it left runs on
+            }
 
-            OrphanReaper.Reap(runDir); // the next host starts
+            var ended = OrphanReaper.Reap(runDir); // the next host starts
+            if (cliRunsOn)
+            {
+                Assert.Equal([cli.Id], ended);
+                await cli.WaitForExitAsync().WaitAsync(Timeout);
+            }
 
             var deadline = DateTime.UtcNow + Timeout;
             while (ProcessTable.IsRunning(tool, toolStarted) && DateTime.UtcNow < deadline)
                 await Task.Delay(20);
-            Assert.False(ProcessTable.IsRunning(tool, toolStarted), $"pid {tool}, left by the exited CLI {cli.Id}, outlived the next start");
+            Assert.False(ProcessTable.IsRunning(tool, toolStarted), $"pid {tool}, left by the CLI {cli.Id}, outlived the next start");
         }
         finally
         {
             if (ProcessTable.IsRunning(tool, toolStarted))
                 Posix.Signal(tool, Posix.SigKill, group: false);
+            if (!cli.HasExited)
+                cli.Kill();
             Directory.Delete(runDir, recursive: true);
         }
     }
