@@ -49,6 +49,8 @@ if (!arguments.Demo)
 }
 
 Log.Logger = new LoggerConfiguration()
+    // Akka filters by akka.loglevel before its events reach this log: its DEBUG would otherwise stop here, at Serilog's default.
+    .MinimumLevel.Is(string.Equals(config.GetString("akka.loglevel"), "DEBUG", StringComparison.OrdinalIgnoreCase) ? LogEventLevel.Debug : LogEventLevel.Information)
     .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
     .Filter.ByExcluding(e => e.MessageTemplate.Text == "Hosting failed to start") // said in one line below, without its stack trace
     .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}")

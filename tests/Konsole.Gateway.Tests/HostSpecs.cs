@@ -222,11 +222,20 @@ public sealed partial class HostSpecs : IDisposable
         Assert.All(accounts, a => Assert.True(a.GetProperty("simulated").GetBoolean()));
         Assert.Contains("echo: hello demo", answer);
         Assert.Contains("DEMO", host.Output);
+        Assert.DoesNotContain(" DBG] ", host.Output); // akka.loglevel = INFO
 
         Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
         await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
         Assert.Equal(0, host.Process.ExitCode);
         Assert.All(clis, p => Assert.True(p.WaitForExit(TimeSpan.FromSeconds(10)), $"FakeClaude pid {p.Id} outlived the host"));
+    }
+
+    [Fact]
+    public async Task Akka_loglevel_debug_shows_the_debug_lines_in_the_hosts_log()
+    {
+        await using var host = await HostProcess.StartAsync(WriteConfig(DemoConfig + "\nakka.loglevel = DEBUG"));
+
+        await host.WaitForOutputAsync(" DBG] ");
     }
 
     [Fact]

@@ -124,7 +124,10 @@ public sealed class CliProcess
             .WithValidation(CommandResultValidation.None);
 
         var kill = new CancellationTokenSource();
-        return new CliProcess(stdin, kill, command.ExecuteAsync(kill.Token), ownGroup, mark, firstOutput.Task, stdoutClosed.Task);
+        // Once started, the process has its environment: the start's copy of the host's (a few KB of strings per CLI, kept
+        // by the Process object for as long as the CLI runs) is let go.
+        var task = command.ExecuteAsync(null, started => started.StartInfo.Environment.Clear(), kill.Token);
+        return new CliProcess(stdin, kill, task, ownGroup, mark, firstOutput.Task, stdoutClosed.Task);
     }
 
     /// <summary>Queues one line for stdin. Returns false once input is closed.</summary>

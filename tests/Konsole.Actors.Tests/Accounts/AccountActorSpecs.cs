@@ -167,7 +167,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     public async Task A_hung_turn_ends_with_turn_timeout_not_process_crashed_and_the_restarted_process_serves_the_next()
     {
         var events = EventsOf(typeof(ProcessRestarted));
-        var account = await StartAccountAsync("konsole.claude { turn-timeout = 2s, interrupt-timeout = 300ms }"); // 2s: "next" runs on a just-restarted CLI
+        var account = await StartAccountAsync("konsole.claude { turn-timeout = 5s, interrupt-timeout = 300ms }"); // 5s: "next" runs on a just-restarted CLI on a slow machine
         var hung = NewPrompt("[[hang]] stuck");
         var next = NewPrompt("next");
         account.Tell(new SubmitPrompt(hung.Prompt, ProcessMode.Full));
@@ -412,7 +412,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [InlineData("hang")]
     public async Task A_chat_process_whose_clear_fails_is_replaced_by_an_empty_one_before_the_next_chat_turn(string fault)
     {
-        var account = await StartAccountAsync("konsole.claude.turn-timeout = 2s"); // how long a /clear may stay silent
+        var account = await StartAccountAsync("konsole.claude.turn-timeout = 5s"); // how long a /clear may stay silent (the turns before it run within it on a slow machine)
 
         var first = await RunAsync(account, NewPrompt($"[[clear:{fault}]] Remember 42"), ProcessMode.Chat);
         await _parent.FishForMessageAsync<AccountStatus>(s => s.Processes[1] is { Restarts: 1, ProcessId: not null }, TurnTimeout);
@@ -428,7 +428,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     [InlineData("hang")]
     public async Task A_chat_prompt_waiting_on_a_clear_that_fails_runs_once_on_the_restarted_process(string fault)
     {
-        var account = await StartAccountAsync("konsole.claude.turn-timeout = 2s"); // how long a /clear may stay silent
+        var account = await StartAccountAsync("konsole.claude.turn-timeout = 5s"); // how long a /clear may stay silent (the turns before it run within it on a slow machine)
         var first = NewPrompt($"[[clear:{fault}]] Remember 42");
         var waiting = NewPrompt("What number?");
 
@@ -781,7 +781,7 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         var slow = NewPrompt("[[delay:1000]] sent before the limit");
         account.Tell(new SubmitPrompt(slow.Prompt, ProcessMode.Chat)); // its turn ends during the hold, reporting "allowed"
 
-        var hit = await RunAsync(account, NewPrompt("[[rate-limit:4]] over"));
+        var hit = await RunAsync(account, NewPrompt("[[rate-limit:10]] over")); // outlasts the slow turn on a slow machine
         Assert.StartsWith("echo: sent before the limit", (await slow.Caller.ReceiveTurnAsync(TurnTimeout)).ResultText);
         var during = (await StatusAsync()).RateLimit;
         await states.FishForMessageAsync<AccountStateChanged>(s => s.Previous == AccountState.RateLimited && s.State != AccountState.RateLimited, TurnTimeout);

@@ -149,7 +149,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     [Fact]
     public async Task A_chat_clear_that_never_answers_gets_its_process_killed_with_no_turn_waiting()
     {
-        var process = await StartAsync(Spec(ProcessMode.Chat, turnTimeout: TimeSpan.FromSeconds(2)));
+        var process = await StartAsync(Spec(ProcessMode.Chat, turnTimeout: TimeSpan.FromSeconds(5)));
         Watch(process);
 
         await RunAsync(process, "[[clear:hang]] Remember 42");
@@ -165,21 +165,21 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     [Fact]
     public async Task A_clear_that_never_answers_is_killed_after_start_timeout_not_a_whole_turn_timeout()
     {
-        var process = await StartAsync(Spec(ProcessMode.Chat, turnTimeout: TimeSpan.FromMinutes(10), startTimeout: TimeSpan.FromSeconds(2)));
+        var process = await StartAsync(Spec(ProcessMode.Chat, turnTimeout: TimeSpan.FromMinutes(10), startTimeout: TimeSpan.FromSeconds(5))); // also the boot's limit
         Watch(process);
 
         await RunAsync(process, "[[clear:hang]] Remember 42");
 
         // The chat prompts queued on its account would otherwise wait for the whole turn-timeout (10 minutes by default).
         var exited = await _account.FishForMessageAsync<ProcessExited>(_ => true, Turn);
-        Assert.Contains("the /clear printed nothing for 2s (konsole.claude.start-timeout)", exited.Reason);
+        Assert.Contains("the /clear printed nothing for 5s (konsole.claude.start-timeout)", exited.Reason);
         await ExpectTerminatedAsync(process);
     }
 
     [Fact]
     public async Task A_chat_turn_waiting_for_a_clear_that_never_answers_is_left_to_its_account_as_never_sent_and_the_process_is_killed()
     {
-        var process = await StartAsync(Spec(ProcessMode.Chat, turnTimeout: TimeSpan.FromSeconds(2)));
+        var process = await StartAsync(Spec(ProcessMode.Chat, turnTimeout: TimeSpan.FromSeconds(5)));
         Watch(process);
         await RunAsync(process, "[[clear:hang]] Remember 42");
 
@@ -233,7 +233,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     [Fact]
     public async Task A_silent_turn_is_interrupted_by_the_watchdog_ends_with_turn_timeout_and_the_process_serves_the_next()
     {
-        var process = await StartAsync(Spec(ProcessMode.Full, turnTimeout: TimeSpan.FromSeconds(2))); // "next" must not trip it on a slow machine
+        var process = await StartAsync(Spec(ProcessMode.Full, turnTimeout: TimeSpan.FromSeconds(5))); // FakeClaude takes the prompt, and "next" runs, within it on a slow machine
         var (prompt, caller) = NewPrompt("[[delay:60000]] silent");
 
         process.Tell(new RunTurn(prompt, ClearFirst: false));
@@ -251,7 +251,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     public async Task A_turn_deaf_to_the_interrupt_is_killed_by_the_watchdog_and_reported_once_as_turn_timeout()
     {
         // Long enough for FakeClaude to take the prompt first on a loaded machine: an interrupt before that cancels it unstarted.
-        var process = await StartAsync(Spec(ProcessMode.Full, turnTimeout: TimeSpan.FromSeconds(1), interruptTimeout: TimeSpan.FromSeconds(1)));
+        var process = await StartAsync(Spec(ProcessMode.Full, turnTimeout: TimeSpan.FromSeconds(5), interruptTimeout: TimeSpan.FromSeconds(1)));
         var (prompt, caller) = NewPrompt("[[hang]] deaf");
         Watch(process);
 
@@ -269,7 +269,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     [Fact]
     public async Task A_result_that_comes_right_after_the_watchdogs_interrupt_is_reported_as_the_result_and_only_it()
     {
-        var process = await StartAsync(Spec(ProcessMode.Full, turnTimeout: TimeSpan.FromSeconds(2)));
+        var process = await StartAsync(Spec(ProcessMode.Full, turnTimeout: TimeSpan.FromSeconds(5))); // FakeClaude takes the prompt within it on a slow machine
         var (prompt, caller) = NewPrompt("[[finish-on-interrupt]] done just in time"); // its success result comes after the interrupt
 
         process.Tell(new RunTurn(prompt, ClearFirst: false));
@@ -704,7 +704,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     {
         // cat echoes our initialize request back but never answers it.
         var spec = Spec(ProcessMode.Full);
-        spec = spec with { Claude = spec.Claude with { StartTimeout = TimeSpan.FromMilliseconds(500) } };
+        spec = spec with { Claude = spec.Claude with { StartTimeout = TimeSpan.FromSeconds(3) } }; // cat is started within it on a slow machine
         var launch = spec.Launch with { FileName = "cat", Arguments = [] };
         Sys.ActorOf(ForwardingParent.Props(HotProcessActor.Props(spec with { Launch = launch }), _account.Ref));
 
