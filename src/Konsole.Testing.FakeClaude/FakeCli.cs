@@ -39,13 +39,24 @@ public sealed class FakeCli(CliOptions options, Stream stdin, Stream stdout, Tex
 
     private Transcript Conversation => _transcript ??= Transcript.New(_configDir, _cwd);
 
-    /// <summary>With <c>--resume</c>: loads the conversation, or says why it cannot (the real CLI then exits at once).</summary>
+    /// <summary>
+    /// With <c>--resume</c>: loads the conversation, or says why it cannot, as the real CLI does before it exits 1 at once: on
+    /// stderr, and in a <c>result</c> (<c>error_during_execution</c>, the id asked for as its session) printed before any input is read.
+    /// </summary>
     public string? ResumeError()
     {
         if (options.Resume is not { } id)
             return null;
         _transcript = Transcript.Load(_configDir, _cwd, id);
-        return _transcript is null ? $"No conversation found with session ID: {id}" : null;
+        if (_transcript is not null)
+            return null;
+        var error = $"No conversation found with session ID: {id}";
+        Emit(new
+        {
+            type = "result", subtype = "error_during_execution", duration_ms = 0, duration_api_ms = 0, is_error = true, num_turns = 0,
+            session_id = id, total_cost_usd = 0, uuid = NewId(), errors = new[] { error },
+        });
+        return error;
     }
 
     public async Task<int> RunAsync()

@@ -1,7 +1,24 @@
+using Konsole.Actors.Prompts;
+using Konsole.Actors.Protocol;
+
 namespace Konsole.Actors.Tests;
 
 public sealed class SecretRedactorTests
 {
+    [Fact]
+    public void Messages_printed_in_dead_letters_show_neither_the_clis_line_nor_the_prompts_text()
+    {
+        // A session closed mid-turn: the rest of its turn goes to dead letters, whose log prints each message.
+        var line = "{\"type\":\"user\",\"session_id\":\"s-1\",\"tool_use_result\":\"ANTHROPIC_API_KEY=sk-live-from-env\"}"u8.ToArray();
+        var output = new TurnOutput("p-1", StreamJsonParser.Parse(line)!);
+        var prompt = new Prompt("p-2", "ses-1", "my password is hunter22", null, Akka.Actor.ActorRefs.Nobody);
+
+        Assert.DoesNotContain("sk-live-from-env", output.ToString());
+        Assert.Contains($"Type = user, Subtype = , SessionId = s-1, UserMessageUuid = , IsError = False, RateLimit = , ControlResponse = , Lifecycle = , Bytes = {line.Length}", output.ToString());
+        Assert.DoesNotContain("hunter22", prompt.ToString());
+        Assert.Contains("PromptId = p-2, UserSessionId = ses-1, TextLength = 23,", prompt.ToString());
+    }
+
     [Theory]
     [InlineData("token sk-ant-oat01-abcDEF_123-xyz here", "token sk-ant-oat01-*** here")]
     [InlineData("refresh sk-ant-ort01-abc", "refresh sk-ant-ort01-***")]

@@ -97,8 +97,7 @@ public sealed class RealClaudeSpecs(ITestOutputHelper output, RealClaudeFixture 
         _router.Tell(new RoutePrompt(Role.Dashboard, slow));
         await caller.FishForMessageAsync(m => m is TurnOutput { Frame.IsInit: true }, Turn);
         await _api.WaitForRequestAsync(r => r.LastUserText.Contains("a long answer"), Turn);
-        var pid = (await _router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(5)))
-            .Accounts[0].Status.Processes.Single(p => p.Mode == ProcessMode.Full).ProcessId!.Value;
+        var pid = await FullProcessIdAsync();
 
         Process.GetProcessById(pid).Kill(); // SIGKILL
 
@@ -108,6 +107,28 @@ public sealed class RealClaudeSpecs(ITestOutputHelper output, RealClaudeFixture 
         Assert.False(next.Completed!.Result.IsError, next.Completed.Result.Raw);
         Assert.Equal(conversation!.SessionId, next.Completed.Conversation!.SessionId);
         Assert.Contains("Remember 42", (await _api.WaitForRequestAsync(r => r.LastUserText == "What number?", Turn)).UserTexts);
+    }
+
+    [Fact]
+    public async Task An_interrupt_right_after_the_prompt_ends_its_turn_without_killing_the_process_which_serves_the_next()
+    {
+        var pid = await FullProcessIdAsync();
+        var (prompt, caller) = NewPrompt("[[api-slow:400:50]] interrupted at once");
+
+        _router.Tell(new RoutePrompt(Role.Dashboard, prompt));
+        _router.Tell(new InterruptPrompt(prompt.PromptId)); // the CLI may not have started it yet
+
+        var turn = await caller.ReceiveTurnAsync(Turn);
+        // Still in the CLI's queue: dropped there, this CLI printing its command_lifecycle "cancelled" at once, before the
+        // control_response (checked by hand, 2026-12-01: the prompt and the interrupt written together). Through the actors the CLI
+        // has taken the prompt by then in every run so far, and the turn ends with its error_during_execution result.
+        if (turn.Failed is { } failed)
+            Assert.Equal(TurnErrorCodes.Interrupted, failed.Code);
+        else
+            Assert.Equal("error_during_execution", turn.Completed!.Result.Subtype);
+        var next = await RouteAsync(Role.Dashboard, "after the interrupt");
+        Assert.False(next.Completed!.Result.IsError, next.Completed.Result.Raw);
+        Assert.Equal(pid, await FullProcessIdAsync()); // not killed after interrupt-timeout for want of an end
     }
 
     [Fact]
@@ -124,6 +145,10 @@ public sealed class RealClaudeSpecs(ITestOutputHelper output, RealClaudeFixture 
         Assert.All(processes, p => Assert.True(p.HasExited, $"pid {p.Id} still running"));
         Assert.Empty(LiveCliProcesses);
     }
+
+    /// <summary>The dashboard account's (alpha's) full process.</summary>
+    private async Task<int> FullProcessIdAsync() => (await _router.Ask<AccountsView>(GetAccounts.Instance, TimeSpan.FromSeconds(5)))
+        .Accounts[0].Status.Processes.Single(p => p.Mode == ProcessMode.Full).ProcessId!.Value;
 
     private async Task<TurnRecord> RouteAsync(Role role, string text, string session = "ses-1", ConversationRef? conversation = null)
     {

@@ -42,6 +42,14 @@ public sealed record Prompt(string PromptId, string UserSessionId, string Text, 
     bool ConfirmDispatch = false, string? Model = null, string? After = null)
 {
     public static string NewId() => Guid.NewGuid().ToString();
+
+    /// <summary>The text's length, not the text (a user's own words, up to megabytes): a message holding a prompt is printed when it goes to dead letters.</summary>
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"PromptId = {PromptId}, UserSessionId = {UserSessionId}, TextLength = {Text.Length}, Conversation = {Conversation}, ");
+        builder.Append($"ReplyTo = {ReplyTo}, ConfirmDispatch = {ConfirmDispatch}, Model = {Model}, After = {After}");
+        return true;
+    }
 }
 
 /// <summary>The prompt is about to reach a CLI of <paramref name="AccountId"/> (see <see cref="Prompt.ConfirmDispatch"/>); answer the sender.</summary>

@@ -28,6 +28,17 @@ public sealed record CliFrame(
 
     public bool IsResult => Type == "result";
     public bool IsInit => Type == "system" && Subtype == "init";
+
+    /// <summary>
+    /// What routing read and the line's size, never the line: it is the conversation, and may carry what a tool printed (a
+    /// key, a token). A message holding a frame is printed when it goes to dead letters (a session closed mid-turn).
+    /// </summary>
+    private bool PrintMembers(StringBuilder builder)
+    {
+        builder.Append($"Type = {Type}, Subtype = {Subtype}, SessionId = {SessionId}, UserMessageUuid = {UserMessageUuid}, IsError = {IsError}, ");
+        builder.Append($"RateLimit = {RateLimit}, ControlResponse = {ControlResponse}, Lifecycle = {Lifecycle}, Bytes = {Line.Length}");
+        return true;
+    }
 }
 
 /// <summary>A <c>command_lifecycle</c> frame: what became of the user message <see cref="CommandUuid"/> (<c>queued</c>, <c>started</c>, <c>cancelled</c>, ...).</summary>
