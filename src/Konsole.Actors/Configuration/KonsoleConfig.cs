@@ -212,7 +212,8 @@ public static partial class KonsoleConfig
                 r.PositiveInt("konsole.gateway.max-streams"),
                 r.Duration("konsole.gateway.keep-alive", max: TimeSpan.FromHours(1))),
             new SessionSettings(r.PositiveInt("konsole.sessions.max-workers"), r.PositiveInt("konsole.sessions.replay-buffer"),
-                r.ByteSize("konsole.sessions.replay-buffer-bytes"), r.PositiveInt("konsole.sessions.max-open")),
+                r.ByteSize("konsole.sessions.replay-buffer-bytes"), r.PositiveInt("konsole.sessions.max-open"),
+                r.ByteSize("konsole.sessions.replay-total-bytes")),
             r.Duration("konsole.shutdown.drain-timeout", max: TimeSpan.FromHours(24)), // the host's stop is bounded by it
             r.Fraction("konsole.rate-limits.warning-utilization"),
             ReadPersistence(r, dataDir));

@@ -73,7 +73,8 @@ public sealed record RoleSettings(string Dashboard, string QuickTurn);
 /// <param name="ReplayBuffer">Events each session keeps for replay, at most.</param>
 /// <param name="ReplayBufferBytes">Bytes of events' data each session keeps for replay, at most (its latest event whatever its size).</param>
 /// <param name="MaxOpen">Sessions open at once (quick turns' not counted); another is refused until one closes.</param>
-public sealed record SessionSettings(int MaxWorkers, int ReplayBuffer, long ReplayBufferBytes, int MaxOpen);
+/// <param name="ReplayTotalBytes">Bytes all sessions' replay buffers keep together, at most, as each last said at a prompt's end.</param>
+public sealed record SessionSettings(int MaxWorkers, int ReplayBuffer, long ReplayBufferBytes, int MaxOpen, long ReplayTotalBytes);
 
 public sealed record OAuthSettings(TimeSpan RefreshThreshold, string TokenEndpoint, TimeSpan RetryMinBackoff, TimeSpan RetryMaxBackoff)
 {

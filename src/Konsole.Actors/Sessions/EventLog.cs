@@ -44,6 +44,15 @@ public sealed class EventLog(int capacity, long maxBytes = long.MaxValue, long s
         return Event(_count);
     }
 
+    /// <summary>Gives up every event kept; ids go on from the latest.</summary>
+    public void Clear()
+    {
+        _ring = new Entry[Math.Min(InitialSize, capacity)];
+        _oldest = 0;
+        _kept = 0;
+        _bytes = 0;
+    }
+
     private void Grow()
     {
         var ring = new Entry[(int)Math.Min((long)_ring.Length * 2, capacity)];

@@ -115,6 +115,11 @@ public sealed class SessionActor : ReceivePersistentActor
             Sender.Tell(new SessionInterrupted(_id, _inFlight.Count));
         });
         Command<CloseSession>(_ => Close());
+        Command<GiveUpReplay>(_ =>
+        {
+            if (_inFlight.Count == 0 && !_closing) // one running reports again at its end
+                _events.Clear();
+        });
         Command<GetSession>(_ => Sender.Tell(Info()));
         Command<RoleRouterProtocol.WorkerAssigned>(m =>
         {
@@ -484,6 +489,8 @@ public sealed class SessionActor : ReceivePersistentActor
                 (ended ??= []).Add(subscription.Id);
             }
         }
+        if (endsPrompt && _durable && !_closing) // a closing one is forgotten by its manager
+            Context.Parent.Tell(new ReplayHeld(_id, _events.Bytes));
         if (ended is null)
             return;
         foreach (var id in ended)

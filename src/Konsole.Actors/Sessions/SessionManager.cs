@@ -36,6 +36,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     private readonly Dictionary<string, (IActorRef? Session, CloseSession Close, IActorRef Asker)> _closing = new(StringComparer.Ordinal);
     private readonly Dictionary<IActorRef, (string Id, IActorRef Asker)> _closeSent = new(); // closes on record, until their session answers
     private readonly FaultBackoff _registryBackoff = new(RestartMinBackoff, RestartMaxBackoff);
+    private readonly ReplayBudget _replay;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef? _registry; // null while it starts again after a failed write
     private bool _registryFailed; // from a registry's stop until one started again has read the journal back
@@ -44,6 +45,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
     {
         _router = router;
         _settings = settings;
+        _replay = new ReplayBudget(settings.ReplayTotalBytes);
 
         Receive<RegistryRecovered>(m =>
         {
@@ -139,6 +141,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             _sessions.Remove(m.SessionId);
             _failures.Remove(m.SessionId);
             _lastEventIds.Remove(m.SessionId);
+            _replay.Forget(m.SessionId);
             // Closed from now on: what comes for it next is refused here, not lost on a stopping actor.
             _closed.Add(m.SessionId);
             Context.System.EventStream.Publish(new SessionEnded(m.SessionId, session.Type));
@@ -174,8 +177,9 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
             var (id, stopped) = _sessions.FirstOrDefault(s => m.ActorRef.Equals(s.Value.Actor));
             if (id is null)
                 return;
-            // It stopped on a fault (its journal failed, or a bug): still open, it starts again from its journal.
+            // It stopped on a fault (its journal failed, or a bug): still open, it starts again from its journal (its buffer empty).
             _sessions[id] = stopped with { Actor = null };
+            _replay.Forget(id);
             _restarting.Add(id);
             if (!_failures.TryGetValue(id, out var faults))
                 _failures[id] = faults = new FaultBackoff(RestartMinBackoff, RestartMaxBackoff);
@@ -197,6 +201,16 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         Receive<DeadLetter>(m => m.Recipient.Path.Parent.Equals(Self.Path) && m.Sender is { } sender && !sender.IsNobody() && !sender.Equals(Self)
             && SessionOf(m.Message) is not null,
             m => ForwardTo(SessionOf(m.Message)!, m.Message, m.Sender, deadRecipient: m.Recipient));
+        Receive<ReplayHeld>(m =>
+        {
+            if (!_sessions.TryGetValue(m.SessionId, out var session) || !Sender.Equals(session.Actor))
+                return; // closed, or stopped on a fault since
+            foreach (var id in _replay.Held(m.SessionId, m.Bytes))
+            {
+                if (_sessions.TryGetValue(id, out var other))
+                    other.Actor?.Tell(GiveUpReplay.Instance);
+            }
+        });
         Receive<RestartSession>(m =>
         {
             if (_sessions.TryGetValue(m.SessionId, out var session) && _restarting.Remove(m.SessionId))

@@ -135,6 +135,15 @@ public static class SessionProtocol
     /// again hands out ids above it.</param>
     public sealed record SessionFaulted(string SessionId, long LastEventId);
 
+    /// <summary>From a session to its manager at each prompt's end: the bytes its replay buffer keeps now (konsole.sessions.replay-total-bytes).</summary>
+    public sealed record ReplayHeld(string SessionId, long Bytes);
+
+    /// <summary>From the manager to a session: the sessions' buffers together keep too much; with no prompt running it gives up its events.</summary>
+    public sealed record GiveUpReplay
+    {
+        public static readonly GiveUpReplay Instance = new();
+    }
+
     // Events, on the actor system's event stream
 
     public sealed record SessionOpened(SessionInfo Session);

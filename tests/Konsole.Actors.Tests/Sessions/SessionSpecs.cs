@@ -280,6 +280,34 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     }
 
     [Fact]
+    public async Task Past_the_total_replay_bound_the_session_whose_prompt_ended_the_longest_ago_gives_up_its_events()
+    {
+        await StartAsync("konsole.sessions { replay-buffer-bytes = 100KiB, replay-total-bytes = 150KiB }");
+        var older = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var newer = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var olderEvents = await PromptAsync(older, "[[huge:80000]] an answer of 80 KB");
+        var newerEvents = await PromptAsync(newer, "[[huge:80000]] another"); // together over 150 KiB once it has ended
+
+        await AwaitAssertAsync(async () => Assert.Empty(await ReplayAsync(older)), TurnTimeout);
+        var gone = await _sessions.Ask<EventsFollowed>(new FollowEvents(older, After: 0), Ask);
+        Assert.Equal(olderEvents[^1].Id + 1, gone.FirstAvailable); // a client is told that what came before is gone
+        Assert.Equal(newerEvents, await ReplayAsync(newer)); // the newer keeps its own
+        var next = await PromptAsync(older, "after giving them up");
+        Assert.Equal(olderEvents[^1].Id + 1, next[0].Id); // its ids go on
+        Assert.Equal(next, await ReplayAsync(older));
+    }
+
+    private async Task<List<SessionEvent>> ReplayAsync(string session)
+    {
+        var follow = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask);
+        _sessions.Tell(new Unfollow(session, follow.SubscriptionId));
+        var replayed = new List<SessionEvent>();
+        while (follow.Events.TryRead(out var item))
+            replayed.Add(item);
+        return replayed;
+    }
+
+    [Fact]
     public async Task A_follower_that_has_not_read_what_the_bytes_bound_gave_up_is_ended_and_resumes_from_its_last_event()
     {
         await StartAsync("konsole.sessions.replay-buffer-bytes = 100KiB");
