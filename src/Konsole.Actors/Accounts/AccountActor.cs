@@ -569,7 +569,9 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         if (_refresh != RefreshState.Pending || _slots.Any(s => s.Running is not null) || _draining)
             return;
         _log.Info("Account {0}: refreshing its OAuth token", Id);
-        var refresh = OAuthRefresher.RefreshAsync(TokenClient, _settings.OAuth.TokenEndpoint, _account.ConfigDir, TimeProvider.System, CancellationToken.None);
+        var (endpoint, configDir) = (_settings.OAuth.TokenEndpoint, _account.ConfigDir);
+        // On the pool: it opens the credentials file before its first await, which is not for the actor's thread (see ReadCredentials).
+        var refresh = Task.Run(() => OAuthRefresher.RefreshAsync(TokenClient, endpoint, configDir, TimeProvider.System, CancellationToken.None));
         RefreshesInFlight[_account.ConfigDir] = refresh;
         AwaitRefresh(refresh);
         PublishStatus();
@@ -717,10 +719,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private void PrepareConversation(Slot slot, string? forPromptId, string sessionId, string fromConfigDir)
     {
-        var (to, incarnation) = (_account.ConfigDir, _incarnation);
+        var (to, incarnation, name) = (_account.ConfigDir, _incarnation, slot.Name);
         Task.Run(() => Transcripts.Prepare(sessionId, fromConfigDir, to)).PipeTo(Self,
-            success: available => new ConversationPrepared(slot.Name, forPromptId, sessionId, available, null, incarnation),
-            failure: e => new ConversationPrepared(slot.Name, forPromptId, sessionId, false, e.Message, incarnation));
+            success: available => new ConversationPrepared(name, forPromptId, sessionId, available, null, incarnation),
+            failure: e => new ConversationPrepared(name, forPromptId, sessionId, false, e.Message, incarnation));
     }
 
     private void OnConversationPrepared(Slot slot, ConversationPrepared prepared)

@@ -21,8 +21,16 @@ public static class Transcripts
         var target = Path.Combine(toConfigDir, relative);
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         var temporary = $"{target}.{Guid.NewGuid():N}.tmp";
-        File.Copy(source, temporary);
-        File.Move(temporary, target, overwrite: true);
+        try
+        {
+            File.Copy(source, temporary);
+            File.Move(temporary, target, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temporary); // a copy cut short (a full disk) is not left behind for each later try
+            throw;
+        }
         return true;
     }
 

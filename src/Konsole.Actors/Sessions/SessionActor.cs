@@ -117,8 +117,11 @@ public sealed class SessionActor : ReceivePersistentActor
         Command<CloseSession>(_ => Close());
         Command<GiveUpReplay>(_ =>
         {
-            if (_inFlight.Count == 0 && !_closing) // one running reports again at its end
+            if (_closing)
+                return; // forgotten by its manager
+            if (_inFlight.Count == 0)
                 _events.Clear();
+            Context.Parent.Tell(new ReplayHeld(_id, _events.Bytes, Running: _inFlight.Count > 0));
         });
         Command<GetSession>(_ => Sender.Tell(Info()));
         Command<RoleRouterProtocol.WorkerAssigned>(m =>

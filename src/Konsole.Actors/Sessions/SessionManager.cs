@@ -205,7 +205,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         {
             if (!_sessions.TryGetValue(m.SessionId, out var session) || !Sender.Equals(session.Actor))
                 return; // closed, or stopped on a fault since
-            foreach (var id in _replay.Held(m.SessionId, m.Bytes))
+            foreach (var id in _replay.Held(m.SessionId, m.Bytes, m.Running))
             {
                 if (_sessions.TryGetValue(id, out var other))
                     other.Actor?.Tell(GiveUpReplay.Instance);

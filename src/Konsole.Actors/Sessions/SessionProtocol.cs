@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Akka.Event;
 
 namespace Konsole.Actors.Sessions;
 
@@ -70,13 +71,27 @@ public static class SessionProtocol
     /// prompt and completes after the last. With <paramref name="CreateAs"/>, a missing session is created first, and a session
     /// of another type refuses it (<see cref="SessionErrorCodes.TypeMismatch"/>).
     /// </summary>
-    public sealed record SubmitPrompt(string SessionId, string Text, SessionType? CreateAs = null);
+    public sealed record SubmitPrompt(string SessionId, string Text, SessionType? CreateAs = null)
+    {
+        private bool PrintMembers(System.Text.StringBuilder builder) // as Prompt's: the text's length, not the text
+        {
+            builder.Append($"SessionId = {SessionId}, TextLength = {Text.Length}, CreateAs = {CreateAs}");
+            return true;
+        }
+    }
 
     /// <summary>
     /// Runs a prompt in a new chat session that closes once the prompt has ended (a quick turn); replied with
     /// <see cref="PromptAccepted"/>.
     /// </summary>
-    public sealed record SubmitQuickTurn(string Text);
+    public sealed record SubmitQuickTurn(string Text)
+    {
+        private bool PrintMembers(System.Text.StringBuilder builder)
+        {
+            builder.Append($"TextLength = {Text.Length}");
+            return true;
+        }
+    }
 
     /// <summary>
     /// Follows a session's events: those after <paramref name="After"/> still in its replay buffer, then each new one,
@@ -135,11 +150,14 @@ public static class SessionProtocol
     /// again hands out ids above it.</param>
     public sealed record SessionFaulted(string SessionId, long LastEventId);
 
-    /// <summary>From a session to its manager at each prompt's end: the bytes its replay buffer keeps now (konsole.sessions.replay-total-bytes).</summary>
-    public sealed record ReplayHeld(string SessionId, long Bytes);
+    /// <summary>
+    /// From a session to its manager: the bytes its replay buffer keeps now (konsole.sessions.replay-total-bytes), at each
+    /// prompt's end and in answer to <see cref="GiveUpReplay"/>; <paramref name="Running"/>: it runs a prompt, so it keeps them.
+    /// </summary>
+    public sealed record ReplayHeld(string SessionId, long Bytes, bool Running = false) : IDeadLetterSuppression;
 
     /// <summary>From the manager to a session: the sessions' buffers together keep too much; with no prompt running it gives up its events.</summary>
-    public sealed record GiveUpReplay
+    public sealed record GiveUpReplay : IDeadLetterSuppression
     {
         public static readonly GiveUpReplay Instance = new();
     }

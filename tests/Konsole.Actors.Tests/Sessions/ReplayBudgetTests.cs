@@ -19,4 +19,18 @@ public sealed class ReplayBudgetTests
         budget.Forget("d");
         Assert.Equal(0, budget.Total);
     }
+
+    [Fact]
+    public void A_session_that_runs_a_prompt_keeps_its_events_and_the_next_oldest_gives_up_instead()
+    {
+        var budget = new ReplayBudget(maxBytes: 100);
+        budget.Held("a", 60);
+        budget.Held("b", 30);
+
+        Assert.Equal(["a"], budget.Held("c", 30)); // a is asked first...
+        Assert.Equal(["b"], budget.Held("a", 60, running: true)); // ...but runs a prompt, so it keeps them: b gives up instead
+        Assert.Empty(budget.Held("b", 0));
+        Assert.Empty(budget.Held("c", 50)); // over, with only a running one besides: nobody to ask, no loop
+        Assert.Equal(["c"], budget.Held("a", 70)); // its prompt ended: it counts again, and c, the oldest keeping any, gives up
+    }
 }

@@ -90,7 +90,7 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     [Fact]
     public async Task A_turn_the_watchdog_interrupted_ends_with_its_turn_timeout_error_alone_not_a_result_before_it()
     {
-        await StartAsync("konsole.claude { turn-timeout = 2s }"); // FakeClaude takes the prompt before the interrupt, even when loaded
+        await StartAsync("konsole.claude { turn-timeout = 5s }"); // FakeClaude takes the prompt before the interrupt, even when loaded
         var created = await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask);
 
         var events = await PromptAsync(created.SessionId, "[[delay:600000]] waits on something");
@@ -296,6 +296,25 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
         Assert.Equal(olderEvents[^1].Id + 1, next[0].Id); // its ids go on
         Assert.Equal(next, await ReplayAsync(older));
     }
+
+    [Fact]
+    public async Task A_session_asked_to_give_up_its_events_while_it_runs_a_prompt_keeps_them_and_the_next_oldest_gives_up_instead()
+    {
+        await StartAsync("konsole.sessions { replay-buffer-bytes = 100KiB, replay-total-bytes = 150KiB }");
+        // The busy one a chat session: its running prompt holds the chat process, not the full one the others run on.
+        var (busy, small, last) = (await CreateAsync(SessionType.Chat), await CreateAsync(), await CreateAsync());
+        var busyEvents = await PromptAsync(busy, "[[huge:80000]] an answer of 80 KB");
+        await PromptAsync(small, "a short answer");
+        var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(busy, "[[delay:600000]] runs on"), Ask);
+
+        await PromptAsync(last, "[[huge:80000]] another"); // over the bound: busy, the oldest, is asked first
+
+        await AwaitAssertAsync(async () => Assert.Empty(await ReplayAsync(small)), TurnTimeout); // asked in its place
+        Assert.Equal(busyEvents, (await ReplayAsync(busy)).Take(busyEvents.Count)); // kept, and its running prompt's too
+        Assert.NotNull(running);
+    }
+
+    private async Task<string> CreateAsync(SessionType type = SessionType.Full) => (await _sessions.Ask<SessionInfo>(new CreateSession(type), Ask)).SessionId;
 
     private async Task<List<SessionEvent>> ReplayAsync(string session)
     {
