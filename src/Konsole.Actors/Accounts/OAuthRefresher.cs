@@ -105,6 +105,10 @@ public static class OAuthRefresher
                 throw;
             }
             var (accessToken, rotatedRefreshToken, expiresIn) = ParseReply(reply);
+            // A login written while the request was out (`claude login`, the CLI's own refresh) is newer than the one this
+            // refresh started from: it is kept, and the tokens just issued go unused.
+            if (await RefreshedMeanwhileAsync(path, refreshToken).ConfigureAwait(false) is { } meanwhileLogin)
+                return new OAuthRefreshed(meanwhileLogin);
 
             var expiresAt = DateTimeOffset.FromUnixTimeMilliseconds((time.GetUtcNow() + (expiresIn ?? AssumedLifetime)).ToUnixTimeMilliseconds()); // as the file keeps it
             // The file as it is now: another writer (the CLI, a login) may have changed other fields while the request was out.

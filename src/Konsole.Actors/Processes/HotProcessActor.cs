@@ -158,7 +158,13 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
         var tracker = CliProcessTracker.Get(Context.System);
         _startCancel.Cancel();
         if (_process is { HasExited: false })
+        {
+            // Nobody hears the running turn's end now (a closed worker session, a failed account, a fault): it is interrupted
+            // before stdin closes, so the CLI ends now instead of after the turn's work (and its tools) ran on.
+            if (_turn is not null && _turnSent)
+                Write(StreamJsonWriter.Interrupt($"konsole_interrupt_{++_controlRequests}"));
             tracker.Stop(_process);
+        }
         else if (_process is null)
             _starting?.ContinueWith(t => tracker.Stop(t.Result), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion,
                 TaskScheduler.Default); // stopped while it started

@@ -205,6 +205,25 @@ public sealed class OAuthRefresherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_login_written_while_the_request_was_out_is_kept_not_overwritten_with_the_tokens_issued()
+    {
+        _endpoint.Hold();
+        var refresh = OAuthRefresher.RefreshAsync(_http, _endpoint.Url, Account.ConfigDir, _time, CancellationToken.None);
+        await _endpoint.WaitForRequestAsync(_ => true, Timeout);
+        var login = Account with { AccessToken = "sk-ant-oat01-new-login", RefreshToken = "sk-ant-ort01-new-login" };
+        KonsoleSandbox.WriteCredentials(login, Now.AddHours(8)); // `claude login` while ours was out
+        var written = File.ReadAllBytes(CredentialsPath);
+        _endpoint.Release();
+
+        var refreshed = await refresh;
+
+        Assert.Equal(Now.AddHours(8), refreshed.ExpiresAt);
+        Assert.Equal(written, File.ReadAllBytes(CredentialsPath));
+        Assert.Equal(200, Assert.Single(_endpoint.Requests).Status); // issued, and left unused
+        Assert.Empty(Directory.GetFiles(Account.ConfigDir, "*.tmp"));
+    }
+
+    [Fact]
     public async Task A_refresh_token_refused_because_the_cli_refreshed_the_login_meanwhile_leaves_the_clis_login_as_the_refresh()
     {
         _endpoint.FailNext(400); // invalid_grant: the CLI spent the refresh token first

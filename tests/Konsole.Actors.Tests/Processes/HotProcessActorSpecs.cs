@@ -100,6 +100,21 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     }
 
     [Fact]
+    public async Task Stopped_during_a_turn_it_interrupts_the_turn_so_the_cli_ends_at_once_not_after_its_work()
+    {
+        var spec = Spec(ProcessMode.Full);
+        var process = await StartAsync(spec with { Claude = spec.Claude with { StopGrace = TimeSpan.FromMinutes(2) } });
+        var (prompt, caller) = NewPrompt("[[delay:600000]] a long piece of work");
+        process.Tell(new RunTurn(prompt, ClearFirst: false));
+        await caller.FishForMessageAsync(m => m is TurnOutput { Frame.IsInit: true }, Turn); // it runs
+
+        Sys.Stop(process); // as its account stops it: a worker session closed
+
+        // Left to finish its turn, the CLI would run on until stop-grace (2 minutes) had passed.
+        await AwaitAssertAsync(() => Assert.Empty(LiveCliProcesses), Turn);
+    }
+
+    [Fact]
     public async Task A_chat_process_whose_clear_fails_is_killed_so_no_chat_turn_runs_on_the_previous_conversation()
     {
         var process = await StartAsync(ProcessMode.Chat);
