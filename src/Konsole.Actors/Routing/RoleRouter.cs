@@ -64,8 +64,11 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             // The roles last recorded (a swap's) stand over a restart, unless konsole.roles changed since: then the configuration's apply.
             if (m.ConfiguredThen is { } then && then != _configured)
+            {
                 _log.Info("Roles: konsole.roles changed since the roles were last recorded (dashboard {0}, quickturn {1}); the configured ones apply",
                     m.Roles?.Dashboard, m.Roles?.QuickTurn);
+                _journal.Tell(new RecordRoles(_roles)); // else that swap would come back with a later start on the configuration it was made under
+            }
             else if (m.Roles is { } roles && _accounts.ContainsKey(roles.Dashboard) && _accounts.ContainsKey(roles.QuickTurn))
                 _roles = roles;
             _log.Info("Roles: dashboard {0}, quickturn {1}{2}", _roles.Dashboard, _roles.QuickTurn,
@@ -227,7 +230,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<PromptHandedBack>(m =>
         {
             if (!EndedAsInterrupted(m.Prompt))
-                Route(m.Mode == ModeOf(Role.Dashboard) ? Role.Dashboard : Role.QuickTurn, m.Prompt);
+                Route(m.Mode == ModeOf(Role.Dashboard) ? Role.Dashboard : Role.QuickTurn, m.Prompt, handedBack: true);
         });
         Receive<RolesRecovered>(m =>
         {
@@ -362,7 +365,8 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     /// A dashboard prompt its session sent while its previous one was still to run follows that one to its account (unless
     /// it failed), roles changed or not: it queues behind it there and continues the conversation as that turn leaves it.
     /// </summary>
-    private void Route(Role role, Prompt prompt)
+    /// <param name="handedBack">Handed back by its account: it is the session's last only if no later prompt of it came since.</param>
+    private void Route(Role role, Prompt prompt, bool handedBack = false)
     {
         if (role == Role.Dashboard && prompt.After is { } after && _lastDashboardPrompt.TryGetValue(prompt.UserSessionId, out var previous)
             && previous.PromptId == after && !HasFailed(previous.AccountId))
@@ -387,7 +391,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (_routedTo.GetValueOrDefault(role, preferred) != target)
             _log.Warning("{0} traffic goes to {1}: {2} is {3}", role, target, preferred, ApiState(_status[preferred]));
         _routedTo[role] = target;
-        if (role == Role.Dashboard)
+        if (role == Role.Dashboard && !(handedBack && _lastDashboardPrompt.TryGetValue(prompt.UserSessionId, out var last) && last.PromptId != prompt.PromptId))
             _lastDashboardPrompt[prompt.UserSessionId] = (prompt.PromptId, target);
         Submit(target, prompt, ModeOf(role));
     }

@@ -57,6 +57,7 @@ public sealed class SessionActor : ReceivePersistentActor
     // its id, which must not end one of the session started again.
     private static long _subscriptionIds;
     private bool _closing;
+    private bool _deletingAll; // closing, its journal's delete sent
 
     /// <param name="durable">Journal its state (false: a quick turn's session, which closes once its prompt has ended).</param>
     /// <param name="model">The model its turns run on; null: the account's.</param>
@@ -221,15 +222,17 @@ public sealed class SessionActor : ReceivePersistentActor
             DeleteSnapshots(new SnapshotSelectionCriteria(m.Metadata.SequenceNr - 1));
         });
         Command<SaveSnapshotFailure>(m => _log.Warning("Session {0}: a snapshot was not saved: {1}", _id, m.Cause.Message));
+        // A closing session ends once its own delete is sent and answered: a trim after a snapshot answered before that would stop
+        // it ahead of its deferred delete, leaving its rows for a session given its id later.
         Command<DeleteMessagesSuccess>(_ =>
         {
-            if (_closing)
+            if (_deletingAll)
                 Context.Stop(Self);
         });
         Command<DeleteMessagesFailure>(m =>
         {
             _log.Warning("Session {0}: its journal was not trimmed: {1}", _id, m.Cause.Message);
-            if (_closing)
+            if (_deletingAll)
                 Context.Stop(Self);
         });
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -391,6 +394,7 @@ public sealed class SessionActor : ReceivePersistentActor
         // row behind); it stops once that is done.
         DeferAsync(_id, _ =>
         {
+            _deletingAll = true;
             DeleteSnapshots(SnapshotSelectionCriteria.Latest);
             DeleteMessages(long.MaxValue);
         });

@@ -169,6 +169,31 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
     }
 
     [Fact]
+    public async Task A_prompt_handed_back_while_a_later_prompt_of_its_session_waits_does_not_take_its_place_as_the_one_to_follow()
+    {
+        var router = await StartAsync();
+        var alpha = await Sys.ActorSelection(router.Path / "alpha").ResolveOne(TurnTimeout);
+        var busy = NewPrompt("[[delay:600000]] keeps alpha busy", "ses-0");
+        router.Tell(new RoutePrompt(Role.Dashboard, busy.Prompt));
+        await busy.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.IsInit: true }, TurnTimeout);
+        var first = NewPrompt("first", "ui-1");
+        router.Tell(new RoutePrompt(Role.Dashboard, first.Prompt));
+        var second = NewPrompt("second", "ui-1");
+        router.Tell(new RoutePrompt(Role.Dashboard, second.Prompt with { After = first.Prompt.PromptId })); // follows it to alpha
+        Assert.Equal("alpha", (await second.Caller.ExpectMsgAsync<PromptQueued>(TurnTimeout)).AccountId);
+        alpha.Tell(new HotProcessProtocol.RateLimitObserved(new RateLimitInfo("allowed_warning", DateTimeOffset.UtcNow.AddHours(1), "five_hour", 0.95)));
+        await AwaitAssertAsync(async () => Assert.Equal(0.95, (await StatusOfAsync(router, "alpha")).RateLimit?.Utilization), TurnTimeout);
+
+        router.Tell(new AccountProtocol.PromptHandedBack(first.Prompt, ProcessMode.Full)); // as alpha, nearing its limit, would: it goes to beta
+        var third = NewPrompt("third", "ui-1");
+        router.Tell(new RoutePrompt(Role.Dashboard, third.Prompt with { After = second.Prompt.PromptId }));
+
+        // It follows the second, still waiting on alpha. Before: the first, handed back, had taken the second's place as the
+        // session's last, so the third went to beta on its own, ahead of the second and on the conversation from before it.
+        Assert.Equal("alpha", (await third.Caller.ExpectMsgAsync<PromptQueued>(TurnTimeout)).AccountId);
+    }
+
+    [Fact]
     public async Task A_prompt_handed_back_by_a_rate_limited_account_as_it_was_interrupted_is_not_run_elsewhere()
     {
         var router = await StartAsync();

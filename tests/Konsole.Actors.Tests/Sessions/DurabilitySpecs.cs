@@ -140,9 +140,15 @@ public sealed class DurabilitySpecs(ITestOutputHelper output) : SessionSpec(outp
         var kept = (await _router.Ask<AccountsView>(GetAccounts.Instance, Ask)).Roles;
         await CrashAsync();
         await RestartAsync("konsole.roles { dashboard = \"beta\", quickturn = \"beta\" }");
+        var changed = (await _router.Ask<AccountsView>(GetAccounts.Instance, Ask)).Roles;
+        await PromptAsync((await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Chat), Ask)).SessionId, "the roles are recorded meanwhile");
+        await CrashAsync();
+        await RestartAsync(); // the configuration the swap was made under, again
 
         Assert.Equal(new RoleAssignment("beta", "alpha"), kept);
-        Assert.Equal(new RoleAssignment("beta", "beta"), (await _router.Ask<AccountsView>(GetAccounts.Instance, Ask)).Roles);
+        Assert.Equal(new RoleAssignment("beta", "beta"), changed);
+        // The configured roles took over from the swap: it does not come back (before: it did, as nothing had been recorded since).
+        Assert.Equal(new RoleAssignment("alpha", "beta"), (await _router.Ask<AccountsView>(GetAccounts.Instance, Ask)).Roles);
     }
 
     [Fact]

@@ -463,6 +463,27 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     }
 
     [Fact]
+    public async Task A_trim_of_its_journal_answered_while_it_closes_does_not_stop_it_before_its_own_delete()
+    {
+        const string session = "closing-trimmed";
+        const string persistenceId = $"session-{session}";
+        var (actor, running) = await StreamingAsync(session);
+        FailingJournal.HoldEventIdReservationsOf(persistenceId);
+        await OutputsAsync(actor, running, 600); // its next id block's write, sent at #500, waits
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.HeldWrites(persistenceId) > 0), TurnTimeout);
+
+        actor.Tell(new CloseSession(session)); // its journal's delete waits for that write
+        await ExpectMsgAsync<SessionClosed>(Ask);
+        actor.Tell(new DeleteMessagesSuccess(1)); // the answer to a trim after a snapshot, arriving then
+        FailingJournal.ReleaseHeld(persistenceId);
+        await ExpectTerminatedAsync(actor, TurnTimeout);
+
+        // Its journal went with it: a session given that id later (once it is no longer kept among the closed) starts from nothing.
+        var back = Sys.ActorOf(SessionActor.Props(session, SessionType.Full, CreateTestProbe().Ref, replayBuffer: 2000));
+        Assert.Equal(0, (await back.Ask<SessionInfo>(new GetSession(session), Ask)).LastEventId); // was 1500: its rows stayed
+    }
+
+    [Fact]
     public async Task A_prompt_whose_acceptance_failed_while_a_snapshot_was_taken_does_not_run_after_a_restart()
     {
         // The session alone, a probe as its router and one as its account: which of its writes lands when is the test's.
