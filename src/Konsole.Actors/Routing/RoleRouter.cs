@@ -35,6 +35,9 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly Dictionary<Role, string> _routedTo = []; // where each role's traffic went last, to log a failover once
     // Per user session, its last dashboard prompt and the account it went to, until the session closes.
     private readonly Dictionary<string, (string PromptId, string AccountId)> _lastDashboardPrompt = new(StringComparer.Ordinal);
+    // Where the latest dashboard prompts handed back went: a later prompt of their session, handed back after them, follows them there.
+    private readonly Dictionary<string, string> _handedBackTo = new(StringComparer.Ordinal);
+    private readonly Queue<string> _handedBackOrder = new();
     private readonly double _rateLimitWarning;
     private RoleAssignment _roles;
     private readonly RoleAssignment _configured;
@@ -368,11 +371,10 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     /// <param name="handedBack">Handed back by its account: it is the session's last only if no later prompt of it came since.</param>
     private void Route(Role role, Prompt prompt, bool handedBack = false)
     {
-        if (role == Role.Dashboard && prompt.After is { } after && _lastDashboardPrompt.TryGetValue(prompt.UserSessionId, out var previous)
-            && previous.PromptId == after && !HasFailed(previous.AccountId))
+        if (role == Role.Dashboard && prompt.After is { } after && FollowedTo(prompt.UserSessionId, after) is { } previous && !HasFailed(previous))
         {
-            _lastDashboardPrompt[prompt.UserSessionId] = (prompt.PromptId, previous.AccountId);
-            Submit(previous.AccountId, prompt, ProcessMode.Full);
+            NoteDashboardRoute(prompt, previous, handedBack);
+            Submit(previous, prompt, ProcessMode.Full);
             return;
         }
         var preferred = AccountOf(role);
@@ -391,9 +393,26 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (_routedTo.GetValueOrDefault(role, preferred) != target)
             _log.Warning("{0} traffic goes to {1}: {2} is {3}", role, target, preferred, ApiState(_status[preferred]));
         _routedTo[role] = target;
-        if (role == Role.Dashboard && !(handedBack && _lastDashboardPrompt.TryGetValue(prompt.UserSessionId, out var last) && last.PromptId != prompt.PromptId))
-            _lastDashboardPrompt[prompt.UserSessionId] = (prompt.PromptId, target);
+        if (role == Role.Dashboard)
+            NoteDashboardRoute(prompt, target, handedBack);
         Submit(target, prompt, ModeOf(role));
+    }
+
+    /// <summary>The account the session's prompt <paramref name="promptId"/> went to: its last, or one handed back and routed again.</summary>
+    private string? FollowedTo(string session, string promptId) =>
+        _lastDashboardPrompt.TryGetValue(session, out var last) && last.PromptId == promptId ? last.AccountId : _handedBackTo.GetValueOrDefault(promptId);
+
+    private void NoteDashboardRoute(Prompt prompt, string accountId, bool handedBack)
+    {
+        if (handedBack)
+        {
+            _handedBackTo[prompt.PromptId] = accountId;
+            _handedBackOrder.Enqueue(prompt.PromptId);
+            if (_handedBackOrder.Count > 1024)
+                _handedBackTo.Remove(_handedBackOrder.Dequeue());
+        }
+        if (!handedBack || !_lastDashboardPrompt.TryGetValue(prompt.UserSessionId, out var last) || last.PromptId == prompt.PromptId)
+            _lastDashboardPrompt[prompt.UserSessionId] = (prompt.PromptId, accountId);
     }
 
     private void Submit(string accountId, Prompt prompt, ProcessMode mode)

@@ -176,10 +176,11 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         var busy = NewPrompt("[[delay:600000]] keeps alpha busy", "ses-0");
         router.Tell(new RoutePrompt(Role.Dashboard, busy.Prompt));
         await busy.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.IsInit: true }, TurnTimeout);
-        var first = NewPrompt("first", "ui-1");
+        var first = NewPrompt("[[delay:600000]] first", "ui-1"); // where it goes next, it keeps that process busy
         router.Tell(new RoutePrompt(Role.Dashboard, first.Prompt));
         var second = NewPrompt("second", "ui-1");
-        router.Tell(new RoutePrompt(Role.Dashboard, second.Prompt with { After = first.Prompt.PromptId })); // follows it to alpha
+        var secondPrompt = second.Prompt with { After = first.Prompt.PromptId };
+        router.Tell(new RoutePrompt(Role.Dashboard, secondPrompt)); // follows it to alpha
         Assert.Equal("alpha", (await second.Caller.ExpectMsgAsync<PromptQueued>(TurnTimeout)).AccountId);
         alpha.Tell(new HotProcessProtocol.RateLimitObserved(new RateLimitInfo("allowed_warning", DateTimeOffset.UtcNow.AddHours(1), "five_hour", 0.95)));
         await AwaitAssertAsync(async () => Assert.Equal(0.95, (await StatusOfAsync(router, "alpha")).RateLimit?.Utilization), TurnTimeout);
@@ -191,6 +192,13 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         // It follows the second, still waiting on alpha. Before: the first, handed back, had taken the second's place as the
         // session's last, so the third went to beta on its own, ahead of the second and on the conversation from before it.
         Assert.Equal("alpha", (await third.Caller.ExpectMsgAsync<PromptQueued>(TurnTimeout)).AccountId);
+
+        // The second handed back in its turn follows the first to beta, where routing afresh would not take it (beta too near its limit).
+        var beta = await Sys.ActorSelection(router.Path / "beta").ResolveOne(TurnTimeout);
+        beta.Tell(new HotProcessProtocol.RateLimitObserved(new RateLimitInfo("allowed_warning", DateTimeOffset.UtcNow.AddHours(1), "five_hour", 0.95)));
+        await AwaitAssertAsync(async () => Assert.Equal(0.95, (await StatusOfAsync(router, "beta")).RateLimit?.Utilization), TurnTimeout);
+        router.Tell(new AccountProtocol.PromptHandedBack(secondPrompt, ProcessMode.Full));
+        await second.Caller.FishForMessageAsync<PromptQueued>(q => q.AccountId == "beta", TurnTimeout);
     }
 
     [Fact]
