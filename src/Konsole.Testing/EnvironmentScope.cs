@@ -15,6 +15,7 @@ public sealed class EnvironmentScope : IDisposable
             Environment.SetEnvironmentVariable(name, value);
     }
 
+    /// <summary>Sets each variable (a null value removes it) for the whole process, whose other tests running meanwhile see it too.</summary>
     public static EnvironmentScope Set(params (string Name, string? Value)[] values) => new(values);
 
     public void Dispose()

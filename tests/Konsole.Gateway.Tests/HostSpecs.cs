@@ -353,10 +353,13 @@ public sealed partial class HostSpecs : IDisposable
     public async Task Sigterm_while_the_roles_are_still_being_read_back_stops_the_host_without_waiting_out_the_drain()
     {
         // Nothing answers on port 1: the roles are never read back, so no prompt was ever routed. The drain period is longer
-        // than this test waits (it took drain-timeout + interrupt-timeout, the router answering no drain's question).
+        // than this test waits (it took drain-timeout + interrupt-timeout, the router answering no drain's question). Not the
+        // demo, which keeps its state in SQLite whatever the file says (with it, /readyz was ready as often as not).
+        var configDir = Directory.CreateDirectory(Path.Combine(_sandbox.Root, "alpha")).FullName;
         var config = WriteConfig(DemoConfig + " konsole.shutdown.drain-timeout = 10m\n" +
+            $"konsole.claude.path = \"{FakeClaudeCli.Path}\"\nkonsole.accounts = [{{ id = alpha, config-dir = \"{configDir}\" }}]\n" +
             "konsole.persistence { provider = \"PostgreSQL.15\", connection-string = \"Host=127.0.0.1;Port=1;Username=k;Password=p;Database=k\" }");
-        await using var host = await HostProcess.StartAsync(config, waitReady: false);
+        await using var host = await HostProcess.StartAsync(config, waitReady: false, demo: false);
         var readiness = await (await host.Client.GetAsync("/readyz")).Content.ReadAsStringAsync();
 
         Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
@@ -502,9 +505,11 @@ public sealed partial class HostSpecs : IDisposable
             get { lock (_output) return _output.ToString(); }
         }
 
-        public static async Task<HostProcess> StartAsync(string config, bool waitReady = true, IReadOnlyDictionary<string, string>? environment = null)
+        /// <param name="demo">With --demo (FakeClaude accounts, state in the data dir's demo directory, whatever the file says of them).</param>
+        public static async Task<HostProcess> StartAsync(string config, bool waitReady = true, IReadOnlyDictionary<string, string>? environment = null,
+            bool demo = true)
         {
-            var host = new HostProcess(Start(environment, "--demo", "--config", config));
+            var host = new HostProcess(Start(environment, [.. demo ? ["--demo"] : Array.Empty<string>(), "--config", config]));
             var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
             DataReceivedEventHandler collect = (_, e) =>
             {
