@@ -23,3 +23,19 @@ public sealed class RecentIds(int capacity) : IEnumerable<string>
 
     System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 }
+
+/// <summary>The values of the keys set latest, at most <c>capacity</c>: setting a key makes it the newest, and the oldest give way.</summary>
+public sealed class RecentValues<TValue>(int capacity)
+{
+    private readonly OrderedDictionary<string, TValue> _values = new(StringComparer.Ordinal);
+
+    public void Set(string key, TValue value)
+    {
+        _values.Remove(key); // so it goes in last
+        _values[key] = value;
+        if (_values.Count > capacity)
+            _values.RemoveAt(0);
+    }
+
+    public bool TryGetValue(string key, out TValue value) => _values.TryGetValue(key, out value!);
+}

@@ -43,8 +43,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private bool _busy; // a turn runs, whatever its state says (a restart of another process, ...): as last published
     // Per user session, the conversation its last turn here left, and that turn's prompt: a prompt its session sent before
     // hearing that turn end carries an older conversation (or none), and continues this one, whatever ran here in between.
-    private readonly OrderedDictionary<string, (string PromptId, ConversationRef Conversation)> _lastTurns = new(StringComparer.Ordinal);
-    private const int LastTurnsKept = 1024; // sessions; one pushed out only matters if its next prompt is still on its way
+    // (1,024 sessions: one pushed out only matters if its next prompt is still on its way.)
+    private readonly RecentValues<(string PromptId, ConversationRef Conversation)> _lastTurns = new(1024);
     private AccountCredentials? _credentials;
     private RateLimitInfo? _rateLimit;
     private AccountState _state = AccountState.Starting;
@@ -781,10 +781,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         {
             slot.Held = new ConversationRef(finished.SessionId, Id, _account.ConfigDir);
             slot.HeldUserSession = slot.Running.UserSessionId;
-            _lastTurns.Remove(slot.HeldUserSession); // so it goes in last: the oldest session's is the one pushed out
-            _lastTurns[slot.HeldUserSession] = (finished.PromptId, slot.Held);
-            if (_lastTurns.Count > LastTurnsKept)
-                _lastTurns.RemoveAt(0);
+            _lastTurns.Set(slot.HeldUserSession, (finished.PromptId, slot.Held));
         }
         slot.Running = null;
         slot.Dispatched = false;

@@ -162,7 +162,7 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
             // Nobody hears the running turn's end now (a closed worker session, a failed account, a fault): it is interrupted
             // before stdin closes, so the CLI ends now instead of after the turn's work (and its tools) ran on.
             if (_turn is not null && _turnSent)
-                Write(StreamJsonWriter.Interrupt($"konsole_interrupt_{++_controlRequests}"));
+                WriteInterrupt();
             tracker.Stop(_process);
         }
         else if (_process is null)
@@ -316,10 +316,12 @@ public sealed class HotProcessActor : ReceiveActor, IWithTimers
     /// </summary>
     private void SendInterrupt()
     {
-        Write(StreamJsonWriter.Interrupt($"konsole_interrupt_{++_controlRequests}"));
+        WriteInterrupt();
         if (!Timers.IsTimerActive(nameof(InterruptUnanswered)))
             Timers.StartSingleTimer(nameof(InterruptUnanswered), InterruptUnanswered.Instance, _spec.Claude.InterruptTimeout);
     }
+
+    private void WriteInterrupt() => Write(StreamJsonWriter.Interrupt($"konsole_interrupt_{++_controlRequests}"));
 
     private void OnFrame(CliFrame frame)
     {

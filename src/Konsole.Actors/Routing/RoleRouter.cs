@@ -36,8 +36,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     // Per user session, its last dashboard prompt and the account it went to, until the session closes.
     private readonly Dictionary<string, (string PromptId, string AccountId)> _lastDashboardPrompt = new(StringComparer.Ordinal);
     // Where the latest dashboard prompts handed back went: a later prompt of their session, handed back after them, follows them there.
-    private readonly Dictionary<string, string> _handedBackTo = new(StringComparer.Ordinal);
-    private readonly Queue<string> _handedBackOrder = new();
+    private readonly RecentValues<string> _handedBackTo = new(1024);
     private readonly double _rateLimitWarning;
     private RoleAssignment _roles;
     private readonly RoleAssignment _configured;
@@ -400,17 +399,13 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     /// <summary>The account the session's prompt <paramref name="promptId"/> went to: its last, or one handed back and routed again.</summary>
     private string? FollowedTo(string session, string promptId) =>
-        _lastDashboardPrompt.TryGetValue(session, out var last) && last.PromptId == promptId ? last.AccountId : _handedBackTo.GetValueOrDefault(promptId);
+        _lastDashboardPrompt.TryGetValue(session, out var last) && last.PromptId == promptId ? last.AccountId
+        : _handedBackTo.TryGetValue(promptId, out var handedBackTo) ? handedBackTo : null;
 
     private void NoteDashboardRoute(Prompt prompt, string accountId, bool handedBack)
     {
         if (handedBack)
-        {
-            _handedBackTo[prompt.PromptId] = accountId;
-            _handedBackOrder.Enqueue(prompt.PromptId);
-            if (_handedBackOrder.Count > 1024)
-                _handedBackTo.Remove(_handedBackOrder.Dequeue());
-        }
+            _handedBackTo.Set(prompt.PromptId, accountId);
         if (!handedBack || !_lastDashboardPrompt.TryGetValue(prompt.UserSessionId, out var last) || last.PromptId == prompt.PromptId)
             _lastDashboardPrompt[prompt.UserSessionId] = (prompt.PromptId, accountId);
     }

@@ -283,8 +283,7 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
     public async Task Past_the_total_replay_bound_the_session_whose_prompt_ended_the_longest_ago_gives_up_its_events()
     {
         await StartAsync("konsole.sessions { replay-buffer-bytes = 100KiB, replay-total-bytes = 150KiB }");
-        var older = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
-        var newer = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var (older, newer) = (await CreateAsync(), await CreateAsync());
         var olderEvents = await PromptAsync(older, "[[huge:80000]] an answer of 80 KB");
         var newerEvents = await PromptAsync(newer, "[[huge:80000]] another"); // together over 150 KiB once it has ended
 
