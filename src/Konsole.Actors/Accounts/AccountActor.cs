@@ -756,6 +756,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     {
         slot.ProcessId = processId;
         slot.ResumeFailed = null;
+        slot.LostBeforeReady = 0;
         if (slot.Restarting)
         {
             slot.Restarting = false;
@@ -799,6 +800,8 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
     private void OnProcessLost(Slot slot, string? sessionId, string reason, string? turnReported, string? sentTurn)
     {
         var neverReady = slot.ProcessId is null;
+        if (neverReady)
+            slot.LostBeforeReady++;
         Context.Unwatch(slot.Process);
         slot.Process = null;
         slot.ProcessId = null;
@@ -833,7 +836,10 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
                     running.ReplyTo.Tell(new TurnFailed(running.PromptId, TurnErrorCodes.ProcessCrashed, unsent
                         ? $"account {Id}: the prompt never reached the CLI: its {slot.Name} process was lost twice before sending it: {reason}"
                         : $"account {Id}: the {slot.Name} process crashed during the turn: {reason}"));
-                slot.HeldUserSession = running.UserSessionId;
+                // A turn that ran left its conversation to its session; one that never reached the CLI left it nothing (what the
+                // process holds may be another session's, resumed after the first loss).
+                if (!unsent)
+                    slot.HeldUserSession = running.UserSessionId;
             }
             else
             {
@@ -863,6 +869,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         {
             FailAccount($"its {slot.Name} process was lost {slot.RecentRestarts.Count} times within " +
                 $"{_settings.Claude.Restart.Window.TotalMinutes:0.#} min (konsole.claude.restart.max-restarts = {_settings.Claude.Restart.MaxRestarts}); last: {reason}");
+            return;
+        }
+        // A CLI that hangs as it boots is lost once per start-timeout, too slowly for the window to fill: it would restart for ever.
+        if (slot.LostBeforeReady > _settings.Claude.Restart.MaxRestarts)
+        {
+            FailAccount($"its {slot.Name} process was lost {slot.LostBeforeReady} times in a row before it was ready " +
+                $"(konsole.claude.restart.max-restarts = {_settings.Claude.Restart.MaxRestarts}); last: {reason}");
             return;
         }
 
@@ -1050,6 +1063,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
         public string? ResumeFailed; // the conversation its last process was lost resuming, before it was ever ready
         public string? ResumeRefused; // a conversation its CLI would not resume (lost twice before ready): not tried again
         public int ConsecutiveCrashes;
+        public int LostBeforeReady; // its processes lost in a row before they were ready
         public int Restarts;
         public readonly Queue<DateTimeOffset> RecentRestarts = new();
 

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using Akka.Configuration;
 using Akka.Configuration.Hocon;
 
+using Konsole.Actors.Accounts;
 using Konsole.Actors.Processes;
 
 namespace Konsole.Actors.Configuration;
@@ -348,6 +349,10 @@ public static partial class KonsoleConfig
             // Two accounts on one login would each refresh its rotating token, and one of them then holds a spent one.
             if (accounts.FirstOrDefault(a => Posix.RealPath(a.ConfigDir) == Posix.RealPath(dir)) is { } same) // (a symbolic link is the same login)
                 throw r.Error($"{at}.config-dir", $"'{dir}' is account '{same.Id}'s config dir too: each account needs a login of its own");
+            var login = Posix.RealPath(Path.Combine(dir, AccountCredentials.FileName));
+            if (accounts.FirstOrDefault(a => Posix.RealPath(Path.Combine(a.ConfigDir, AccountCredentials.FileName)) == login) is { } sharing)
+                throw r.Error($"{at}.config-dir", $"'{dir}' holds the same {AccountCredentials.FileName} as account '{sharing.Id}' ({login}, " +
+                    "through a symbolic link): each account needs a login of its own");
             accounts.Add(new AccountSettings(
                 id,
                 Field("label") ?? id,

@@ -57,7 +57,10 @@ public sealed class SessionActor : ReceivePersistentActor
     // its id, which must not end one of the session started again.
     private static long _subscriptionIds;
     private bool _closing;
-    private bool _deletingAll; // closing, its journal's delete sent
+    private int _snapshotsSaving; // saves sent to the snapshot store and not answered yet
+    private bool _deleteWanted; // closing, its writes landed: its journal and snapshots go once no snapshot save is on its way
+    private bool _deletingAll; // closing, its journal's and snapshots' deletes sent
+    private int _deletesUnanswered; // of those two
 
     /// <param name="durable">Journal its state (false: a quick turn's session, which closes once its prompt has ended).</param>
     /// <param name="model">The model its turns run on; null: the account's.</param>
@@ -218,25 +221,35 @@ public sealed class SessionActor : ReceivePersistentActor
 
         Command<SaveSnapshotSuccess>(m =>
         {
+            _snapshotsSaving--;
+            if (_closing)
+            {
+                DeleteAllOnceSaved(); // which deletes this one too
+                return;
+            }
             DeleteMessages(m.Metadata.SequenceNr);
             DeleteSnapshots(new SnapshotSelectionCriteria(m.Metadata.SequenceNr - 1));
         });
-        Command<SaveSnapshotFailure>(m => _log.Warning("Session {0}: a snapshot was not saved: {1}", _id, m.Cause.Message));
-        // A closing session ends once its own delete is sent and answered: a trim after a snapshot answered before that would stop
-        // it ahead of its deferred delete, leaving its rows for a session given its id later.
-        Command<DeleteMessagesSuccess>(_ =>
+        Command<SaveSnapshotFailure>(m =>
         {
-            if (_deletingAll)
-                Context.Stop(Self);
+            _snapshotsSaving--;
+            _log.Warning("Session {0}: a snapshot was not saved: {1}", _id, m.Cause.Message);
+            DeleteAllOnceSaved();
         });
+        // A closing session ends once its own deletes are answered, not at a trim's answer (after a snapshot, sent before them),
+        // which would leave its rows for a session given its id later.
+        Command<DeleteMessagesSuccess>(m => DeleteAnswered(m.ToSequenceNr >= LastSequenceNr));
         Command<DeleteMessagesFailure>(m =>
         {
             _log.Warning("Session {0}: its journal was not trimmed: {1}", _id, m.Cause.Message);
-            if (_deletingAll)
-                Context.Stop(Self);
+            DeleteAnswered(m.ToSequenceNr >= LastSequenceNr);
         });
-        Command<DeleteSnapshotsSuccess>(_ => { });
-        Command<DeleteSnapshotsFailure>(m => _log.Warning("Session {0}: old snapshots were not deleted: {1}", _id, m.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(m => DeleteAnswered(m.Criteria.MaxSequenceNr == long.MaxValue));
+        Command<DeleteSnapshotsFailure>(m =>
+        {
+            _log.Warning("Session {0}: old snapshots were not deleted: {1}", _id, m.Cause.Message);
+            DeleteAnswered(m.Criteria.MaxSequenceNr == long.MaxValue);
+        });
     }
 
     public override string PersistenceId => $"session-{_id}";
@@ -394,10 +407,29 @@ public sealed class SessionActor : ReceivePersistentActor
         // row behind); it stops once that is done.
         DeferAsync(_id, _ =>
         {
-            _deletingAll = true;
-            DeleteSnapshots(SnapshotSelectionCriteria.Latest);
-            DeleteMessages(long.MaxValue);
+            _deleteWanted = true;
+            DeleteAllOnceSaved();
         });
+    }
+
+    /// <summary>
+    /// Deletes its journal and snapshots once no snapshot save is on its way: the store runs a save and a delete side by side,
+    /// and a save landing after the delete would be a later session of its id's starting state.
+    /// </summary>
+    private void DeleteAllOnceSaved()
+    {
+        if (!_deleteWanted || _deletingAll || _snapshotsSaving > 0)
+            return;
+        _deletingAll = true;
+        _deletesUnanswered = 2;
+        DeleteSnapshots(SnapshotSelectionCriteria.Latest);
+        DeleteMessages(long.MaxValue);
+    }
+
+    private void DeleteAnswered(bool all)
+    {
+        if (_deletingAll && all && --_deletesUnanswered == 0)
+            Context.Stop(Self);
     }
 
     private void Ended(PromptEndRecorded e)
@@ -580,6 +612,7 @@ public sealed class SessionActor : ReceivePersistentActor
     {
         if (_closing || LastSequenceNr % SnapshotEvery != 0)
             return;
+        _snapshotsSaving++;
         SaveSnapshot(new SessionSnapshot(
             _conversation is { } c ? new ConversationRecorded(c.SessionId, c.AccountId, c.ConfigDir) : null,
             _accountId, _turns, _idsReservedUpTo,

@@ -207,6 +207,29 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_cli_that_hangs_as_it_boots_fails_the_account_though_its_losses_are_too_slow_to_fill_the_window()
+    {
+        var states = EventsOf(typeof(AccountStateChanged));
+        // A CLI that never answers initialize: each start is lost at start-timeout, then restarted after the backoff, 2 s or more
+        // a time, so the 1.5 s window never holds more than one loss.
+        var cli = Path.Combine(Sandbox.Root, "hangs-at-boot");
+        File.WriteAllText(cli, "#!/bin/sh\nexec cat > /dev/null\n");
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(cli, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var settings = Sandbox.Settings(cli, extraHocon: "konsole.claude { start-timeout = 1s, restart { min-backoff = 1s, max-backoff = 1s, " +
+            "random-factor = 0, max-restarts = 2, window = 1500ms } }");
+        var account = Sys.ActorOf(AccountActor.Props(settings.Accounts[0], settings));
+        var (prompt, caller) = NewPrompt("waits for a CLI that never boots");
+        account.Tell(new SubmitPrompt(prompt, ProcessMode.Full));
+
+        var failed = await states.FishForMessageAsync<AccountStateChanged>(s => s.State == AccountState.Failed, TurnTimeout);
+
+        Assert.Contains("lost 3 times in a row before it was ready (konsole.claude.restart.max-restarts = 2)", failed.Reason);
+        Assert.Contains("did not answer initialize", failed.Reason);
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, (await caller.ReceiveTurnAsync(TurnTimeout)).Failed?.Code); // not left waiting
+    }
+
+    [Fact]
     public async Task Draining_lets_the_running_turn_finish_starts_nothing_new_and_refuses_new_prompts()
     {
         var account = await StartAccountAsync();
@@ -532,6 +555,37 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         var turn = await caller.ReceiveTurnAsync(TurnTimeout);
         Assert.Equal(TurnErrorCodes.Interrupted, turn.Failed?.Code); // as asked, not process_crashed: it never ran
         await caller.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100)); // exactly one end
+    }
+
+    [Fact]
+    public async Task A_new_conversations_prompt_lost_twice_before_it_reached_the_cli_leaves_its_session_nothing_of_another_sessions_conversation()
+    {
+        var processes = CreateTestProbe("processes");
+        var account = await StartAccountAsync(processProps: _ => Props.Create(() => new StandInProcess(processes.Ref)));
+        // Session T's turn leaves its conversation on the full process; its transcript is there, so a restart resumes it.
+        var transcripts = Directory.CreateDirectory(Path.Combine(Sandbox.Accounts[0].ConfigDir, "projects", "work"));
+        File.WriteAllText(Path.Combine(transcripts.FullName, "conv-t.jsonl"), "");
+        var theirs = NewPrompt("T's turn", session: "ses-t");
+        account.Tell(new SubmitPrompt(theirs.Prompt, ProcessMode.Full));
+        await processes.ExpectMsgAsync<RunTurn>(r => Assert.Equal(theirs.Prompt.PromptId, r.Prompt.PromptId), TurnTimeout);
+        processes.LastSender.Tell(new StandInProcess.Say(new TurnFinished(theirs.Prompt.PromptId, "conv-t", IsError: false)));
+
+        // Session S's first prompt empties the process first; the process is lost before that /clear ends, twice.
+        var first = NewPrompt("S's first", session: "ses-s");
+        account.Tell(new SubmitPrompt(first.Prompt, ProcessMode.Full));
+        for (var loss = 0; loss < 2; loss++)
+        {
+            var run = await processes.ExpectMsgAsync<RunTurn>(r => Assert.Equal(first.Prompt.PromptId, r.Prompt.PromptId), TurnTimeout);
+            Assert.True(run.ClearFirst);
+            processes.LastSender.Tell(new StandInProcess.Say(new ProcessExited(3, "conv-t", "the CLI exited with code 3")));
+        }
+        Assert.Equal(TurnErrorCodes.ProcessCrashed, (await first.Caller.ReceiveTurnAsync(TurnTimeout)).Failed?.Code);
+
+        // The restarted process resumed T's conversation: S's next prompt empties it first, it does not go on in it.
+        var next = NewPrompt("S's next", session: "ses-s");
+        account.Tell(new SubmitPrompt(next.Prompt, ProcessMode.Full));
+        var nextRun = await processes.ExpectMsgAsync<RunTurn>(r => Assert.Equal(next.Prompt.PromptId, r.Prompt.PromptId), TurnTimeout);
+        Assert.True(nextRun.ClearFirst); // before: false, S's prompt ran on in session T's conversation
     }
 
     [Fact]

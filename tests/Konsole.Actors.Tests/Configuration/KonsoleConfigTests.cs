@@ -296,6 +296,30 @@ public sealed class KonsoleConfigTests
     }
 
     [Fact]
+    public void A_config_dir_whose_credentials_file_is_a_symbolic_link_to_another_accounts_is_that_accounts_login_too()
+    {
+        var root = Directory.CreateTempSubdirectory("konsole-link-");
+        try
+        {
+            var a = Directory.CreateDirectory(Path.Combine(root.FullName, "a")).FullName;
+            var b = Directory.CreateDirectory(Path.Combine(root.FullName, "b")).FullName;
+            var login = Path.Combine(a, ".credentials.json");
+            File.WriteAllText(login, "{}");
+            File.CreateSymbolicLink(Path.Combine(b, ".credentials.json"), login);
+
+            var error = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Parse(
+                $"konsole.accounts = [ {{ id = a, config-dir = \"{a}\" }}\n {{ id = b, config-dir = \"{b}\" }} ]", "/etc/me.hocon"));
+
+            Assert.Equal($"/etc/me.hocon: konsole.accounts[1].config-dir '{b}' holds the same .credentials.json as account 'a' ({login}, through a " +
+                "symbolic link): each account needs a login of its own", error.Message);
+        }
+        finally
+        {
+            root.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public void Values_that_read_oddly_but_work_are_taken()
     {
         var (_, settings) = KonsoleConfig.Parse("""

@@ -18,7 +18,8 @@ namespace Konsole.Actors.Tests.Sessions;
 /// comes back from its journal), the session registry's and the roles'. One class: the registry's and the roles' persistence
 /// ids are the same in every actor system, so tests failing them must not run side by side.
 /// </summary>
-public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(output, accounts: 2, FailingJournal.Config)
+public sealed class JournalFaultSpecs(ITestOutputHelper output)
+    : SessionSpec(output, accounts: 2, FailingJournal.Config + HoldingSnapshotStore.Config)
 {
     private const string Roles = "konsole-roles";
     private const string Registry = "konsole-sessions";
@@ -27,6 +28,7 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     {
         base.Dispose(disposing);
         FailingJournal.HealAll();
+        HoldingSnapshotStore.ReleaseAll();
     }
 
     [Fact]
@@ -484,6 +486,33 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
     }
 
     [Fact]
+    public async Task A_snapshot_still_being_saved_when_it_closes_goes_with_its_journal()
+    {
+        const string session = "closing-snapshotted";
+        const string persistenceId = $"session-{session}";
+        var (actor, _) = Alone(session);
+        HoldingSnapshotStore.HoldSavesOf(persistenceId);
+
+        // Journal entries: #1 its first id block, then two for each prompt (accepted, ended): at the 100th prompt's acceptance,
+        // #200, a snapshot is taken, its save held.
+        await EndedPromptsAsync(actor, session, CreateTestProbe(), 100);
+        await AwaitConditionAsync(() => Task.FromResult(HoldingSnapshotStore.HeldSaves(persistenceId) > 0), TurnTimeout);
+
+        actor.Tell(new CloseSession(session));
+        await ExpectMsgAsync<SessionClosed>(Ask);
+        // Whatever the store was sent as it closed, it has run (a request after them, answered), before the save lands.
+        await Persistence.Instance.Apply(Sys).SnapshotStoreFor(null)
+            .Ask<LoadSnapshotResult>(new LoadSnapshot(persistenceId, SnapshotSelectionCriteria.Latest, long.MaxValue), Ask);
+        HoldingSnapshotStore.Release(persistenceId);
+        await AwaitConditionAsync(() => Task.FromResult(HoldingSnapshotStore.HeldSavesMade(persistenceId) == 1), TurnTimeout);
+        await ExpectTerminatedAsync(actor, TurnTimeout);
+
+        // A session given that id later starts from nothing: before, from the snapshot saved after its delete (its ids above 1000).
+        var (back, _) = Alone(session);
+        Assert.Equal(0, (await back.Ask<SessionInfo>(new GetSession(session), Ask)).LastEventId);
+    }
+
+    [Fact]
     public async Task A_prompt_whose_acceptance_failed_while_a_snapshot_was_taken_does_not_run_after_a_restart()
     {
         // The session alone, a probe as its router and one as its account: which of its writes lands when is the test's.
@@ -493,12 +522,7 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         var account = CreateTestProbe();
 
         // Journal entries: #1 its first id block, then two for each of 98 prompts (accepted, ended) up to #197...
-        for (var i = 0; i < 98; i++)
-        {
-            var earlier = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, $"earlier {i}"), Ask);
-            account.Send(actor, new PromptQueued(earlier.PromptId, "alpha", 1));
-            account.Send(actor, new TurnFailed(earlier.PromptId, TurnErrorCodes.Interrupted, "interrupted"));
-        }
+        await EndedPromptsAsync(actor, session, account, 98);
         // ...#198-199 a running prompt's acceptance and dispatch...
         var running = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, "running"), Ask);
         account.Send(actor, new DispatchRequested(running.PromptId, "alpha"));
@@ -617,6 +641,17 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output) : SessionSpec(ou
         account.Send(actor, new DispatchRequested(running.PromptId, "alpha"));
         await account.ExpectMsgAsync<DispatchConfirmed>(Ask);
         return (actor, running);
+    }
+
+    /// <summary><paramref name="count"/> prompts accepted, queued and ended, one after another: two journal entries each.</summary>
+    private static async Task EndedPromptsAsync(IActorRef session, string id, TestProbe account, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var prompt = await session.Ask<PromptAccepted>(new SubmitPrompt(id, $"prompt {i}"), Ask);
+            account.Send(session, new PromptQueued(prompt.PromptId, "alpha", 1));
+            account.Send(session, new TurnFailed(prompt.PromptId, TurnErrorCodes.Interrupted, "interrupted"));
+        }
     }
 
     /// <summary>The running prompt's CLI writes <paramref name="count"/> lines, and the session has taken each.</summary>
