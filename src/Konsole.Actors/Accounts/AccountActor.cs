@@ -438,6 +438,13 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     private void OnRateLimit(RateLimitInfo info)
     {
+        if (_rateLimitedUntil is not null && RateLimitedFor() is null)
+        {
+            // Its hold is over and its reset not handled yet: a warning's reset timer would replace that one, and the hold
+            // would show until the warning's window ends (days, for a weekly one).
+            _log.Info("Account {0}: its rate limit has reset", Id);
+            _rateLimitedUntil = null;
+        }
         var held = RateLimitedFor() is not null;
         // While a rejection holds, another process's report of a request sent before it ("allowed") must not hide when it
         // resets; another rejection (a prompt already in flight there) is the hold already announced: only its end may move.
@@ -542,7 +549,7 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
             prompt.ReplyTo.Tell(new TurnFailed(prompt.PromptId, TurnErrorCodes.AccountUnavailable,
                 $"account {Id}, where this worker session runs, is rate-limited until {_rateLimitedUntil:u}", RateLimitedFor()));
         else
-            Context.Parent.Tell(new PromptHandedBack(from is null ? prompt : OnItsConversation(prompt), mode));
+            Context.Parent.Tell(new PromptHandedBack(from is null ? prompt : OnItsConversation(prompt), mode, Id));
     }
 
     private Slot? ConfirmingSlot(string promptId) =>

@@ -120,7 +120,8 @@ public static class AccountProtocol
     /// To the parent: a full or chat prompt the account will not run now (it is rate-limited), sent after the status that
     /// says so; the parent routes it again by its mode's role.
     /// </summary>
-    public sealed record PromptHandedBack(Prompt Prompt, ProcessMode Mode);
+    /// <param name="AccountId">The account handing it back.</param>
+    public sealed record PromptHandedBack(Prompt Prompt, ProcessMode Mode, string AccountId);
 
     /// <summary>To the parent: a waiting worker session's slot closed; its prompts, none of which reached a CLI, in order.</summary>
     public sealed record WaitingWorkerReleased(string SessionId, IReadOnlyList<Prompt> Prompts);

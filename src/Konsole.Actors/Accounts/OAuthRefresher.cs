@@ -105,11 +105,6 @@ public static class OAuthRefresher
                 throw;
             }
             var (accessToken, rotatedRefreshToken, expiresIn) = ParseReply(reply);
-            // A login written while the request was out (`claude login`, the CLI's own refresh) is newer than the one this
-            // refresh started from: it is kept, and the tokens just issued go unused.
-            if (await RefreshedMeanwhileAsync(path, refreshToken).ConfigureAwait(false) is { } meanwhileLogin)
-                return new OAuthRefreshed(meanwhileLogin);
-
             var expiresAt = DateTimeOffset.FromUnixTimeMilliseconds((time.GetUtcNow() + (expiresIn ?? AssumedLifetime)).ToUnixTimeMilliseconds()); // as the file keeps it
             // The file as it is now: another writer (the CLI, a login) may have changed other fields while the request was out.
             (root, oauth) = await LatestOrAsync(path, root, oauth).ConfigureAwait(false);
@@ -119,6 +114,11 @@ public static class OAuthRefresher
             try
             {
                 await WriteAsync(file, Encoding.UTF8.GetBytes(root.ToJsonString())).ConfigureAwait(false);
+                // A login written while the request was out or this file was written and synced (`claude login`, the CLI's own
+                // refresh) is newer than the one this refresh started from: it is kept, and the tokens just issued go unused.
+                // Read last thing before the rename, so only one written in between is lost.
+                if (await RefreshedMeanwhileAsync(path, refreshToken).ConfigureAwait(false) is { } meanwhileLogin)
+                    return new OAuthRefreshed(meanwhileLogin);
                 written = true;
                 File.Move(temp, path, overwrite: true); // a reader sees the old file or the new one, never half of one
                 // Else a power loss could bring back the old file, whose refresh token is spent now.

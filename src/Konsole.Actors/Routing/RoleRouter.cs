@@ -232,7 +232,7 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<PromptHandedBack>(m =>
         {
             if (!EndedAsInterrupted(m.Prompt))
-                Route(m.Mode == ModeOf(Role.Dashboard) ? Role.Dashboard : Role.QuickTurn, m.Prompt, handedBack: true);
+                Route(m.Mode == ModeOf(Role.Dashboard) ? Role.Dashboard : Role.QuickTurn, m.Prompt, handedBackBy: m.AccountId);
         });
         Receive<RolesRecovered>(m =>
         {
@@ -367,10 +367,13 @@ public sealed class RoleRouter : ReceiveActor, IWithUnboundedStash, IWithTimers
     /// A dashboard prompt its session sent while its previous one was still to run follows that one to its account (unless
     /// it failed), roles changed or not: it queues behind it there and continues the conversation as that turn leaves it.
     /// </summary>
-    /// <param name="handedBack">Handed back by its account: it is the session's last only if no later prompt of it came since.</param>
-    private void Route(Role role, Prompt prompt, bool handedBack = false)
+    /// <param name="handedBackBy">The account that handed it back: it is the session's last only if no later prompt of it came since,
+    /// and it does not follow its previous one back to that account, which would not keep it (its previous one is no longer there).</param>
+    private void Route(Role role, Prompt prompt, string? handedBackBy = null)
     {
-        if (role == Role.Dashboard && prompt.After is { } after && FollowedTo(prompt.UserSessionId, after) is { } previous && !HasFailed(previous))
+        var handedBack = handedBackBy is not null;
+        if (role == Role.Dashboard && prompt.After is { } after && FollowedTo(prompt.UserSessionId, after) is { } previous && !HasFailed(previous)
+            && previous != handedBackBy)
         {
             NoteDashboardRoute(prompt, previous, handedBack);
             Submit(previous, prompt, ProcessMode.Full);

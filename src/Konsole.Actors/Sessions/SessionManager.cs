@@ -185,7 +185,9 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
                 _failures[id] = faults = new FaultBackoff(RestartMinBackoff, RestartMaxBackoff);
             var backoff = faults.Next();
             _log.Warning("Session {0} stopped on a fault; it starts again from its journal in {1:0.0}s", id, backoff.TotalSeconds);
-            Timers.StartSingleTimer(id, new RestartSession(id), backoff);
+            // Keyed by the message, not the id: a session's id is a client's to choose, and one named as another timer would replace it.
+            var restart = new RestartSession(id);
+            Timers.StartSingleTimer(restart, restart, backoff);
         });
         Receive<SessionFaulted>(m =>
         {
@@ -270,7 +272,7 @@ public sealed partial class SessionManager : ReceiveActor, IWithTimers, IWithUnb
         _opening.Clear();
         var backoff = _registryBackoff.Next();
         _log.Warning("The session registry stopped (a journal write failed, or it could not read the journal back); open sessions go on, new ones are refused for {0:0.0}s", backoff.TotalSeconds);
-        Timers.StartSingleTimer(nameof(RestartRegistry), RestartRegistry.Instance, backoff);
+        Timers.StartSingleTimer(RestartRegistry.Instance, RestartRegistry.Instance, backoff);
     }
 
     /// <summary>

@@ -207,6 +207,21 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
     }
 
     [Fact]
+    public async Task A_warning_reported_once_a_rejection_has_reset_but_before_its_reset_is_handled_leaves_the_account_unlimited()
+    {
+        var account = await StartAccountAsync();
+        // A rejection whose reset time has just passed (its reset comes on the next tick), then a later turn's warning.
+        account.Tell(new RateLimitObserved(new Konsole.Actors.Protocol.RateLimitInfo("rejected", DateTimeOffset.UtcNow.AddSeconds(-1), "five_hour", null)));
+        account.Tell(new RateLimitObserved(new Konsole.Actors.Protocol.RateLimitInfo("allowed_warning", DateTimeOffset.UtcNow.AddDays(7), "seven_day", 0.5)));
+
+        // Before: the warning's reset timer replaced the rejection's, and the account stayed rate-limited for the warning's 7 days.
+        var status = await StatusAsync();
+        Assert.Equal(AccountState.Idle, status.State);
+        Assert.Null(status.StateReason);
+        Assert.Equal("allowed_warning", status.RateLimit?.Status);
+    }
+
+    [Fact]
     public async Task A_cli_that_hangs_as_it_boots_fails_the_account_though_its_losses_are_too_slow_to_fill_the_window()
     {
         var states = EventsOf(typeof(AccountStateChanged));

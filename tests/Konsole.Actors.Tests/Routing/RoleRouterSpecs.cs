@@ -185,7 +185,7 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         alpha.Tell(new HotProcessProtocol.RateLimitObserved(new RateLimitInfo("allowed_warning", DateTimeOffset.UtcNow.AddHours(1), "five_hour", 0.95)));
         await AwaitAssertAsync(async () => Assert.Equal(0.95, (await StatusOfAsync(router, "alpha")).RateLimit?.Utilization), TurnTimeout);
 
-        router.Tell(new AccountProtocol.PromptHandedBack(first.Prompt, ProcessMode.Full)); // as alpha, nearing its limit, would: it goes to beta
+        router.Tell(new AccountProtocol.PromptHandedBack(first.Prompt, ProcessMode.Full, "alpha")); // as alpha, nearing its limit, would: it goes to beta
         var third = NewPrompt("third", "ui-1");
         router.Tell(new RoutePrompt(Role.Dashboard, third.Prompt with { After = second.Prompt.PromptId }));
 
@@ -197,8 +197,40 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
         var beta = await Sys.ActorSelection(router.Path / "beta").ResolveOne(TurnTimeout);
         beta.Tell(new HotProcessProtocol.RateLimitObserved(new RateLimitInfo("allowed_warning", DateTimeOffset.UtcNow.AddHours(1), "five_hour", 0.95)));
         await AwaitAssertAsync(async () => Assert.Equal(0.95, (await StatusOfAsync(router, "beta")).RateLimit?.Utilization), TurnTimeout);
-        router.Tell(new AccountProtocol.PromptHandedBack(secondPrompt, ProcessMode.Full));
+        router.Tell(new AccountProtocol.PromptHandedBack(secondPrompt, ProcessMode.Full, "alpha"));
         await second.Caller.FishForMessageAsync<PromptQueued>(q => q.AccountId == "beta", TurnTimeout);
+    }
+
+    [Fact]
+    public async Task A_prompt_handed_back_by_the_rate_limited_account_its_previous_one_went_to_is_not_sent_back_there()
+    {
+        var router = await StartAsync();
+        var alpha = await Sys.ActorSelection(router.Path / "alpha").ResolveOne(TurnTimeout);
+        var beta = await Sys.ActorSelection(router.Path / "beta").ResolveOne(TurnTimeout);
+        var rejected = new HotProcessProtocol.RateLimitObserved(new RateLimitInfo("rejected", DateTimeOffset.UtcNow.AddHours(1), "five_hour", null));
+        var busy = NewPrompt("[[delay:600000]] keeps alpha busy", "ses-0");
+        router.Tell(new RoutePrompt(Role.Dashboard, busy.Prompt));
+        await busy.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.IsInit: true }, TurnTimeout);
+        // The first waits on alpha, which is rejected: alpha hands it back, and it runs on beta.
+        var first = NewPrompt("[[delay:600000]] first", "ui-1");
+        router.Tell(new RoutePrompt(Role.Dashboard, first.Prompt));
+        await first.Caller.FishForMessageAsync<PromptQueued>(q => q.AccountId == "alpha", TurnTimeout);
+        alpha.Tell(rejected);
+        await first.Caller.FishForMessageAsync(m => m is TurnOutput { Frame.IsInit: true }, TurnTimeout);
+        // The second follows it to beta, which is rejected in its turn: it waits there for the first.
+        var second = NewPrompt("second", "ui-1");
+        router.Tell(new RoutePrompt(Role.Dashboard, second.Prompt with { After = first.Prompt.PromptId }));
+        await second.Caller.FishForMessageAsync<PromptQueued>(q => q.AccountId == "beta", TurnTimeout);
+        beta.Tell(rejected);
+        await AwaitAssertAsync(async () => Assert.Equal(AccountState.RateLimited, (await StatusOfAsync(router, "beta")).State), TurnTimeout);
+
+        router.Tell(new InterruptPrompt(first.Prompt.PromptId)); // the first ends: beta hands the second back
+
+        // No account can take it now: it fails, saying when to retry. Before: it was sent back to beta, which handed it back,
+        // and so on until beta's reset, the router and beta passing it to and fro, its client hearing nothing.
+        var failed = await second.Caller.FishForMessageAsync<TurnFailed>(_ => true, TurnTimeout);
+        Assert.Equal(TurnErrorCodes.AccountUnavailable, failed.Code);
+        Assert.NotNull(failed.RetryAfter);
     }
 
     [Fact]
@@ -209,7 +241,7 @@ public sealed class RoleRouterSpecs(ITestOutputHelper output) : KonsoleSpec(outp
 
         // As when the interrupt reaches the router after the account took the prompt from its queue to hand it back.
         router.Tell(new InterruptPrompt(prompt.PromptId));
-        router.Tell(new AccountProtocol.PromptHandedBack(prompt, ProcessMode.Full));
+        router.Tell(new AccountProtocol.PromptHandedBack(prompt, ProcessMode.Full, "alpha"));
 
         var turn = await caller.ReceiveTurnAsync(TurnTimeout);
         Assert.Equal(TurnErrorCodes.Interrupted, turn.Failed?.Code);

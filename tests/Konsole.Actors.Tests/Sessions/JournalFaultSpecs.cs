@@ -175,6 +175,29 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_session_named_as_the_registrys_restart_and_the_registry_both_start_again_after_faults_at_once()
+    {
+        await StartAsync();
+        const string session = "RestartRegistry"; // the name the registry's restart timer had
+        const string persistenceId = $"session-{session}";
+        await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full, session), Ask);
+        // The session stops on a fault, and cannot read its journal back for a while: it starts again and again, with backoff.
+        FailingJournal.FailWritesOf(persistenceId);
+        FailingJournal.FailReadsOf(persistenceId);
+        await PromptAsync(session, "not on record");
+        await AwaitConditionAsync(() => Task.FromResult(FailingJournal.ReadFailures(persistenceId) > 0), TurnTimeout);
+
+        await StopTheRegistryAsync(); // meanwhile, the registry stops on a fault too, to start again after its own backoff
+        FailingJournal.Heal(Registry);
+        FailingJournal.Heal(persistenceId);
+
+        // Both start again. Before: the later of the two restarts, under one timer name, cancelled the other: the registry never
+        // came back (every new session refused for good) or the session did not (every request of it refused for good).
+        await AwaitAssertAsync(async () => await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask), TurnTimeout);
+        await AwaitAssertAsync(async () => await _sessions.Ask<SessionInfo>(new GetSession(session), Ask), TurnTimeout);
+    }
+
+    [Fact]
     public async Task A_failed_journal_write_ends_the_prompt_with_journal_unavailable_and_the_session_comes_back()
     {
         await StartAsync();
