@@ -347,7 +347,8 @@ public static partial class KonsoleConfig
             if (File.Exists(dir))
                 throw r.Error($"{at}.config-dir", $"'{dir}' is a file, not a directory");
             // Two accounts on one login would each refresh its rotating token, and one of them then holds a spent one.
-            if (accounts.FirstOrDefault(a => Posix.RealPath(a.ConfigDir) == Posix.RealPath(dir)) is { } same) // (a symbolic link is the same login)
+            var real = Posix.RealPath(dir);
+            if (accounts.FirstOrDefault(a => Posix.RealPath(a.ConfigDir) == real) is { } same) // (a symbolic link is the same login)
                 throw r.Error($"{at}.config-dir", $"'{dir}' is account '{same.Id}'s config dir too: each account needs a login of its own");
             var login = Posix.RealPath(Path.Combine(dir, AccountCredentials.FileName));
             if (accounts.FirstOrDefault(a => Posix.RealPath(Path.Combine(a.ConfigDir, AccountCredentials.FileName)) == login) is { } sharing)

@@ -59,8 +59,7 @@ public sealed class SessionActor : ReceivePersistentActor
     private bool _closing;
     private int _snapshotsSaving; // saves sent to the snapshot store and not answered yet
     private bool _deleteWanted; // closing, its writes landed: its journal and snapshots go once no snapshot save is on its way
-    private bool _deletingAll; // closing, its journal's and snapshots' deletes sent
-    private int _deletesUnanswered; // of those two
+    private int _deletesUnanswered; // closing, its journal's and snapshots' deletes sent: how many are not answered yet
 
     /// <param name="durable">Journal its state (false: a quick turn's session, which closes once its prompt has ended).</param>
     /// <param name="model">The model its turns run on; null: the account's.</param>
@@ -418,17 +417,16 @@ public sealed class SessionActor : ReceivePersistentActor
     /// </summary>
     private void DeleteAllOnceSaved()
     {
-        if (!_deleteWanted || _deletingAll || _snapshotsSaving > 0)
+        if (!_deleteWanted || _deletesUnanswered > 0 || _snapshotsSaving > 0)
             return;
-        _deletingAll = true;
-        _deletesUnanswered = 2;
+        _deletesUnanswered = 2; // it stops once they are answered: never back to 0 before
         DeleteSnapshots(SnapshotSelectionCriteria.Latest);
         DeleteMessages(long.MaxValue);
     }
 
     private void DeleteAnswered(bool all)
     {
-        if (_deletingAll && all && --_deletesUnanswered == 0)
+        if (all && _deletesUnanswered > 0 && --_deletesUnanswered == 0)
             Context.Stop(Self);
     }
 
