@@ -24,7 +24,10 @@ namespace Konsole.Gateway;
 /// <summary>The endpoints of the v1 HTTP contract. Each asks the <see cref="GatewayActor"/>, with a timeout and the request's cancellation.</summary>
 public static partial class GatewayEndpoints
 {
-    /// <summary>How long an endpoint waits for the actors to answer; beyond it: 503 (504 for a prompt, see <see cref="SubmitUnanswered"/>).</summary>
+    /// <summary>
+    /// How long an endpoint waits for the actors to answer; beyond it: 503, or 504 for what may still apply (a prompt, see
+    /// <see cref="SubmitUnanswered"/>; a role change). A session created too late is closed again (see <see cref="GiveUp"/>).
+    /// </summary>
     public static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>The code of a prompt submission the actors did not answer in time: its outcome is unknown.</summary>
@@ -118,7 +121,7 @@ public static partial class GatewayEndpoints
             if ((invalid ?? RequestBodies.OnlyProperty(context, body, "dashboard")) is { } refused)
                 return refused; // a misspelt "dashboard" would otherwise swap the roles, maybe the other way
             object change = dashboard is null ? SwapRoles.Instance : new AssignDashboard(dashboard);
-            switch (await AskAsync<object>(context, gateway, change))
+            switch (await AskAsync<object>(context, gateway, change, timedOut: () => RoleChangeUnanswered(context)))
             {
                 case (RoleChangeRejected rejected, _):
                     return Problems.Problem(context, StatusCodes.Status404NotFound, "account_not_found", rejected.Reason);
@@ -276,7 +279,7 @@ public static partial class GatewayEndpoints
         }
         catch (Exception e) when (e is TimeoutException or OperationCanceledException)
         {
-            _ = ask.ContinueWith(late => GiveUp(gateway, late), TaskScheduler.Default);
+            _ = ask.ContinueWith(late => GiveUp(gateway, message, late), TaskScheduler.Default);
             return e is TimeoutException ? (null, timedOut?.Invoke() ?? Unanswered(context)) : (null, Results.Empty); // or the client left
         }
     }
@@ -284,7 +287,7 @@ public static partial class GatewayEndpoints
     /// <summary>How long an ask whose answer nobody waits for any more is kept, to give up what that answer opened.</summary>
     private static readonly TimeSpan AbandonedAfter = TimeSpan.FromMinutes(5);
 
-    private static void GiveUp(IActorRef gateway, Task<object> late)
+    private static void GiveUp(IActorRef gateway, object asked, Task<object> late)
     {
         if (!late.IsCompletedSuccessfully)
         {
@@ -301,6 +304,9 @@ public static partial class GatewayEndpoints
                 break;
             case SystemEventsFollowed system:
                 gateway.Tell(new UnfollowSystemEvents(system.SubscriptionId));
+                break;
+            case SessionInfo created when asked is CreateSession: // its client was told to try again: nobody has its id
+                gateway.Tell(new CloseSession(created.SessionId));
                 break;
         }
     }
@@ -323,6 +329,12 @@ public static partial class GatewayEndpoints
 
     private static IResult Unanswered(HttpContext context) =>
         Problems.Problem(context, StatusCodes.Status503ServiceUnavailable, "unavailable", "the actor system did not answer in time; try again");
+
+    /// <summary>A swap or a dashboard assignment not answered in time: it may still apply (sent again, a swap would undo it).</summary>
+    internal static IResult RoleChangeUnanswered(HttpContext context) =>
+        Problems.Problem(context, StatusCodes.Status504GatewayTimeout, GatewayTimeout,
+            $"the actor system did not answer in {AskTimeout.TotalSeconds:0} s: the role change may still apply, so a swap sent again may " +
+            "undo it; GET /api/accounts says which account has which role");
 
     /// <summary>
     /// A prompt whose submission was not answered in time: the session may have accepted it all the same (and it may run),

@@ -93,6 +93,12 @@ try
         await app.StopAsync();
         return Refused(new KonsoleConfigException($"konsole.gateway.urls: cannot listen on {settings.Gateway.Urls}: {e.Message}"));
     }
+    catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCancellationRequested)
+    {
+        // A SIGTERM or Ctrl+C during the start (Kestrel's bind gives up on it): stopped as after the start, the CLIs with it.
+        await app.StopAsync();
+        return 0;
+    }
     Log.Information("Gateway listening on {Urls}{Auth}", string.Join(", ", app.Urls),
         app.Services.GetRequiredService<GatewaySecurity>().RequiresToken ? " (bearer token required)" : "");
     await app.WaitForShutdownAsync();

@@ -37,6 +37,27 @@ public sealed class GatewayAskSpecs : IDisposable
         Assert.Equal(new Unfollow("ses-1", "sub-7"), next);
     }
 
+    [Fact]
+    public async Task A_session_created_after_its_client_was_told_to_try_again_is_closed_and_one_looked_up_late_is_not()
+    {
+        var seen = Channel.CreateUnbounded<(object Message, IActorRef Sender)>();
+        var gateway = _system.ActorOf(Props.Create(() => new Recorder(seen.Writer)));
+        var context = new DefaultHttpContext();
+        foreach (var (asked, id) in new (object, string)[] { (new GetSession("ses-8"), "ses-8"), (new CreateSession(SessionType.Full), "ses-9") })
+        {
+            var (reply, problem) = await GatewayEndpoints.AskAsync<SessionInfo>(context, gateway, asked, TimeSpan.FromMilliseconds(50));
+            var (question, asker) = await seen.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+            Assert.Equal((asked, null), (question, reply));
+            Assert.NotNull(problem);
+            asker.Tell(new SessionInfo(id, SessionType.Full, null, "idle", null, 0, 0)); // the answer comes after all
+        }
+
+        // The creation's client was told 503 "try again": the session it made is closed, not left open with nobody knowing its id.
+        // The look-up's answer (sent first) opened nothing.
+        var (next, _) = await seen.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        Assert.Equal(new CloseSession("ses-9"), next);
+    }
+
     public void Dispose() => _system.Terminate().Wait(Timeout);
 
     private sealed class Recorder : ReceiveActor

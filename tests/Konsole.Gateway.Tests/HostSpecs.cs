@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Konsole.Actors.Processes;
 using Konsole.Testing;
 using Microsoft.Data.Sqlite;
 
@@ -289,6 +290,33 @@ public sealed partial class HostSpecs : IDisposable
     }
 
     [Fact]
+    public async Task Sigterm_during_the_start_before_the_gateway_listens_stops_the_host_cleanly_and_leaves_no_cli()
+    {
+        // A CLI a killed host left running, its group trapping SIGTERM, holds the start: the reaper waits for it (3 s), and the
+        // signal comes then, once the reaper's SIGTERM has reached it.
+        var runDir = Directory.CreateDirectory(Path.Combine(_sandbox.DataDir, "demo", "run")).FullName;
+        var termed = Path.Combine(_sandbox.Root, "termed");
+        using var orphan = Process.Start(new ProcessStartInfo(Posix.SetSid!, ["sh", "-c", $"trap 'touch \"{termed}\"' TERM; while :; do sleep 0.1; done"]))!;
+        File.WriteAllText(Path.Combine(runDir, $"cli-{orphan.Id}.json"),
+            JsonSerializer.Serialize(new { Pid = orphan.Id, Started = Posix.StartTime(orphan.Id), Group = true }));
+        await using var host = HostProcess.Launch(WriteConfig(DemoConfig));
+        var deadline = DateTime.UtcNow + Timeout;
+        while (!File.Exists(termed))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the reaper never signalled pid {orphan.Id}:\n{host.Output}");
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
+
+        await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+        Assert.True(host.Process.ExitCode == 0, $"exit {host.Process.ExitCode}:\n{host.Output}"); // was 134, an unhandled OperationCanceledException
+        Assert.DoesNotContain("Gateway listening", host.Output); // the signal came during the start
+        Assert.Empty(Directory.GetFiles(runDir, "cli-*.json")); // each CLI's record goes as it is stopped and has exited
+        Assert.True(orphan.WaitForExit(Timeout));
+    }
+
+    [Fact]
     public async Task After_a_sigkill_mid_turn_the_restarted_host_has_its_roles_and_sessions_reports_the_cut_turn_and_runs_the_queued_prompt()
     {
         var config = WriteConfig(DemoConfig);
@@ -493,6 +521,7 @@ public sealed partial class HostSpecs : IDisposable
     private sealed partial class HostProcess : IAsyncDisposable
     {
         private readonly StringBuilder _output = new();
+        private readonly TaskCompletionSource<Uri> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         private HostProcess(Process process) => Process = process;
 
@@ -509,22 +538,10 @@ public sealed partial class HostSpecs : IDisposable
         public static async Task<HostProcess> StartAsync(string config, bool waitReady = true, IReadOnlyDictionary<string, string>? environment = null,
             bool demo = true)
         {
-            var host = new HostProcess(Start(environment, [.. demo ? ["--demo"] : Array.Empty<string>(), "--config", config]));
-            var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
-            DataReceivedEventHandler collect = (_, e) =>
-            {
-                if (e.Data is null) return;
-                lock (host._output) host._output.AppendLine(e.Data);
-                if (ListeningOn().Match(e.Data) is { Success: true } m)
-                    listening.TrySetResult(new Uri(m.Groups[1].Value));
-            };
-            host.Process.OutputDataReceived += collect;
-            host.Process.ErrorDataReceived += collect;
-            host.Process.BeginOutputReadLine();
-            host.Process.BeginErrorReadLine();
+            var host = Launch(config, environment, demo);
             try
             {
-                host.Client = new HttpClient { BaseAddress = await listening.Task.WaitAsync(Timeout) };
+                host.Client = new HttpClient { BaseAddress = await host._listening.Task.WaitAsync(Timeout) };
                 var deadline = DateTime.UtcNow + Timeout;
                 while (waitReady && !(await host.Client.GetAsync("/readyz")).IsSuccessStatusCode)
                 {
@@ -538,6 +555,24 @@ public sealed partial class HostSpecs : IDisposable
                 await host.DisposeAsync(); // a host that failed the test must not go on running, with its CLIs, under the next ones
                 throw;
             }
+        }
+
+        /// <summary>The host program started, its output collected, without waiting for anything.</summary>
+        public static HostProcess Launch(string config, IReadOnlyDictionary<string, string>? environment = null, bool demo = true)
+        {
+            var host = new HostProcess(Start(environment, [.. demo ? ["--demo"] : Array.Empty<string>(), "--config", config]));
+            DataReceivedEventHandler collect = (_, e) =>
+            {
+                if (e.Data is null) return;
+                lock (host._output) host._output.AppendLine(e.Data);
+                if (ListeningOn().Match(e.Data) is { Success: true } m)
+                    host._listening.TrySetResult(new Uri(m.Groups[1].Value));
+            };
+            host.Process.OutputDataReceived += collect;
+            host.Process.ErrorDataReceived += collect;
+            host.Process.BeginOutputReadLine();
+            host.Process.BeginErrorReadLine();
+            return host;
         }
 
         public async Task WaitForOutputAsync(string text)

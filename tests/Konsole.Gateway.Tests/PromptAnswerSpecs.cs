@@ -74,6 +74,19 @@ public sealed class PromptAnswerSpecs
         Assert.DoesNotContain("/api/session", JsonDocument.Parse(quickTurnBody).RootElement.GetProperty("detail").GetString());
     }
 
+    [Fact]
+    public async Task A_role_change_not_answered_in_time_is_a_504_that_says_where_to_look_instead_of_inviting_a_retry()
+    {
+        var (change, body) = await ExecuteAsync(context => Task.FromResult(GatewayEndpoints.RoleChangeUnanswered(context)));
+
+        // Before: 503 "try again", and a swap sent again undid the first once both applied.
+        Assert.Equal(504, change.Response.StatusCode);
+        Assert.False(change.Response.Headers.ContainsKey("Retry-After"));
+        var problem = JsonDocument.Parse(body).RootElement;
+        Assert.Equal(GatewayEndpoints.GatewayTimeout, problem.GetProperty("code").GetString());
+        Assert.Contains("may undo it; GET /api/accounts says which account has which role", problem.GetProperty("detail").GetString());
+    }
+
     private static SessionEvent Error(string code) =>
         new(1, "p-1", "error", Encoding.UTF8.GetBytes($"{{\"code\":\"{code}\",\"message\":\"it ended\"}}"), EndsPrompt: true);
 

@@ -691,14 +691,17 @@ public sealed class AccountActor : ReceiveActor, IWithTimers
 
     /// <summary>
     /// Past the drain deadline no turn starts (the host stops, and it would run on uninterrupted): the slot's prompt, confirmed by
-    /// its session or waiting for its process to restart on its conversation, goes back to wait with its session for the restart.
+    /// its session or waiting for its process to restart on its conversation, goes back to the queue, and its caller is told it
+    /// does not start, as those queued when the drain began were.
     /// </summary>
     private bool PutBackIfDrained(Slot slot)
     {
         if (!_drainExpired)
             return false;
-        slot.Queue.AddFirst(slot.Running!);
+        var prompt = slot.Running!;
+        slot.Queue.AddFirst(prompt);
         slot.Running = null;
+        prompt.ReplyTo.Tell(new PromptNotStarted(prompt.PromptId));
         PublishStatus();
         return true;
     }

@@ -170,10 +170,17 @@ public sealed class SessionActor : ReceivePersistentActor
         });
         Command<PromptNotStarted>(m =>
         {
-            // One recorded as dispatched (sent back to the queue after its process failed it before it ran) is reported as
-            // interrupted after the restart, not run then: its stream is not told otherwise, it ends with the session.
-            if (!_inFlight.TryGetValue(m.PromptId, out var prompt) || prompt.Dispatched)
+            if (!_inFlight.TryGetValue(m.PromptId, out var prompt))
                 return;
+            // One recorded as dispatched (its process lost before it reached the CLI, or restarting on its conversation when the
+            // drain's deadline passed) would be reported interrupted after the restart, not run: it ends so now, its client told
+            // to send it again (else its stream stayed open, unended, until the web server's own shutdown timeout cut it).
+            if (prompt.Dispatched)
+            {
+                OnFailed(new TurnFailed(m.PromptId, TurnErrorCodes.Interrupted,
+                    "the host is stopping before this prompt reached the CLI; it is not run after the restart: send it again then"));
+                return;
+            }
             // Its client is told it runs after the restart: it must be on record for that (one a moving worker's router kept is not yet).
             OnceRecorded(m.PromptId, prompt, () => EndNotStarted(m.PromptId));
         });
@@ -196,27 +203,7 @@ public sealed class SessionActor : ReceivePersistentActor
                 CloseIfDone();
             });
         });
-        Command<TurnFailed>(m =>
-        {
-            if (!_inFlight.TryGetValue(m.PromptId, out var prompt))
-                return;
-            if (!prompt.Recorded)
-            {
-                // Refused before anyone heard of it (queue_full, ...): nothing on record to end.
-                _inFlight.Remove(m.PromptId);
-                Append(m.PromptId, "error", Error(m.Code, m.Message, m.RetryAfter), endsPrompt: true);
-                CloseIfDone();
-                return;
-            }
-            var conversation = m.Conversation is { } c ? new ConversationRecorded(c.SessionId, c.AccountId, c.ConfigDir) : null;
-            Record(new PromptEndRecorded(m.PromptId, Completed: false, m.Conversation?.AccountId, conversation), e =>
-            {
-                Ended(e);
-                // A result held back (the CLI's, of a turn the watchdog interrupted) is not sent: a prompt ends with one of the two.
-                Append(m.PromptId, "error", Error(m.Code, m.Message, m.RetryAfter), endsPrompt: true);
-                CloseIfDone();
-            });
-        });
+        Command<TurnFailed>(OnFailed);
 
         Command<SaveSnapshotSuccess>(m =>
         {
@@ -454,6 +441,28 @@ public sealed class SessionActor : ReceivePersistentActor
         {
             prompt.Written = true;
             then();
+        });
+    }
+
+    private void OnFailed(TurnFailed m)
+    {
+        if (!_inFlight.TryGetValue(m.PromptId, out var prompt))
+            return;
+        if (!prompt.Recorded)
+        {
+            // Refused before anyone heard of it (queue_full, ...): nothing on record to end.
+            _inFlight.Remove(m.PromptId);
+            Append(m.PromptId, "error", Error(m.Code, m.Message, m.RetryAfter), endsPrompt: true);
+            CloseIfDone();
+            return;
+        }
+        var conversation = m.Conversation is { } c ? new ConversationRecorded(c.SessionId, c.AccountId, c.ConfigDir) : null;
+        Record(new PromptEndRecorded(m.PromptId, Completed: false, m.Conversation?.AccountId, conversation), e =>
+        {
+            Ended(e);
+            // A result held back (the CLI's, of a turn the watchdog interrupted) is not sent: a prompt ends with one of the two.
+            Append(m.PromptId, "error", Error(m.Code, m.Message, m.RetryAfter), endsPrompt: true);
+            CloseIfDone();
         });
     }
 

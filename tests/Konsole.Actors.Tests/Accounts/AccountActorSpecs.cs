@@ -297,6 +297,8 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         Assert.Equal("error_during_execution", (await chat.Caller.ReceiveTurnAsync(TurnTimeout)).Completed?.Result.Subtype); // the deadline passed
         account.Tell(new DispatchConfirmed(prompt.PromptId));
 
+        // Its session is told, as of those queued when the drain began (before, it heard nothing: its client's stream stayed open).
+        Assert.Equal(new PromptNotStarted(prompt.PromptId), await session.ExpectMsgAsync<PromptNotStarted>(TurnTimeout));
         var status = await StatusAsync();
         Assert.Equal((false, 1), (status.Processes[0].Busy, status.QueueDepth)); // it waits, with its session, for the restart
     }
@@ -375,7 +377,10 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
         if (status.Processes[0].Busy) // it started before the deadline had passed: then the deadline interrupted it
             Assert.Equal("error_during_execution", (await a2.Caller.ReceiveTurnAsync(TurnTimeout)).Completed?.Result.Subtype);
         else
+        {
             Assert.Equal(1, status.QueueDepth);
+            await a2.Caller.ExpectMsgAsync<PromptNotStarted>(TurnTimeout); // its caller is told, as of one queued when the drain began
+        }
     }
 
     [Fact]

@@ -471,6 +471,34 @@ public sealed class JournalFaultSpecs(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_dispatched_prompt_told_it_does_not_start_ends_interrupted_at_once_and_is_not_reported_again_after_the_restart()
+    {
+        // Its account put it back (its process restarting on its conversation when the drain's deadline passed) after its session
+        // had recorded it dispatched: after the restart it would be reported interrupted, not run.
+        const string session = "put-back";
+        var (actor, _) = Alone(session);
+        var account = CreateTestProbe();
+        var put = await actor.Ask<PromptAccepted>(new SubmitPrompt(session, "put back"), Ask);
+        account.Send(actor, new DispatchRequested(put.PromptId, "alpha"));
+        await account.ExpectMsgAsync<DispatchConfirmed>(Ask);
+
+        account.Send(actor, new PromptNotStarted(put.PromptId));
+
+        // Before: nothing, its stream open until the web server's shutdown timeout cut it.
+        var events = await put.Events.ReadToEndAsync(TurnTimeout);
+        var error = JsonDocument.Parse(events[^1].Data).RootElement;
+        Assert.Equal(("error", TurnErrorCodes.Interrupted), (events[^1].Type, error.GetProperty("code").GetString()));
+        Assert.Contains("send it again", error.GetProperty("message").GetString());
+        Sys.Stop(actor);
+        await ExpectTerminatedAsync(actor, TurnTimeout);
+        var (back, nextRouter) = Alone(session);
+        Assert.Equal("idle", (await back.Ask<SessionInfo>(new GetSession(session), Ask)).State);
+        var followed = await back.Ask<EventsFollowed>(new FollowEvents(session, After: events[^1].Id), Ask);
+        Assert.False(followed.Events.TryRead(out var again), $"after the restart: {again?.Type} {again?.Text}");
+        Assert.False(nextRouter.HasMessages, "the restarted session routed a prompt");
+    }
+
+    [Fact]
     public async Task A_worker_place_told_to_a_closing_session_leaves_nothing_of_it_in_the_journal()
     {
         const string session = "closing-worker";
