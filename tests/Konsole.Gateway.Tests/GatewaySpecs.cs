@@ -361,6 +361,24 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
     }
 
     [Fact]
+    public async Task A_chat_sessions_prompts_run_without_tools_each_without_the_one_before()
+    {
+        var created = await Client.PostAsJsonAsync("/api/session", new { type = "chat" });
+        var id = JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("sessionId").GetString()!;
+
+        var first = await RunAsync($"/api/session/{id}/prompt", "Remember 42");
+        var second = await RunAsync($"/api/session/{id}/prompt", "What number?");
+
+        Assert.Equal(("echo: Remember 42", "echo: What number?"), (ResultText(first), ResultText(second)));
+        Assert.Equal(([], []), (ToolsOf(first), ToolsOf(second)));
+        Assert.Equal(2, (await GetJsonAsync($"/api/session/{id}")).GetProperty("turns").GetInt32());
+    }
+
+    private static string[] ToolsOf(IReadOnlyList<SseEvent> turn) =>
+        JsonDocument.Parse(turn.Single(e => e.Event == "system").Data).RootElement.GetProperty("tools").EnumerateArray()
+            .Select(t => t.GetString()!).ToArray();
+
+    [Fact]
     public async Task Worker_sessions_run_on_a_process_of_their_own()
     {
         var created = await Client.PostAsJsonAsync("/api/session", new { type = "worker" });
@@ -369,6 +387,7 @@ public sealed class GatewaySpecs(ITestOutputHelper output) : GatewaySpec(output)
         var turn = await RunAsync($"/api/session/{id}/prompt", "background job");
 
         Assert.Equal("echo: background job", ResultText(turn));
+        Assert.Contains("Bash", ToolsOf(turn)); // all of them, as a dashboard turn's
         var beta = (await GetJsonAsync("/api/accounts")).GetProperty("accounts")[1];
         var worker = beta.GetProperty("processes").EnumerateArray().Single(p => p.GetProperty("mode").GetString() == "worker");
         Assert.Equal(id, worker.GetProperty("sessionId").GetString());

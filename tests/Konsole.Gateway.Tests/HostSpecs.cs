@@ -12,7 +12,7 @@ using Microsoft.Data.Sqlite;
 namespace Konsole.Gateway.Tests;
 
 /// <summary>The README's front door: the host program run as a process, as a user runs it.</summary>
-public sealed partial class HostSpecs : IDisposable
+public sealed partial class HostSpecs(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
     private readonly KonsoleSandbox _sandbox = KonsoleSandbox.Create(0);
@@ -224,6 +224,8 @@ public sealed partial class HostSpecs : IDisposable
         Assert.Contains("echo: hello demo", answer);
         Assert.Contains("DEMO", host.Output);
         Assert.DoesNotContain(" DBG] ", host.Output); // akka.loglevel = INFO
+        await host.WaitForOutputAsync("Account alpha: Starting -> Idle"); // the accounts' states as they change (logged asynchronously)
+        await host.WaitForOutputAsync("Account beta: Starting -> Idle");
 
         Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
         await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
@@ -249,6 +251,7 @@ public sealed partial class HostSpecs : IDisposable
         await turn.NextOfTypeAsync("assistant", Timeout);
         var clis = await host.CliProcessesAsync();
 
+        var stopping = Stopwatch.StartNew();
         Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
 
         await events.ReadToEndAsync(Timeout); // the follower's stream ends as the host begins to stop
@@ -261,6 +264,8 @@ public sealed partial class HostSpecs : IDisposable
         Assert.Equal(0, host.Process.ExitCode);
         Assert.All(clis, p => Assert.True(p.WaitForExit(TimeSpan.FromSeconds(10)), $"FakeClaude pid {p.Id} outlived the host"));
         await host.WaitForOutputAsync("draining");
+        output.WriteLine($"FIGURES host SIGTERM mid-turn: the turn ran on to its result ({ended.Count} more events), " +
+            $"exit 0 {stopping.Elapsed.TotalSeconds:0.0}s after the SIGTERM, {clis.Count} CLIs, none left");
     }
 
     [Fact]
@@ -337,7 +342,9 @@ public sealed partial class HostSpecs : IDisposable
             await host.Process.WaitForExitAsync();
         }
 
+        var restarting = Stopwatch.StartNew();
         await using var next = await HostProcess.StartAsync(config);
+        var readyAfter = restarting.Elapsed;
 
         Assert.All(clis, p => Assert.True(p.WaitForExit(Timeout), $"CLI pid {p.Id} outlived its host"));
         var status = JsonDocument.Parse(await next.Client.GetStringAsync("/api/accounts/status")).RootElement;
@@ -353,6 +360,9 @@ public sealed partial class HostSpecs : IDisposable
         await using (var events = await SseStream.OpenAsync(next.Client, new HttpRequestMessage(HttpMethod.Get, "/api/session/ui-2/events?after=0"), Timeout))
             Assert.Equal("echo: waits its turn", ResultOf(await events.NextOfTypeAsync("result", Timeout)));
         Assert.StartsWith("echo: What number? [history: Remember 42 | on beta", ResultOf((await RunAsync(next.Client, "/sessions/ui-1/hot-prompt", "What number?"))[^1]));
+        output.WriteLine($"FIGURES host SIGKILL mid-turn: the next host ready in {readyAfter.TotalSeconds:0.0}s with the swap and both " +
+            $"sessions back; the cut turn reported interrupted, the queued prompt run, the conversation continued; {clis.Count} CLIs of " +
+            "the killed host, none left");
     }
 
     [Fact]

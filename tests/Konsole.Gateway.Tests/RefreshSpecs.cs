@@ -41,6 +41,22 @@ public sealed class RefreshSpecs(ITestOutputHelper output) : GatewaySpec(output)
         var credentials = await File.ReadAllTextAsync(Path.Combine(Sandbox.Accounts[1].ConfigDir, ".credentials.json"));
         Assert.Contains(_tokens.LatestAccessToken!, credentials);
         Assert.Equal("echo: after", ResultText(await RunAsync("/api/quick-turn", "after")));
+
+        // What the journal holds (roles, sessions, prompts: SQLite in the data dir, its WAL file too) has no token in it.
+        Assert.Equal("echo: journaled", ResultText(await RunAsync("/sessions/ui-1/hot-prompt", "journaled")));
+        Assert.Equal(HttpStatusCode.OK, (await Client.PostAsync("/api/accounts/switch", null)).StatusCode);
+        var stored = Directory.EnumerateFiles(Sandbox.DataDir, "*", SearchOption.AllDirectories).ToDictionary(f => f, ReadShared);
+        Assert.Contains(stored, f => f.Key.EndsWith(".db-wal", StringComparison.Ordinal) && f.Value.Contains("journaled"));
+        foreach (var token in Sandbox.Accounts.SelectMany(a => new[] { a.AccessToken, a.RefreshToken })
+                     .Concat(_tokens.Issued.SelectMany(t => new[] { t.AccessToken, t.RefreshToken }).OfType<string>()))
+            Assert.DoesNotContain(stored, f => f.Value.Contains(token, StringComparison.Ordinal));
+    }
+
+    private static string ReadShared(string path)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var reader = new StreamReader(file, System.Text.Encoding.Latin1);
+        return reader.ReadToEnd();
     }
 
     [Fact]

@@ -5,9 +5,33 @@ using Xunit.Abstractions;
 
 namespace Konsole.Gateway.Tests;
 
-/// <summary>/api/events with a client that reads too slowly.</summary>
+/// <summary>/api/events: what it reports of accounts and processes, and a client that reads too slowly.</summary>
 public sealed class SystemEventsSpecs(ITestOutputHelper output) : GatewaySpec(output)
 {
+    [Fact]
+    public async Task A_crashed_cli_is_reported_as_process_restarted_and_its_accounts_states_as_they_change()
+    {
+        await using var events = await GetEventsAsync("/api/events");
+
+        var crashed = await RunAsync("/sessions/ui-1/hot-prompt", "[[crash]] mid-turn");
+
+        Assert.Equal(("error", "process_crashed"), (crashed[^1].Event, Field(crashed[^1], "code")));
+        var states = new List<string>();
+        SseEvent? restarted = null;
+        while (restarted is null || states[^1] != "restarting -> idle")
+        {
+            var e = await events.NextAsync(Timeout) ?? throw new InvalidOperationException("/api/events ended");
+            Assert.Equal(e.Event, Field(e, "kind"));
+            if (e.Event == "process.restarted")
+                restarted = e;
+            else if (e.Event == "account.state" && Field(e, "accountId") == "alpha")
+                states.Add($"{Field(e, "previous")} -> {Field(e, "state")}");
+        }
+        Assert.Equal(("alpha", "full", "1"), (Field(restarted, "accountId"), Field(restarted, "mode"), Field(restarted, "attempt")));
+        Assert.Contains("exited", Field(restarted, "reason"));
+        Assert.Equal(["idle -> busy", "busy -> restarting", "restarting -> idle"], states);
+    }
+
     [Fact]
     public async Task A_follower_that_falls_too_far_behind_gets_what_was_kept_for_it_then_too_slow_and_a_clean_end()
     {

@@ -44,8 +44,11 @@ public sealed record PromptDispatchRecorded(string PromptId) : IDurableEvent;
 /// <summary>
 /// The prompt ended (written before its last event is shown); <paramref name="Completed"/>: with its result, a turn on
 /// <paramref name="AccountId"/>, after which the session's conversation is <paramref name="Conversation"/> (if it has one).
+/// Otherwise <paramref name="Error"/> says how it ended, one of <see cref="Prompts.TurnErrorCodes"/> (<c>interrupted</c>, or the
+/// failure's code; null in records written before it was kept).
 /// </summary>
-public sealed record PromptEndRecorded(string PromptId, bool Completed, string? AccountId = null, ConversationRecorded? Conversation = null)
+public sealed record PromptEndRecorded(
+    string PromptId, bool Completed, string? AccountId = null, ConversationRecorded? Conversation = null, string? Error = null)
     : IDurableEvent;
 
 /// <summary>Event ids up to <paramref name="UpTo"/> may be handed out: after a restart, numbering goes on above it.</summary>

@@ -208,8 +208,9 @@ public sealed class CliProcess
         }
         catch (OperationCanceledException)
         {
+            // Killed by CliWrap's cancellation (SIGKILL to its tree); a Process this object did not start cannot read its exit code.
             _exitSeen = _process is null || _process.HasExited;
-            return _process is { HasExited: true } p ? p.ExitCode : -9;
+            return 128 + Posix.SigKill;
         }
         finally
         {

@@ -331,7 +331,7 @@ public sealed class SessionActor : ReceivePersistentActor
             if (prompt.Dispatched)
             {
                 _log.Warning("Session {0}: prompt {1} was running when the host stopped; it is reported interrupted, not run again", _id, promptId);
-                Record(new PromptEndRecorded(promptId, Completed: false), e =>
+                Record(new PromptEndRecorded(promptId, Completed: false, Error: TurnErrorCodes.Interrupted), e =>
                 {
                     Ended(e);
                     Append(promptId, "error", Error(TurnErrorCodes.Interrupted,
@@ -457,7 +457,7 @@ public sealed class SessionActor : ReceivePersistentActor
             return;
         }
         var conversation = m.Conversation is { } c ? new ConversationRecorded(c.SessionId, c.AccountId, c.ConfigDir) : null;
-        Record(new PromptEndRecorded(m.PromptId, Completed: false, m.Conversation?.AccountId, conversation), e =>
+        Record(new PromptEndRecorded(m.PromptId, Completed: false, m.Conversation?.AccountId, conversation, m.Code), e =>
         {
             Ended(e);
             // A result held back (the CLI's, of a turn the watchdog interrupted) is not sent: a prompt ends with one of the two.

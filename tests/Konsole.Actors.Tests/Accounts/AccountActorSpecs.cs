@@ -722,6 +722,9 @@ public sealed class AccountActorSpecs(ITestOutputHelper output) : KonsoleSpec(ou
             logged.Add((await logs.ExpectMsgAsync<Akka.Event.LogEvent>()).ToString());
         Assert.Contains(logged, l => l.Contains("OAuth token refreshed"));
         Assert.DoesNotContain(logged, l => secrets.Any(l.Contains) || l.Contains("sk-ant-o"));
+        Output.WriteLine($"FIGURES two refresh triggers at once: {tokens.Requests.Count} token request(s) (status " +
+            $"{string.Join(", ", tokens.Requests.Select(r => r.Status))}), 1 refreshed event, the file's mode " +
+            $"{(OperatingSystem.IsWindows() ? "n/a" : Convert.ToString((int)File.GetUnixFileMode(file), 8))}, {logged.Count} log lines, none with a token");
     }
 
     [Fact]

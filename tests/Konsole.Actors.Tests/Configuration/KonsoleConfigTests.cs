@@ -27,6 +27,8 @@ public sealed class KonsoleConfigTests
         Assert.Equal("http://127.0.0.1:5080", settings.Gateway.Urls);
         Assert.Equal(1_048_576, settings.Gateway.MaxPromptBytes);
         Assert.Equal(TimeSpan.FromSeconds(15), settings.Gateway.KeepAlive);
+        Assert.Equal((1, 10_000), (settings.Sessions.MaxWorkers, settings.Sessions.ReplayBuffer));
+        Assert.Empty(settings.Gateway.CorsOrigins);
     }
 
     [Fact]
@@ -191,6 +193,8 @@ public sealed class KonsoleConfigTests
     [InlineData("konsole.roles = 5", "konsole.roles must be an object { dashboard = ..., quickturn = ... }")]
     [InlineData("konsole.queue = x", "konsole.queue must be an object { max-depth = ... }")]
     [InlineData("konsole.claude.environment { CLAUDECODE = \"1\" }", "konsole.claude.environment.CLAUDECODE credentials are per account")]
+    [InlineData("konsole.gateway.cors-origins = [\"*\"]", "konsole.gateway.cors-origins holds a value that is not an absolute URL: each origin is a scheme, host and port such as \"http://localhost:3000\", never a wildcard")]
+    [InlineData("konsole.gateway.cors-origins = [\"https://*.example\"]", "konsole.gateway.cors-origins holds a value that is not an absolute URL: each origin is a scheme, host and port such as \"http://localhost:3000\", never a wildcard")]
     public void Bad_configuration_is_refused_naming_the_file_and_key(string hocon, string expected)
     {
         var error = Assert.Throws<KonsoleConfigException>(() => KonsoleConfig.Parse(hocon, "/etc/me.hocon"));

@@ -130,6 +130,49 @@ public sealed class SqliteJournalSpecs : IDisposable
         });
     }
 
+    [Fact]
+    public async Task The_embedded_database_is_in_wal_mode_a_reader_does_not_hold_up_a_write_and_a_second_writer_waits_for_the_first()
+    {
+        var defaults = KonsoleConfig.Parse($"konsole.data-dir = \"{Path.Combine(_sandbox.DataDir, "defaults")}\"").Settings.Persistence;
+        PersistenceSetup.Prepare(defaults);
+        using var reader = Connect(defaults);
+        using var writer = Connect(defaults);
+        using var second = Connect(defaults);
+        Assert.Equal(30, reader.DefaultTimeout); // how long a busy database is retried, in seconds
+        Execute(writer, "CREATE TABLE t (v INTEGER)");
+        Assert.Equal("wal", Execute(reader, "PRAGMA journal_mode"));
+
+        using (var reading = reader.BeginTransaction(deferred: true))
+        {
+            Execute(reader, "SELECT count(*) FROM t", reading); // a snapshot's read, say, under way
+            Execute(writer, "INSERT INTO t VALUES (1)"); // not held up (without WAL: "database is locked" once the timeout passed)
+        }
+        using var held = writer.BeginTransaction(deferred: false); // a journal write under way: the write lock taken
+        Execute(writer, "INSERT INTO t VALUES (2)", held);
+        var waiting = Task.Run(() => Execute(second, "INSERT INTO t VALUES (3)"));
+        await Task.WhenAny(waiting, Task.Delay(TimeSpan.FromMilliseconds(500)));
+        Assert.False(waiting.IsCompleted, $"the second writer did not wait for the first: {waiting.Exception?.InnerException?.Message}");
+        held.Commit();
+        await waiting.WaitAsync(Timeout);
+
+        Assert.Equal("3", Execute(reader, "SELECT count(*) FROM t"));
+    }
+
+    private static SqliteConnection Connect(PersistenceSettings settings)
+    {
+        var connection = new SqliteConnection(settings.ConnectionString + ";Pooling=false");
+        connection.Open();
+        return connection;
+    }
+
+    private static string? Execute(SqliteConnection connection, string sql, SqliteTransaction? transaction = null)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Transaction = transaction;
+        return command.ExecuteScalar()?.ToString();
+    }
+
     public void Dispose() => _sandbox.Dispose();
 
     private static async Task<long> WriteAsync(IActorRef recorder, string text) => await recorder.Ask<long>(new Write(text), Timeout);

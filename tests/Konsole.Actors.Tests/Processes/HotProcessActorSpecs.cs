@@ -541,7 +541,7 @@ public sealed class HotProcessActorSpecs : KonsoleSpec
     {
         var process = await StartAsync(ProcessMode.Full, maxLineBytes: 1024 * 1024);
 
-        var turn = await RunAsync(process, "[[huge:2000000]]");
+        var turn = await EventFilter.Error(contains: "dropped a stdout line (assistant) of 2,0").ExpectOneAsync(() => RunAsync(process, "[[huge:2000000]]"));
 
         Assert.NotNull(turn.Completed);
         Assert.DoesNotContain(turn.Outputs, o => o.Frame.Type == "assistant");

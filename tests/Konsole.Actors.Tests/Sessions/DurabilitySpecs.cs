@@ -230,16 +230,55 @@ public sealed class DurabilitySpecs(ITestOutputHelper output) : SessionSpec(outp
     }
 
     [Fact]
-    public void A_session_journaled_before_sessions_had_models_reads_back_without_one()
+    public void Records_journaled_before_a_field_was_added_read_back_without_it()
+    {
+        // A session before sessions had models; a prompt's end before its error was kept.
+        Assert.Equal(new SessionRegistered("ui-1", SessionType.Worker), WrittenWithout(new SessionRegistered("ui-1", SessionType.Worker, "fake-opus"), "model"));
+        Assert.Equal(new PromptEndRecorded("p-1", Completed: false), WrittenWithout(new PromptEndRecorded("p-1", Completed: false, Error: "turn_timeout"), "error"));
+    }
+
+    private object WrittenWithout(IDurableEvent written, string property)
     {
         var serializer = new DurableEventSerializer((ExtendedActorSystem)Sys);
-        var written = serializer.ToBinary(new SessionRegistered("ui-1", SessionType.Worker, "fake-opus"));
-        var old = JsonNode.Parse(written)!.AsObject();
-        Assert.True(old.Remove("model"));
+        var old = JsonNode.Parse(serializer.ToBinary(written))!.AsObject();
+        Assert.True(old.Remove(property));
+        return serializer.FromBinary(JsonSerializer.SerializeToUtf8Bytes(old), serializer.Manifest(written));
+    }
 
-        var read = serializer.FromBinary(JsonSerializer.SerializeToUtf8Bytes(old), serializer.Manifest(new SessionRegistered("x", SessionType.Full)));
+    [Fact]
+    public async Task Each_prompts_lifecycle_is_on_record_with_how_it_ended()
+    {
+        await StartAsync();
+        var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
+        var completed = (await PromptAsync(session, "hello"))[^1].PromptId;
+        var crashed = (await PromptAsync(session, "[[crash]] mid-turn"))[^1].PromptId;
+        var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, $"{Long} cut by the host's end"), Ask);
+        await FirstAsync(running, "assistant");
+        await CrashAsync();
+        await RestartAsync();
+        var recovered = await _sessions.Ask<EventsFollowed>(new FollowEvents(session, After: 0), Ask);
+        Assert.Equal(running.PromptId, (await NextAsync(recovered, "error")).PromptId); // its end is on record now
 
-        Assert.Equal(new SessionRegistered("ui-1", SessionType.Worker), read);
+        var reader = CreateTestProbe();
+        Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null)
+            .Tell(new Akka.Persistence.ReplayMessages(0, long.MaxValue, long.MaxValue, $"session-{session}", reader.Ref));
+        var lifecycle = new List<string>();
+        while (await reader.ReceiveOneAsync(Ask) is Akka.Persistence.ReplayedMessage { Persistent.Payload: var e })
+            lifecycle.AddRange(e switch
+            {
+                PromptRecorded r => [$"{r.PromptId} accepted"],
+                PromptDispatchRecorded d => [$"{d.PromptId} dispatched"],
+                PromptEndRecorded { Completed: true } c => [$"{c.PromptId} completed"],
+                PromptEndRecorded f => [$"{f.PromptId} {f.Error}"], // was: ended, not completed, and no more
+                _ => Array.Empty<string>(),
+            });
+
+        Assert.Equal(
+            [
+                $"{completed} accepted", $"{completed} dispatched", $"{completed} completed",
+                $"{crashed} accepted", $"{crashed} dispatched", $"{crashed} process_crashed",
+                $"{running.PromptId} accepted", $"{running.PromptId} dispatched", $"{running.PromptId} interrupted",
+            ], lifecycle);
     }
 
     private static string? ModelOf(IReadOnlyList<SessionEvent> events) =>

@@ -356,9 +356,12 @@ public sealed class SessionSpecs(ITestOutputHelper output) : SessionSpec(output,
         var session = (await _sessions.Ask<SessionInfo>(new CreateSession(SessionType.Full), Ask)).SessionId;
         var running = await _sessions.Ask<PromptAccepted>(new SubmitPrompt(session, $"{Long} busy"), Ask);
         await FirstAsync(running, "assistant");
+        var actor = await Sys.ActorSelection(_sessions.Path / $"session-{session}").ResolveOne(Ask);
+        Watch(actor);
 
         await _sessions.Ask<SessionClosed>(new CloseSession(session), Ask);
 
+        await ExpectTerminatedAsync(actor); // and its replay buffer with it
         var rest = await running.Events.ReadToEndAsync(TurnTimeout);
         Assert.Equal("error", rest[^1].Type);
         Assert.Equal(TurnErrorCodes.SessionClosed, JsonDocument.Parse(rest[^1].Data).RootElement.GetProperty("code").GetString());

@@ -1,0 +1,37 @@
+using Konsole.Actors.Processes;
+
+namespace Konsole.Actors.Tests.Processes;
+
+/// <summary>How a CLI is stopped: its input closed, then SIGTERM, then SIGKILL to its process group, each only if the one before did not end it.</summary>
+public sealed class CliProcessSpecs : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private readonly string _dir = Directory.CreateTempSubdirectory("konsole-stop-").FullName;
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_cli_deaf_to_the_end_of_its_input_gets_sigterm_and_one_deaf_to_that_too_is_killed_with_its_group(bool endsAtSigterm)
+    {
+        Assert.NotNull(Posix.SetSid); // its own process group, as every CLI has here
+        var termed = Path.Combine(_dir, "termed");
+        // Reads nothing (its input's end goes unseen); a command of its group runs beside it.
+        var script = $"sleep 600 & trap 'touch \"{termed}\"{(endsAtSigterm ? "; exit 0" : "")}' TERM; while :; do sleep 0.1; done";
+        var cli = CliProcess.Start(new ProcessLaunch("sh", ["-c", script], new Dictionary<string, string?>(), _dir, 1 << 20),
+            _ => { }, _ => { }, _ => { });
+
+        await cli.StopAsync(TimeSpan.FromMilliseconds(300)).WaitAsync(Timeout);
+
+        Assert.True(cli.HasExited);
+        Assert.True(File.Exists(termed), "no SIGTERM reached it after its input closed");
+        Assert.Equal(endsAtSigterm ? 0 : 137, await cli.Exited); // 137: SIGKILL
+        var deadline = DateTime.UtcNow + Timeout;
+        while (Posix.GroupExists(cli.ProcessId)) // signalled: gone once the kernel has ended it and its new parent reaped it
+        {
+            Assert.True(DateTime.UtcNow < deadline, "a command of its group outlived it");
+            await Task.Delay(20);
+        }
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+}
