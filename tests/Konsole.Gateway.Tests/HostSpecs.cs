@@ -269,6 +269,33 @@ public sealed partial class HostSpecs(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     [Fact]
+    public async Task Sigterm_interrupts_a_turn_still_running_at_the_drain_timeout_and_the_restart_does_not_run_it_again()
+    {
+        var config = WriteConfig(DemoConfig + " konsole.shutdown.drain-timeout = 1s");
+        await using (var host = await HostProcess.StartAsync(config))
+        {
+            await using var turn = await OpenAsync(host.Client, "/sessions/ui-1/hot-prompt", "[[chunks:1200:50]] too long to finish"); // a minute
+            await turn.NextOfTypeAsync("assistant", Timeout);
+            var clis = await host.CliProcessesAsync();
+
+            Assert.Equal(0, Kill(host.Process.Id, 15)); // SIGTERM
+
+            var ended = await turn.ReadToEndAsync(Timeout);
+            Assert.Equal(("result", "error_during_execution"), (ended[^1].Event, // the CLI's own end of an interrupted turn
+                JsonDocument.Parse(ended[^1].Data).RootElement.GetProperty("subtype").GetString()));
+            await host.Process.WaitForExitAsync(new CancellationTokenSource(Timeout).Token);
+            Assert.Equal(0, host.Process.ExitCode);
+            Assert.All(clis, p => Assert.True(p.WaitForExit(TimeSpan.FromSeconds(10)), $"FakeClaude pid {p.Id} outlived the host"));
+        }
+
+        await using var next = await HostProcess.StartAsync(config);
+
+        var answer = ResultOf((await RunAsync(next.Client, "/sessions/ui-1/hot-prompt", "What was asked?"))[^1])!;
+        Assert.StartsWith("echo: What was asked? [history: ", answer); // the conversation resumed...
+        Assert.Single(Regex.Matches(answer, "too long to finish")); // ...with the interrupted prompt in it once: not run again
+    }
+
+    [Fact]
     public async Task A_cli_left_running_by_a_killed_host_is_ended_at_the_next_start()
     {
         var config = WriteConfig(DemoConfig);
