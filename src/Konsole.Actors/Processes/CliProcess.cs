@@ -29,11 +29,14 @@ public sealed class CliProcess
     private readonly Channel<byte[]> _stdin;
     private readonly CancellationTokenSource _kill;
     private readonly Process? _process;
+    private readonly Process? _started; // CliWrap's, which started it: the one that can read its exit code (until CliWrap lets it go)
+    private int? _exitCode; // read as its exit was seen, before its pipes closed
     private volatile bool _exitSeen; // the process has exited (its output may still be on its way): its pid may be another's now
 
-    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, bool ownGroup, string? mark, Task firstOutput,
-        Task stdoutClosed)
+    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, Process? started, bool ownGroup,
+        string? mark, Task firstOutput, Task stdoutClosed)
     {
+        _started = started;
         FirstOutput = firstOutput;
         Mark = mark;
         _stdin = stdin;
@@ -126,8 +129,13 @@ public sealed class CliProcess
         var kill = new CancellationTokenSource();
         // Once started, the process has its environment: the start's copy of the host's (a few KB of strings per CLI, kept
         // by the Process object for as long as the CLI runs) is let go.
-        var task = command.ExecuteAsync(null, started => started.StartInfo.Environment.Clear(), kill.Token);
-        return new CliProcess(stdin, kill, task, ownGroup, mark, firstOutput.Task, stdoutClosed.Task);
+        Process? started = null;
+        var task = command.ExecuteAsync(null, process =>
+        {
+            process.StartInfo.Environment.Clear();
+            started = process;
+        }, kill.Token);
+        return new CliProcess(stdin, kill, task, started, ownGroup, mark, firstOutput.Task, stdoutClosed.Task);
     }
 
     /// <summary>Queues one line for stdin. Returns false once input is closed.</summary>
@@ -197,6 +205,7 @@ public sealed class CliProcess
                 // exit is waited for only now: a wait registered for every idle process would cost each a thread pool wait.)
                 await Task.WhenAny(task.Task, _process.WaitForExitAsync()).ConfigureAwait(false);
                 _exitSeen = _process.HasExited;
+                _exitCode = ExitCodeOf(_started);
                 await EndWhatItLeft().ConfigureAwait(false);
                 ended = true;
                 if (await Task.WhenAny(task.Task, Task.Delay(PipesGrace)).ConfigureAwait(false) != task.Task)
@@ -208,9 +217,10 @@ public sealed class CliProcess
         }
         catch (OperationCanceledException)
         {
-            // Killed by CliWrap's cancellation (SIGKILL to its tree); a Process this object did not start cannot read its exit code.
+            // Its pipes given up once it had exited (its own exit code, read then), or killed by CliWrap's cancellation (SIGKILL
+            // to its tree; the Process this object looked up cannot read an exit code: it did not start it).
             _exitSeen = _process is null || _process.HasExited;
-            return 128 + Posix.SigKill;
+            return _exitCode ?? 128 + Posix.SigKill;
         }
         finally
         {
@@ -218,6 +228,18 @@ public sealed class CliProcess
             if (!ended)
                 await EndWhatItLeft().ConfigureAwait(false);
             _process?.Dispose();
+        }
+    }
+
+    private static int? ExitCodeOf(Process? started)
+    {
+        try
+        {
+            return started is { HasExited: true } ? started.ExitCode : null;
+        }
+        catch (InvalidOperationException)
+        {
+            return null; // CliWrap let it go meanwhile: its task has the exit code
         }
     }
 

@@ -33,5 +33,24 @@ public sealed class CliProcessSpecs : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_cli_that_exits_while_an_escaped_command_holds_its_stderr_is_reported_with_its_own_exit_code()
+    {
+        // The command escapes the group (a session of its own) and the mark (no environment), and keeps the CLI's stderr: its
+        // pipes are given up 5 s after the CLI's exit.
+        var pidFile = Path.Combine(_dir, "escaped.pid");
+        var cli = CliProcess.Start(new ProcessLaunch("sh", ["-c", $"setsid env -i sleep 60 </dev/null >/dev/null & echo $! > \"{pidFile}\"; exit 3"],
+            new Dictionary<string, string?>(), _dir, 1 << 20), _ => { }, _ => { }, _ => { });
+        try
+        {
+            Assert.Equal(3, await cli.Exited.WaitAsync(Timeout)); // was 137, as if it had been killed
+        }
+        finally
+        {
+            if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile), out var escaped))
+                Posix.Signal(escaped, Posix.SigKill, group: false);
+        }
+    }
+
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 }
