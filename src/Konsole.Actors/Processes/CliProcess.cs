@@ -28,29 +28,22 @@ public sealed class CliProcess
 
     private readonly Channel<byte[]> _stdin;
     private readonly CancellationTokenSource _kill;
-    private readonly Process? _process;
-    private readonly Process? _started; // CliWrap's, which started it: the one that can read its exit code (until CliWrap lets it go)
+    private readonly Process _started; // CliWrap's, which started it: the one that can read its exit code (until CliWrap lets it go)
+    private readonly Task _exitSeenTask; // the process has exited, whatever its pipes
     private int? _exitCode; // read as its exit was seen, before its pipes closed
     private volatile bool _exitSeen; // the process has exited (its output may still be on its way): its pid may be another's now
 
-    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, Process? started, bool ownGroup,
-        string? mark, Task firstOutput, Task stdoutClosed)
+    private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, Process started, Task exited,
+        bool ownGroup, string? mark, Task firstOutput, Task stdoutClosed)
     {
         _started = started;
+        _exitSeenTask = exited;
         FirstOutput = firstOutput;
         Mark = mark;
         _stdin = stdin;
         _kill = kill;
         OwnGroup = ownGroup;
         ProcessId = task.ProcessId;
-        try
-        {
-            _process = Process.GetProcessById(ProcessId);
-        }
-        catch (ArgumentException)
-        {
-            _process = null; // already gone: Exited completes on its own
-        }
         Exited = WaitForExit(task, stdoutClosed);
     }
 
@@ -129,13 +122,19 @@ public sealed class CliProcess
         var kill = new CancellationTokenSource();
         // Once started, the process has its environment: the start's copy of the host's (a few KB of strings per CLI, kept
         // by the Process object for as long as the CLI runs) is let go.
+        // Its exit, seen by the Process CliWrap started and waits on (no wait of its own): a command it left holding its stdout
+        // must not hide it (nor its exit code, which only that Process can read).
         Process? started = null;
+        var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var task = command.ExecuteAsync(null, process =>
         {
             process.StartInfo.Environment.Clear();
             started = process;
+            process.Exited += (_, _) => exited.TrySetResult();
         }, kill.Token);
-        return new CliProcess(stdin, kill, task, started, ownGroup, mark, firstOutput.Task, stdoutClosed.Task);
+        if (started!.HasExited) // a safeguard: an exit before the handler was added
+            exited.TrySetResult();
+        return new CliProcess(stdin, kill, task, started, exited.Task, ownGroup, mark, firstOutput.Task, stdoutClosed.Task);
     }
 
     /// <summary>Queues one line for stdin. Returns false once input is closed.</summary>
@@ -196,15 +195,14 @@ public sealed class CliProcess
         var ended = false;
         try
         {
-            await Task.WhenAny(task.Task, stdoutClosed).ConfigureAwait(false);
-            if (_process is not null && !task.Task.IsCompleted)
+            await Task.WhenAny(task.Task, stdoutClosed, _exitSeenTask).ConfigureAwait(false);
+            if (!task.Task.IsCompleted)
             {
-                // Its stdout is closed: it is ending. CliWrap's task ends once the process has exited and its pipes are closed,
-                // and a process it started with its stderr (a command given its parent's stderr) holds that open: what it left
-                // running is ended at its own exit, not at its pipes' close, which would otherwise wait for that process. (Its
-                // exit is waited for only now: a wait registered for every idle process would cost each a thread pool wait.)
-                await Task.WhenAny(task.Task, _process.WaitForExitAsync()).ConfigureAwait(false);
-                _exitSeen = _process.HasExited;
+                // It has exited, or its stdout is closed (it is ending). CliWrap's task ends once the process has exited and its
+                // pipes are closed, and a process it started with its stdout or stderr (a command given its parent's) holds them
+                // open: what it left running is ended at its own exit, not at its pipes' close, which would wait for that process.
+                await Task.WhenAny(task.Task, _exitSeenTask).ConfigureAwait(false);
+                _exitSeen = _exitSeenTask.IsCompleted;
                 _exitCode = ExitCodeOf(_started);
                 await EndWhatItLeft().ConfigureAwait(false);
                 ended = true;
@@ -218,8 +216,8 @@ public sealed class CliProcess
         catch (OperationCanceledException)
         {
             // Its pipes given up once it had exited (its own exit code, read then), or killed by CliWrap's cancellation (SIGKILL
-            // to its tree; the Process this object looked up cannot read an exit code: it did not start it).
-            _exitSeen = _process is null || _process.HasExited;
+            // to its tree).
+            _exitSeen = _exitSeenTask.IsCompleted;
             return _exitCode ?? 128 + Posix.SigKill;
         }
         finally
@@ -227,15 +225,14 @@ public sealed class CliProcess
             _stdin.Writer.TryComplete();
             if (!ended)
                 await EndWhatItLeft().ConfigureAwait(false);
-            _process?.Dispose();
         }
     }
 
-    private static int? ExitCodeOf(Process? started)
+    private static int? ExitCodeOf(Process started)
     {
         try
         {
-            return started is { HasExited: true } ? started.ExitCode : null;
+            return started.HasExited ? started.ExitCode : null;
         }
         catch (InvalidOperationException)
         {

@@ -52,5 +52,20 @@ public sealed class CliProcessSpecs : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_cli_that_exits_while_a_command_of_its_group_holds_its_stdout_is_seen_to_exit_and_the_command_is_ended()
+    {
+        var cli = CliProcess.Start(new ProcessLaunch("sh", ["-c", "sleep 600 & exit 3"], new Dictionary<string, string?>(), _dir, 1 << 20),
+            _ => { }, _ => { }, _ => { });
+
+        Assert.Equal(3, await cli.Exited.WaitAsync(Timeout)); // was: not before the sleep ended, its stdout held open
+        var deadline = DateTime.UtcNow + Timeout;
+        while (Posix.GroupExists(cli.ProcessId))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the command holding its stdout outlived it");
+            await Task.Delay(20);
+        }
+    }
+
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 }
