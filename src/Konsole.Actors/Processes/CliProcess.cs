@@ -29,15 +29,15 @@ public sealed class CliProcess
     private readonly Channel<byte[]> _stdin;
     private readonly CancellationTokenSource _kill;
     private readonly Process _started; // CliWrap's, which started it: the one that can read its exit code (until CliWrap lets it go)
-    private readonly Task _exitSeenTask; // the process has exited, whatever its pipes
+    // The process has exited, whatever its pipes (its output may still be on its way): its pid may be another's now.
+    private readonly Task _processExited;
     private int? _exitCode; // read as its exit was seen, before its pipes closed
-    private volatile bool _exitSeen; // the process has exited (its output may still be on its way): its pid may be another's now
 
     private CliProcess(Channel<byte[]> stdin, CancellationTokenSource kill, CommandTask<CommandResult> task, Process started, Task exited,
         bool ownGroup, string? mark, Task firstOutput, Task stdoutClosed)
     {
         _started = started;
-        _exitSeenTask = exited;
+        _processExited = exited;
         FirstOutput = firstOutput;
         Mark = mark;
         _stdin = stdin;
@@ -130,6 +130,7 @@ public sealed class CliProcess
         {
             process.StartInfo.Environment.Clear();
             started = process;
+            // Added before CliWrap's own (as it starts waiting for the exit), so it runs first: done by the time CliWrap's task ends.
             process.Exited += (_, _) => exited.TrySetResult();
         }, kill.Token);
         if (started!.HasExited) // a safeguard: an exit before the handler was added
@@ -154,7 +155,7 @@ public sealed class CliProcess
         CloseInput();
         if (await ExitsWithin(grace).ConfigureAwait(false))
             return;
-        if (!HasExited && !_exitSeen)
+        if (!HasExited && !_processExited.IsCompleted)
             Posix.Signal(ProcessId, Posix.SigTerm, OwnGroup);
         if (await ExitsWithin(TimeSpan.FromSeconds(2)).ConfigureAwait(false))
             return;
@@ -170,7 +171,7 @@ public sealed class CliProcess
     public Task Kill() => Task.Run(() =>
     {
         CancelCommand();
-        if (OwnGroup && !HasExited && !_exitSeen)
+        if (OwnGroup && !HasExited && !_processExited.IsCompleted)
             Posix.Signal(ProcessId, Posix.SigKill, group: true);
     });
 
@@ -195,14 +196,13 @@ public sealed class CliProcess
         var ended = false;
         try
         {
-            await Task.WhenAny(task.Task, stdoutClosed, _exitSeenTask).ConfigureAwait(false);
+            await Task.WhenAny(task.Task, stdoutClosed, _processExited).ConfigureAwait(false);
             if (!task.Task.IsCompleted)
             {
                 // It has exited, or its stdout is closed (it is ending). CliWrap's task ends once the process has exited and its
                 // pipes are closed, and a process it started with its stdout or stderr (a command given its parent's) holds them
                 // open: what it left running is ended at its own exit, not at its pipes' close, which would wait for that process.
-                await Task.WhenAny(task.Task, _exitSeenTask).ConfigureAwait(false);
-                _exitSeen = _exitSeenTask.IsCompleted;
+                await Task.WhenAny(task.Task, _processExited).ConfigureAwait(false);
                 _exitCode = ExitCodeOf(_started);
                 await EndWhatItLeft().ConfigureAwait(false);
                 ended = true;
@@ -210,14 +210,12 @@ public sealed class CliProcess
                     CancelCommand(); // its pipes are given up: what a reader still waits for is not coming
             }
             var result = await task.ConfigureAwait(false);
-            _exitSeen = true; // CliWrap's task ends once the process has exited: its pid may be another's from now on
             return result.ExitCode;
         }
         catch (OperationCanceledException)
         {
             // Its pipes given up once it had exited (its own exit code, read then), or killed by CliWrap's cancellation (SIGKILL
             // to its tree).
-            _exitSeen = _exitSeenTask.IsCompleted;
             return _exitCode ?? 128 + Posix.SigKill;
         }
         finally

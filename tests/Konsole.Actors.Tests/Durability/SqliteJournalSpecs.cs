@@ -200,8 +200,7 @@ public sealed class SqliteJournalSpecs : IDisposable
     /// <summary>Runs <paramref name="sql"/> on a connection of its own; returns the first column of the rows it gives.</summary>
     private List<string> OnDatabase(string sql)
     {
-        using var connection = new SqliteConnection(_settings.ConnectionString + ";Pooling=false");
-        connection.Open();
+        using var connection = Connect(_settings);
         using var command = connection.CreateCommand();
         command.CommandText = sql;
         using var reader = command.ExecuteReader();

@@ -25,12 +25,7 @@ public sealed class CliProcessSpecs : IDisposable
         Assert.True(cli.HasExited);
         Assert.True(File.Exists(termed), "no SIGTERM reached it after its input closed");
         Assert.Equal(endsAtSigterm ? 0 : 137, await cli.Exited); // 137: SIGKILL
-        var deadline = DateTime.UtcNow + Timeout;
-        while (Posix.GroupExists(cli.ProcessId)) // signalled: gone once the kernel has ended it and its new parent reaped it
-        {
-            Assert.True(DateTime.UtcNow < deadline, "a command of its group outlived it");
-            await Task.Delay(20);
-        }
+        await GroupGoneAsync(cli, "a command of its group outlived it");
     }
 
     [Fact]
@@ -59,10 +54,16 @@ public sealed class CliProcessSpecs : IDisposable
             _ => { }, _ => { }, _ => { });
 
         Assert.Equal(3, await cli.Exited.WaitAsync(Timeout)); // was: not before the sleep ended, its stdout held open
+        await GroupGoneAsync(cli, "the command holding its stdout outlived it");
+    }
+
+    /// <summary>Signalled, its group is gone once the kernel has ended its members and their new parent has reaped them.</summary>
+    private static async Task GroupGoneAsync(CliProcess cli, string otherwise)
+    {
         var deadline = DateTime.UtcNow + Timeout;
         while (Posix.GroupExists(cli.ProcessId))
         {
-            Assert.True(DateTime.UtcNow < deadline, "the command holding its stdout outlived it");
+            Assert.True(DateTime.UtcNow < deadline, otherwise);
             await Task.Delay(20);
         }
     }
